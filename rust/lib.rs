@@ -1,0 +1,41 @@
+//! # memres: memory resources for Rust and C++
+//!
+//! memres is a set of allocators that Rust uses through allocator-api2's
+//! [`Allocator`](allocator_api2::alloc::Allocator) and C++ uses as
+//! `std::pmr::memory_resource` (through the `memres-cxx` bridge crate and
+//! `<memres/memres.hpp>`). One Rust core serves both languages.
+//!
+//! | resource | Rust | C++ |
+//! |---|---|---|
+//! | monotonic (bump) arena | [`Monotonic`] | `memres::monotonic_buffer_resource` |
+//!
+//! Every resource implements [`MemoryResource`], the pmr-shaped trait, and takes
+//! an *upstream* resource to get its memory from, so resources chain as in
+//! `std::pmr`. The default upstream is [`Global`], the program's global allocator.
+//!
+//! ```
+//! use allocator_api2::vec::Vec;
+//! use memres::Monotonic;
+//!
+//! let mut arena = Monotonic::new();
+//! for request in 0..3 {
+//!     let mut v = Vec::new_in(&arena);
+//!     v.extend(0..100 * request);
+//!     assert_eq!(v.len(), 100 * request);
+//!     drop(v);
+//!     arena.reset(); // keeps the memory for the next request
+//! }
+//! ```
+//!
+//! ## Layers
+//! `resource` (the trait and the system upstreams) → `monotonic` (a resource).
+//! A lower layer never names a higher one; see `ARCHITECTURE.md`.
+#![cfg_attr(feature = "nightly", feature(allocator_api))]
+#![warn(missing_docs)]
+
+mod monotonic;
+mod resource;
+
+pub use allocator_api2::alloc::{AllocError, Allocator, Global};
+pub use monotonic::{BumpState, Checkpoint, Monotonic, MonotonicStats};
+pub use resource::MemoryResource;

@@ -1,0 +1,769 @@
+//! The monotonic (bump) arena: [`Monotonic`].
+//!
+//! # What it owns
+//! - the chunks it got from its upstream, each in exactly one of two lists:
+//!   `used` (holding this cycle's allocations, newest first) and `spare`
+//!   (kept by [`reset`](Monotonic::reset) or a rewind, free for reuse,
+//!   largest first);
+//! - nothing of the caller's buffer but the right to write it while the
+//!   arena lives (the `'buf` lifetime).
+//!
+//! # Invariants
+//! - `start <= cursor <= end`, all three in one *region*: the caller's
+//!   buffer, the data of the `current` chunk (which is in `used`), or the
+//!   empty region (an aligned dangling address, so `cursor` is never null);
+//! - bytes in `[cursor, end)` are not part of any live allocation; live
+//!   allocations lie in `[start, cursor)` of the region or in other `used`
+//!   chunks (or the buffer, when it is not the region);
+//! - `used_bytes == retired + (cursor - start)`, where `retired` counts the
+//!   bytes handed out from regions other than the current one this cycle;
+//! - `held` is the sum of the layouts' sizes of all chunks in both lists.
+//!
+//! # Who may free what
+//! Nothing is freed one by one: `deallocate` of the most recent allocation
+//! moves `cursor` back (so a `Vec` that is pushed to and popped from the end
+//! reuses its bytes), any other `deallocate` does nothing. Memory goes back
+//! to upstream only in [`release`](Monotonic::release) and on drop; both take
+//! `self` by `&mut` or by value, so no borrowed allocation survives them.
+//!
+//! # Threads
+//! `Monotonic` is `Send` (when its upstream is) and not `Sync`: all state is
+//! in `Cell`s touched by one thread at a time.
+//!
+//! ```compile_fail
+//! fn shared<T: Sync>(_: &T) {}
+//! shared(&memres::Monotonic::new()); // not Sync
+//! ```
+
+mod chunk;
+
+use core::alloc::Layout;
+use core::cell::Cell;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use allocator_api2::alloc::{AllocError, Allocator, Global};
+
+use self::chunk::{CHUNK_ALIGN, Chunk, ChunkList, FOOTER_SIZE};
+use crate::resource::{MemoryResource, dangling_for};
+
+/// The default size of the first chunk, in bytes (std's libstdc++ uses 1 KiB too).
+const DEFAULT_INITIAL_SIZE: usize = 1024;
+/// The smallest chunk asked of upstream, so that growth from a tiny
+/// initial size does not crawl.
+const MIN_CHUNK_SIZE: usize = 256;
+/// Geometric growth stops at this chunk size.
+const MAX_CHUNK_SIZE: usize = 64 << 20;
+
+/// The cursor and the end of the region the arena bumps in.
+///
+/// `#[repr(C)]` so that code in another language can run the allocation fast
+/// path inline: `<memres/memres.hpp>` reads both pointers and moves `cursor`
+/// forward, calling into Rust only when the region is exhausted. Such code
+/// must run on the thread that owns the arena, may only move `cursor` forward
+/// within `[cursor, end]`, and must never write `end`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct BumpState {
+    cursor: Cell<*mut u8>,
+    end: Cell<*mut u8>,
+}
+
+/// A position in an arena, to [`rewind`](Monotonic::rewind) to.
+///
+/// Made by [`Monotonic::checkpoint`]. A checkpoint is only good for the arena
+/// that made it, until that arena is reset or released, and only while the
+/// arena has not been rewound to a point before it.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint {
+    epoch: u64,
+    head: Option<Chunk>,
+    current: Option<Chunk>,
+    start: *mut u8,
+    cursor: *mut u8,
+    end: *mut u8,
+    retired: usize,
+}
+
+/// What an arena holds and has done, from [`Monotonic::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MonotonicStats {
+    /// Bytes handed out since the last reset or release, counting alignment
+    /// padding (rolled-back allocations are not counted).
+    pub used: usize,
+    /// Bytes held from upstream (used and spare chunks; not the caller's buffer).
+    pub held: usize,
+    /// Chunks held from upstream.
+    pub chunks: usize,
+    /// Calls to upstream `allocate` that succeeded, over the arena's life.
+    pub upstream_allocs: u64,
+    /// Calls to upstream `deallocate`, over the arena's life.
+    pub upstream_frees: u64,
+}
+
+/// A monotonic (bump) arena: allocation is a pointer bump, freeing is a no-op,
+/// and everything goes at once.
+///
+/// It is the Rust core of C++'s `memres::monotonic_buffer_resource`, and the
+/// same object can serve Rust and C++ code at once.
+///
+/// - Memory comes from an upstream [`MemoryResource`] (default [`Global`]) in
+///   chunks that grow by a factor of 2 up to 64 MiB; a request larger than
+///   the next chunk gets a chunk of its own. Each chunk spends 32 bytes (on
+///   64-bit targets) on a footer at its end.
+/// - [`deallocate`](Self::deallocate) of the most recent allocation rolls the
+///   cursor back; growing or shrinking it happens in place.
+/// - [`reset`](Self::reset) rewinds to empty and keeps every chunk, so a loop
+///   that serves one request per cycle stops calling upstream after warm-up;
+///   [`release`](Self::release) gives all chunks back.
+/// - [`checkpoint`](Self::checkpoint)/[`rewind`](Self::rewind) and
+///   [`scope`](Self::scope) free what a nested phase allocated.
+/// - An optional [budget](Self::set_budget) caps the bytes taken from upstream.
+///
+/// # Examples
+///
+/// Collections from allocator-api2 (and hashbrown) take `&Monotonic`:
+///
+/// ```
+/// use allocator_api2::{boxed::Box, vec::Vec};
+/// use memres::Monotonic;
+///
+/// let arena = Monotonic::new();
+/// let mut names = Vec::new_in(&arena);
+/// names.push("ada");
+/// names.push("grace");
+/// let answer = Box::new_in(42_u64, &arena);
+/// assert_eq!(*answer, 42);
+/// assert_eq!(names.len(), 2);
+/// ```
+///
+/// The borrow checker keeps `reset` from running while allocations live:
+///
+/// ```compile_fail
+/// use allocator_api2::vec::Vec;
+/// let mut arena = memres::Monotonic::new();
+/// let v: Vec<u8, _> = Vec::with_capacity_in(8, &arena);
+/// arena.reset(); // Not okay! `v` still points into the arena.
+/// drop(v);
+/// ```
+///
+/// An arena over a buffer on the stack takes no upstream memory until the
+/// buffer runs out:
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// use allocator_api2::vec::Vec;
+/// use memres::Monotonic;
+///
+/// let mut buffer = [MaybeUninit::<u8>::uninit(); 4096];
+/// let arena = Monotonic::with_buffer(&mut buffer);
+/// let v: Vec<u32, _> = Vec::with_capacity_in(100, &arena);
+/// assert_eq!(arena.stats().held, 0);
+/// # drop(v);
+/// ```
+pub struct Monotonic<'buf, U: MemoryResource = Global> {
+    /// First field: the C++ fast path reaches it through [`Self::bump_state`].
+    bump: BumpState,
+    /// Start of the current region.
+    start: Cell<*mut u8>,
+    /// The chunk holding the current region; `None` for the buffer or the
+    /// empty region.
+    current: Cell<Option<Chunk>>,
+    /// Chunks holding this cycle's allocations, newest first.
+    used: ChunkList,
+    /// Chunks free for reuse.
+    spare: ChunkList,
+    /// Bytes handed out this cycle from regions other than the current one.
+    retired: Cell<usize>,
+    /// Size of the next chunk asked of upstream.
+    next_size: Cell<usize>,
+    /// What `next_size` starts from after `release`.
+    initial_size: usize,
+    /// The caller's buffer, used first and again after `reset`/`release`.
+    buffer: Option<(NonNull<u8>, usize)>,
+    /// The most bytes `held` may reach.
+    budget: Cell<usize>,
+    held: Cell<usize>,
+    chunks: Cell<usize>,
+    upstream_allocs: Cell<u64>,
+    upstream_frees: Cell<u64>,
+    /// Names this arena's current cycle, for checkpoints; unique process-wide.
+    epoch: Cell<u64>,
+    upstream: U,
+    _buffer: PhantomData<&'buf mut [MaybeUninit<u8>]>,
+}
+
+// SAFETY: the arena exclusively owns its chunks and the right to write the
+// caller's buffer (a `&mut` borrow, which is `Send`); nothing in it is tied
+// to a thread, so it may move to another thread along with its upstream.
+unsafe impl<U: MemoryResource + Send> Send for Monotonic<'_, U> {}
+
+/// A process-wide source of epochs, so that a checkpoint can never match an
+/// arena (or cycle) that did not make it.
+fn fresh_epoch() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The address every empty region points at: non-null, never dereferenced.
+fn empty_region() -> *mut u8 {
+    ptr::without_provenance_mut(CHUNK_ALIGN)
+}
+
+impl Monotonic<'static, Global> {
+    /// An empty arena over the global allocator. Allocates nothing yet.
+    ///
+    /// ```
+    /// let arena = memres::Monotonic::new();
+    /// assert_eq!(arena.stats().chunks, 0);
+    /// ```
+    pub fn new() -> Self {
+        Self::new_in(Global)
+    }
+
+    /// An arena whose first chunk, of `bytes` bytes, is allocated now.
+    ///
+    /// # Panics
+    /// If the global allocator cannot provide the chunk.
+    ///
+    /// ```
+    /// let arena = memres::Monotonic::with_capacity(64 << 10);
+    /// assert!(arena.stats().held >= 64 << 10);
+    /// ```
+    pub fn with_capacity(bytes: usize) -> Self {
+        match Self::try_with_capacity_in(bytes, Global) {
+            Ok(arena) => arena,
+            Err(AllocError) => panic!("memres: Monotonic::with_capacity({bytes}) could not get its first chunk"),
+        }
+    }
+}
+
+impl Default for Monotonic<'static, Global> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'buf> Monotonic<'buf, Global> {
+    /// An arena that serves from `buffer` first, then from the global allocator.
+    pub fn with_buffer(buffer: &'buf mut [MaybeUninit<u8>]) -> Self {
+        Self::with_buffer_in(buffer, Global)
+    }
+}
+
+impl<U: MemoryResource> Monotonic<'static, U> {
+    /// An empty arena over `upstream`. Allocates nothing yet.
+    ///
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    /// use memres::Monotonic;
+    ///
+    /// let parent = Monotonic::new();
+    /// let child = Monotonic::new_in(&parent); // chunks come from `parent`
+    /// let v: Vec<u8, _> = Vec::with_capacity_in(10, &child);
+    /// assert_eq!(parent.stats().chunks, 1);
+    /// # drop(v);
+    /// ```
+    pub fn new_in(upstream: U) -> Self {
+        Self::with_initial_size_in(DEFAULT_INITIAL_SIZE, upstream)
+    }
+
+    /// An empty arena whose first chunk, when it is needed, will have `bytes`
+    /// bytes (as std's `initial_size`; zero means the default of 1 KiB).
+    pub fn with_initial_size_in(bytes: usize, upstream: U) -> Self {
+        Self::from_parts(None, bytes, upstream)
+    }
+
+    /// An arena whose first chunk, of `bytes` bytes, is taken from `upstream` now.
+    ///
+    /// # Errors
+    /// `AllocError` if upstream fails (or `bytes` is too large for a layout).
+    pub fn try_with_capacity_in(bytes: usize, upstream: U) -> Result<Self, AllocError> {
+        let arena = Self::with_initial_size_in(bytes, upstream);
+        let data = bytes.saturating_sub(FOOTER_SIZE).max(1);
+        let chunk = arena.acquire_chunk(data, 1)?;
+        arena.used.push(chunk);
+        arena.enter(Some(chunk), chunk.base(), chunk.data_end());
+        Ok(arena)
+    }
+}
+
+impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
+    /// An arena that serves from `buffer` first, then from `upstream`.
+    ///
+    /// The first chunk is twice the buffer's size. The buffer is used again
+    /// after [`reset`](Self::reset) and [`release`](Self::release).
+    pub fn with_buffer_in(buffer: &'buf mut [MaybeUninit<u8>], upstream: U) -> Self {
+        let len = buffer.len();
+        let ptr = NonNull::new(buffer.as_mut_ptr().cast::<u8>()).unwrap_or(NonNull::dangling());
+        // A zero-length buffer is no buffer.
+        let buffer = (len > 0).then_some((ptr, len));
+        Self::from_parts(buffer, len.saturating_mul(2), upstream)
+    }
+
+    /// An arena over a buffer given as a raw pointer, for foreign callers.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reads and writes of `len` bytes for `'buf`,
+    /// and not be accessed otherwise while the arena lives.
+    pub unsafe fn from_raw_buffer_in(ptr: NonNull<u8>, len: usize, upstream: U) -> Self {
+        // SAFETY: the caller guarantees exclusive access to `len` bytes for 'buf.
+        let buffer = unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr().cast::<MaybeUninit<u8>>(), len) };
+        Self::with_buffer_in(buffer, upstream)
+    }
+
+    fn from_parts(buffer: Option<(NonNull<u8>, usize)>, initial_size: usize, upstream: U) -> Self {
+        let initial_size = if initial_size == 0 { DEFAULT_INITIAL_SIZE } else { initial_size };
+        let arena = Monotonic {
+            bump: BumpState { cursor: Cell::new(empty_region()), end: Cell::new(empty_region()) },
+            start: Cell::new(empty_region()),
+            current: Cell::new(None),
+            used: ChunkList::default(),
+            spare: ChunkList::default(),
+            retired: Cell::new(0),
+            next_size: Cell::new(initial_size.clamp(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)),
+            initial_size,
+            buffer,
+            budget: Cell::new(usize::MAX),
+            held: Cell::new(0),
+            chunks: Cell::new(0),
+            upstream_allocs: Cell::new(0),
+            upstream_frees: Cell::new(0),
+            epoch: Cell::new(fresh_epoch()),
+            upstream,
+            _buffer: PhantomData,
+        };
+        arena.enter_first_region();
+        arena
+    }
+
+    /// The upstream resource chunks come from.
+    pub fn upstream(&self) -> &U {
+        &self.upstream
+    }
+
+    /// The cursor/end pair a foreign fast path may bump; see [`BumpState`].
+    ///
+    /// The pointer is valid while the arena is neither moved nor dropped.
+    pub fn bump_state(&self) -> NonNull<BumpState> {
+        NonNull::from(&self.bump)
+    }
+
+    /// Allocates a block for `layout`.
+    ///
+    /// A zero-size request returns an aligned pointer and consumes nothing.
+    ///
+    /// # Errors
+    /// `AllocError` if upstream fails or the budget would be exceeded; the
+    /// arena stays usable.
+    #[inline]
+    pub fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let ptr = match self.try_bump(layout) {
+            Some(ptr) => ptr,
+            None => self.allocate_slow(layout)?,
+        };
+        Ok(NonNull::slice_from_raw_parts(ptr, layout.size()))
+    }
+
+    /// The fast path: bump within the current region, or `None`.
+    #[inline(always)]
+    fn try_bump(&self, layout: Layout) -> Option<NonNull<u8>> {
+        let cursor = self.bump.cursor.get();
+        let end = self.bump.end.get();
+        let addr = cursor.addr();
+        let pad = addr.wrapping_add(layout.align() - 1) & !(layout.align() - 1);
+        let pad = pad.wrapping_sub(addr);
+        // Invariant: cursor <= end, so this cannot underflow. A pad that
+        // wrapped around is >= 2^(N-1) and fails the check, since no region
+        // is that large.
+        let avail = end.addr() - addr;
+        if layout.size() <= avail && pad <= avail - layout.size() {
+            let ptr = cursor.wrapping_add(pad);
+            self.bump.cursor.set(ptr.wrapping_add(layout.size()));
+            // SAFETY: `cursor` is never null (the empty region has a non-null
+            // address) and `ptr` is within `[cursor, end]`, so it is non-null.
+            Some(unsafe { NonNull::new_unchecked(ptr) })
+        } else {
+            None
+        }
+    }
+
+    /// Takes a spare chunk or a new one from upstream and allocates from it.
+    #[cold]
+    #[inline(never)]
+    fn allocate_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(dangling_for(layout));
+        }
+        let chunk = match self.spare.take_first(|c| fits(c, layout)) {
+            Some(chunk) => chunk,
+            None => self.acquire_chunk(layout.size(), layout.align())?,
+        };
+        self.used.push(chunk);
+        let ptr = align_up(chunk.base(), layout.align());
+        let after = ptr.wrapping_add(layout.size());
+        // The chunk with more room left becomes the current one; on a tie the
+        // new one does, so that the block just made can grow in place.
+        let room = chunk.data_end().addr() - after.addr();
+        if room >= self.bump.end.get().addr() - self.bump.cursor.get().addr() {
+            self.retire_region();
+            self.enter(Some(chunk), chunk.base(), chunk.data_end());
+            self.bump.cursor.set(after);
+        } else {
+            self.retired.set(self.retired.get() + (after.addr() - chunk.base().addr()));
+        }
+        // SAFETY: `ptr` lies within a chunk's data, whose base is non-null.
+        Ok(unsafe { NonNull::new_unchecked(ptr) })
+    }
+
+    /// Asks upstream for a chunk with room for `data` bytes at `align`,
+    /// growing geometrically, within the budget.
+    fn acquire_chunk(&self, data: usize, align: usize) -> Result<Chunk, AllocError> {
+        let minimal = Chunk::layout_for(data, align).ok_or(AllocError)?;
+        let left = self.budget.get().saturating_sub(self.held.get());
+        if minimal.size() > left {
+            return Err(AllocError);
+        }
+        let next = self.next_size.get();
+        let preferred = if minimal.size() <= next {
+            // A geometric chunk, clipped to the budget.
+            Chunk::layout_for(next.min(left) - FOOTER_SIZE, align)
+                .filter(|l| l.size() <= left)
+                .unwrap_or(minimal)
+        } else {
+            minimal // a chunk of its own
+        };
+        let (block, layout) = match self.upstream.allocate(preferred) {
+            Ok(block) => (block, preferred),
+            // Retry with just what the request needs: an upstream that is
+            // nearly out may still have that.
+            Err(AllocError) if minimal.size() < preferred.size() => (self.upstream.allocate(minimal)?, minimal),
+            Err(AllocError) => return Err(AllocError),
+        };
+        if layout.size() <= next {
+            self.next_size.set(next.saturating_mul(2).min(MAX_CHUNK_SIZE));
+        }
+        self.held.set(self.held.get() + layout.size());
+        self.chunks.set(self.chunks.get() + 1);
+        self.upstream_allocs.set(self.upstream_allocs.get() + 1);
+        // SAFETY: upstream returned a block of at least `layout.size()` bytes
+        // aligned to `layout.align()`, and `layout` came from `layout_for`.
+        Ok(unsafe { Chunk::init(block.cast(), layout) })
+    }
+
+    /// Counts the current region's bytes as handed out, before leaving it.
+    fn retire_region(&self) {
+        let used = self.bump.cursor.get().addr() - self.start.get().addr();
+        self.retired.set(self.retired.get() + used);
+    }
+
+    /// Makes `[start, end)` the current region, empty.
+    fn enter(&self, current: Option<Chunk>, start: *mut u8, end: *mut u8) {
+        self.current.set(current);
+        self.start.set(start);
+        self.bump.cursor.set(start);
+        self.bump.end.set(end);
+    }
+
+    /// Enters the region a fresh cycle starts in: the buffer, else the
+    /// largest spare chunk, else the empty region.
+    fn enter_first_region(&self) {
+        if let Some((ptr, len)) = self.buffer {
+            self.enter(None, ptr.as_ptr(), ptr.as_ptr().wrapping_add(len));
+        } else if let Some(chunk) = self.spare.pop() {
+            self.used.push(chunk);
+            self.enter(Some(chunk), chunk.base(), chunk.data_end());
+        } else {
+            self.enter(None, empty_region(), empty_region());
+        }
+    }
+
+    /// Gives back a block. Only the most recent allocation is reclaimed (the
+    /// cursor moves back to it); any other block waits for reset or release.
+    ///
+    /// # Safety
+    /// `ptr` must denote a block allocated by this arena with `layout`, not
+    /// yet deallocated.
+    #[inline]
+    pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        let ptr = ptr.as_ptr();
+        // `ptr >= start` keeps a block of another region that happens to end
+        // where this region's cursor is from moving the cursor out of it.
+        if ptr.addr() >= self.start.get().addr() && ptr.wrapping_add(layout.size()) == self.bump.cursor.get() {
+            self.bump.cursor.set(ptr);
+        }
+    }
+
+    /// Is `[ptr, ptr + size)` the most recent allocation in the current region?
+    #[inline]
+    fn is_last(&self, ptr: *mut u8, size: usize) -> bool {
+        ptr.addr() >= self.start.get().addr() && ptr.wrapping_add(size) == self.bump.cursor.get()
+    }
+
+    /// Grows a block; in place when it is the most recent allocation and
+    /// there is room, else by allocate-copy-deallocate.
+    ///
+    /// # Safety
+    /// As [`Allocator::grow`]: `ptr` was allocated by this arena with `old`,
+    /// and `new.size() >= old.size()`.
+    ///
+    /// # Errors
+    /// `AllocError` if a new block is needed and cannot be had; the old block
+    /// is then untouched.
+    pub unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let p = ptr.as_ptr();
+        if p.addr() & (new.align() - 1) == 0
+            && self.is_last(p, old.size())
+            && new.size() <= self.bump.end.get().addr() - p.addr()
+        {
+            self.bump.cursor.set(p.wrapping_add(new.size()));
+            return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
+        }
+        let block = self.allocate(new)?;
+        // SAFETY: the new block is distinct from the old one (the old one is
+        // live) and both hold at least `old.size()` bytes.
+        unsafe {
+            ptr::copy_nonoverlapping(p, block.cast::<u8>().as_ptr(), old.size());
+            self.deallocate(ptr, old);
+        }
+        Ok(block)
+    }
+
+    /// Shrinks a block in place (giving the tail back if it is the most recent
+    /// allocation), unless `new` needs a stricter alignment than `ptr` has.
+    ///
+    /// # Safety
+    /// As [`Allocator::shrink`]: `ptr` was allocated by this arena with `old`,
+    /// and `new.size() <= old.size()`.
+    ///
+    /// # Errors
+    /// `AllocError` if a new block is needed and cannot be had.
+    pub unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let p = ptr.as_ptr();
+        if p.addr() & (new.align() - 1) == 0 {
+            if self.is_last(p, old.size()) {
+                self.bump.cursor.set(p.wrapping_add(new.size()));
+            }
+            return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
+        }
+        let block = self.allocate(new)?;
+        // SAFETY: distinct live blocks, the new one holds `new.size()` bytes.
+        unsafe { ptr::copy_nonoverlapping(p, block.cast::<u8>().as_ptr(), new.size()) };
+        Ok(block)
+    }
+
+    /// Rewinds to empty and keeps every chunk for reuse: the next cycle
+    /// starts in the buffer (if any), then uses the chunks largest first, so
+    /// that every cycle after warm-up meets them in the same order.
+    ///
+    /// ```
+    /// let mut arena = memres::Monotonic::new();
+    /// for _ in 0..10 {
+    ///     let v = allocator_api2::vec::Vec::<u8, _>::with_capacity_in(4000, &arena);
+    ///     drop(v);
+    ///     arena.reset();
+    /// }
+    /// assert_eq!(arena.stats().upstream_allocs, 1);
+    /// ```
+    pub fn reset(&mut self) {
+        while let Some(chunk) = self.used.pop() {
+            self.spare.insert_by_capacity(chunk);
+        }
+        self.retired.set(0);
+        self.epoch.set(fresh_epoch());
+        self.enter_first_region();
+    }
+
+    /// Gives every chunk back to upstream; the arena starts over as new
+    /// (with its buffer, and the first chunk size it was made with).
+    pub fn release(&mut self) {
+        self.free_all_chunks();
+        self.retired.set(0);
+        self.next_size.set(self.initial_size.clamp(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE));
+        self.epoch.set(fresh_epoch());
+        self.enter_first_region();
+    }
+
+    fn free_all_chunks(&self) {
+        self.used.prepend_to(&self.spare);
+        while let Some(chunk) = self.spare.pop() {
+            let layout = chunk.layout();
+            // SAFETY: the chunk's block came from `self.upstream` with this
+            // layout, and no allocation in it outlives `&mut self`/drop.
+            unsafe { self.upstream.deallocate(NonNull::new_unchecked(chunk.base()), layout) };
+            self.held.set(self.held.get() - layout.size());
+            self.chunks.set(self.chunks.get() - 1);
+            self.upstream_frees.set(self.upstream_frees.get() + 1);
+        }
+        self.current.set(None);
+    }
+
+    /// The arena's current position, to [`rewind`](Self::rewind) to later.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            epoch: self.epoch.get(),
+            head: self.used.head(),
+            current: self.current.get(),
+            start: self.start.get(),
+            cursor: self.bump.cursor.get(),
+            end: self.bump.end.get(),
+            retired: self.retired.get(),
+        }
+    }
+
+    /// Frees everything allocated since `checkpoint`; chunks taken since then
+    /// become spare.
+    ///
+    /// # Panics
+    /// If `checkpoint` was made by another arena, before a reset or release,
+    /// or after a position this arena has since been rewound past.
+    ///
+    /// ```
+    /// let mut arena = memres::Monotonic::new();
+    /// let before = arena.checkpoint();
+    /// let _ = arena.allocate(core::alloc::Layout::new::<[u8; 100]>());
+    /// arena.rewind(before);
+    /// assert_eq!(arena.stats().used, 0);
+    /// ```
+    pub fn rewind(&mut self, checkpoint: Checkpoint) {
+        assert!(
+            checkpoint.epoch == self.epoch.get(),
+            "memres: Monotonic::rewind with a checkpoint from another arena, or from before a reset or release"
+        );
+        let in_list = checkpoint.head.is_none_or(|head| self.used.contains(head));
+        let ahead = checkpoint.start == self.start.get() && checkpoint.cursor > self.bump.cursor.get();
+        assert!(
+            in_list && !ahead,
+            "memres: Monotonic::rewind with a checkpoint taken after a point the arena was rewound to"
+        );
+        while self.used.head() != checkpoint.head {
+            let chunk = self.used.pop().expect("checked above: the checkpoint's head is in the list");
+            self.spare.insert_by_capacity(chunk);
+        }
+        self.current.set(checkpoint.current);
+        self.start.set(checkpoint.start);
+        self.bump.cursor.set(checkpoint.cursor);
+        self.bump.end.set(checkpoint.end);
+        self.retired.set(checkpoint.retired);
+    }
+
+    /// Runs `f` on the arena, then frees what it allocated. Nothing that
+    /// borrows the arena can escape `f`.
+    ///
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    /// let mut arena = memres::Monotonic::new();
+    /// let sum = arena.scope(|a| {
+    ///     let v: Vec<u64, _> = (1..=10).fold(Vec::new_in(a), |mut v, x| { v.push(x); v });
+    ///     v.iter().sum::<u64>()
+    /// });
+    /// assert_eq!(sum, 55);
+    /// assert_eq!(arena.stats().used, 0);
+    /// ```
+    pub fn scope<R>(&mut self, f: impl FnOnce(&Self) -> R) -> R {
+        let checkpoint = self.checkpoint();
+        let result = f(self);
+        self.rewind(checkpoint);
+        result
+    }
+
+    /// Caps the bytes the arena may hold from upstream (`None`: no cap).
+    /// Past the cap, allocation fails with `AllocError`; memory already held,
+    /// including spare chunks, stays usable. The fast path pays nothing.
+    ///
+    /// ```
+    /// use core::alloc::Layout;
+    /// let arena = memres::Monotonic::new();
+    /// arena.set_budget(Some(8 << 10));
+    /// assert!(arena.allocate(Layout::from_size_align(4 << 10, 8).unwrap()).is_ok());
+    /// assert!(arena.allocate(Layout::from_size_align(16 << 10, 8).unwrap()).is_err());
+    /// ```
+    pub fn set_budget(&self, bytes: Option<usize>) {
+        self.budget.set(bytes.unwrap_or(usize::MAX));
+    }
+
+    /// The cap set by [`set_budget`](Self::set_budget).
+    pub fn budget(&self) -> Option<usize> {
+        Some(self.budget.get()).filter(|&b| b != usize::MAX)
+    }
+
+    /// What the arena holds and has done.
+    pub fn stats(&self) -> MonotonicStats {
+        MonotonicStats {
+            used: self.retired.get() + (self.bump.cursor.get().addr() - self.start.get().addr()),
+            held: self.held.get(),
+            chunks: self.chunks.get(),
+            upstream_allocs: self.upstream_allocs.get(),
+            upstream_frees: self.upstream_frees.get(),
+        }
+    }
+}
+
+/// Does `layout` fit at the start of `chunk`'s data?
+fn fits(chunk: Chunk, layout: Layout) -> bool {
+    let pad = align_up(chunk.base(), layout.align()).addr().wrapping_sub(chunk.base().addr());
+    pad < layout.align() && layout.size() <= chunk.capacity().saturating_sub(pad)
+}
+
+fn align_up(ptr: *mut u8, align: usize) -> *mut u8 {
+    let addr = ptr.addr();
+    ptr.wrapping_add((addr.wrapping_add(align - 1) & !(align - 1)).wrapping_sub(addr))
+}
+
+impl<U: MemoryResource> Drop for Monotonic<'_, U> {
+    fn drop(&mut self) {
+        self.free_all_chunks();
+    }
+}
+
+impl<U: MemoryResource + core::fmt::Debug> core::fmt::Debug for Monotonic<'_, U> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Monotonic").field("stats", &self.stats()).field("upstream", &self.upstream).finish()
+    }
+}
+
+// SAFETY: blocks are carved from chunks the arena owns (or the caller's
+// buffer), never overlap while live (the cursor only moves back over the
+// most recent block when it is freed), and stay valid until reset, release
+// or drop, which all need `&mut self` or ownership.
+unsafe impl<U: MemoryResource> MemoryResource for Monotonic<'_, U> {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        Monotonic::allocate(self, layout)
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { Monotonic::deallocate(self, ptr, layout) }
+    }
+}
+
+// SAFETY: as for `MemoryResource` above; `grow` and `shrink` keep the
+// contents (in place, or copied before the old block is given back).
+unsafe impl<U: MemoryResource> Allocator for &Monotonic<'_, U> {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        Monotonic::allocate(self, layout)
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { Monotonic::deallocate(self, ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded contract.
+        unsafe { Monotonic::grow(self, ptr, old, new) }
+    }
+
+    #[inline]
+    unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded contract.
+        unsafe { Monotonic::shrink(self, ptr, old, new) }
+    }
+}

@@ -1,0 +1,55 @@
+//! allocator-api2 and hashbrown collections in the arena.
+
+use allocator_api2::{boxed::Box, vec::Vec};
+use memres::Monotonic;
+
+#[test]
+fn vec_of_boxed_byte_strings() {
+    let arena = Monotonic::new();
+    let mut words: Vec<Box<[u8], &Monotonic>, _> = Vec::new_in(&arena);
+    for i in 0..500 {
+        let mut s = Vec::new_in(&arena);
+        s.extend_from_slice(b"word-");
+        s.extend_from_slice(i.to_string().as_bytes());
+        words.push(s.into_boxed_slice());
+    }
+    assert_eq!(&*words[123], b"word-123");
+    assert_eq!(words.iter().map(|w| w.len()).sum::<usize>(), 5 * 500 + 10 + 90 * 2 + 400 * 3);
+}
+
+#[test]
+fn hashbrown_map_in_the_arena() {
+    let arena = Monotonic::new();
+    let mut map = hashbrown::HashMap::new_in(&arena);
+    for i in 0..10_000u32 {
+        map.insert(i, i * 2);
+    }
+    for i in (0..10_000u32).step_by(3) {
+        map.remove(&i);
+    }
+    assert_eq!(map.len(), 6666);
+    assert_eq!(map.get(&5), Some(&10));
+    assert!(arena.stats().used > 10_000 * 8);
+}
+
+#[test]
+fn nested_collections_with_reset_between_requests() {
+    let mut arena = Monotonic::new();
+    let mut warm_held = 0;
+    for request in 0..5 {
+        {
+            let mut rows: Vec<Vec<u32, &Monotonic>, _> = Vec::new_in(&arena);
+            for r in 0..100 {
+                let mut row = Vec::new_in(&arena);
+                row.extend((0..r).map(|c| c * request));
+                rows.push(row);
+            }
+            assert_eq!(rows[99][98], 98 * request);
+        }
+        if request == 1 {
+            warm_held = arena.stats().held;
+        }
+        arena.reset();
+    }
+    assert_eq!(arena.stats().held, warm_held, "no growth after warm-up");
+}

@@ -1,0 +1,151 @@
+//! reset, release, checkpoints, scopes, the caller's buffer and drop.
+
+use core::alloc::Layout;
+use core::mem::MaybeUninit;
+
+use memres::Monotonic;
+
+use crate::support::{Blocks, Tracking};
+
+fn fill(arena: &Monotonic<'_, &Tracking>, bytes: usize) {
+    let layout = Layout::from_size_align(64, 16).unwrap();
+    for _ in 0..bytes / 64 {
+        arena.allocate(layout).unwrap();
+    }
+}
+
+#[test]
+fn reset_keeps_memory_and_stops_upstream_calls() {
+    let upstream = Tracking::new();
+    let mut arena = Monotonic::new_in(&upstream);
+    fill(&arena, 100_000);
+    let after_first = upstream.allocs.get();
+    for _ in 0..20 {
+        arena.reset();
+        assert_eq!(arena.stats().used, 0);
+        fill(&arena, 100_000);
+    }
+    assert_eq!(upstream.allocs.get(), after_first, "no upstream calls after warm-up");
+    assert_eq!(upstream.frees.get(), 0);
+}
+
+#[test]
+fn reset_on_an_empty_arena_is_harmless() {
+    let upstream = Tracking::new();
+    let mut arena = Monotonic::new_in(&upstream);
+    arena.reset();
+    arena.reset();
+    assert_eq!(arena.stats().chunks, 0);
+    fill(&arena, 1000);
+    assert_eq!(arena.stats().used, 1000 / 64 * 64);
+}
+
+#[test]
+fn release_returns_everything_and_starts_over() {
+    let upstream = Tracking::new();
+    let mut arena = Monotonic::new_in(&upstream);
+    fill(&arena, 100_000);
+    arena.release();
+    assert_eq!(upstream.live_blocks(), 0);
+    assert_eq!(arena.stats().held, 0);
+    arena.release(); // twice is fine
+    fill(&arena, 100_000);
+    assert!(upstream.live_blocks() > 0);
+    drop(arena);
+    assert_eq!(upstream.live_blocks(), 0, "drop gives everything back");
+}
+
+#[test]
+fn release_restarts_growth_from_the_initial_size() {
+    let upstream = Tracking::new();
+    let mut arena = Monotonic::new_in(&upstream);
+    fill(&arena, 100_000);
+    let chunks = arena.stats().chunks;
+    arena.release();
+    fill(&arena, 100_000);
+    assert_eq!(arena.stats().chunks, chunks, "the same growth sequence again");
+}
+
+#[test]
+fn buffer_is_used_first_and_again_after_release() {
+    let upstream = Tracking::new();
+    let mut buffer = [MaybeUninit::<u8>::uninit(); 1024];
+    let range = buffer.as_ptr_range();
+    let (lo, hi) = (range.start.addr(), range.end.addr());
+    let mut arena = Monotonic::with_buffer_in(&mut buffer, &upstream);
+    let inside = |arena: &Monotonic<'_, &Tracking>| {
+        let p = arena.allocate(Layout::new::<u64>()).unwrap().cast::<u8>().as_ptr().addr();
+        (lo..hi).contains(&p)
+    };
+    assert!(inside(&arena));
+    assert_eq!(upstream.allocs.get(), 0);
+    fill(&arena, 4096);
+    assert!(upstream.allocs.get() > 0);
+    assert!(!inside(&arena));
+    arena.release();
+    assert!(inside(&arena), "the buffer is reused after release");
+    arena.reset();
+    assert!(inside(&arena), "and after reset");
+}
+
+#[test]
+fn checkpoint_rewind_frees_a_nested_phase() {
+    let upstream = Tracking::new();
+    let mut arena = Monotonic::new_in(&upstream);
+    let keep = arena.allocate(Layout::new::<[u8; 100]>()).unwrap();
+    let mut blocks = Blocks::default();
+    blocks.add(keep, Layout::new::<[u8; 100]>());
+    let outer = arena.checkpoint();
+    let used = arena.stats().used;
+    fill(&arena, 10_000);
+    let inner = arena.checkpoint();
+    fill(&arena, 50_000);
+    arena.rewind(inner);
+    arena.rewind(outer);
+    assert_eq!(arena.stats().used, used);
+    blocks.verify();
+    let chunks = arena.stats().chunks;
+    fill(&arena, 60_000);
+    assert_eq!(arena.stats().chunks, chunks, "rewound chunks are reused");
+}
+
+#[test]
+fn scope_returns_the_result_and_frees_the_rest() {
+    let upstream = Tracking::new();
+    let mut arena = Monotonic::new_in(&upstream);
+    let total: u64 = arena.scope(|a| {
+        let mut v = allocator_api2::vec::Vec::new_in(a);
+        v.extend(0..10_000u64);
+        v.iter().sum()
+    });
+    assert_eq!(total, 49_995_000);
+    assert_eq!(arena.stats().used, 0);
+}
+
+#[test]
+#[should_panic(expected = "from another arena")]
+fn rewind_to_another_arenas_checkpoint_panics() {
+    let a = Monotonic::new();
+    let mut b = Monotonic::new();
+    b.rewind(a.checkpoint());
+}
+
+#[test]
+#[should_panic(expected = "before a reset")]
+fn rewind_across_a_reset_panics() {
+    let mut arena = Monotonic::new();
+    let cp = arena.checkpoint();
+    arena.reset();
+    arena.rewind(cp);
+}
+
+#[test]
+#[should_panic(expected = "rewound to")]
+fn rewind_forward_panics() {
+    let mut arena = Monotonic::new();
+    let early = arena.checkpoint();
+    arena.allocate(Layout::new::<u64>()).unwrap();
+    let late = arena.checkpoint();
+    arena.rewind(early);
+    arena.rewind(late);
+}
