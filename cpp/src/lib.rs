@@ -1,1 +1,213 @@
-//! placeholder
+//! The bridge between memres's Rust core and C++ (`<memres/memres.hpp>`).
+//!
+//! Built with `cxx`. Rust-only users do not need this crate; C++ users get it
+//! as a static library (through CMake, `memres::memres`).
+//!
+//! # Directions
+//! - C++ → Rust core: the C++ classes own a boxed Rust resource
+//!   ([`MonotonicCore`]) and call into it only on slow paths; the fast path
+//!   bumps the Rust object's [`memres::BumpState`] inline in C++.
+//! - Rust → C++ upstream: [`CxxResource`] wraps any
+//!   `std::pmr::memory_resource*` as a Rust [`MemoryResource`], so a C++
+//!   resource can feed a Rust arena (and Rust collections can live in it).
+//!
+//! # Errors across the boundary
+//! No exception crosses into Rust and no panic into C++. A C++ upstream that
+//! throws is caught in C++ (`upstream_allocate`), the exception is parked in
+//! a thread-local, and Rust sees `AllocError`; when the failure surfaces in a
+//! memres C++ class, the parked exception is rethrown, so C++ callers see
+//! what their upstream threw (`std::bad_alloc` for exhaustion inside memres
+//! itself). A Rust panic inside a bridge call aborts the process (cxx's rule),
+//! and no bridge call panics on bad input: it reports failure instead.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use memres::{AllocError, MemoryResource, Monotonic};
+
+#[cxx::bridge(namespace = "memres::ffi")]
+mod ffi {
+    /// Mirror of `memres::MonotonicStats` for C++.
+    struct MonotonicStats {
+        used: usize,
+        held: usize,
+        chunks: usize,
+        upstream_allocs: u64,
+        upstream_frees: u64,
+    }
+
+    extern "Rust" {
+        type MonotonicCore;
+
+        unsafe fn monotonic_new(
+            upstream: *mut memory_resource,
+            buffer: *mut u8,
+            buffer_size: usize,
+            initial_size: usize,
+        ) -> Box<MonotonicCore>;
+        fn bump_state(self: &MonotonicCore) -> *mut u8;
+        fn allocate_slow(self: &MonotonicCore, size: usize, align: usize) -> *mut u8;
+        fn reset(self: &mut MonotonicCore);
+        fn release(self: &mut MonotonicCore);
+        fn stats(self: &MonotonicCore) -> MonotonicStats;
+        fn set_budget(self: &MonotonicCore, bytes: usize);
+        fn budget(self: &MonotonicCore) -> usize;
+    }
+
+    unsafe extern "C++" {
+        include!("memres-cxx/src/bridge.hpp");
+
+        #[namespace = "std::pmr"]
+        type memory_resource;
+
+        /// Calls `resource->allocate`; null if it threw (the exception is parked).
+        unsafe fn upstream_allocate(resource: *mut memory_resource, size: usize, align: usize) -> *mut u8;
+        /// Calls `resource->deallocate`; an exception from it terminates, as in std.
+        unsafe fn upstream_deallocate(resource: *mut memory_resource, ptr: *mut u8, size: usize, align: usize);
+        /// `std::pmr::new_delete_resource()`.
+        fn new_delete_resource() -> *mut memory_resource;
+        /// `std::pmr::get_default_resource()`.
+        fn get_default_resource() -> *mut memory_resource;
+    }
+}
+
+/// A C++ `std::pmr::memory_resource*` used as a Rust [`MemoryResource`].
+///
+/// Not `Send` or `Sync`: a C++ resource is only as thread-safe as its class,
+/// which Rust cannot know.
+///
+/// ```
+/// use allocator_api2::vec::Vec;
+/// use memres::Monotonic;
+/// use memres_cxx::CxxResource;
+///
+/// // A Rust arena whose chunks come from C++'s new/delete.
+/// let arena = Monotonic::new_in(CxxResource::new_delete());
+/// let mut v = Vec::new_in(&arena);
+/// v.extend(0..1000);
+/// assert_eq!(v.iter().sum::<i32>(), 499_500);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CxxResource {
+    ptr: NonNull<ffi::memory_resource>,
+}
+
+impl CxxResource {
+    /// Wraps a C++ resource.
+    ///
+    /// # Safety
+    /// `ptr` must point to a live `std::pmr::memory_resource` that outlives
+    /// every use of the returned value and of the blocks it hands out, and
+    /// that is only used from threads its class allows.
+    pub unsafe fn from_raw(ptr: NonNull<core::ffi::c_void>) -> Self {
+        CxxResource { ptr: ptr.cast() }
+    }
+
+    /// `std::pmr::new_delete_resource()`: C++'s `operator new`/`delete`.
+    pub fn new_delete() -> Self {
+        let ptr = NonNull::new(ffi::new_delete_resource()).expect("new_delete_resource() is never null");
+        CxxResource { ptr }
+    }
+
+    /// `std::pmr::get_default_resource()`, as it is now.
+    pub fn default_resource() -> Self {
+        let ptr = NonNull::new(ffi::get_default_resource()).expect("get_default_resource() is never null");
+        CxxResource { ptr }
+    }
+
+    /// The wrapped `std::pmr::memory_resource*`.
+    pub fn as_ptr(&self) -> *mut core::ffi::c_void {
+        self.ptr.as_ptr().cast()
+    }
+}
+
+// SAFETY: `std::pmr::memory_resource::allocate` returns storage of at least
+// `size` bytes aligned to `align`, or throws (which `upstream_allocate` turns
+// into null, i.e. `AllocError`). Zero-size layouts never reach it.
+unsafe impl MemoryResource for CxxResource {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            let dangling = NonNull::new(core::ptr::without_provenance_mut(layout.align())).ok_or(AllocError)?;
+            return Ok(NonNull::slice_from_raw_parts(dangling, 0));
+        }
+        // SAFETY: `self.ptr` is a live resource (contract of `from_raw`).
+        let ptr = unsafe { ffi::upstream_allocate(self.ptr.as_ptr(), layout.size(), layout.align()) };
+        NonNull::new(ptr).map(|p| NonNull::slice_from_raw_parts(p, layout.size())).ok_or(AllocError)
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() != 0 {
+            // SAFETY: the block came from this resource with this size and
+            // alignment (the caller's contract).
+            unsafe { ffi::upstream_deallocate(self.ptr.as_ptr(), ptr.as_ptr(), layout.size(), layout.align()) }
+        }
+    }
+}
+
+/// The Rust object behind C++'s `memres::monotonic_buffer_resource`.
+pub struct MonotonicCore(Monotonic<'static, CxxResource>);
+
+impl MonotonicCore {
+    /// The arena, for Rust code handed a C++-created resource.
+    pub fn arena(&self) -> &Monotonic<'static, CxxResource> {
+        &self.0
+    }
+
+    fn bump_state(&self) -> *mut u8 {
+        self.0.bump_state().as_ptr().cast()
+    }
+
+    fn allocate_slow(&self, size: usize, align: usize) -> *mut u8 {
+        // The C++ fast path failed; `align` is a power of two (checked in C++).
+        Layout::from_size_align(size, align)
+            .ok()
+            .and_then(|layout| self.0.allocate(layout).ok())
+            .map_or(core::ptr::null_mut(), |block| block.cast::<u8>().as_ptr())
+    }
+
+    fn reset(&mut self) {
+        self.0.reset();
+    }
+
+    fn release(&mut self) {
+        self.0.release();
+    }
+
+    fn stats(&self) -> ffi::MonotonicStats {
+        let s = self.0.stats();
+        ffi::MonotonicStats {
+            used: s.used,
+            held: s.held,
+            chunks: s.chunks,
+            upstream_allocs: s.upstream_allocs,
+            upstream_frees: s.upstream_frees,
+        }
+    }
+
+    fn set_budget(&self, bytes: usize) {
+        self.0.set_budget(Some(bytes).filter(|&b| b != usize::MAX));
+    }
+
+    fn budget(&self) -> usize {
+        self.0.budget().unwrap_or(usize::MAX)
+    }
+}
+
+/// # Safety
+/// `upstream` must be a live resource that outlives the arena; `buffer`, if
+/// not null, must be valid for `buffer_size` bytes and unused otherwise for
+/// the arena's life.
+unsafe fn monotonic_new(
+    upstream: *mut ffi::memory_resource,
+    buffer: *mut u8,
+    buffer_size: usize,
+    initial_size: usize,
+) -> Box<MonotonicCore> {
+    let upstream = CxxResource { ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream") };
+    let arena = match NonNull::new(buffer) {
+        // SAFETY: the caller's contract on `buffer`.
+        Some(buf) if buffer_size > 0 => unsafe { Monotonic::from_raw_buffer_in(buf, buffer_size, upstream) },
+        _ => Monotonic::with_initial_size_in(initial_size, upstream),
+    };
+    Box::new(MonotonicCore(arena))
+}

@@ -1,0 +1,82 @@
+// The out-of-line half of <memres/memres.hpp>: slow paths that cross into
+// the Rust core, and the upstream calls the Rust core makes into C++.
+#include "memres/memres.hpp"
+
+#include <new>
+#include <stdexcept>
+
+#include "memres-cxx/src/bridge.hpp"
+#include "memres-cxx/src/lib.rs.h"
+
+namespace memres::ffi {
+namespace {
+thread_local std::exception_ptr parked;
+}
+
+std::uint8_t* upstream_allocate(std::pmr::memory_resource* resource, std::size_t size,
+                                std::size_t align) noexcept {
+  try {
+    return static_cast<std::uint8_t*>(resource->allocate(size, align));
+  } catch (...) {
+    parked = std::current_exception();
+    return nullptr;
+  }
+}
+
+void upstream_deallocate(std::pmr::memory_resource* resource, std::uint8_t* ptr, std::size_t size,
+                         std::size_t align) noexcept {
+  resource->deallocate(ptr, size, align);
+}
+
+std::pmr::memory_resource* new_delete_resource() noexcept { return std::pmr::new_delete_resource(); }
+std::pmr::memory_resource* get_default_resource() noexcept { return std::pmr::get_default_resource(); }
+
+std::exception_ptr take_parked_exception() noexcept {
+  std::exception_ptr e = parked;
+  parked = nullptr;
+  return e;
+}
+}  // namespace memres::ffi
+
+namespace memres::detail {
+namespace {
+ffi::MonotonicCore* core_of(monotonic_core* core) { return reinterpret_cast<ffi::MonotonicCore*>(core); }
+const ffi::MonotonicCore* core_of(const monotonic_core* core) {
+  return reinterpret_cast<const ffi::MonotonicCore*>(core);
+}
+}  // namespace
+
+monotonic_core* monotonic_create(std::pmr::memory_resource* upstream, void* buffer, std::size_t buffer_size,
+                                 std::size_t initial_size) {
+  if (upstream == nullptr) throw std::invalid_argument("memres::monotonic_buffer_resource: upstream is null");
+  auto core = ffi::monotonic_new(upstream, static_cast<std::uint8_t*>(buffer), buffer_size, initial_size);
+  return reinterpret_cast<monotonic_core*>(core.into_raw());
+}
+
+void monotonic_destroy(monotonic_core* core) noexcept { rust::Box<ffi::MonotonicCore>::from_raw(core_of(core)); }
+
+bump_state* monotonic_bump(monotonic_core* core) noexcept {
+  return reinterpret_cast<bump_state*>(core_of(core)->bump_state());
+}
+
+void* monotonic_allocate_slow(monotonic_core* core, std::size_t bytes, std::size_t alignment) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0)
+    throw std::invalid_argument("memres::monotonic_buffer_resource: alignment is not a power of two");
+  ffi::take_parked_exception();  // forget a stale one
+  if (void* p = core_of(core)->allocate_slow(bytes, alignment)) return p;
+  if (std::exception_ptr e = ffi::take_parked_exception()) std::rethrow_exception(e);
+  throw std::bad_alloc();
+}
+
+void monotonic_reset(monotonic_core* core) noexcept { core_of(core)->reset(); }
+void monotonic_release(monotonic_core* core) noexcept { core_of(core)->release(); }
+
+monotonic_stats monotonic_get_stats(const monotonic_core* core) noexcept {
+  const ffi::MonotonicStats s = core_of(core)->stats();
+  return {s.used, s.held, s.chunks, s.upstream_allocs, s.upstream_frees};
+}
+
+void monotonic_set_budget(monotonic_core* core, std::size_t bytes) noexcept { core_of(core)->set_budget(bytes); }
+std::size_t monotonic_budget(const monotonic_core* core) noexcept { return core_of(core)->budget(); }
+
+}  // namespace memres::detail

@@ -1,0 +1,73 @@
+// memres::monotonic_buffer_resource: std's six constructors and their effects.
+#include <memres/memres.hpp>
+
+#include "../support.hpp"
+
+using memres::monotonic_buffer_resource;
+using support::tracking_resource;
+
+TEST(monotonic_cons_default_takes_the_default_resource_at_construction) {
+  tracking_resource t;
+  monotonic_buffer_resource* r;
+  {
+    support::default_resource_guard g(&t);
+    r = new monotonic_buffer_resource();
+  }
+  CHECK(r->upstream_resource() == &t);
+  (void)r->allocate(10);
+  CHECK(t.allocs == 1);
+  delete r;
+  CHECK(t.live_blocks() == 0);
+}
+
+TEST(monotonic_cons_upstream) {
+  tracking_resource t;
+  monotonic_buffer_resource r(&t);
+  CHECK(r.upstream_resource() == &t);
+  CHECK(t.allocs == 0);  // lazy: nothing until the first allocation
+}
+
+TEST(monotonic_cons_initial_size_sets_the_first_chunk) {
+  tracking_resource t;
+  {
+    support::default_resource_guard g(&t);
+    monotonic_buffer_resource r(std::size_t{10000});
+    (void)r.allocate(1);
+    REQUIRE(t.sizes.size() == 1);
+    CHECK(t.sizes[0] >= 10000);
+  }
+  monotonic_buffer_resource r(std::size_t{3000}, &t);
+  (void)r.allocate(1);
+  REQUIRE(t.sizes.size() == 2);
+  CHECK(t.sizes[1] >= 3000);
+  CHECK(t.sizes[1] < 6000);
+}
+
+TEST(monotonic_cons_buffer_is_used_first) {
+  tracking_resource t;
+  alignas(16) char buf[512];
+  monotonic_buffer_resource r(buf, sizeof buf, &t);
+  char* p = static_cast<char*>(r.allocate(100));
+  CHECK(p >= buf && p + 100 <= buf + sizeof buf);
+  CHECK(t.allocs == 0);
+  (void)r.allocate(1000);
+  CHECK(t.allocs == 1);
+  {
+    support::default_resource_guard g(&t);
+    monotonic_buffer_resource r2(buf, sizeof buf);
+    CHECK(r2.upstream_resource() == &t);
+  }
+}
+
+TEST(monotonic_cons_null_upstream_is_rejected) {
+  CHECK_THROWS_AS(monotonic_buffer_resource(static_cast<std::pmr::memory_resource*>(nullptr)),
+                  std::invalid_argument);
+}
+
+TEST(monotonic_is_equal_is_identity) {
+  monotonic_buffer_resource a, b;
+  CHECK(a.is_equal(a));
+  CHECK(!a.is_equal(b));
+  CHECK(a == a);
+  CHECK(a != b);
+}

@@ -1,0 +1,74 @@
+// memres::monotonic_buffer_resource: release, reset, destruction and stats.
+#include <memres/memres.hpp>
+
+#include "../support.hpp"
+
+using memres::monotonic_buffer_resource;
+using support::tracking_resource;
+
+static void fill(std::pmr::memory_resource& r, std::size_t bytes) {
+  for (std::size_t i = 0; i < bytes / 64; ++i) (void)r.allocate(64, 16);
+}
+
+TEST(monotonic_release_returns_everything) {
+  tracking_resource t;
+  monotonic_buffer_resource r(&t);
+  fill(r, 100000);
+  CHECK(t.live_blocks() > 1);
+  r.release();
+  CHECK(t.live_blocks() == 0);
+  r.release();  // twice is fine
+  fill(r, 1000);
+  CHECK(t.live_blocks() == 1);
+}
+
+TEST(monotonic_destructor_returns_everything) {
+  tracking_resource t;
+  {
+    monotonic_buffer_resource r(&t);
+    fill(r, 100000);
+  }
+  CHECK(t.live_blocks() == 0);
+  CHECK(t.frees == t.allocs);
+}
+
+TEST(monotonic_release_reuses_the_buffer_and_restarts_growth) {  // LWG 3120
+  tracking_resource t;
+  alignas(16) char buf[256];
+  monotonic_buffer_resource r(buf, sizeof buf, &t);
+  fill(r, 20000);
+  std::vector<std::size_t> first = t.sizes;
+  r.release();
+  char* p = static_cast<char*>(r.allocate(16, 8));
+  CHECK(p >= buf && p < buf + sizeof buf);
+  t.sizes.clear();
+  fill(r, 20000 - 64);
+  CHECK(t.sizes == first);
+}
+
+TEST(monotonic_reset_keeps_chunks) {
+  tracking_resource t;
+  monotonic_buffer_resource r(&t);
+  fill(r, 100000);
+  std::size_t warm = t.allocs;
+  for (int i = 0; i < 10; ++i) {
+    r.reset();
+    CHECK(r.stats().used == 0);
+    fill(r, 100000);
+  }
+  CHECK(t.allocs == warm);
+  CHECK(t.frees == 0);
+}
+
+TEST(monotonic_stats_report_usage) {
+  tracking_resource t;
+  monotonic_buffer_resource r(&t);
+  (void)r.allocate(100, 1);
+  (void)r.allocate(8, 8);
+  memres::monotonic_stats s = r.stats();
+  CHECK(s.used == 112);
+  CHECK(s.chunks == 1);
+  CHECK(s.upstream_allocs == 1);
+  CHECK(s.upstream_frees == 0);
+  CHECK(s.held == t.sizes[0]);
+}

@@ -1,0 +1,103 @@
+// Shared by every C++ suite: an upstream that records its traffic and can be
+// told to throw, and a checker for blocks handed out by a resource.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory_resource>
+#include <new>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "check.hpp"
+
+namespace support {
+
+struct custom_error : std::runtime_error {
+  custom_error() : std::runtime_error("custom upstream failure") {}
+};
+
+// Forwards to new_delete_resource(), checking that each deallocate matches a
+// live allocation with the same size and alignment.
+class tracking_resource : public std::pmr::memory_resource {
+ public:
+  ~tracking_resource() override { CHECK(live_.empty()); }
+
+  std::size_t allocs = 0, frees = 0;
+  std::vector<std::size_t> sizes;  // every allocate request, in order
+  // After this many more successful allocations, allocate throws.
+  long throw_after = -1;
+  bool throw_custom = false;
+
+  std::size_t live_blocks() const { return live_.size(); }
+
+ protected:
+  void* do_allocate(std::size_t bytes, std::size_t align) override {
+    if (throw_after == 0) {
+      if (throw_custom) throw custom_error();
+      throw std::bad_alloc();
+    }
+    if (throw_after > 0) --throw_after;
+    void* p = std::pmr::new_delete_resource()->allocate(bytes, align);
+    live_[p] = {bytes, align};
+    ++allocs;
+    sizes.push_back(bytes);
+    return p;
+  }
+  void do_deallocate(void* p, std::size_t bytes, std::size_t align) override {
+    auto it = live_.find(p);
+    CHECK(it != live_.end());
+    if (it == live_.end()) return;
+    CHECK(it->second.first == bytes);
+    CHECK(it->second.second == align);
+    live_.erase(it);
+    ++frees;
+    std::pmr::new_delete_resource()->deallocate(p, bytes, align);
+  }
+  bool do_is_equal(const memory_resource& other) const noexcept override { return this == &other; }
+
+ private:
+  std::map<void*, std::pair<std::size_t, std::size_t>> live_;
+};
+
+// Live blocks, each filled with its own byte, checked for alignment,
+// overlap and intact contents.
+class blocks {
+ public:
+  void add(void* p, std::size_t size, std::size_t align) {
+    REQUIRE(p != nullptr);
+    CHECK(reinterpret_cast<std::uintptr_t>(p) % align == 0);
+    auto lo = reinterpret_cast<std::uintptr_t>(p);
+    for (const auto& b : list_) {
+      auto blo = reinterpret_cast<std::uintptr_t>(b.p);
+      CHECK(lo + size <= blo || blo + b.size <= lo);
+    }
+    unsigned char tag = static_cast<unsigned char>(list_.size() % 251);
+    std::memset(p, tag, size);
+    list_.push_back({p, size, tag});
+  }
+  void verify() const {
+    for (const auto& b : list_)
+      for (std::size_t i = 0; i < b.size; ++i) CHECK(static_cast<unsigned char*>(b.p)[i] == b.tag);
+  }
+
+ private:
+  struct block {
+    void* p;
+    std::size_t size;
+    unsigned char tag;
+  };
+  std::vector<block> list_;
+};
+
+// Sets the default resource for a scope.
+struct default_resource_guard {
+  explicit default_resource_guard(std::pmr::memory_resource* r) : old(std::pmr::set_default_resource(r)) {}
+  ~default_resource_guard() { std::pmr::set_default_resource(old); }
+  std::pmr::memory_resource* old;
+};
+
+}  // namespace support
