@@ -1,1 +1,152 @@
-fn main() {}
+//! The memres showcase: realistic workloads on each memres resource and on
+//! the std/system peers, timed side by side in one run, printed as a table
+//! of ratios (the machines are shared and noisy: only ratios mean much).
+//!
+//! ```text
+//! cargo run --release --example showcase            # full run, ~1 minute
+//! cargo run --release --example showcase -- --quick # a few seconds
+//! ```
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use memres::Monotonic;
+use memres_workloads::{self as w, Resource};
+
+/// One contender in a row: a name and a closure that runs one iteration.
+struct Peer<'a> {
+    name: &'static str,
+    run: Box<dyn FnMut() -> u64 + 'a>,
+}
+
+/// Times each peer's iterations in interleaved rounds and returns the median
+/// time per iteration for each, so that drift on a shared machine hits all
+/// peers alike.
+fn measure(peers: &mut [Peer<'_>], budget: Duration) -> Vec<Duration> {
+    const ROUNDS: usize = 7;
+    // Calibrate: iterations per round so that a round of one peer takes
+    // about budget / (ROUNDS * peers).
+    let per_round = budget / (ROUNDS * peers.len()) as u32;
+    let iters: Vec<u32> = peers
+        .iter_mut()
+        .map(|p| {
+            let start = Instant::now();
+            let mut n = 0u32;
+            while start.elapsed() < per_round / 4 || n == 0 {
+                black_box((p.run)());
+                n += 1;
+            }
+            (n * 4).max(1)
+        })
+        .collect();
+    let mut samples = vec![Vec::with_capacity(ROUNDS); peers.len()];
+    for _ in 0..ROUNDS {
+        for (i, p) in peers.iter_mut().enumerate() {
+            let start = Instant::now();
+            for _ in 0..iters[i] {
+                black_box((p.run)());
+            }
+            samples[i].push(start.elapsed() / iters[i]);
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort();
+            s[s.len() / 2]
+        })
+        .collect()
+}
+
+fn row(workload: &str, peers: &mut [Peer<'_>], baseline: &str, budget: Duration) {
+    let times = measure(peers, budget);
+    let base = peers
+        .iter()
+        .position(|p| p.name == baseline)
+        .map_or(times[0], |i| times[i]);
+    for (i, (p, t)) in peers.iter().zip(&times).enumerate() {
+        let label = if i == 0 { workload } else { "" };
+        let ratio = t.as_secs_f64() / base.as_secs_f64();
+        println!("{label:<34} {:<30} {:>12} {:>8.2}x", p.name, format!("{t:.2?}"), ratio);
+    }
+    println!();
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let budget = if quick {
+        Duration::from_millis(300)
+    } else {
+        Duration::from_secs(3)
+    };
+
+    println!("memres showcase: median time per iteration, interleaved rounds, ratio to the row's baseline");
+    println!("(lower is faster; {})\n", if quick { "quick run" } else { "full run" });
+    println!("{:<34} {:<30} {:>12} {:>9}", "workload", "resource", "time", "ratio");
+    println!("{}", "-".repeat(88));
+
+    // Rust: arena-backed collections; arenas are reset between iterations,
+    // as a request handler would between requests.
+    for work in w::RUST_WORKLOADS {
+        let (on_arena, on_bump, on_global, n) = (work.on_monotonic, work.on_bumpalo, work.on_global, work.n);
+        let mut arena = Monotonic::new();
+        let mut bump = bumpalo::Bump::new();
+        let mut peers = [
+            Peer {
+                name: "memres Monotonic (reset)",
+                run: Box::new(move || {
+                    let s = on_arena(&arena, n);
+                    arena.reset();
+                    s
+                }),
+            },
+            Peer {
+                name: "bumpalo Bump (reset)",
+                run: Box::new(move || {
+                    let s = on_bump(&bump, n);
+                    bump.reset();
+                    s
+                }),
+            },
+            Peer {
+                name: "global allocator (glibc)",
+                run: Box::new(move || on_global(n)),
+            },
+        ];
+        row(
+            &format!("Rust: {}", work.name),
+            &mut peers,
+            "bumpalo Bump (reset)",
+            budget,
+        );
+    }
+
+    // C++: std::pmr containers on std's resources and memres's, through the bridge.
+    for work in w::CXX_WORKLOADS {
+        let mut peers: Vec<Peer> = Resource::ALL
+            .into_iter()
+            .map(|r| Peer {
+                name: r.name(),
+                run: Box::new(move || (work.run)(r)),
+            })
+            .collect();
+        row(&format!("C++: {}", work.name), &mut peers, "std_monotonic", budget);
+    }
+
+    // What keeping the arena buys: upstream traffic per request after warm-up.
+    let mut arena = Monotonic::new();
+    let mut calls = Vec::new();
+    for _ in 0..5 {
+        let before = arena.stats().upstream_allocs;
+        black_box(w::request_rust(&arena, 1_000));
+        arena.reset();
+        calls.push(arena.stats().upstream_allocs - before);
+    }
+    let s = arena.stats();
+    println!("Rust request arena, upstream calls per request over 5 requests: {calls:?}");
+    println!(
+        "(held after warm-up: {} KiB in {} chunks; reset() keeps them)",
+        s.held / 1024,
+        s.chunks
+    );
+}

@@ -39,3 +39,8 @@ mod resource;
 pub use allocator_api2::alloc::{AllocError, Allocator, Global};
 pub use monotonic::{BumpState, Checkpoint, Monotonic, MonotonicStats};
 pub use resource::MemoryResource;
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

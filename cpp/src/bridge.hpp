@@ -18,6 +18,7 @@ void upstream_deallocate(std::pmr::memory_resource* resource, std::uint8_t* ptr,
 
 std::pmr::memory_resource* new_delete_resource() noexcept;
 std::pmr::memory_resource* get_default_resource() noexcept;
+std::pmr::memory_resource* null_memory_resource() noexcept;
 
 // The exception an upstream threw on this thread since the last call, if any.
 std::exception_ptr take_parked_exception() noexcept;

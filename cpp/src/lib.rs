@@ -68,6 +68,8 @@ mod ffi {
         fn new_delete_resource() -> *mut memory_resource;
         /// `std::pmr::get_default_resource()`.
         fn get_default_resource() -> *mut memory_resource;
+        /// `std::pmr::null_memory_resource()`.
+        fn null_memory_resource() -> *mut memory_resource;
     }
 }
 
@@ -115,6 +117,14 @@ impl CxxResource {
         CxxResource { ptr }
     }
 
+    /// `std::pmr::null_memory_resource()`: every allocation fails (in C++ it
+    /// throws `std::bad_alloc`; here it is `AllocError`). As an upstream it
+    /// keeps an arena within its initial buffer.
+    pub fn null() -> Self {
+        let ptr = NonNull::new(ffi::null_memory_resource()).expect("null_memory_resource() is never null");
+        CxxResource { ptr }
+    }
+
     /// The wrapped `std::pmr::memory_resource*`.
     pub fn as_ptr(&self) -> *mut core::ffi::c_void {
         self.ptr.as_ptr().cast()
@@ -132,7 +142,9 @@ unsafe impl MemoryResource for CxxResource {
         }
         // SAFETY: `self.ptr` is a live resource (contract of `from_raw`).
         let ptr = unsafe { ffi::upstream_allocate(self.ptr.as_ptr(), layout.size(), layout.align()) };
-        NonNull::new(ptr).map(|p| NonNull::slice_from_raw_parts(p, layout.size())).ok_or(AllocError)
+        NonNull::new(ptr)
+            .map(|p| NonNull::slice_from_raw_parts(p, layout.size()))
+            .ok_or(AllocError)
     }
 
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
@@ -203,7 +215,9 @@ unsafe fn monotonic_new(
     buffer_size: usize,
     initial_size: usize,
 ) -> Box<MonotonicCore> {
-    let upstream = CxxResource { ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream") };
+    let upstream = CxxResource {
+        ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream"),
+    };
     let arena = match NonNull::new(buffer) {
         // SAFETY: the caller's contract on `buffer`.
         Some(buf) if buffer_size > 0 => unsafe { Monotonic::from_raw_buffer_in(buf, buffer_size, upstream) },

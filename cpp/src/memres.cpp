@@ -30,6 +30,7 @@ void upstream_deallocate(std::pmr::memory_resource* resource, std::uint8_t* ptr,
 
 std::pmr::memory_resource* new_delete_resource() noexcept { return std::pmr::new_delete_resource(); }
 std::pmr::memory_resource* get_default_resource() noexcept { return std::pmr::get_default_resource(); }
+std::pmr::memory_resource* null_memory_resource() noexcept { return std::pmr::null_memory_resource(); }
 
 std::exception_ptr take_parked_exception() noexcept {
   std::exception_ptr e = parked;

@@ -1,1 +1,498 @@
-//! placeholder
+//! Workloads shared by memres's criterion benchmarks and its showcase, so
+//! that Rust and C++ code is driven from one Rust harness.
+//!
+//! - **C++** ([`cxx_vector_of_strings`], [`cxx_list_build`],
+//!   [`cxx_map_build`], [`cxx_request_loop`]): `std::pmr` containers on a
+//!   resource picked by [`Resource`] — std's `new_delete_resource` and
+//!   `monotonic_buffer_resource`, or memres's `monotonic_buffer_resource`.
+//! - **Rust** ([`small_objects`], [`vec_growth`], [`request_rust`]):
+//!   allocator-api2 collections on any [`Allocator`], e.g. `&memres::Monotonic`
+//!   or `&bumpalo::Bump`.
+//!
+//! Each function runs one iteration and returns a checksum of the contents it
+//! built (never of addresses): it keeps the optimizer from dropping the work,
+//! and it is the same on every resource, which the tests check.
+//!
+//! The Rust workloads do not reset the allocator they are given; a harness
+//! that wants arena reuse resets it between calls, as it would between
+//! requests:
+//!
+//! ```
+//! let mut arena = memres::Monotonic::new();
+//! let mut bump = bumpalo::Bump::new();
+//! for _ in 0..3 {
+//!     assert_eq!(memres_workloads::request_rust(&arena, 100), memres_workloads::request_rust(&bump, 100));
+//!     arena.reset();
+//!     bump.reset();
+//! }
+//! ```
+
+// The C++ workloads call memres's C++ slow paths, which live in memres-cxx's
+// static library; naming the crate makes rustc link it (and the Rust code
+// that library calls back into).
+extern crate memres_cxx;
+
+use allocator_api2::alloc::Allocator;
+use allocator_api2::boxed::Box;
+use allocator_api2::vec::Vec;
+
+pub use ffi::Resource;
+
+#[cxx::bridge(namespace = "memres::workloads")]
+mod ffi {
+    /// Which `std::pmr::memory_resource` a C++ workload allocates from.
+    ///
+    /// Unless noted, a fresh resource is made for each call (each request, in
+    /// [`cxx_request_loop`](crate::cxx_request_loop)) and destroyed after it.
+    #[repr(u8)]
+    #[derive(Debug, Hash)]
+    enum Resource {
+        /// `std::pmr::new_delete_resource()`: every node and buffer from
+        /// `operator new`, freed one by one.
+        NewDelete,
+        /// A default-constructed `std::pmr::monotonic_buffer_resource`.
+        StdMonotonic,
+        /// A `std::pmr::monotonic_buffer_resource` over a 16 KiB buffer on the
+        /// stack, then `new`/`delete` once the buffer is used up.
+        StdMonotonicStackBuffer,
+        /// A default-constructed `memres::monotonic_buffer_resource`.
+        MemresMonotonic,
+        /// One `memres::monotonic_buffer_resource` per thread, kept across
+        /// calls and requests and `reset()` before each use, as a server keeps
+        /// its arena: after warm-up it takes no memory from upstream at all.
+        MemresMonotonicReset,
+    }
+
+    unsafe extern "C++" {
+        include!("memres-workloads/src/workloads.hpp");
+
+        /// Builds a `pmr::vector<pmr::string>` of `n` strings of 8..=64 chars.
+        fn vector_of_strings(resource: Resource, n: usize) -> Result<u64>;
+        /// Builds a `pmr::list<int>` by `n` `push_back`s.
+        fn list_build(resource: Resource, n: usize) -> Result<u64>;
+        /// Builds a `pmr::map<int, int>` from `n` pseudo-random keys.
+        fn map_build(resource: Resource, n: usize) -> Result<u64>;
+        /// Serves `requests` requests of size `n`, one resource per request.
+        fn request_loop(resource: Resource, requests: usize, n: usize) -> Result<u64>;
+    }
+}
+
+impl Resource {
+    /// Every resource kind, in declaration order (for benchmark groups).
+    pub const ALL: [Resource; 5] = [
+        Resource::NewDelete,
+        Resource::StdMonotonic,
+        Resource::StdMonotonicStackBuffer,
+        Resource::MemresMonotonic,
+        Resource::MemresMonotonicReset,
+    ];
+
+    /// A short name for reports and benchmark ids, e.g. `"std_monotonic"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::NewDelete => "new_delete",
+            Resource::StdMonotonic => "std_monotonic",
+            Resource::StdMonotonicStackBuffer => "std_monotonic_stack16k",
+            Resource::MemresMonotonic => "memres_monotonic",
+            Resource::MemresMonotonicReset => "memres_monotonic_reset",
+            // The enum is a C++ `enum class`: any u8 is a value.
+            _ => "unknown",
+        }
+    }
+}
+
+/// Turns a C++ exception (only `std::bad_alloc`, or `std::invalid_argument`
+/// for a [`Resource`] outside the listed kinds) into a panic.
+fn cxx_checked(workload: &str, result: Result<u64, cxx::Exception>) -> u64 {
+    result.unwrap_or_else(|e| panic!("memres-workloads: C++ workload {workload} threw: {}", e.what()))
+}
+
+/// C++: builds a `std::pmr::vector<std::pmr::string>` of `n` strings on a
+/// `resource` made for this call, and returns a checksum of it.
+///
+/// The vector grows from empty (no `reserve`); string lengths cycle through
+/// 8..=64 chars, so some fit libstdc++'s small-string buffer and most do not.
+///
+/// # Panics
+/// If the C++ code throws (out of memory, or an unknown `resource`).
+pub fn cxx_vector_of_strings(resource: Resource, n: usize) -> u64 {
+    cxx_checked("vector_of_strings", ffi::vector_of_strings(resource, n))
+}
+
+/// C++: builds a `std::pmr::list<int>` by `n` `push_back`s on a `resource`
+/// made for this call, and returns a checksum of it.
+///
+/// # Panics
+/// If the C++ code throws (out of memory, or an unknown `resource`).
+pub fn cxx_list_build(resource: Resource, n: usize) -> u64 {
+    cxx_checked("list_build", ffi::list_build(resource, n))
+}
+
+/// C++: inserts `n` pseudo-random keys (a fixed xorshift sequence, so some
+/// repeat) into a `std::pmr::map<int, int>` on a `resource` made for this
+/// call, and returns a checksum of the map.
+///
+/// # Panics
+/// If the C++ code throws (out of memory, or an unknown `resource`).
+pub fn cxx_map_build(resource: Resource, n: usize) -> u64 {
+    cxx_checked("map_build", ffi::map_build(resource, n))
+}
+
+/// C++: serves `requests` simulated requests and returns a checksum over all.
+///
+/// Each request gets a resource of kind `resource`, made for it and destroyed
+/// after it (for [`Resource::MemresMonotonicReset`]: the thread's kept
+/// arena, `reset()` before each request). In it the request builds a
+/// `pmr::vector<pmr::string>` of `n` strings, a
+/// `pmr::unordered_map<int, pmr::string>` of `n / 2` entries and a
+/// `pmr::vector<int>` grown to `4 * n` elements.
+///
+/// # Panics
+/// If the C++ code throws (out of memory, or an unknown `resource`).
+pub fn cxx_request_loop(resource: Resource, requests: usize, n: usize) -> u64 {
+    cxx_checked("request_loop", ffi::request_loop(resource, requests, n))
+}
+
+/// Order-dependent hash combine (boost-style), the same as the C++ side's.
+fn mix(h: u64, v: u64) -> u64 {
+    h ^ v
+        .wrapping_add(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(h << 6)
+        .wrapping_add(h >> 2)
+}
+
+/// A deterministic pseudo-random sequence (xorshift64).
+struct XorShift64(u64);
+
+impl XorShift64 {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// One small heap object of [`small_objects`], of one of four sizes.
+enum SmallBox<A: Allocator> {
+    B16(Box<[u64; 2], A>),
+    B32(Box<[u64; 4], A>),
+    B48(Box<[u64; 6], A>),
+    B64(Box<[u64; 8], A>),
+}
+
+impl<A: Allocator> SmallBox<A> {
+    fn digest(&self) -> u64 {
+        let words: &[u64] = match self {
+            SmallBox::B16(b) => &b[..],
+            SmallBox::B32(b) => &b[..],
+            SmallBox::B48(b) => &b[..],
+            SmallBox::B64(b) => &b[..],
+        };
+        words.iter().fold(words.len() as u64, |h, &w| mix(h, w))
+    }
+}
+
+/// Rust: allocates `n` boxes of 16, 32, 48 or 64 bytes (in turn) with
+/// `Box::new_in`, keeps them all alive, checksums them and drops them.
+///
+/// Beyond the boxes, one `Vec` of `n` handles is allocated up front. Nothing
+/// leaks: every box is dropped (an arena gets its memory back on reset).
+pub fn small_objects<A: Allocator + Copy>(alloc: A, n: usize) -> u64 {
+    let mut live: Vec<SmallBox<A>, A> = Vec::with_capacity_in(n, alloc);
+    for i in 0..n {
+        let v = i as u64;
+        live.push(match i % 4 {
+            0 => SmallBox::B16(Box::new_in([v; 2], alloc)),
+            1 => SmallBox::B32(Box::new_in([v; 4], alloc)),
+            2 => SmallBox::B48(Box::new_in([v; 6], alloc)),
+            _ => SmallBox::B64(Box::new_in([v; 8], alloc)),
+        });
+    }
+    live.iter().fold(live.len() as u64, |h, b| mix(h, b.digest()))
+}
+
+/// Rust: pushes `n` `u64`s into a `Vec` that starts empty, so it grows by
+/// doubling through the allocator's `grow`, and returns a checksum.
+pub fn vec_growth<A: Allocator + Copy>(alloc: A, n: usize) -> u64 {
+    let mut v: Vec<u64, A> = Vec::new_in(alloc);
+    for i in 0..n as u64 {
+        v.push(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    }
+    // A plain sum (it vectorizes) keeps the checksum cheap next to the pushes.
+    v.iter().fold(v.len() as u64, |sum, &x| sum.wrapping_add(x))
+}
+
+/// Rust: one simulated request of size `n`, the Rust counterpart of a request
+/// in [`cxx_request_loop`]; returns a checksum.
+///
+/// It builds, all in `alloc`: `n` byte strings of 8..=64 bytes, each pushed
+/// byte by byte (as a parser would); an index of `n / 2` (id, name) pairs,
+/// sorted by id; and a `Vec<u32>` grown to `4 * n` elements.
+pub fn request_rust<A: Allocator + Copy>(alloc: A, n: usize) -> u64 {
+    // The names, as parsed from the request.
+    let mut names: Vec<Vec<u8, A>, A> = Vec::new_in(alloc);
+    for i in 0..n {
+        let mut name = Vec::new_in(alloc);
+        for j in 0..8 + (i * 7) % 57 {
+            name.push(b'a' + ((i + j) % 26) as u8);
+        }
+        names.push(name);
+    }
+    let mut h = names.iter().fold(names.len() as u64, |h, name| {
+        mix(
+            mix(h, name.len() as u64),
+            u64::from(name[0]) << 8 | u64::from(name[name.len() - 1]),
+        )
+    });
+
+    // An index from pseudo-random ids to copies of names, sorted by id.
+    let mut rng = XorShift64(0x2545_f491_4f6c_dd1d);
+    let mut index: Vec<(u32, Vec<u8, A>), A> = Vec::new_in(alloc);
+    for name in names.iter().take(n / 2) {
+        let mut copy = Vec::with_capacity_in(name.len(), alloc);
+        copy.extend_from_slice(name);
+        index.push(((rng.next() >> 32) as u32, copy));
+    }
+    // Stable, so pairs with equal ids stay in insertion order on every allocator.
+    index.sort_by_key(|&(id, _)| id);
+    h = index.iter().fold(mix(h, index.len() as u64), |h, (id, name)| {
+        mix(mix(h, u64::from(*id)), name.len() as u64)
+    });
+
+    // Scratch numbers, grown from empty.
+    let mut numbers: Vec<u32, A> = Vec::new_in(alloc);
+    for i in 0..n * 4 {
+        numbers.push(i as u32 ^ 0x5bd1_e995);
+    }
+    mix(
+        h,
+        numbers
+            .iter()
+            .fold(numbers.len() as u64, |sum, &x| sum.wrapping_add(u64::from(x))),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use allocator_api2::alloc::Global;
+    use bumpalo::Bump;
+    use memres::Monotonic;
+
+    /// Sizes from empty to well past the 16 KiB stack buffer and the first
+    /// few chunks of the monotonic resources.
+    const SIZES: [usize; 6] = [0, 1, 2, 17, 300, 5000];
+
+    /// Asserts that `workload` gives the same checksum on every resource kind,
+    /// running the kept-arena kind twice so its `reset()` path is exercised on
+    /// a used arena.
+    fn assert_same_on_all_resources(name: &str, workload: impl Fn(Resource, usize) -> u64) {
+        for n in SIZES {
+            let expected = workload(Resource::NewDelete, n);
+            for resource in Resource::ALL.into_iter().chain([Resource::MemresMonotonicReset]) {
+                assert_eq!(
+                    workload(resource, n),
+                    expected,
+                    "{name}(n = {n}) on {}",
+                    resource.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cxx_vector_of_strings_same_on_all_resources() {
+        assert_same_on_all_resources("vector_of_strings", cxx_vector_of_strings);
+    }
+
+    #[test]
+    fn cxx_list_build_same_on_all_resources() {
+        assert_same_on_all_resources("list_build", cxx_list_build);
+    }
+
+    #[test]
+    fn cxx_map_build_same_on_all_resources() {
+        assert_same_on_all_resources("map_build", cxx_map_build);
+    }
+
+    #[test]
+    fn cxx_request_loop_same_on_all_resources() {
+        assert_same_on_all_resources("request_loop(3 requests)", |r, n| cxx_request_loop(r, 3, n));
+        // The checksum covers every request: different request counts differ.
+        let resource = Resource::MemresMonotonicReset;
+        assert_ne!(cxx_request_loop(resource, 1, 50), cxx_request_loop(resource, 2, 50));
+    }
+
+    #[test]
+    fn cxx_checksums_depend_on_n() {
+        for workload in [cxx_vector_of_strings, cxx_list_build, cxx_map_build] {
+            assert_ne!(
+                workload(Resource::MemresMonotonic, 10),
+                workload(Resource::MemresMonotonic, 11)
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "unknown Resource")]
+    fn cxx_unknown_resource_panics() {
+        cxx_list_build(Resource { repr: 200 }, 1);
+    }
+
+    #[test]
+    fn resource_names_are_distinct() {
+        let mut names: std::vec::Vec<_> = Resource::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Resource::ALL.len());
+        assert_eq!(Resource { repr: 9 }.name(), "unknown");
+    }
+
+    /// Asserts that a Rust workload gives the same checksum on the global
+    /// allocator, on memres arenas (plain and over a stack buffer, fresh and
+    /// after `reset`) and on bumpalo (fresh and after `reset`).
+    ///
+    /// A macro because the workloads are generic functions, not values.
+    macro_rules! assert_same_on_all_allocators {
+        ($workload:ident) => {
+            for n in SIZES {
+                let name = stringify!($workload);
+                let expected = $workload(Global, n);
+                let mut arena = Monotonic::new();
+                let mut buffer = [core::mem::MaybeUninit::uninit(); 4096];
+                let mut buffered = Monotonic::with_buffer(&mut buffer);
+                let mut bump = Bump::new();
+                for round in 0..2 {
+                    assert_eq!(
+                        $workload(&arena, n),
+                        expected,
+                        "{name}(n = {n}) on Monotonic, round {round}"
+                    );
+                    assert_eq!(
+                        $workload(&buffered, n),
+                        expected,
+                        "{name}(n = {n}) on buffered Monotonic, round {round}"
+                    );
+                    assert_eq!(
+                        $workload(&bump, n),
+                        expected,
+                        "{name}(n = {n}) on Bump, round {round}"
+                    );
+                    arena.reset();
+                    buffered.reset();
+                    bump.reset();
+                }
+            }
+        };
+    }
+
+    #[test]
+    fn small_objects_same_on_all_allocators() {
+        assert_same_on_all_allocators!(small_objects);
+    }
+
+    #[test]
+    fn vec_growth_same_on_all_allocators() {
+        assert_same_on_all_allocators!(vec_growth);
+    }
+
+    #[test]
+    fn request_rust_same_on_all_allocators() {
+        assert_same_on_all_allocators!(request_rust);
+    }
+
+    #[test]
+    fn rust_checksums_depend_on_n() {
+        let arena = Monotonic::new();
+        assert_ne!(small_objects(&arena, 10), small_objects(&arena, 11));
+        assert_ne!(vec_growth(&arena, 10), vec_growth(&arena, 11));
+        assert_ne!(request_rust(&arena, 10), request_rust(&arena, 11));
+    }
+
+    #[test]
+    fn reset_arena_stops_calling_upstream() {
+        // The point of resetting between requests: after the first one, the
+        // arena serves every later request from the chunks it kept.
+        let mut arena = Monotonic::new();
+        request_rust(&arena, 1000);
+        arena.reset();
+        let warm = arena.stats().upstream_allocs;
+        for _ in 0..5 {
+            request_rust(&arena, 1000);
+            arena.reset();
+        }
+        assert_eq!(arena.stats().upstream_allocs, warm);
+    }
+}
+
+/// One Rust workload, instantiated for each allocator the harnesses compare:
+/// memres's arena, bumpalo's, and the global allocator.
+#[derive(Clone, Copy)]
+pub struct RustWorkload {
+    /// A short name for reports and benchmark ids.
+    pub name: &'static str,
+    /// The size parameter passed to the workload.
+    pub n: usize,
+    /// The workload on `&memres::Monotonic`.
+    pub on_monotonic: fn(&memres::Monotonic, usize) -> u64,
+    /// The workload on `&bumpalo::Bump`.
+    pub on_bumpalo: fn(&bumpalo::Bump, usize) -> u64,
+    /// The workload on the global allocator.
+    pub on_global: fn(usize) -> u64,
+}
+
+/// The Rust workloads both harnesses run, with their sizes.
+pub const RUST_WORKLOADS: [RustWorkload; 3] = [
+    RustWorkload {
+        name: "small_objects_10k",
+        n: 10_000,
+        on_monotonic: |a, n| small_objects(a, n),
+        on_bumpalo: |b, n| small_objects(b, n),
+        on_global: |n| small_objects(allocator_api2::alloc::Global, n),
+    },
+    RustWorkload {
+        name: "vec_growth_100k",
+        n: 100_000,
+        on_monotonic: |a, n| vec_growth(a, n),
+        on_bumpalo: |b, n| vec_growth(b, n),
+        on_global: |n| vec_growth(allocator_api2::alloc::Global, n),
+    },
+    RustWorkload {
+        name: "request_1k",
+        n: 1_000,
+        on_monotonic: |a, n| request_rust(a, n),
+        on_bumpalo: |b, n| request_rust(b, n),
+        on_global: |n| request_rust(allocator_api2::alloc::Global, n),
+    },
+];
+
+/// One C++ workload with its sizes fixed, for the harnesses' tables.
+#[derive(Clone, Copy)]
+pub struct CxxWorkload {
+    /// A short name for reports and benchmark ids.
+    pub name: &'static str,
+    /// Runs one iteration on a resource of the given kind.
+    pub run: fn(Resource) -> u64,
+}
+
+/// The C++ workloads both harnesses run, with their sizes.
+pub const CXX_WORKLOADS: [CxxWorkload; 4] = [
+    CxxWorkload {
+        name: "vector_of_strings_10k",
+        run: |r| cxx_vector_of_strings(r, 10_000),
+    },
+    CxxWorkload {
+        name: "list_10k",
+        run: |r| cxx_list_build(r, 10_000),
+    },
+    CxxWorkload {
+        name: "map_10k",
+        run: |r| cxx_map_build(r, 10_000),
+    },
+    CxxWorkload {
+        name: "request_loop_100x200",
+        run: |r| cxx_request_loop(r, 100, 200),
+    },
+];

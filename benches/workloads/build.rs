@@ -1,0 +1,23 @@
+//! Compiles the C++ workloads and the cxx bridge that exposes them.
+//!
+//! `<memres/memres.hpp>` comes from the `memres-cxx` crate, whose build
+//! script publishes its include directory (`links = "memres-cxx"` turns its
+//! `cargo:include=` line into `DEP_MEMRES_CXX_INCLUDE` here). Optimization
+//! follows the Cargo profile (`-O3` under `--release`/`bench`).
+
+fn main() {
+    let memres_include = std::env::var("DEP_MEMRES_CXX_INCLUDE")
+        .expect("DEP_MEMRES_CXX_INCLUDE is set by memres-cxx's build script (links = \"memres-cxx\")");
+    cxx_build::bridge("src/lib.rs")
+        .file("src/workloads.cpp")
+        .include(&memres_include)
+        .std("c++17")
+        .flag_if_supported("-Wall")
+        .flag_if_supported("-Wextra")
+        .compile("memres-workloads");
+    for path in ["src/lib.rs", "src/workloads.cpp", "src/workloads.hpp"] {
+        println!("cargo:rerun-if-changed={path}");
+    }
+    // The memres header is compiled into our workloads (its fast paths are inline).
+    println!("cargo:rerun-if-changed={memres_include}/memres/memres.hpp");
+}

@@ -1,0 +1,174 @@
+// The C++ workloads: std::pmr containers on std's resources and on memres's.
+//
+// Every workload returns a checksum of the *contents* it built, never of
+// addresses, so the same call gives the same value on every resource; the
+// tests in lib.rs check that, and the checksum keeps the optimizer from
+// dropping the work.
+
+#include "memres-workloads/src/workloads.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory_resource>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <memres/memres.hpp>
+
+#include "memres-workloads/src/lib.rs.h"
+
+namespace memres::workloads {
+namespace {
+
+// Size of the stack buffer behind Resource::StdMonotonicStackBuffer.
+constexpr std::size_t kStackBufferSize = 16384;
+
+// Order-dependent hash combine (boost-style), for checksums.
+constexpr std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
+  return h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
+// A deterministic pseudo-random sequence (xorshift64), for map keys.
+struct xorshift64 {
+  std::uint64_t state;
+  std::uint64_t next() {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  }
+};
+
+// The arena of Resource::MemresMonotonicReset: one per thread, kept for
+// the thread's life and reset (not released) between uses, as a server keeps
+// its per-thread arena across requests. After warm-up it stops calling
+// upstream at all.
+memres::monotonic_buffer_resource& kept_arena() {
+  thread_local memres::monotonic_buffer_resource arena;
+  return arena;
+}
+
+// Runs body(resource) on a resource of the given kind, made for this call
+// (or, for MemresMonotonicReset, the kept arena after a reset), and returns
+// what body returned. The resource dies (or is reset on next use) after body,
+// so body must not let anything allocated from it escape.
+template <class Body>
+std::uint64_t with_resource(Resource kind, Body&& body) {
+  switch (kind) {
+    case Resource::NewDelete:
+      return body(std::pmr::new_delete_resource());
+    case Resource::StdMonotonic: {
+      std::pmr::monotonic_buffer_resource resource;
+      return body(&resource);
+    }
+    case Resource::StdMonotonicStackBuffer: {
+      alignas(std::max_align_t) char buffer[kStackBufferSize];
+      std::pmr::monotonic_buffer_resource resource(buffer, sizeof buffer);
+      return body(&resource);
+    }
+    case Resource::MemresMonotonic: {
+      memres::monotonic_buffer_resource resource;
+      return body(&resource);
+    }
+    case Resource::MemresMonotonicReset: {
+      auto& resource = kept_arena();
+      // Nothing from the previous use is alive: body's containers died in it.
+      resource.reset();
+      return body(&resource);
+    }
+  }
+  // Rust can pass any u8 in a shared enum; cxx turns this into an Err.
+  throw std::invalid_argument("memres-workloads: unknown Resource");
+}
+
+// Length of the i-th string of a batch: 8..=64, so both short strings (in
+// libstdc++'s 15-byte SSO buffer) and heap-allocated ones occur.
+std::size_t string_length(std::size_t i, std::size_t salt) { return 8 + (i * 7 + salt) % 57; }
+
+char string_fill(std::size_t i, std::size_t salt) { return static_cast<char>('a' + (i + salt) % 26); }
+
+std::uint64_t string_digest(const std::pmr::string& s) {
+  return mix(mix(s.size(), static_cast<unsigned char>(s.front())), static_cast<unsigned char>(s.back()));
+}
+
+// n strings pushed into a vector that grows from empty (no reserve: the
+// reallocations, and the memory a monotonic resource wastes on them, are part
+// of the workload).
+std::uint64_t fill_strings(std::pmr::memory_resource* resource, std::size_t n, std::size_t salt) {
+  std::pmr::vector<std::pmr::string> strings(resource);
+  for (std::size_t i = 0; i < n; ++i) {
+    // uses-allocator construction: each string allocates from `resource` too.
+    auto& s = strings.emplace_back(string_length(i, salt), string_fill(i, salt));
+    s.back() = static_cast<char>('A' + i % 26);
+  }
+  std::uint64_t h = strings.size();
+  for (const auto& s : strings) h = mix(h, string_digest(s));
+  return h;
+}
+
+}  // namespace
+
+std::uint64_t vector_of_strings(Resource kind, std::size_t n) {
+  return with_resource(kind, [n](std::pmr::memory_resource* resource) { return fill_strings(resource, n, 0); });
+}
+
+std::uint64_t list_build(Resource kind, std::size_t n) {
+  return with_resource(kind, [n](std::pmr::memory_resource* resource) {
+    std::pmr::list<int> list(resource);
+    for (std::size_t i = 0; i < n; ++i) list.push_back(static_cast<int>(i * 2654435761u));
+    std::uint64_t h = list.size();
+    for (int v : list) h = mix(h, static_cast<std::uint32_t>(v));
+    return h;
+  });
+}
+
+std::uint64_t map_build(Resource kind, std::size_t n) {
+  return with_resource(kind, [n](std::pmr::memory_resource* resource) {
+    std::pmr::map<int, int> map(resource);
+    xorshift64 rng{0x2545f4914f6cdd1dULL};
+    for (std::size_t i = 0; i < n; ++i) {
+      // A key seen before keeps its first value (emplace does not overwrite).
+      map.emplace(static_cast<int>(rng.next() >> 33), static_cast<int>(i));
+    }
+    std::uint64_t h = map.size();
+    for (const auto& [key, value] : map) h = mix(mix(h, static_cast<std::uint32_t>(key)), static_cast<std::uint32_t>(value));
+    return h;
+  });
+}
+
+std::uint64_t request_loop(Resource kind, std::size_t requests, std::size_t n) {
+  std::uint64_t total = 0;
+  for (std::size_t r = 0; r < requests; ++r) {
+    // One resource per request: built, used by the request's containers, and
+    // destroyed (or, for MemresMonotonicReset, reset before the next one).
+    const std::uint64_t h = with_resource(kind, [r, n](std::pmr::memory_resource* resource) {
+      // A list of names, as parsed from the request.
+      std::uint64_t h = fill_strings(resource, n, r);
+
+      // An index from id to name. Its iteration order depends on the bucket
+      // count only, but a sum of per-entry digests does not depend on order.
+      std::pmr::unordered_map<int, std::pmr::string> index(resource);
+      for (std::size_t i = 0; i < n / 2; ++i) {
+        index.try_emplace(static_cast<int>(i * 31 + r), string_length(i, r + 1), string_fill(i, r + 1));
+      }
+      std::uint64_t index_sum = index.size();
+      for (const auto& [id, name] : index) index_sum += mix(static_cast<std::uint32_t>(id), string_digest(name));
+      h = mix(h, index_sum);
+
+      // Scratch numbers, grown from empty.
+      std::pmr::vector<int> numbers(resource);
+      for (std::size_t i = 0; i < n * 4; ++i) numbers.push_back(static_cast<int>(i ^ r));
+      std::uint64_t numbers_sum = numbers.size();
+      for (int v : numbers) numbers_sum += static_cast<std::uint32_t>(v);
+      return mix(h, numbers_sum);
+    });
+    total = mix(total, h);
+  }
+  return total;
+}
+
+}  // namespace memres::workloads
