@@ -83,8 +83,12 @@ class monotonic_buffer_resource : public std::pmr::memory_resource {
   ~monotonic_buffer_resource() override { detail::monotonic_destroy(core_); }
 
   /// Gives all memory back to upstream; starts over from the initial buffer.
+  /// Requires: as for reset().
   void release() noexcept { detail::monotonic_release(core_); }
-  /// Rewinds to empty but keeps every chunk for reuse.
+  /// Rewinds to empty and keeps the memory for reuse (several chunks are
+  /// merged into one, so that later cycles make no upstream calls).
+  /// Requires: no object allocated from this resource is used afterwards;
+  /// destroy the containers first (their destructors read their memory).
   void reset() noexcept { detail::monotonic_reset(core_); }
   std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
 
