@@ -19,6 +19,7 @@
 //! what their upstream threw (`std::bad_alloc` for exhaustion inside memres
 //! itself). A Rust panic inside a bridge call aborts the process (cxx's rule),
 //! and no bridge call panics on bad input: it reports failure instead.
+#![cfg_attr(feature = "nightly", feature(allocator_api))]
 
 use core::alloc::Layout;
 use core::ptr::NonNull;

@@ -85,3 +85,25 @@ fn try_with_capacity_of_a_huge_size_fails() {
 fn with_capacity_panics_with_a_message() {
     let _ = Monotonic::with_capacity(usize::MAX);
 }
+
+#[test]
+fn gigabyte_alignment_is_served_or_refused_cleanly() {
+    let upstream = Tracking::new();
+    let arena = Monotonic::new_in(&upstream);
+    let layout = Layout::from_size_align(8, 1 << 30).unwrap();
+    if let Ok(block) = arena.allocate(layout) {
+        assert_eq!(block.cast::<u8>().as_ptr().addr() % (1 << 30), 0);
+    }
+    still_works(&arena);
+}
+
+#[test]
+fn release_twice_and_reset_on_an_empty_arena_leave_it_usable() {
+    let upstream = Tracking::new();
+    let mut arena = Monotonic::new_in(&upstream);
+    arena.reset();
+    arena.release();
+    arena.release();
+    arena.reset();
+    still_works(&arena);
+}

@@ -1,4 +1,5 @@
 //! `Monotonic`'s suite, one module per aspect. Single-threaded: runs under Miri.
+#![cfg_attr(feature = "nightly", feature(allocator_api))]
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -7,3 +8,5 @@ mod alloc;
 mod bad_input;
 mod collections;
 mod lifecycle;
+#[cfg(feature = "nightly")]
+mod nightly;

@@ -26,6 +26,7 @@
 //!     bump.reset();
 //! }
 //! ```
+#![cfg_attr(feature = "nightly", feature(allocator_api))]
 
 // The C++ workloads call memres's C++ slow paths, which live in memres-cxx's
 // static library; naming the crate makes rustc link it (and the Rust code

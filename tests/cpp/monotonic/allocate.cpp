@@ -76,3 +76,16 @@ TEST(monotonic_allocate_large_request_keeps_the_current_chunk) {
   CHECK(b == a + 16);
   CHECK(t.allocs == 2);
 }
+
+TEST(monotonic_allocate_gigabyte_alignment_is_served_or_refused_cleanly) {
+  tracking_resource t;
+  monotonic_buffer_resource r(&t);
+  try {
+    void* p = r.allocate(8, std::size_t{1} << 30);
+    CHECK(reinterpret_cast<std::uintptr_t>(p) % (std::size_t{1} << 30) == 0);
+  } catch (const std::bad_alloc&) {
+  }
+  support::blocks b;
+  b.add(r.allocate(100, 8), 100, 8);
+  b.verify();
+}
