@@ -9,12 +9,7 @@ fn main() {
         .flag_if_supported("-Wall")
         .flag_if_supported("-Wextra")
         .compile("memres-cxx");
-    for path in [
-        "src/lib.rs",
-        "src/memres.cpp",
-        "src/bridge.hpp",
-        "include/memres/memres.hpp",
-    ] {
+    for path in ["src/lib.rs", "src/memres.cpp", "src/bridge.hpp", "include/memres/memres.hpp"] {
         println!("cargo:rerun-if-changed={path}");
     }
     // Let dependents' build scripts find <memres/memres.hpp>.

@@ -60,10 +60,7 @@ fn measure(peers: &mut [Peer<'_>], budget: Duration) -> Vec<Duration> {
 
 fn row(workload: &str, peers: &mut [Peer<'_>], baseline: &str, budget: Duration) {
     let times = measure(peers, budget);
-    let base = peers
-        .iter()
-        .position(|p| p.name == baseline)
-        .map_or(times[0], |i| times[i]);
+    let base = peers.iter().position(|p| p.name == baseline).map_or(times[0], |i| times[i]);
     for (i, (p, t)) in peers.iter().zip(&times).enumerate() {
         let label = if i == 0 { workload } else { "" };
         let ratio = t.as_secs_f64() / base.as_secs_f64();
@@ -74,11 +71,7 @@ fn row(workload: &str, peers: &mut [Peer<'_>], baseline: &str, budget: Duration)
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let budget = if quick {
-        Duration::from_millis(300)
-    } else {
-        Duration::from_secs(3)
-    };
+    let budget = if quick { Duration::from_millis(300) } else { Duration::from_secs(3) };
 
     println!("memres showcase: median time per iteration, interleaved rounds, ratio to the row's baseline");
     println!("(lower is faster; {})\n", if quick { "quick run" } else { "full run" });
@@ -108,28 +101,15 @@ fn main() {
                     s
                 }),
             },
-            Peer {
-                name: "global allocator (glibc)",
-                run: Box::new(move || on_global(n)),
-            },
+            Peer { name: "global allocator (glibc)", run: Box::new(move || on_global(n)) },
         ];
-        row(
-            &format!("Rust: {}", work.name),
-            &mut peers,
-            "bumpalo Bump (reset)",
-            budget,
-        );
+        row(&format!("Rust: {}", work.name), &mut peers, "bumpalo Bump (reset)", budget);
     }
 
     // C++: std::pmr containers on std's resources and memres's, through the bridge.
     for work in w::CXX_WORKLOADS {
-        let mut peers: Vec<Peer> = Resource::ALL
-            .into_iter()
-            .map(|r| Peer {
-                name: r.name(),
-                run: Box::new(move || (work.run)(r)),
-            })
-            .collect();
+        let mut peers: Vec<Peer> =
+            Resource::ALL.into_iter().map(|r| Peer { name: r.name(), run: Box::new(move || (work.run)(r)) }).collect();
         row(&format!("C++: {}", work.name), &mut peers, "std_monotonic", budget);
     }
 
@@ -144,9 +124,5 @@ fn main() {
     }
     let s = arena.stats();
     println!("Rust request arena, upstream calls per request over 5 requests: {calls:?}");
-    println!(
-        "(held after warm-up: {} KiB in {} chunks; reset() keeps them)",
-        s.held / 1024,
-        s.chunks
-    );
+    println!("(held after warm-up: {} KiB in {} chunks; reset() keeps them)", s.held / 1024, s.chunks);
 }

@@ -33,6 +33,7 @@
 #![cfg_attr(feature = "nightly", feature(allocator_api))]
 #![warn(missing_docs)]
 
+mod debug;
 mod monotonic;
 mod resource;
 

@@ -111,9 +111,7 @@ unsafe impl MemoryResource for System {
         }
         // SAFETY: the size is non-zero, as `GlobalAlloc::alloc` requires.
         let ptr = unsafe { GlobalAlloc::alloc(self, layout) };
-        NonNull::new(ptr)
-            .map(|p| NonNull::slice_from_raw_parts(p, layout.size()))
-            .ok_or(AllocError)
+        NonNull::new(ptr).map(|p| NonNull::slice_from_raw_parts(p, layout.size())).ok_or(AllocError)
     }
 
     #[inline]

@@ -143,9 +143,7 @@ unsafe impl MemoryResource for CxxResource {
         }
         // SAFETY: `self.ptr` is a live resource (contract of `from_raw`).
         let ptr = unsafe { ffi::upstream_allocate(self.ptr.as_ptr(), layout.size(), layout.align()) };
-        NonNull::new(ptr)
-            .map(|p| NonNull::slice_from_raw_parts(p, layout.size()))
-            .ok_or(AllocError)
+        NonNull::new(ptr).map(|p| NonNull::slice_from_raw_parts(p, layout.size())).ok_or(AllocError)
     }
 
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
@@ -216,9 +214,7 @@ unsafe fn monotonic_new(
     buffer_size: usize,
     initial_size: usize,
 ) -> Box<MonotonicCore> {
-    let upstream = CxxResource {
-        ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream"),
-    };
+    let upstream = CxxResource { ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream") };
     let arena = match NonNull::new(buffer) {
         // SAFETY: the caller's contract on `buffer`.
         Some(buf) if buffer_size > 0 => unsafe { Monotonic::from_raw_buffer_in(buf, buffer_size, upstream) },

@@ -27,10 +27,7 @@ fn rust_collections_in_an_arena_over_cxx_new_delete() {
 fn cxx_exception_becomes_alloc_error() {
     let arena = Monotonic::new_in(CxxResource::null());
     assert!(arena.allocate(Layout::new::<u64>()).is_err());
-    assert!(
-        arena.allocate(Layout::new::<u64>()).is_err(),
-        "still consistent after the failure"
-    );
+    assert!(arena.allocate(Layout::new::<u64>()).is_err(), "still consistent after the failure");
 }
 
 #[test]

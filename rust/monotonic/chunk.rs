@@ -61,11 +61,7 @@ impl Chunk {
         // at a multiple of its alignment from an aligned base, inside the block.
         unsafe {
             let footer = base.add(layout.size() - FOOTER_SIZE).cast::<ChunkFooter>();
-            footer.write(ChunkFooter {
-                base,
-                layout,
-                next: Cell::new(None),
-            });
+            footer.write(ChunkFooter { base, layout, next: Cell::new(None) });
             Chunk(footer)
         }
     }

@@ -47,6 +47,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use allocator_api2::alloc::{AllocError, Allocator, Global};
 
 use self::chunk::{CHUNK_ALIGN, Chunk, ChunkList, FOOTER_SIZE};
+use crate::debug::{poison, unpoison};
 use crate::resource::{MemoryResource, dangling_for};
 
 /// The default size of the first chunk, in bytes (std's libstdc++ uses 1 KiB too).
@@ -302,7 +303,9 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         let ptr = NonNull::new(buffer.as_mut_ptr().cast::<u8>()).unwrap_or(NonNull::dangling());
         // A zero-length buffer is no buffer.
         let buffer = (len > 0).then_some((ptr, len));
-        Self::from_parts(buffer, len.saturating_mul(2), upstream)
+        let arena = Self::from_parts(buffer, len.saturating_mul(2), upstream);
+        arena.poison_buffer();
+        arena
     }
 
     /// An arena over a buffer given as a raw pointer, for foreign callers.
@@ -317,16 +320,9 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     }
 
     fn from_parts(buffer: Option<(NonNull<u8>, usize)>, initial_size: usize, upstream: U) -> Self {
-        let initial_size = if initial_size == 0 {
-            DEFAULT_INITIAL_SIZE
-        } else {
-            initial_size
-        };
+        let initial_size = if initial_size == 0 { DEFAULT_INITIAL_SIZE } else { initial_size };
         let arena = Monotonic {
-            bump: BumpState {
-                cursor: Cell::new(empty_region()),
-                end: Cell::new(empty_region()),
-            },
+            bump: BumpState { cursor: Cell::new(empty_region()), end: Cell::new(empty_region()) },
             start: Cell::new(empty_region()),
             current: Cell::new(None),
             used: ChunkList::default(),
@@ -401,6 +397,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         if fits {
             let ptr = cursor.wrapping_add(aligned - addr);
             self.bump.cursor.set(ptr.wrapping_add(layout.size()));
+            unpoison(ptr, layout.size());
             // SAFETY: `cursor` is never null (the empty region has a non-null
             // address) and `ptr` is within `[cursor, end]`, so it is non-null.
             Some(unsafe { NonNull::new_unchecked(ptr) })
@@ -423,6 +420,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         self.used.push(chunk);
         let ptr = align_up(chunk.base(), layout.align());
         let after = ptr.wrapping_add(layout.size());
+        unpoison(ptr, layout.size());
         // The chunk with more room left becomes the current one; on a tie the
         // new one does, so that the block just made can grow in place.
         let room = chunk.data_end().addr() - after.addr();
@@ -431,8 +429,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             self.enter(Some(chunk), chunk.base(), chunk.data_end());
             self.bump.cursor.set(after);
         } else {
-            self.retired
-                .set(self.retired.get() + (after.addr() - chunk.base().addr()));
+            self.retired.set(self.retired.get() + (after.addr() - chunk.base().addr()));
         }
         // SAFETY: `ptr` lies within a chunk's data, whose base is non-null.
         Ok(unsafe { NonNull::new_unchecked(ptr) })
@@ -449,9 +446,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         let next = self.next_size.get();
         let preferred = if minimal.size() <= next {
             // A geometric chunk, clipped to the budget.
-            Chunk::layout_for(next.min(left) - FOOTER_SIZE, align)
-                .filter(|l| l.size() <= left)
-                .unwrap_or(minimal)
+            Chunk::layout_for(next.min(left) - FOOTER_SIZE, align).filter(|l| l.size() <= left).unwrap_or(minimal)
         } else {
             minimal // a chunk of its own
         };
@@ -470,7 +465,9 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         self.upstream_allocs.set(self.upstream_allocs.get() + 1);
         // SAFETY: upstream returned a block of at least `layout.size()` bytes
         // aligned to `layout.align()`, and `layout` came from `layout_for`.
-        Ok(unsafe { Chunk::init(block.cast(), layout) })
+        let chunk = unsafe { Chunk::init(block.cast(), layout) };
+        poison(chunk.base(), chunk.capacity());
+        Ok(chunk)
     }
 
     /// Counts the current region's bytes as handed out, before leaving it.
@@ -513,6 +510,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         // where this region's cursor is from moving the cursor out of it.
         if ptr.addr() >= self.start.get().addr() && ptr.wrapping_add(layout.size()) == self.bump.cursor.get() {
             self.bump.cursor.set(ptr);
+            poison(ptr, layout.size());
         }
     }
 
@@ -539,6 +537,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             && new.size() <= self.bump.end.get().addr() - p.addr()
         {
             self.bump.cursor.set(p.wrapping_add(new.size()));
+            unpoison(p, new.size());
             return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
         }
         let block = self.allocate(new)?;
@@ -565,6 +564,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         if p.addr() & (new.align() - 1) == 0 {
             if self.is_last(p, old.size()) {
                 self.bump.cursor.set(p.wrapping_add(new.size()));
+                poison(p.wrapping_add(new.size()), old.size() - new.size());
             }
             return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
         }
@@ -600,9 +600,19 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         while let Some(chunk) = self.used.pop() {
             self.spare.insert_by_capacity(chunk);
         }
+        for chunk in self.spare.iter() {
+            poison(chunk.base(), chunk.capacity());
+        }
+        self.poison_buffer();
         self.retired.set(0);
         self.epoch.set(fresh_epoch());
         self.enter_first_region();
+    }
+
+    fn poison_buffer(&self) {
+        if let Some((ptr, len)) = self.buffer {
+            poison(ptr.as_ptr(), len);
+        }
     }
 
     /// Replaces two or more chunks by one with their combined capacity.
@@ -622,16 +632,18 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         self.chunks.set(self.chunks.get() + 1);
         self.upstream_allocs.set(self.upstream_allocs.get() + 1);
         // SAFETY: upstream returned a block for `layout`, from `layout_for`.
-        self.spare.push(unsafe { Chunk::init(block.cast(), layout) });
+        let chunk = unsafe { Chunk::init(block.cast(), layout) };
+        poison(chunk.base(), chunk.capacity());
+        self.spare.push(chunk);
     }
 
     /// Gives every chunk back to upstream; the arena starts over as new
     /// (with its buffer, and the first chunk size it was made with).
     pub fn release(&mut self) {
         self.free_all_chunks();
+        self.poison_buffer();
         self.retired.set(0);
-        self.next_size
-            .set(self.initial_size.clamp(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE));
+        self.next_size.set(self.initial_size.clamp(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE));
         self.epoch.set(fresh_epoch());
         self.enter_first_region();
     }
@@ -640,6 +652,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         self.used.prepend_to(&self.spare);
         while let Some(chunk) = self.spare.pop() {
             let layout = chunk.layout();
+            unpoison(chunk.base(), chunk.capacity());
             // SAFETY: the chunk's block came from `self.upstream` with this
             // layout, and no allocation in it outlives `&mut self`/drop.
             unsafe { self.upstream.deallocate(NonNull::new_unchecked(chunk.base()), layout) };
@@ -689,12 +702,11 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             "memres: Monotonic::rewind with a checkpoint taken after a point the arena was rewound to"
         );
         while self.used.head() != checkpoint.head {
-            let chunk = self
-                .used
-                .pop()
-                .expect("checked above: the checkpoint's head is in the list");
+            let chunk = self.used.pop().expect("checked above: the checkpoint's head is in the list");
+            poison(chunk.base(), chunk.capacity());
             self.spare.insert_by_capacity(chunk);
         }
+        poison(checkpoint.cursor, checkpoint.end.addr() - checkpoint.cursor.addr());
         self.current.set(checkpoint.current);
         self.start.set(checkpoint.start);
         self.bump.cursor.set(checkpoint.cursor);
@@ -756,9 +768,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
 
 /// Does `layout` fit at the start of `chunk`'s data?
 fn fits(chunk: Chunk, layout: Layout) -> bool {
-    let pad = align_up(chunk.base(), layout.align())
-        .addr()
-        .wrapping_sub(chunk.base().addr());
+    let pad = align_up(chunk.base(), layout.align()).addr().wrapping_sub(chunk.base().addr());
     pad < layout.align() && layout.size() <= chunk.capacity().saturating_sub(pad)
 }
 
@@ -770,15 +780,15 @@ fn align_up(ptr: *mut u8, align: usize) -> *mut u8 {
 impl<U: MemoryResource> Drop for Monotonic<'_, U> {
     fn drop(&mut self) {
         self.free_all_chunks();
+        if let Some((ptr, len)) = self.buffer {
+            unpoison(ptr.as_ptr(), len); // the caller's again
+        }
     }
 }
 
 impl<U: MemoryResource + core::fmt::Debug> core::fmt::Debug for Monotonic<'_, U> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Monotonic")
-            .field("stats", &self.stats())
-            .field("upstream", &self.upstream)
-            .finish()
+        f.debug_struct("Monotonic").field("stats", &self.stats()).field("upstream", &self.upstream).finish()
     }
 }
 

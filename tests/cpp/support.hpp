@@ -21,7 +21,9 @@ struct custom_error : std::runtime_error {
 };
 
 // Forwards to new_delete_resource(), checking that each deallocate matches a
-// live allocation with the same size and alignment.
+// live allocation with the same size and alignment. Requests over 2^40 bytes
+// throw std::bad_alloc here, as any allocator's would (ASan's operator new
+// would abort the process instead).
 class tracking_resource : public std::pmr::memory_resource {
  public:
   ~tracking_resource() override { CHECK(live_.empty()); }
@@ -36,6 +38,7 @@ class tracking_resource : public std::pmr::memory_resource {
 
  protected:
   void* do_allocate(std::size_t bytes, std::size_t align) override {
+    if (bytes > (std::size_t{1} << 40)) throw std::bad_alloc();
     if (throw_after == 0) {
       if (throw_custom) throw custom_error();
       throw std::bad_alloc();

@@ -28,11 +28,7 @@ fn zero_size_requests_are_aligned_and_consume_nothing() {
         assert_eq!(block.cast::<u8>().as_ptr().addr() % align, 0);
     }
     assert_eq!(arena.stats().used, 0);
-    assert_eq!(
-        arena.stats().chunks,
-        0,
-        "zero-size requests must not take upstream memory"
-    );
+    assert_eq!(arena.stats().chunks, 0, "zero-size requests must not take upstream memory");
 }
 
 #[test]
@@ -54,11 +50,7 @@ fn freeing_the_last_allocation_rolls_back() {
     let b = arena.allocate(layout).unwrap().cast::<u8>();
     // SAFETY: `b` is the most recent block, allocated with `layout`.
     unsafe { arena.deallocate(b, layout) };
-    assert_eq!(
-        arena.allocate(layout).unwrap().cast::<u8>(),
-        b,
-        "the freed tail is reused"
-    );
+    assert_eq!(arena.allocate(layout).unwrap().cast::<u8>(), b, "the freed tail is reused");
     // Freeing a block that is not the last does nothing.
     let used = arena.stats().used;
     // SAFETY: `a` is live and was allocated with `layout`.
@@ -133,11 +125,7 @@ fn large_request_gets_its_own_chunk_and_keeps_the_current_one() {
     let _ = arena.allocate(big).unwrap();
     assert_eq!(upstream.allocs.get(), 2);
     let b = arena.allocate(small).unwrap().cast::<u8>();
-    assert_eq!(
-        b.as_ptr().addr() - a.as_ptr().addr(),
-        16,
-        "small requests stay in the first chunk"
-    );
+    assert_eq!(b.as_ptr().addr() - a.as_ptr().addr(), 16, "small requests stay in the first chunk");
 }
 
 #[test]

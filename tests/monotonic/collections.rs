@@ -16,10 +16,7 @@ fn vec_of_boxed_byte_strings() {
         words.push(s.into_boxed_slice());
     }
     assert_eq!(&*words[123], b"word-123");
-    assert_eq!(
-        words.iter().map(|w| w.len()).sum::<usize>(),
-        5 * 500 + 10 + 90 * 2 + 400 * 3
-    );
+    assert_eq!(words.iter().map(|w| w.len()).sum::<usize>(), 5 * 500 + 10 + 90 * 2 + 400 * 3);
 }
 
 #[test]

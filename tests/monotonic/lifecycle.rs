@@ -94,12 +94,7 @@ fn buffer_is_used_first_and_again_after_release() {
     let (lo, hi) = (range.start.addr(), range.end.addr());
     let mut arena = Monotonic::with_buffer_in(&mut buffer, &upstream);
     let inside = |arena: &Monotonic<'_, &Tracking>| {
-        let p = arena
-            .allocate(Layout::new::<u64>())
-            .unwrap()
-            .cast::<u8>()
-            .as_ptr()
-            .addr();
+        let p = arena.allocate(Layout::new::<u64>()).unwrap().cast::<u8>().as_ptr().addr();
         (lo..hi).contains(&p)
     };
     assert!(inside(&arena));

@@ -5,6 +5,8 @@
 mod support;
 
 mod alloc;
+#[cfg(feature = "asan")]
+mod asan;
 mod bad_input;
 mod collections;
 mod lifecycle;

@@ -63,10 +63,7 @@ unsafe impl MemoryResource for Tracking {
             self.budget_calls.set(Some(n - 1));
         }
         let block = MemoryResource::allocate(&Global, layout)?;
-        let previous = self
-            .live
-            .borrow_mut()
-            .insert(block.cast::<u8>().as_ptr().addr(), layout);
+        let previous = self.live.borrow_mut().insert(block.cast::<u8>().as_ptr().addr(), layout);
         assert!(previous.is_none(), "upstream handed out a live block twice");
         self.allocs.set(self.allocs.get() + 1);
         Ok(block)
@@ -74,11 +71,7 @@ unsafe impl MemoryResource for Tracking {
 
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         let recorded = self.live.borrow_mut().remove(&ptr.as_ptr().addr());
-        assert_eq!(
-            recorded,
-            Some(layout),
-            "freed a block not live in upstream, or with another layout"
-        );
+        assert_eq!(recorded, Some(layout), "freed a block not live in upstream, or with another layout");
         self.frees.set(self.frees.get() + 1);
         // SAFETY: the block was allocated by `Global` with `layout` (checked above).
         unsafe { MemoryResource::deallocate(&Global, ptr, layout) }
@@ -106,12 +99,7 @@ impl Blocks {
     pub fn add(&mut self, block: NonNull<[u8]>, layout: Layout) {
         let ptr = block.cast::<u8>();
         assert!(block.len() >= layout.size(), "block shorter than asked");
-        assert_eq!(
-            ptr.as_ptr().addr() % layout.align(),
-            0,
-            "block not aligned to {}",
-            layout.align()
-        );
+        assert_eq!(ptr.as_ptr().addr() % layout.align(), 0, "block not aligned to {}", layout.align());
         let tag = (self.blocks.len() % 251) as u8;
         // SAFETY: the resource promises `layout.size()` writable bytes.
         unsafe { ptr.as_ptr().write_bytes(tag, layout.size()) };
@@ -158,9 +146,5 @@ pub fn layout_matrix(max_size: usize) -> Vec<Layout> {
 /// `n`, or a twentieth of it under Miri, which runs a few thousand times
 /// slower: loop counts in the single-threaded suites go through this.
 pub const fn scaled(n: usize) -> usize {
-    if cfg!(miri) {
-        if n / 20 > 0 { n / 20 } else { 1 }
-    } else {
-        n
-    }
+    if cfg!(miri) { if n / 20 > 0 { n / 20 } else { 1 } } else { n }
 }

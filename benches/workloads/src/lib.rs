@@ -156,10 +156,7 @@ pub fn cxx_request_loop(resource: Resource, requests: usize, n: usize) -> u64 {
 
 /// Order-dependent hash combine (boost-style), the same as the C++ side's.
 fn mix(h: u64, v: u64) -> u64 {
-    h ^ v
-        .wrapping_add(0x9e37_79b9_7f4a_7c15)
-        .wrapping_add(h << 6)
-        .wrapping_add(h >> 2)
+    h ^ v.wrapping_add(0x9e37_79b9_7f4a_7c15).wrapping_add(h << 6).wrapping_add(h >> 2)
 }
 
 /// A deterministic pseudo-random sequence (xorshift64).
@@ -241,10 +238,7 @@ pub fn request_rust<A: Allocator + Copy>(alloc: A, n: usize) -> u64 {
         names.push(name);
     }
     let mut h = names.iter().fold(names.len() as u64, |h, name| {
-        mix(
-            mix(h, name.len() as u64),
-            u64::from(name[0]) << 8 | u64::from(name[name.len() - 1]),
-        )
+        mix(mix(h, name.len() as u64), u64::from(name[0]) << 8 | u64::from(name[name.len() - 1]))
     });
 
     // An index from pseudo-random ids to copies of names, sorted by id.
@@ -257,21 +251,14 @@ pub fn request_rust<A: Allocator + Copy>(alloc: A, n: usize) -> u64 {
     }
     // Stable, so pairs with equal ids stay in insertion order on every allocator.
     index.sort_by_key(|&(id, _)| id);
-    h = index.iter().fold(mix(h, index.len() as u64), |h, (id, name)| {
-        mix(mix(h, u64::from(*id)), name.len() as u64)
-    });
+    h = index.iter().fold(mix(h, index.len() as u64), |h, (id, name)| mix(mix(h, u64::from(*id)), name.len() as u64));
 
     // Scratch numbers, grown from empty.
     let mut numbers: Vec<u32, A> = Vec::new_in(alloc);
     for i in 0..n * 4 {
         numbers.push(i as u32 ^ 0x5bd1_e995);
     }
-    mix(
-        h,
-        numbers
-            .iter()
-            .fold(numbers.len() as u64, |sum, &x| sum.wrapping_add(u64::from(x))),
-    )
+    mix(h, numbers.iter().fold(numbers.len() as u64, |sum, &x| sum.wrapping_add(u64::from(x))))
 }
 
 #[cfg(test)]
@@ -293,12 +280,7 @@ mod tests {
         for n in SIZES {
             let expected = workload(Resource::NewDelete, n);
             for resource in Resource::ALL.into_iter().chain([Resource::MemresMonotonicReset]) {
-                assert_eq!(
-                    workload(resource, n),
-                    expected,
-                    "{name}(n = {n}) on {}",
-                    resource.name()
-                );
+                assert_eq!(workload(resource, n), expected, "{name}(n = {n}) on {}", resource.name());
             }
         }
     }
@@ -329,10 +311,7 @@ mod tests {
     #[test]
     fn cxx_checksums_depend_on_n() {
         for workload in [cxx_vector_of_strings, cxx_list_build, cxx_map_build] {
-            assert_ne!(
-                workload(Resource::MemresMonotonic, 10),
-                workload(Resource::MemresMonotonic, 11)
-            );
+            assert_ne!(workload(Resource::MemresMonotonic, 10), workload(Resource::MemresMonotonic, 11));
         }
     }
 
@@ -366,21 +345,13 @@ mod tests {
                 let mut buffered = Monotonic::with_buffer(&mut buffer);
                 let mut bump = Bump::new();
                 for round in 0..2 {
-                    assert_eq!(
-                        $workload(&arena, n),
-                        expected,
-                        "{name}(n = {n}) on Monotonic, round {round}"
-                    );
+                    assert_eq!($workload(&arena, n), expected, "{name}(n = {n}) on Monotonic, round {round}");
                     assert_eq!(
                         $workload(&buffered, n),
                         expected,
                         "{name}(n = {n}) on buffered Monotonic, round {round}"
                     );
-                    assert_eq!(
-                        $workload(&bump, n),
-                        expected,
-                        "{name}(n = {n}) on Bump, round {round}"
-                    );
+                    assert_eq!($workload(&bump, n), expected, "{name}(n = {n}) on Bump, round {round}");
                     arena.reset();
                     buffered.reset();
                     bump.reset();
@@ -480,20 +451,8 @@ pub struct CxxWorkload {
 
 /// The C++ workloads both harnesses run, with their sizes.
 pub const CXX_WORKLOADS: [CxxWorkload; 4] = [
-    CxxWorkload {
-        name: "vector_of_strings_10k",
-        run: |r| cxx_vector_of_strings(r, 10_000),
-    },
-    CxxWorkload {
-        name: "list_10k",
-        run: |r| cxx_list_build(r, 10_000),
-    },
-    CxxWorkload {
-        name: "map_10k",
-        run: |r| cxx_map_build(r, 10_000),
-    },
-    CxxWorkload {
-        name: "request_loop_100x200",
-        run: |r| cxx_request_loop(r, 100, 200),
-    },
+    CxxWorkload { name: "vector_of_strings_10k", run: |r| cxx_vector_of_strings(r, 10_000) },
+    CxxWorkload { name: "list_10k", run: |r| cxx_list_build(r, 10_000) },
+    CxxWorkload { name: "map_10k", run: |r| cxx_map_build(r, 10_000) },
+    CxxWorkload { name: "request_loop_100x200", run: |r| cxx_request_loop(r, 100, 200) },
 ];

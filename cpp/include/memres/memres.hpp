@@ -12,6 +12,20 @@
 #include <cstdint>
 #include <memory_resource>
 
+// Under AddressSanitizer the Rust core (built with its `asan` feature, which
+// CMake's MEMRES_SANITIZE=address turns on) poisons arena memory that is held
+// but not handed out; the inline fast paths unpoison each block they return.
+#if defined(__SANITIZE_ADDRESS__)
+#define MEMRES_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEMRES_ASAN 1
+#endif
+#endif
+#if defined(MEMRES_ASAN)
+extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
+#endif
+
 namespace memres {
 
 /// What a monotonic_buffer_resource holds and has done.
@@ -110,6 +124,9 @@ class monotonic_buffer_resource : public std::pmr::memory_resource {
     if ((alignment & (alignment - 1)) == 0 && bytes <= avail && pad <= avail - bytes) {
       char* p = bump_->cursor + pad;
       bump_->cursor = p + bytes;
+#if defined(MEMRES_ASAN)
+      __asan_unpoison_memory_region(p, bytes);
+#endif
       return p;
     }
     return detail::monotonic_allocate_slow(core_, bytes, alignment);
