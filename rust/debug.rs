@@ -1,16 +1,31 @@
-//! Debug aids, in one place: AddressSanitizer annotations.
+//! Debug aids, in one place: AddressSanitizer annotations (feature `asan`)
+//! and the checks of feature `debug-checks`.
 //!
-//! With the `asan` feature, memory an arena holds but has not handed out
-//! (the unused room of a chunk, everything after `reset`, `release` or a
-//! rewind, a block rolled back by `deallocate`) is *poisoned*, and each block
-//! is unpoisoned as it is handed out, so AddressSanitizer reports a use after
-//! reset as `use-after-poison`. Memory goes back to upstream, and the
-//! caller's buffer back to the caller, unpoisoned.
+//! # What memory goes through here
+//! - [`hand_out`]: a block leaves an arena for a caller.
+//! - [`retire`]: an arena takes memory back but keeps holding it (the unused
+//!   room of a new chunk, a rolled-back block, everything after `reset`,
+//!   `release` or a rewind).
+//! - [`give_back`]: memory leaves the arena for good (a chunk returned to
+//!   upstream, the caller's buffer when the arena is dropped).
 //!
-//! The feature is only for builds linked with AddressSanitizer's runtime
-//! (`RUSTFLAGS=-Zsanitizer=address` on nightly, or a C++ program built with
-//! `-fsanitize=address`, which CMake's `MEMRES_SANITIZE=address` sets up).
-//! Without it, every function here is empty and compiles to nothing.
+//! With `asan`, retired memory is poisoned and handed-out memory unpoisoned,
+//! so AddressSanitizer reports a use after reset as `use-after-poison`; given
+//! back memory is unpoisoned. The feature is only for builds linked with
+//! AddressSanitizer's runtime (`RUSTFLAGS=-Zsanitizer=address` on nightly,
+//! or a C++ program built with `-fsanitize=address`, which CMake's
+//! `MEMRES_SANITIZE=address` sets up).
+//!
+//! With `debug-checks`, retired memory is filled with [`FREED_BYTE`], and a
+//! [`Ledger`] of live blocks turns a double free, a free with the wrong
+//! layout, and a free of a pointer the arena never handed out into a panic
+//! that says which. Without the features, everything here is empty: the
+//! ledger is a zero-sized type and the functions compile to nothing.
+
+use core::alloc::Layout;
+
+/// What `debug-checks` writes over memory an arena takes back.
+pub const FREED_BYTE: u8 = 0xDD;
 
 #[cfg(feature = "asan")]
 unsafe extern "C" {
@@ -18,27 +33,118 @@ unsafe extern "C" {
     fn __asan_unpoison_memory_region(addr: *const core::ffi::c_void, size: usize);
 }
 
-/// Marks `[ptr, ptr + len)` as not to be touched until unpoisoned.
+/// A block of `len` bytes at `ptr` goes out to a caller.
 #[inline(always)]
-pub(crate) fn poison(ptr: *const u8, len: usize) {
+pub(crate) fn hand_out(ptr: *const u8, len: usize) {
     #[cfg(feature = "asan")]
-    // SAFETY: the runtime only writes its shadow memory for the range; the
-    // callers pass ranges the arena owns.
-    unsafe {
-        __asan_poison_memory_region(ptr.cast(), len)
-    }
-    #[cfg(not(feature = "asan"))]
-    let _ = (ptr, len);
-}
-
-/// Marks `[ptr, ptr + len)` as usable again.
-#[inline(always)]
-pub(crate) fn unpoison(ptr: *const u8, len: usize) {
-    #[cfg(feature = "asan")]
-    // SAFETY: as for `poison`.
+    // SAFETY: the runtime only writes its shadow memory for the range, which
+    // the arena owns.
     unsafe {
         __asan_unpoison_memory_region(ptr.cast(), len)
     }
-    #[cfg(not(feature = "asan"))]
     let _ = (ptr, len);
+}
+
+/// The arena takes `[ptr, ptr + len)` back and keeps holding it.
+///
+/// # Safety
+/// The range must be memory the arena owns and that no live block overlaps.
+#[inline(always)]
+pub(crate) unsafe fn retire(ptr: *mut u8, len: usize) {
+    #[cfg(feature = "debug-checks")]
+    {
+        // Unpoison first: the fill would otherwise be reported by ASan.
+        hand_out(ptr, len);
+        // SAFETY: the caller guarantees the range is owned and not live.
+        unsafe { ptr.write_bytes(FREED_BYTE, len) };
+    }
+    #[cfg(feature = "asan")]
+    // SAFETY: as for `hand_out`.
+    unsafe {
+        __asan_poison_memory_region(ptr.cast(), len)
+    }
+    let _ = (ptr, len);
+}
+
+/// `[ptr, ptr + len)` leaves the arena for good.
+#[inline(always)]
+pub(crate) fn give_back(ptr: *const u8, len: usize) {
+    hand_out(ptr, len);
+}
+
+/// The live blocks of one arena, under `debug-checks`; otherwise nothing.
+#[derive(Default)]
+pub(crate) struct Ledger {
+    #[cfg(feature = "debug-checks")]
+    live: core::cell::RefCell<std::collections::BTreeMap<usize, (Layout, u64)>>,
+    #[cfg(feature = "debug-checks")]
+    next: core::cell::Cell<u64>,
+}
+
+#[cfg(not(feature = "debug-checks"))]
+const _: () = assert!(core::mem::size_of::<Ledger>() == 0, "debug checks must cost nothing when off");
+
+/// A position in a ledger's history, for rewinds.
+pub(crate) type Mark = u64;
+
+impl Ledger {
+    /// Records a block handed out (zero-size blocks are not tracked: they
+    /// share addresses and their deallocation does nothing).
+    #[inline(always)]
+    pub(crate) fn record(&self, ptr: *const u8, layout: Layout) {
+        #[cfg(feature = "debug-checks")]
+        if layout.size() != 0 {
+            let seq = self.next.get();
+            self.next.set(seq + 1);
+            self.live.borrow_mut().insert(ptr.addr(), (layout, seq));
+        }
+        let _ = (ptr, layout);
+    }
+
+    /// Checks that `ptr` is a live block with `layout` and forgets it;
+    /// panics, naming the mistake, if it is not. `owned` says whether the
+    /// address lies in memory the arena holds.
+    #[inline(always)]
+    pub(crate) fn check_free(&self, what: &str, ptr: *const u8, layout: Layout, owned: impl FnOnce() -> bool) {
+        #[cfg(feature = "debug-checks")]
+        if layout.size() != 0 {
+            match self.live.borrow_mut().remove(&ptr.addr()) {
+                Some((recorded, _)) if recorded == layout => {}
+                Some((recorded, _)) => panic!(
+                    "memres: {what} of {ptr:p} with size {} and alignment {}, but the block was allocated with \
+                     size {} and alignment {}",
+                    layout.size(),
+                    layout.align(),
+                    recorded.size(),
+                    recorded.align()
+                ),
+                None if owned() => panic!(
+                    "memres: {what} of {ptr:p}: double free (the block was already freed, or reset or rewound away)"
+                ),
+                None => panic!("memres: {what} of {ptr:p}: foreign pointer, not allocated by this arena"),
+            }
+        }
+        let _ = (what, ptr, layout, owned);
+    }
+
+    /// Where the history is now.
+    pub(crate) fn mark(&self) -> Mark {
+        #[cfg(feature = "debug-checks")]
+        return self.next.get();
+        #[cfg(not(feature = "debug-checks"))]
+        0
+    }
+
+    /// Forgets the blocks recorded since `mark` (a rewind freed them).
+    pub(crate) fn forget_since(&self, mark: Mark) {
+        #[cfg(feature = "debug-checks")]
+        self.live.borrow_mut().retain(|_, &mut (_, seq)| seq < mark);
+        let _ = mark;
+    }
+
+    /// Forgets every block (reset, release).
+    pub(crate) fn forget_all(&self) {
+        #[cfg(feature = "debug-checks")]
+        self.live.borrow_mut().clear();
+    }
 }

@@ -38,6 +38,7 @@ mod monotonic;
 mod resource;
 
 pub use allocator_api2::alloc::{AllocError, Allocator, Global};
+pub use debug::FREED_BYTE;
 pub use monotonic::{BumpState, Checkpoint, Monotonic, MonotonicStats};
 pub use resource::MemoryResource;
 

@@ -212,3 +212,10 @@ fn buffer_len_of(_: &Model, buffer_len: u16) -> usize {
 }
 
 fuzz_target!(|input: Input| run(input));
+
+/// AddressSanitizer aborts on an allocation it cannot serve (2^63 bytes, say)
+/// instead of returning null; the arena must see the null as `AllocError`.
+#[unsafe(no_mangle)]
+pub extern "C" fn __asan_default_options() -> *const core::ffi::c_char {
+    c"allocator_may_return_null=1".as_ptr()
+}

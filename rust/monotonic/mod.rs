@@ -47,7 +47,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use allocator_api2::alloc::{AllocError, Allocator, Global};
 
 use self::chunk::{CHUNK_ALIGN, Chunk, ChunkList, FOOTER_SIZE};
-use crate::debug::{poison, unpoison};
+use crate::debug::{Ledger, Mark, give_back, hand_out, retire};
 use crate::resource::{MemoryResource, dangling_for};
 
 /// The default size of the first chunk, in bytes (std's libstdc++ uses 1 KiB too).
@@ -86,6 +86,7 @@ pub struct Checkpoint {
     cursor: *mut u8,
     end: *mut u8,
     retired: usize,
+    mark: Mark,
 }
 
 /// What an arena holds and has done, from [`Monotonic::stats`].
@@ -192,6 +193,8 @@ pub struct Monotonic<'buf, U: MemoryResource = Global> {
     upstream_frees: Cell<u64>,
     /// Names this arena's current cycle, for checkpoints; unique process-wide.
     epoch: Cell<u64>,
+    /// Live blocks under `debug-checks`; zero-sized otherwise.
+    ledger: Ledger,
     upstream: U,
     _buffer: PhantomData<&'buf mut [MaybeUninit<u8>]>,
 }
@@ -304,7 +307,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         // A zero-length buffer is no buffer.
         let buffer = (len > 0).then_some((ptr, len));
         let arena = Self::from_parts(buffer, len.saturating_mul(2), upstream);
-        arena.poison_buffer();
+        arena.retire_buffer();
         arena
     }
 
@@ -337,6 +340,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             upstream_allocs: Cell::new(0),
             upstream_frees: Cell::new(0),
             epoch: Cell::new(fresh_epoch()),
+            ledger: Ledger::default(),
             upstream,
             _buffer: PhantomData,
         };
@@ -369,6 +373,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             Some(ptr) => ptr,
             None => self.allocate_slow(layout)?,
         };
+        self.ledger.record(ptr.as_ptr(), layout);
         Ok(NonNull::slice_from_raw_parts(ptr, layout.size()))
     }
 
@@ -397,7 +402,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         if fits {
             let ptr = cursor.wrapping_add(aligned - addr);
             self.bump.cursor.set(ptr.wrapping_add(layout.size()));
-            unpoison(ptr, layout.size());
+            hand_out(ptr, layout.size());
             // SAFETY: `cursor` is never null (the empty region has a non-null
             // address) and `ptr` is within `[cursor, end]`, so it is non-null.
             Some(unsafe { NonNull::new_unchecked(ptr) })
@@ -420,7 +425,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         self.used.push(chunk);
         let ptr = align_up(chunk.base(), layout.align());
         let after = ptr.wrapping_add(layout.size());
-        unpoison(ptr, layout.size());
+        hand_out(ptr, layout.size());
         // The chunk with more room left becomes the current one; on a tie the
         // new one does, so that the block just made can grow in place.
         let room = chunk.data_end().addr() - after.addr();
@@ -466,7 +471,8 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         // SAFETY: upstream returned a block of at least `layout.size()` bytes
         // aligned to `layout.align()`, and `layout` came from `layout_for`.
         let chunk = unsafe { Chunk::init(block.cast(), layout) };
-        poison(chunk.base(), chunk.capacity());
+        // SAFETY: the fresh chunk's data is ours and holds no block yet.
+        unsafe { retire(chunk.base(), chunk.capacity()) };
         Ok(chunk)
     }
 
@@ -506,15 +512,17 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         let ptr = ptr.as_ptr();
-        // `ptr >= start` keeps a block of another region that happens to end
-        // where this region's cursor is from moving the cursor out of it.
-        if ptr.addr() >= self.start.get().addr() && ptr.wrapping_add(layout.size()) == self.bump.cursor.get() {
+        self.ledger.check_free("Monotonic::deallocate", ptr, layout, || self.owns(ptr));
+        if self.is_last(ptr, layout.size()) {
             self.bump.cursor.set(ptr);
-            poison(ptr, layout.size());
+            // SAFETY: the block was the most recent one and is now freed.
+            unsafe { retire(ptr, layout.size()) };
         }
     }
 
-    /// Is `[ptr, ptr + size)` the most recent allocation in the current region?
+    /// Is `[ptr, ptr + size)` the most recent allocation in the current
+    /// region? (`ptr >= start` keeps a block of another region that happens
+    /// to end where this region's cursor is from moving the cursor out of it.)
     #[inline]
     fn is_last(&self, ptr: *mut u8, size: usize) -> bool {
         ptr.addr() >= self.start.get().addr() && ptr.wrapping_add(size) == self.bump.cursor.get()
@@ -536,8 +544,10 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             && self.is_last(p, old.size())
             && new.size() <= self.bump.end.get().addr() - p.addr()
         {
+            self.ledger.check_free("Monotonic::grow", p, old, || self.owns(p));
+            self.ledger.record(p, new);
             self.bump.cursor.set(p.wrapping_add(new.size()));
-            unpoison(p, new.size());
+            hand_out(p, new.size());
             return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
         }
         let block = self.allocate(new)?;
@@ -562,15 +572,20 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     pub unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let p = ptr.as_ptr();
         if p.addr() & (new.align() - 1) == 0 {
+            self.ledger.check_free("Monotonic::shrink", p, old, || self.owns(p));
+            self.ledger.record(p, new);
             if self.is_last(p, old.size()) {
                 self.bump.cursor.set(p.wrapping_add(new.size()));
-                poison(p.wrapping_add(new.size()), old.size() - new.size());
+                // SAFETY: the tail past the new size is no longer part of the block.
+                unsafe { retire(p.wrapping_add(new.size()), old.size() - new.size()) };
             }
             return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
         }
         let block = self.allocate(new)?;
         // SAFETY: distinct live blocks, the new one holds `new.size()` bytes.
         unsafe { ptr::copy_nonoverlapping(p, block.cast::<u8>().as_ptr(), new.size()) };
+        // The old block is freed; unless it was the last, its bytes wait for a reset.
+        self.ledger.check_free("Monotonic::shrink", p, old, || self.owns(p));
         Ok(block)
     }
 
@@ -601,18 +616,30 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             self.spare.insert_by_capacity(chunk);
         }
         for chunk in self.spare.iter() {
-            poison(chunk.base(), chunk.capacity());
+            // SAFETY: after a reset no block lives in any chunk (`&mut self`).
+            unsafe { retire(chunk.base(), chunk.capacity()) };
         }
-        self.poison_buffer();
+        self.retire_buffer();
+        self.ledger.forget_all();
         self.retired.set(0);
         self.epoch.set(fresh_epoch());
         self.enter_first_region();
     }
 
-    fn poison_buffer(&self) {
+    /// Takes the caller's buffer back whole; callers guarantee no block lives in it.
+    fn retire_buffer(&self) {
         if let Some((ptr, len)) = self.buffer {
-            poison(ptr.as_ptr(), len);
+            // SAFETY: the arena may write the buffer for 'buf, and no block
+            // lives in it (the callers' condition).
+            unsafe { retire(ptr.as_ptr(), len) };
         }
+    }
+
+    /// Does `ptr` lie in memory the arena holds (a chunk's data, the buffer)?
+    fn owns(&self, ptr: *const u8) -> bool {
+        let inside = |base: *mut u8, len: usize| (base.addr()..base.addr() + len).contains(&ptr.addr());
+        self.buffer.is_some_and(|(b, len)| inside(b.as_ptr(), len))
+            || self.used.iter().chain(self.spare.iter()).any(|c| inside(c.base(), c.capacity()))
     }
 
     /// Replaces two or more chunks by one with their combined capacity.
@@ -633,7 +660,8 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         self.upstream_allocs.set(self.upstream_allocs.get() + 1);
         // SAFETY: upstream returned a block for `layout`, from `layout_for`.
         let chunk = unsafe { Chunk::init(block.cast(), layout) };
-        poison(chunk.base(), chunk.capacity());
+        // SAFETY: a fresh chunk holds no block.
+        unsafe { retire(chunk.base(), chunk.capacity()) };
         self.spare.push(chunk);
     }
 
@@ -641,7 +669,8 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     /// (with its buffer, and the first chunk size it was made with).
     pub fn release(&mut self) {
         self.free_all_chunks();
-        self.poison_buffer();
+        self.retire_buffer();
+        self.ledger.forget_all();
         self.retired.set(0);
         self.next_size.set(self.initial_size.clamp(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE));
         self.epoch.set(fresh_epoch());
@@ -652,7 +681,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         self.used.prepend_to(&self.spare);
         while let Some(chunk) = self.spare.pop() {
             let layout = chunk.layout();
-            unpoison(chunk.base(), chunk.capacity());
+            give_back(chunk.base(), chunk.capacity());
             // SAFETY: the chunk's block came from `self.upstream` with this
             // layout, and no allocation in it outlives `&mut self`/drop.
             unsafe { self.upstream.deallocate(NonNull::new_unchecked(chunk.base()), layout) };
@@ -673,6 +702,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             cursor: self.bump.cursor.get(),
             end: self.bump.end.get(),
             retired: self.retired.get(),
+            mark: self.ledger.mark(),
         }
     }
 
@@ -703,10 +733,14 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         );
         while self.used.head() != checkpoint.head {
             let chunk = self.used.pop().expect("checked above: the checkpoint's head is in the list");
-            poison(chunk.base(), chunk.capacity());
+            // SAFETY: blocks made since the checkpoint are freed by the rewind
+            // (`&mut self`: none is borrowed), and this chunk holds only such.
+            unsafe { retire(chunk.base(), chunk.capacity()) };
             self.spare.insert_by_capacity(chunk);
         }
-        poison(checkpoint.cursor, checkpoint.end.addr() - checkpoint.cursor.addr());
+        // SAFETY: as above, for the room after the checkpoint's cursor.
+        unsafe { retire(checkpoint.cursor, checkpoint.end.addr() - checkpoint.cursor.addr()) };
+        self.ledger.forget_since(checkpoint.mark);
         self.current.set(checkpoint.current);
         self.start.set(checkpoint.start);
         self.bump.cursor.set(checkpoint.cursor);
@@ -781,7 +815,7 @@ impl<U: MemoryResource> Drop for Monotonic<'_, U> {
     fn drop(&mut self) {
         self.free_all_chunks();
         if let Some((ptr, len)) = self.buffer {
-            unpoison(ptr.as_ptr(), len); // the caller's again
+            give_back(ptr.as_ptr(), len); // the caller's again
         }
     }
 }

@@ -9,6 +9,8 @@ mod alloc;
 mod asan;
 mod bad_input;
 mod collections;
+#[cfg(feature = "debug-checks")]
+mod debug_checks;
 mod lifecycle;
 #[cfg(feature = "nightly")]
 mod nightly;
