@@ -28,13 +28,16 @@
 //! ```
 //!
 //! ## Layers
-//! `resource` (the trait and the system upstreams) → `monotonic` (a resource).
-//! A lower layer never names a higher one; see `ARCHITECTURE.md`.
+//! `resource` (the trait and the system upstreams) and `os` (the only calls
+//! into the operating system) → `monotonic` (a resource); `debug` holds the
+//! debug aids every resource uses. A lower layer never names a higher one;
+//! see `ARCHITECTURE.md`.
 #![cfg_attr(feature = "nightly", feature(allocator_api))]
 #![warn(missing_docs)]
 
 mod debug;
 mod monotonic;
+mod os;
 mod resource;
 
 pub use allocator_api2::alloc::{AllocError, Allocator, Global};

@@ -48,6 +48,7 @@ mod ffi {
         ) -> Box<MonotonicCore>;
         fn bump_state(self: &MonotonicCore) -> *mut u8;
         fn allocate_slow(self: &MonotonicCore, size: usize, align: usize) -> *mut u8;
+        unsafe fn forget(self: &MonotonicCore, ptr: *mut u8, size: usize, align: usize);
         fn reset(self: &mut MonotonicCore);
         fn release(self: &mut MonotonicCore);
         fn stats(self: &MonotonicCore) -> MonotonicStats;
@@ -174,6 +175,15 @@ impl MonotonicCore {
             .ok()
             .and_then(|layout| self.0.allocate(layout).ok())
             .map_or(core::ptr::null_mut(), |block| block.cast::<u8>().as_ptr())
+    }
+
+    /// # Safety
+    /// `ptr` was allocated by this arena with `size` and `align`.
+    unsafe fn forget(&self, ptr: *mut u8, size: usize, align: usize) {
+        if let (Some(ptr), Ok(layout)) = (NonNull::new(ptr), Layout::from_size_align(size, align)) {
+            // SAFETY: the caller's contract (C++ deallocate's precondition).
+            unsafe { self.0.forget(ptr, layout) }
+        }
     }
 
     fn reset(&mut self) {

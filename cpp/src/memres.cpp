@@ -69,6 +69,10 @@ void* monotonic_allocate_slow(monotonic_core* core, std::size_t bytes, std::size
   throw std::bad_alloc();
 }
 
+void monotonic_forget(monotonic_core* core, void* p, std::size_t bytes, std::size_t alignment) noexcept {
+  core_of(core)->forget(static_cast<std::uint8_t*>(p), bytes, alignment);
+}
+
 void monotonic_reset(monotonic_core* core) noexcept { core_of(core)->reset(); }
 void monotonic_release(monotonic_core* core) noexcept { core_of(core)->release(); }
 

@@ -8,13 +8,25 @@
 //!
 //! The footer sits at the end so the data starts at the block's own
 //! alignment: an over-aligned request in a fresh chunk wastes nothing.
-//! Invariants: `base <= data_end(footer) == footer`; `layout` is exactly what
-//! upstream was asked for; a footer is reachable from exactly one list.
+//!
+//! With `debug-checks` (and an OS that can protect pages), a chunk is whole
+//! pages and an inaccessible guard page sits between the data and the footer,
+//! so a write past the last block faults instead of corrupting the footer:
+//!
+//! ```text
+//!  [ data (whole pages) ][ guard page: no access ][ footer ]
+//! ```
+//!
+//! Invariants: `base <= data_end <= footer`, with
+//! `footer - data_end == guard_size()`; `layout` is exactly what upstream was
+//! asked for; a footer is reachable from exactly one list.
 
 use core::alloc::Layout;
 use core::cell::Cell;
 use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
+
+use crate::os;
 
 /// The alignment every chunk has at least (so small data needs no padding).
 pub(super) const CHUNK_ALIGN: usize = 16;
@@ -23,6 +35,12 @@ pub(super) const CHUNK_ALIGN: usize = 16;
 pub(super) const FOOTER_SIZE: usize = size_of::<ChunkFooter>();
 
 const _: () = assert!(FOOTER_SIZE % align_of::<ChunkFooter>() == 0);
+
+/// Bytes of guard page between a chunk's data and its footer (zero unless
+/// `debug-checks` is on and the OS can protect pages).
+pub(super) fn guard_size() -> usize {
+    if cfg!(feature = "debug-checks") && os::CAN_PROTECT { os::page_size() } else { 0 }
+}
 const _: () = assert!(CHUNK_ALIGN >= align_of::<ChunkFooter>());
 
 /// Metadata at the end of each chunk.
@@ -45,10 +63,15 @@ impl Chunk {
     /// bytes of data aligned to `align` (the data is rounded up so that the
     /// footer after it is aligned). `None` if the sizes overflow.
     pub(super) fn layout_for(data_size: usize, align: usize) -> Option<Layout> {
-        let align = align.max(CHUNK_ALIGN);
-        let data = data_size.checked_add(align_of::<ChunkFooter>() - 1)? & !(align_of::<ChunkFooter>() - 1);
-        let data = data.max(align_of::<ChunkFooter>());
-        Layout::from_size_align(data.checked_add(FOOTER_SIZE)?, align).ok()
+        let guard = guard_size();
+        // With a guard page, data and guard are whole, page-aligned pages.
+        let (align, granule) = match guard {
+            0 => (align.max(CHUNK_ALIGN), align_of::<ChunkFooter>()),
+            page => (align.max(page), page),
+        };
+        let data = data_size.checked_add(granule - 1)? & !(granule - 1);
+        let data = data.max(granule);
+        Layout::from_size_align(data.checked_add(guard)?.checked_add(FOOTER_SIZE)?, align).ok()
     }
 
     /// Writes a footer at the end of a fresh block.
@@ -59,10 +82,25 @@ impl Chunk {
     pub(super) unsafe fn init(base: NonNull<u8>, layout: Layout) -> Chunk {
         // SAFETY: `layout_for` keeps `size >= FOOTER_SIZE` and puts the footer
         // at a multiple of its alignment from an aligned base, inside the block.
-        unsafe {
+        let chunk = unsafe {
             let footer = base.add(layout.size() - FOOTER_SIZE).cast::<ChunkFooter>();
             footer.write(ChunkFooter { base, layout, next: Cell::new(None) });
             Chunk(footer)
+        };
+        if guard_size() > 0 {
+            // SAFETY: `layout_for` made the guard whole pages inside this
+            // block (page-aligned base, data a page multiple); nothing
+            // touches it until `before_free` opens it again.
+            unsafe { os::protect(chunk.data_end(), guard_size(), false) };
+        }
+        chunk
+    }
+
+    /// Undoes what `init` did to the pages, before the block goes back.
+    pub(super) fn before_free(&self) {
+        if guard_size() > 0 {
+            // SAFETY: the guard pages of this chunk, made inaccessible by `init`.
+            unsafe { os::protect(self.data_end(), guard_size(), true) };
         }
     }
 
@@ -86,7 +124,7 @@ impl Chunk {
 
     /// Bytes in the data region.
     pub(super) fn capacity(&self) -> usize {
-        self.footer().layout.size() - FOOTER_SIZE
+        self.footer().layout.size() - FOOTER_SIZE - guard_size()
     }
 
     /// What upstream was asked for.

@@ -448,8 +448,11 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         if minimal.size() > left {
             return Err(AllocError);
         }
+        // `next_size` counts the whole chunk; the data it leaves room for is
+        // what decides between a geometric chunk and one of the request's own.
         let next = self.next_size.get();
-        let preferred = if minimal.size() <= next {
+        let geometric = data <= next - FOOTER_SIZE;
+        let preferred = if geometric {
             // A geometric chunk, clipped to the budget.
             Chunk::layout_for(next.min(left) - FOOTER_SIZE, align).filter(|l| l.size() <= left).unwrap_or(minimal)
         } else {
@@ -462,7 +465,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             Err(AllocError) if minimal.size() < preferred.size() => (self.upstream.allocate(minimal)?, minimal),
             Err(AllocError) => return Err(AllocError),
         };
-        if layout.size() <= next {
+        if geometric {
             self.next_size.set(next.saturating_mul(2).min(MAX_CHUNK_SIZE));
         }
         self.held.set(self.held.get() + layout.size());
@@ -518,6 +521,19 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             // SAFETY: the block was the most recent one and is now freed.
             unsafe { retire(ptr, layout.size()) };
         }
+    }
+
+    /// Marks a block freed without reclaiming its bytes (they wait for a
+    /// reset): the semantics of C++'s `monotonic_buffer_resource::deallocate`.
+    /// Under `debug-checks` it checks the block like `deallocate` does;
+    /// otherwise it does nothing.
+    ///
+    /// # Safety
+    /// As for [`deallocate`](Self::deallocate).
+    #[inline]
+    pub unsafe fn forget(&self, ptr: NonNull<u8>, layout: Layout) {
+        let ptr = ptr.as_ptr();
+        self.ledger.check_free("monotonic_buffer_resource::deallocate", ptr, layout, || self.owns(ptr));
     }
 
     /// Is `[ptr, ptr + size)` the most recent allocation in the current
@@ -682,6 +698,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         while let Some(chunk) = self.spare.pop() {
             let layout = chunk.layout();
             give_back(chunk.base(), chunk.capacity());
+            chunk.before_free();
             // SAFETY: the chunk's block came from `self.upstream` with this
             // layout, and no allocation in it outlives `&mut self`/drop.
             unsafe { self.upstream.deallocate(NonNull::new_unchecked(chunk.base()), layout) };

@@ -16,6 +16,14 @@
 
 namespace support {
 
+// What a chunk may spend beyond its data: the footer, and under debug checks
+// the rounding to whole pages plus the guard page.
+#if defined(MEMRES_DEBUG_CHECKS)
+constexpr std::size_t chunk_overhead = 2 * 4096 + 64;
+#else
+constexpr std::size_t chunk_overhead = 64;
+#endif
+
 struct custom_error : std::runtime_error {
   custom_error() : std::runtime_error("custom upstream failure") {}
 };

@@ -66,7 +66,9 @@ fn budget_caps_upstream_bytes() {
         n += 1;
     }
     assert!(arena.stats().held <= 64 << 10);
-    assert!(n * 100 > 60 << 10, "the budget is used nearly to the byte: {n} blocks");
+    // Nearly to the byte; with debug-checks each chunk also spends a guard page.
+    let floor = if cfg!(feature = "debug-checks") { 32 << 10 } else { 60 << 10 };
+    assert!(n * 100 > floor, "the budget is used up: {n} blocks");
     arena.reset();
     still_works(&arena); // spare chunks are within the budget
     arena.set_budget(None);

@@ -92,3 +92,31 @@ fn correct_use_passes_every_check() {
         arena.reset();
     }
 }
+
+/// A write past the end of a chunk's data lands on the guard page and faults.
+/// The write happens in a child process (this test binary, run again), and
+/// the parent checks that the child died of SIGSEGV.
+#[cfg(all(unix, not(miri)))]
+#[test]
+fn overflow_past_a_chunk_faults_on_the_guard_page() {
+    use std::os::unix::process::ExitStatusExt;
+
+    const CHILD: &str = "MEMRES_GUARD_PAGE_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let arena = Monotonic::new();
+        let size = 10_000; // a chunk of its own: whole pages of data, then the guard
+        let block = arena.allocate(layout(size)).unwrap().cast::<u8>().as_ptr();
+        for i in size..size + 2 * 4096 + 64 {
+            // SAFETY: none, on purpose: this walks off the block's end, into
+            // the data's rounding and then the guard page, which must fault.
+            unsafe { block.add(i).write_volatile(0xAB) };
+        }
+        std::process::exit(0); // not reached when the guard page works
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "debug_checks::overflow_past_a_chunk_faults_on_the_guard_page", "--nocapture"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.signal(), Some(libc::SIGSEGV), "the child was not stopped by the guard page: {output:?}");
+}

@@ -12,6 +12,10 @@
 #include <cstdint>
 #include <memory_resource>
 
+// MEMRES_DEBUG_CHECKS (CMake option of that name, which also builds the Rust
+// core with `debug-checks`): every allocation is recorded and every
+// deallocation checked by the Rust core, and chunks end in guard pages.
+//
 // Under AddressSanitizer the Rust core (built with its `asan` feature, which
 // CMake's MEMRES_SANITIZE=address turns on) poisons arena memory that is held
 // but not handed out; the inline fast paths unpoison each block they return.
@@ -54,6 +58,9 @@ bump_state* monotonic_bump(monotonic_core* core) noexcept;
 // Throws std::bad_alloc (or what upstream threw) on failure, and
 // std::invalid_argument for an alignment that is not a power of two.
 void* monotonic_allocate_slow(monotonic_core* core, std::size_t bytes, std::size_t alignment);
+// Under debug checks: checks a deallocation (double free, wrong size or
+// alignment, foreign pointer: the process stops with a message naming it).
+void monotonic_forget(monotonic_core* core, void* p, std::size_t bytes, std::size_t alignment) noexcept;
 void monotonic_reset(monotonic_core* core) noexcept;
 void monotonic_release(monotonic_core* core) noexcept;
 monotonic_stats monotonic_get_stats(const monotonic_core* core) noexcept;
@@ -117,6 +124,10 @@ class monotonic_buffer_resource : public std::pmr::memory_resource {
  protected:
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
     bytes += (bytes == 0);  // distinct pointers for zero-byte requests
+#if defined(MEMRES_DEBUG_CHECKS)
+    // Every block goes through the Rust core, which records it for the checks.
+    return detail::monotonic_allocate_slow(core_, bytes, alignment);
+#endif
     const auto addr = reinterpret_cast<std::uintptr_t>(bump_->cursor);
     const auto end = reinterpret_cast<std::uintptr_t>(bump_->end);
     const std::size_t pad = ((addr + alignment - 1) & ~(alignment - 1)) - addr;
@@ -132,7 +143,12 @@ class monotonic_buffer_resource : public std::pmr::memory_resource {
     return detail::monotonic_allocate_slow(core_, bytes, alignment);
   }
 
-  void do_deallocate(void*, std::size_t, std::size_t) override {}
+  void do_deallocate([[maybe_unused]] void* p, [[maybe_unused]] std::size_t bytes,
+                     [[maybe_unused]] std::size_t alignment) override {
+#if defined(MEMRES_DEBUG_CHECKS)
+    detail::monotonic_forget(core_, p, bytes + (bytes == 0), alignment);
+#endif
+  }
 
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
 
