@@ -1,0 +1,120 @@
+//! Size classes for the pools: which block size serves a request.
+//!
+//! | sizes | classes | worst waste |
+//! |---|---|---|
+//! | 1..=128 | every multiple of 8 (16 classes) | 7 bytes |
+//! | 129..=2^20 | four per doubling: 2^k + j·2^(k-2), j = 1..=4 | under 25% (e.g. 161 → 192) |
+//!
+//! A request `(size, align)` is served by the class of
+//! `round_up(max(size, align), align)`. That rounded size is itself a class
+//! whenever it is a multiple of `align` and at most 2^20 (every multiple of
+//! 8 up to 128, and above that every multiple of 2^(k-2) in (2^k, 2^(k+1)]),
+//! so the class size is a multiple of the alignment; blocks are carved at
+//! multiples of the class size from a chunk aligned to the class's largest
+//! power-of-two divisor, hence every block is aligned. (libstdc++ gets this
+//! wrong for sizes that are not multiples of the alignment: GCC PR 118681.)
+
+use core::alloc::Layout;
+
+/// Sizes up to this are served in steps of [`SMALL_STEP`].
+const SMALL_MAX: usize = 128;
+const SMALL_STEP: usize = 8;
+const SMALL_CLASSES: usize = SMALL_MAX / SMALL_STEP;
+
+/// The largest block size any pool serves.
+pub const MAX_CLASS_SIZE: usize = 1 << 20;
+
+/// How many classes there are up to [`MAX_CLASS_SIZE`].
+pub const CLASS_COUNT: usize = class_of_size(MAX_CLASS_SIZE) + 1;
+
+/// The index of the smallest class that holds `size` bytes (`1..=MAX_CLASS_SIZE`).
+#[inline(always)]
+pub const fn class_of_size(size: usize) -> usize {
+    if size <= SMALL_MAX {
+        return (size.saturating_sub(1)) / SMALL_STEP;
+    }
+    // size in (2^k, 2^(k+1)]: k = log2(size - 1).
+    let k = (size - 1).ilog2() as usize;
+    let step = 1 << (k - 2);
+    let j = (size - (1 << k)).div_ceil(step); // 1..=4
+    SMALL_CLASSES + (k - 7) * 4 + (j - 1)
+}
+
+/// The block size of class `index`.
+#[inline(always)]
+pub const fn class_size(index: usize) -> usize {
+    if index < SMALL_CLASSES {
+        return (index + 1) * SMALL_STEP;
+    }
+    let k = 7 + (index - SMALL_CLASSES) / 4;
+    let j = (index - SMALL_CLASSES) % 4 + 1;
+    (1 << k) + j * (1 << (k - 2))
+}
+
+/// The largest alignment a class guarantees; more aligned requests go to
+/// upstream.
+pub const MAX_CLASS_ALIGN: usize = 4096;
+
+/// The class that serves `layout` (zero sizes are served as one byte), or
+/// `None` if the request is larger than `largest` after rounding, or more
+/// aligned than [`MAX_CLASS_ALIGN`].
+#[inline(always)]
+pub fn class_of(layout: Layout, largest: usize) -> Option<usize> {
+    let align = layout.align();
+    // `Layout` keeps size + align - 1 within isize::MAX: no overflow.
+    let rounded = (layout.size().max(align).max(1) + align - 1) & !(align - 1);
+    if rounded > largest || align > MAX_CLASS_ALIGN {
+        return None;
+    }
+    Some(class_of_size(rounded))
+}
+
+/// The alignment every block of class `index` gets: the class size's largest
+/// power-of-two divisor (at most 4096, which divides every class above it).
+pub fn class_align(index: usize) -> usize {
+    let size = class_size(index);
+    (1 << size.trailing_zeros()).min(MAX_CLASS_ALIGN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_are_increasing_and_round_trip() {
+        for i in 0..CLASS_COUNT {
+            assert_eq!(class_of_size(class_size(i)), i, "class {i}");
+            if i > 0 {
+                assert!(class_size(i) > class_size(i - 1));
+                assert_eq!(class_of_size(class_size(i - 1) + 1), i);
+            }
+        }
+        assert_eq!(class_size(CLASS_COUNT - 1), MAX_CLASS_SIZE);
+    }
+
+    #[test]
+    fn waste_is_bounded() {
+        for size in 1..=MAX_CLASS_SIZE {
+            let got = class_size(class_of_size(size));
+            assert!(got >= size);
+            if size <= SMALL_MAX {
+                assert!(got - size < SMALL_STEP);
+            } else {
+                assert!((got - size) * 4 < got, "{size} -> {got}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_class_for_an_aligned_request_is_a_multiple_of_the_alignment() {
+        for align in (0..=12).map(|s| 1usize << s) {
+            for size in (0..5000).chain([8191, 8192, 100_000]) {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                let class = class_of(layout, MAX_CLASS_SIZE).unwrap();
+                assert_eq!(class_size(class) % align, 0, "size {size} align {align}");
+                assert!(class_size(class) >= size);
+                assert!(class_align(class) >= align);
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The pool resources: fixed-size blocks in size classes, reused after free.
+//!
+//! - [`UnsyncPool`] (this module's `unsync`): one thread at a time.
+//! - `classes`: the size-class table shared by the pools.
+//! - [`PoolOptions`]: std's `pool_options`, normalised.
+
+mod classes;
+mod unsync;
+
+pub use unsync::{ClassStats, UnsyncPool};
+
+/// The two knobs of `std::pmr::pool_options`, with the same meaning.
+///
+/// Zero means "the implementation's default", and values past the limits
+/// are clamped; [`normalized`](Self::normalized) (and every pool's
+/// `options()`) returns the values in force.
+///
+/// | field | default | range |
+/// |---|---|---|
+/// | `max_blocks_per_chunk` | 1024 | 1..=65536 |
+/// | `largest_required_pool_block` | 4096 | 8..=1 MiB, rounded up to a class size |
+///
+/// ```
+/// let options = memres::PoolOptions { max_blocks_per_chunk: 0, largest_required_pool_block: 100 }.normalized();
+/// assert_eq!(options.max_blocks_per_chunk, 1024);
+/// assert_eq!(options.largest_required_pool_block, 104); // a class size
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolOptions {
+    /// The most blocks a chunk taken from upstream holds; chunks grow
+    /// geometrically up to it.
+    pub max_blocks_per_chunk: usize,
+    /// Requests larger than this go straight to upstream.
+    pub largest_required_pool_block: usize,
+}
+
+impl PoolOptions {
+    const DEFAULT_MAX_BLOCKS: usize = 1024;
+    const LIMIT_MAX_BLOCKS: usize = 1 << 16;
+    const DEFAULT_LARGEST: usize = 4096;
+
+    /// The options a pool actually uses for these.
+    pub fn normalized(self) -> PoolOptions {
+        let max_blocks = match self.max_blocks_per_chunk {
+            0 => Self::DEFAULT_MAX_BLOCKS,
+            n => n.min(Self::LIMIT_MAX_BLOCKS),
+        };
+        let largest = match self.largest_required_pool_block {
+            0 => Self::DEFAULT_LARGEST,
+            n => n.clamp(8, classes::MAX_CLASS_SIZE),
+        };
+        PoolOptions {
+            max_blocks_per_chunk: max_blocks,
+            largest_required_pool_block: classes::class_size(classes::class_of_size(largest)),
+        }
+    }
+}
