@@ -726,9 +726,12 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     /// Frees everything allocated since `checkpoint`; chunks taken since then
     /// become spare.
     ///
+    /// A block allocated (or grown or shrunk) since the checkpoint is freed;
+    /// blocks from before it are kept.
+    ///
     /// # Panics
     /// If `checkpoint` was made by another arena, before a reset or release,
-    /// or after a position this arena has since been rewound past.
+    /// or in a chunk that a rewind to an earlier checkpoint has given up since.
     ///
     /// ```
     /// let mut arena = memres::Monotonic::new();
@@ -743,10 +746,10 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             "memres: Monotonic::rewind with a checkpoint from another arena, or from before a reset or release"
         );
         let in_list = checkpoint.head.is_none_or(|head| self.used.contains(head));
-        let ahead = checkpoint.start == self.start.get() && checkpoint.cursor > self.bump.cursor.get();
         assert!(
-            in_list && !ahead,
-            "memres: Monotonic::rewind with a checkpoint taken after a point the arena was rewound to"
+            in_list,
+            "memres: Monotonic::rewind with a checkpoint taken after a point the arena was rewound to \
+             (its chunk has been given up since)"
         );
         while self.used.head() != checkpoint.head {
             let chunk = self.used.pop().expect("checked above: the checkpoint's head is in the list");
@@ -755,12 +758,21 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             unsafe { retire(chunk.base(), chunk.capacity()) };
             self.spare.insert_by_capacity(chunk);
         }
-        // SAFETY: as above, for the room after the checkpoint's cursor.
-        unsafe { retire(checkpoint.cursor, checkpoint.end.addr() - checkpoint.cursor.addr()) };
+        // Still in the checkpoint's region with the cursor below it (blocks
+        // from before the checkpoint were freed from the top since, or this is
+        // a stale checkpoint): the rewind frees nothing there, so the cursor
+        // stays; it never moves forward over freed bytes.
+        let cursor = if self.start.get() == checkpoint.start {
+            checkpoint.cursor.min(self.bump.cursor.get())
+        } else {
+            checkpoint.cursor
+        };
+        // SAFETY: as above, for the room after the cursor.
+        unsafe { retire(cursor, checkpoint.end.addr() - cursor.addr()) };
         self.ledger.forget_since(checkpoint.mark);
         self.current.set(checkpoint.current);
         self.start.set(checkpoint.start);
-        self.bump.cursor.set(checkpoint.cursor);
+        self.bump.cursor.set(cursor);
         self.bump.end.set(checkpoint.end);
         self.retired.set(checkpoint.retired);
     }

@@ -161,11 +161,43 @@ fn rewind_across_a_reset_panics() {
 
 #[test]
 #[should_panic(expected = "rewound to")]
-fn rewind_forward_panics() {
+fn rewind_to_a_checkpoint_in_a_given_up_chunk_panics() {
     let mut arena = Monotonic::new();
+    let early = arena.checkpoint();
+    arena.allocate(Layout::new::<u64>()).unwrap();
+    arena.allocate(Layout::from_size_align(100_000, 8).unwrap()).unwrap(); // a chunk of its own
+    let late = arena.checkpoint();
+    arena.rewind(early);
+    arena.rewind(late);
+}
+
+#[test]
+fn rewind_to_a_stale_checkpoint_in_the_same_chunk_frees_nothing() {
+    let mut arena = Monotonic::new();
+    arena.allocate(Layout::new::<u64>()).unwrap(); // both checkpoints in this chunk
     let early = arena.checkpoint();
     arena.allocate(Layout::new::<u64>()).unwrap();
     let late = arena.checkpoint();
     arena.rewind(early);
     arena.rewind(late);
+    assert_eq!(arena.stats().used, 8, "the cursor did not move forward");
+}
+
+/// Found by the fuzzer: a block from before a checkpoint, freed from the top
+/// afterwards, left the cursor below the checkpoint, and `rewind` refused
+/// the (valid) checkpoint.
+#[test]
+fn regression_fuzz_rewind_after_freeing_the_last_block() {
+    let mut arena = Monotonic::new();
+    let layout = Layout::from_size_align(32, 8).unwrap();
+    let keep = arena.allocate(layout).unwrap().cast::<u8>();
+    let last = arena.allocate(layout).unwrap().cast::<u8>();
+    let cp = arena.checkpoint();
+    // SAFETY: `last` is the most recent block, with `layout`.
+    unsafe { arena.deallocate(last, layout) };
+    arena.rewind(cp);
+    assert_eq!(arena.stats().used, 32, "only `keep` is in use");
+    let next = arena.allocate(layout).unwrap().cast::<u8>();
+    assert_eq!(next, last, "the freed block is reused, not skipped");
+    assert_ne!(next, keep);
 }
