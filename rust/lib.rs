@@ -8,7 +8,7 @@
 //! | resource | Rust | C++ |
 //! |---|---|---|
 //! | monotonic (bump) arena | [`Monotonic`] | `memres::monotonic_buffer_resource` |
-//! | unsynchronized pool | [`UnsyncPool`] | (to come) |
+//! | unsynchronized pool | [`UnsyncPool`] | `memres::unsynchronized_pool_resource` |
 //!
 //! Every resource implements [`MemoryResource`], the pmr-shaped trait, and takes
 //! an *upstream* resource to get its memory from, so resources chain as in
@@ -45,7 +45,7 @@ mod resource;
 pub use allocator_api2::alloc::{AllocError, Allocator, Global};
 pub use debug::FREED_BYTE;
 pub use monotonic::{BumpState, Checkpoint, Monotonic, MonotonicStats};
-pub use pool::{ClassStats, PoolOptions, UnsyncPool};
+pub use pool::{ClassStats, POOL_CLASS_COUNT, PoolOptions, UnsyncPool};
 pub use resource::MemoryResource;
 
 /// The README's Rust examples, compiled and run as doc tests.

@@ -24,7 +24,7 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use memres::{AllocError, MemoryResource, Monotonic};
+use memres::{AllocError, MemoryResource, Monotonic, PoolOptions, UnsyncPool};
 
 #[cxx::bridge(namespace = "memres::ffi")]
 mod ffi {
@@ -35,6 +35,26 @@ mod ffi {
         chunks: usize,
         upstream_allocs: u64,
         upstream_frees: u64,
+    }
+
+    /// `std::pmr::pool_options` as it crosses the bridge.
+    struct PoolOpts {
+        max_blocks_per_chunk: usize,
+        largest_required_pool_block: usize,
+    }
+
+    extern "Rust" {
+        type UnsyncPoolCore;
+
+        unsafe fn unsync_pool_new(upstream: *mut memory_resource, options: PoolOpts) -> Box<UnsyncPoolCore>;
+        fn class_count() -> usize;
+        fn heads(self: &UnsyncPoolCore) -> *mut u8;
+        fn options(self: &UnsyncPoolCore) -> PoolOpts;
+        fn allocate_slow(self: &UnsyncPoolCore, size: usize, align: usize) -> *mut u8;
+        unsafe fn deallocate_slow(self: &UnsyncPoolCore, ptr: *mut u8, size: usize, align: usize);
+        fn release(self: &mut UnsyncPoolCore);
+        fn trim(self: &mut UnsyncPoolCore) -> usize;
+        fn bytes_held(self: &UnsyncPoolCore) -> usize;
     }
 
     extern "Rust" {
@@ -231,4 +251,70 @@ unsafe fn monotonic_new(
         _ => Monotonic::with_initial_size_in(initial_size, upstream),
     };
     Box::new(MonotonicCore(arena))
+}
+
+/// The Rust object behind C++'s `memres::unsynchronized_pool_resource`.
+pub struct UnsyncPoolCore(UnsyncPool<CxxResource>);
+
+impl UnsyncPoolCore {
+    /// The pool, for Rust code handed a C++-created resource.
+    pub fn pool(&self) -> &UnsyncPool<CxxResource> {
+        &self.0
+    }
+
+    fn heads(&self) -> *mut u8 {
+        self.0.free_list_heads().as_ptr().cast()
+    }
+
+    fn options(&self) -> ffi::PoolOpts {
+        let o = self.0.options();
+        ffi::PoolOpts {
+            max_blocks_per_chunk: o.max_blocks_per_chunk,
+            largest_required_pool_block: o.largest_required_pool_block,
+        }
+    }
+
+    fn allocate_slow(&self, size: usize, align: usize) -> *mut u8 {
+        // `align` is a power of two (checked in C++).
+        Layout::from_size_align(size, align)
+            .ok()
+            .and_then(|layout| self.0.allocate(layout).ok())
+            .map_or(core::ptr::null_mut(), |block| block.cast::<u8>().as_ptr())
+    }
+
+    /// # Safety
+    /// `ptr` was allocated by this pool with `size` and `align`.
+    unsafe fn deallocate_slow(&self, ptr: *mut u8, size: usize, align: usize) {
+        if let (Some(ptr), Ok(layout)) = (NonNull::new(ptr), Layout::from_size_align(size, align)) {
+            // SAFETY: the caller's contract (C++ deallocate's precondition).
+            unsafe { self.0.deallocate(ptr, layout) }
+        }
+    }
+
+    fn release(&mut self) {
+        self.0.release();
+    }
+
+    fn trim(&mut self) -> usize {
+        self.0.trim()
+    }
+
+    fn bytes_held(&self) -> usize {
+        self.0.bytes_held()
+    }
+}
+
+fn class_count() -> usize {
+    memres::POOL_CLASS_COUNT
+}
+
+/// # Safety
+/// `upstream` must be a live resource that outlives the pool.
+unsafe fn unsync_pool_new(upstream: *mut ffi::memory_resource, options: ffi::PoolOpts) -> Box<UnsyncPoolCore> {
+    let upstream = CxxResource { ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream") };
+    let options = PoolOptions {
+        max_blocks_per_chunk: options.max_blocks_per_chunk,
+        largest_required_pool_block: options.largest_required_pool_block,
+    };
+    Box::new(UnsyncPoolCore(UnsyncPool::with_options_in(options, upstream)))
 }

@@ -2,8 +2,10 @@
 // the Rust core, and the upstream calls the Rust core makes into C++.
 #include "memres/memres.hpp"
 
+#include <cstdlib>
 #include <new>
 #include <stdexcept>
+#include <string>
 
 #include "memres-cxx/src/bridge.hpp"
 #include "memres-cxx/src/lib.rs.h"
@@ -41,6 +43,18 @@ std::exception_ptr take_parked_exception() noexcept {
 
 namespace memres::detail {
 namespace {
+ffi::UnsyncPoolCore* pool_of(pool_core* core) { return reinterpret_cast<ffi::UnsyncPoolCore*>(core); }
+const ffi::UnsyncPoolCore* pool_of(const pool_core* core) { return reinterpret_cast<const ffi::UnsyncPoolCore*>(core); }
+
+[[noreturn]] void throw_allocation_failure() {
+  if (std::exception_ptr e = ffi::take_parked_exception()) std::rethrow_exception(e);
+  throw std::bad_alloc();
+}
+
+void check_alignment(const char* who, std::size_t alignment) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0)
+    throw std::invalid_argument(std::string(who) + ": alignment is not a power of two");
+}
 ffi::MonotonicCore* core_of(monotonic_core* core) { return reinterpret_cast<ffi::MonotonicCore*>(core); }
 const ffi::MonotonicCore* core_of(const monotonic_core* core) {
   return reinterpret_cast<const ffi::MonotonicCore*>(core);
@@ -61,13 +75,43 @@ bump_state* monotonic_bump(monotonic_core* core) noexcept {
 }
 
 void* monotonic_allocate_slow(monotonic_core* core, std::size_t bytes, std::size_t alignment) {
-  if (alignment == 0 || (alignment & (alignment - 1)) != 0)
-    throw std::invalid_argument("memres::monotonic_buffer_resource: alignment is not a power of two");
+  check_alignment("memres::monotonic_buffer_resource", alignment);
   ffi::take_parked_exception();  // forget a stale one
   if (void* p = core_of(core)->allocate_slow(bytes, alignment)) return p;
-  if (std::exception_ptr e = ffi::take_parked_exception()) std::rethrow_exception(e);
-  throw std::bad_alloc();
+  throw_allocation_failure();
 }
+
+
+pool_core* unsync_pool_create(std::pmr::memory_resource* upstream, const std::pmr::pool_options& options) {
+  if (upstream == nullptr) throw std::invalid_argument("memres::unsynchronized_pool_resource: upstream is null");
+  if (ffi::class_count() != pool_class_count) std::abort();  // header and core disagree: a build error
+  auto core = ffi::unsync_pool_new(upstream, {options.max_blocks_per_chunk, options.largest_required_pool_block});
+  return reinterpret_cast<pool_core*>(core.into_raw());
+}
+
+void unsync_pool_destroy(pool_core* core) noexcept { rust::Box<ffi::UnsyncPoolCore>::from_raw(pool_of(core)); }
+
+void** unsync_pool_heads(pool_core* core) noexcept { return reinterpret_cast<void**>(pool_of(core)->heads()); }
+
+std::pmr::pool_options unsync_pool_options(const pool_core* core) noexcept {
+  const ffi::PoolOpts o = pool_of(core)->options();
+  return {o.max_blocks_per_chunk, o.largest_required_pool_block};
+}
+
+void* unsync_pool_allocate_slow(pool_core* core, std::size_t bytes, std::size_t alignment) {
+  check_alignment("memres::unsynchronized_pool_resource", alignment);
+  ffi::take_parked_exception();  // forget a stale one
+  if (void* p = pool_of(core)->allocate_slow(bytes, alignment)) return p;
+  throw_allocation_failure();
+}
+
+void unsync_pool_deallocate_slow(pool_core* core, void* p, std::size_t bytes, std::size_t alignment) noexcept {
+  pool_of(core)->deallocate_slow(static_cast<std::uint8_t*>(p), bytes, alignment);
+}
+
+void unsync_pool_release(pool_core* core) noexcept { pool_of(core)->release(); }
+std::size_t unsync_pool_trim(pool_core* core) noexcept { return pool_of(core)->trim(); }
+std::size_t unsync_pool_bytes_held(const pool_core* core) noexcept { return pool_of(core)->bytes_held(); }
 
 void monotonic_forget(monotonic_core* core, void* p, std::size_t bytes, std::size_t alignment) noexcept {
   core_of(core)->forget(static_cast<std::uint8_t*>(p), bytes, alignment);

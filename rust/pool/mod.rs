@@ -9,6 +9,10 @@ mod unsync;
 
 pub use unsync::{ClassStats, UnsyncPool};
 
+/// How many size classes the pools have (the length of
+/// [`UnsyncPool::free_list_heads`]); `<memres/memres.hpp>` checks it.
+pub const POOL_CLASS_COUNT: usize = classes::CLASS_COUNT;
+
 /// The two knobs of `std::pmr::pool_options`, with the same meaning.
 ///
 /// Zero means "the implementation's default", and values past the limits

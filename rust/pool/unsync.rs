@@ -116,9 +116,10 @@ pub struct ClassStats {
 /// let pool = UnsyncPool::new();
 /// let mut v = Vec::new_in(&pool);
 /// v.extend(0..100u32);
-/// let map = hashbrown::HashMap::<u32, u32, _, _>::with_hasher_in(Default::default(), &pool);
+/// let mut map = hashbrown::HashMap::new_in(&pool);
+/// map.insert("answer", 42);
 /// assert_eq!(v.len(), 100);
-/// # drop(map);
+/// assert_eq!(map["answer"], 42);
 /// ```
 pub struct UnsyncPool<U: MemoryResource = Global> {
     /// Free-list heads, one per class; first, for foreign fast paths.
@@ -172,6 +173,18 @@ impl<U: MemoryResource> UnsyncPool<U> {
             upstream_frees: Cell::new(0),
             upstream,
         }
+    }
+
+    /// The free-list heads, one per size class (`CLASS_COUNT` pointers), for
+    /// a foreign fast path such as `<memres/memres.hpp>`'s. Such code must
+    /// compute classes with the same table (see the `classes` module), run
+    /// on the thread that owns the pool, pop a block only when the head is
+    /// not null (its first word is the next head), push a freed block by
+    /// writing the old head into its first word, and call
+    /// [`allocate`](Self::allocate) when a head is null. The pointer is valid
+    /// while the pool is neither moved nor dropped.
+    pub fn free_list_heads(&self) -> NonNull<*mut u8> {
+        NonNull::from(&self.heads).cast()
     }
 
     /// The options in force, normalised.

@@ -5,7 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <list>
 #include <map>
+#include <string>
+#include <unordered_map>
 #include <memory_resource>
 #include <new>
 #include <stdexcept>
@@ -103,6 +106,24 @@ class blocks {
   };
   std::vector<block> list_;
 };
+
+// Builds every container kind and folds their contents into one number.
+inline std::uint64_t container_workload(std::pmr::memory_resource* r) {
+  std::uint64_t sum = 0;
+  std::pmr::vector<std::pmr::string> words(r);
+  for (int i = 0; i < 2000; ++i) words.emplace_back(std::string(static_cast<std::size_t>(i % 70), 'a' + i % 26));
+  for (const auto& w : words) sum = sum * 31 + w.size() + static_cast<unsigned char>(w.empty() ? 0 : w[0]);
+  std::pmr::list<int> l(r);
+  for (int i = 0; i < 5000; ++i) l.push_back(i * 7);
+  for (int x : l) sum += static_cast<std::uint64_t>(x);
+  std::pmr::map<int, std::pmr::string> m(r);
+  for (int i = 0; i < 3000; ++i) m.emplace((i * 7919) % 10007, std::pmr::string(40, 'x', r));
+  for (const auto& kv : m) sum = sum * 7 + static_cast<std::uint64_t>(kv.first) + kv.second.size();
+  std::pmr::unordered_map<int, int> u(r);
+  for (int i = 0; i < 5000; ++i) u[i % 1234] += i;
+  for (int i = 0; i < 1234; ++i) sum += static_cast<std::uint64_t>(u[i]);
+  return sum;
+}
 
 // Sets the default resource for a scope.
 struct default_resource_guard {

@@ -27,6 +27,7 @@
 #endif
 #endif
 #if defined(MEMRES_ASAN)
+extern "C" void __asan_poison_memory_region(void const volatile* addr, std::size_t size);
 extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
 #endif
 
@@ -66,6 +67,43 @@ void monotonic_release(monotonic_core* core) noexcept;
 monotonic_stats monotonic_get_stats(const monotonic_core* core) noexcept;
 void monotonic_set_budget(monotonic_core* core, std::size_t bytes) noexcept;
 std::size_t monotonic_budget(const monotonic_core* core) noexcept;
+
+struct pool_core;  // the Rust memres::UnsyncPool; opaque here
+
+pool_core* unsync_pool_create(std::pmr::memory_resource* upstream, const std::pmr::pool_options& options);
+void unsync_pool_destroy(pool_core* core) noexcept;
+void** unsync_pool_heads(pool_core* core) noexcept;
+std::pmr::pool_options unsync_pool_options(const pool_core* core) noexcept;
+// Throws like monotonic_allocate_slow.
+void* unsync_pool_allocate_slow(pool_core* core, std::size_t bytes, std::size_t alignment);
+void unsync_pool_deallocate_slow(pool_core* core, void* p, std::size_t bytes, std::size_t alignment) noexcept;
+void unsync_pool_release(pool_core* core) noexcept;
+std::size_t unsync_pool_trim(pool_core* core) noexcept;
+std::size_t unsync_pool_bytes_held(const pool_core* core) noexcept;
+
+// The pools' size classes, the same table as the Rust core's (rust/pool/
+// classes.rs; the bridge checks the class count when a pool is made):
+// multiples of 8 up to 128, then four classes per doubling up to 1 MiB.
+constexpr std::size_t pool_class_count = 68;
+constexpr std::size_t pool_max_class_align = 4096;
+
+inline std::size_t pool_class_of_size(std::size_t size) noexcept {
+  if (size <= 128) return (size - 1) / 8;
+  const unsigned k = 63u - static_cast<unsigned>(__builtin_clzll(size - 1));  // size in (2^k, 2^(k+1)]
+  const std::size_t j = (size - (std::size_t{1} << k) + (std::size_t{1} << (k - 2)) - 1) >> (k - 2);
+  return 16 + (k - 7) * 4 + (j - 1);
+}
+
+// The class serving (bytes, alignment), or pool_class_count for requests the
+// pool hands to upstream (oversize, over-aligned, or a bad alignment).
+inline std::size_t pool_class_of(std::size_t bytes, std::size_t alignment, std::size_t largest) noexcept {
+  if (bytes > largest || alignment > pool_max_class_align || (alignment & (alignment - 1)) != 0)
+    return pool_class_count;
+  std::size_t size = bytes < alignment ? alignment : bytes;
+  size += (size == 0);
+  const std::size_t rounded = (size + alignment - 1) & ~(alignment - 1);
+  return rounded > largest ? pool_class_count : pool_class_of_size(rounded);
+}
 
 }  // namespace detail
 
@@ -162,6 +200,91 @@ class monotonic_buffer_resource : public std::pmr::memory_resource {
 
   detail::monotonic_core* core_;
   detail::bump_state* bump_;  // inside *core_; the fast path's only state
+  std::pmr::memory_resource* upstream_;
+};
+
+/// A drop-in for std::pmr::unsynchronized_pool_resource.
+///
+/// Effects: as std's. Requests up to options().largest_required_pool_block
+/// are served from per-size-class pools (steps of 8 bytes up to 128, then
+/// four classes per doubling) with no per-block header; a freed block is
+/// reused by the next request of its class. Larger or more aligned requests
+/// go to upstream. release() gives everything back to upstream.
+///
+/// Beyond std: every block honours its alignment even when the size is not a
+/// multiple of it; an upstream that throws mid-refill leaves the pool usable;
+/// trim() gives wholly free chunks back; zero-byte requests return distinct
+/// pointers. The allocate and deallocate fast paths (a free-list pop or push)
+/// are inline; only a refill, an oversize block or release crosses into Rust.
+///
+/// Throws: std::bad_alloc when upstream cannot supply memory (an exception
+/// thrown by upstream propagates unchanged).
+/// Requires: alignment is a power of two (otherwise std::invalid_argument);
+/// deallocate gets the size and alignment the block was allocated with.
+/// Thread safety: none, as std's; one thread at a time.
+class unsynchronized_pool_resource : public std::pmr::memory_resource {
+ public:
+  unsynchronized_pool_resource() : unsynchronized_pool_resource(std::pmr::pool_options{}, std::pmr::get_default_resource()) {}
+  explicit unsynchronized_pool_resource(std::pmr::memory_resource* upstream)
+      : unsynchronized_pool_resource(std::pmr::pool_options{}, upstream) {}
+  explicit unsynchronized_pool_resource(const std::pmr::pool_options& options)
+      : unsynchronized_pool_resource(options, std::pmr::get_default_resource()) {}
+  unsynchronized_pool_resource(const std::pmr::pool_options& options, std::pmr::memory_resource* upstream)
+      : core_(detail::unsync_pool_create(upstream, options)),
+        heads_(detail::unsync_pool_heads(core_)),
+        largest_(detail::unsync_pool_options(core_).largest_required_pool_block),
+        upstream_(upstream) {}
+
+  unsynchronized_pool_resource(const unsynchronized_pool_resource&) = delete;
+  unsynchronized_pool_resource& operator=(const unsynchronized_pool_resource&) = delete;
+
+  ~unsynchronized_pool_resource() override { detail::unsync_pool_destroy(core_); }
+
+  /// Gives all memory back to upstream, even blocks still allocated.
+  void release() noexcept { detail::unsync_pool_release(core_); }
+  /// Beyond std: gives wholly free chunks back; returns the bytes returned.
+  std::size_t trim() noexcept { return detail::unsync_pool_trim(core_); }
+  /// Beyond std: bytes held from upstream.
+  std::size_t bytes_held() const noexcept { return detail::unsync_pool_bytes_held(core_); }
+  std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
+  /// The options in force (zeros replaced by defaults, values clamped).
+  std::pmr::pool_options options() const noexcept { return detail::unsync_pool_options(core_); }
+
+ protected:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+#if !defined(MEMRES_DEBUG_CHECKS)
+    const std::size_t c = detail::pool_class_of(bytes, alignment, largest_);
+    if (c < detail::pool_class_count) {
+      if (void* block = heads_[c]) {
+        heads_[c] = *static_cast<void**>(block);
+#if defined(MEMRES_ASAN)
+        __asan_unpoison_memory_region(block, bytes);
+#endif
+        return block;
+      }
+    }
+#endif
+    return detail::unsync_pool_allocate_slow(core_, bytes, alignment);
+  }
+
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+#if !defined(MEMRES_DEBUG_CHECKS) && !defined(MEMRES_ASAN)
+    const std::size_t c = detail::pool_class_of(bytes, alignment, largest_);
+    if (c < detail::pool_class_count) {
+      *static_cast<void**>(p) = heads_[c];
+      heads_[c] = p;
+      return;
+    }
+#endif
+    detail::unsync_pool_deallocate_slow(core_, p, bytes, alignment);
+  }
+
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+
+ private:
+  detail::pool_core* core_;
+  void** heads_;  // inside *core_: one free list per class
+  std::size_t largest_;
   std::pmr::memory_resource* upstream_;
 };
 

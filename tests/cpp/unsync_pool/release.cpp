@@ -1,0 +1,73 @@
+// memres::unsynchronized_pool_resource: release, trim, destruction, and
+// upstreams that throw.
+#include <memres/memres.hpp>
+
+#include <vector>
+
+#include "../support.hpp"
+
+using memres::unsynchronized_pool_resource;
+using support::tracking_resource;
+
+TEST(unsync_pool_release_returns_everything) {
+  tracking_resource t;
+  unsynchronized_pool_resource r(&t);
+  for (std::size_t size : {8, 100, 1000, 4000, 100000})
+    for (int i = 0; i < 10; ++i) (void)r.allocate(size, 8);
+  r.release();
+  CHECK(t.live_blocks() == 0);
+  CHECK(r.bytes_held() == 0);
+  r.release();
+  CHECK(r.allocate(100, 8) != nullptr);
+}
+
+TEST(unsync_pool_destructor_returns_everything) {
+  tracking_resource t;
+  {
+    unsynchronized_pool_resource r(&t);
+    for (int i = 0; i < 1000; ++i) (void)r.allocate(static_cast<std::size_t>(8 + i % 300), 8);
+  }
+  CHECK(t.live_blocks() == 0);
+}
+
+TEST(unsync_pool_trim_returns_only_free_chunks) {
+  tracking_resource t;
+  unsynchronized_pool_resource r(&t);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 2000; ++i) blocks.push_back(r.allocate(64, 8));
+  void* keep = blocks[1234];
+  std::memset(keep, 0x5A, 64);
+  for (void* p : blocks)
+    if (p != keep) r.deallocate(p, 64, 8);
+  const std::size_t before = r.bytes_held();
+  const std::size_t returned = r.trim();
+  CHECK(returned > 0);
+  CHECK(r.bytes_held() == before - returned);
+  CHECK(t.live_blocks() == 1);
+  for (int i = 0; i < 64; ++i) CHECK(static_cast<unsigned char*>(keep)[i] == 0x5A);
+}
+
+// libstdc++ 12's pools crash on the next allocation after an upstream threw
+// in the middle of a refill.
+TEST(unsync_pool_throwing_upstream_mid_refill_leaves_the_pool_usable) {
+  tracking_resource t;
+  unsynchronized_pool_resource r(&t);
+  support::blocks b;
+  t.throw_after = 2;
+  try {
+    for (;;) b.add(r.allocate(200, 8), 200, 8);
+  } catch (const std::bad_alloc&) {
+  }
+  t.throw_custom = true;
+  t.throw_after = 0;
+  CHECK_THROWS_AS(r.allocate(100000, 8), support::custom_error);
+  t.throw_after = -1;
+  for (int i = 0; i < 100; ++i) b.add(r.allocate(200, 8), 200, 8);
+  b.verify();
+}
+
+TEST(unsync_pool_containers_match_std) {
+  std::pmr::unsynchronized_pool_resource theirs;
+  unsynchronized_pool_resource ours;
+  CHECK(support::container_workload(&theirs) == support::container_workload(&ours));
+}
