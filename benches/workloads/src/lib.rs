@@ -62,6 +62,10 @@ mod ffi {
         /// calls and requests and `reset()` before each use, as a server keeps
         /// its arena: after warm-up it takes no memory from upstream at all.
         MemresMonotonicReset,
+        /// A default-constructed `std::pmr::unsynchronized_pool_resource`.
+        StdUnsyncPool,
+        /// A default-constructed `memres::unsynchronized_pool_resource`.
+        MemresUnsyncPool,
     }
 
     unsafe extern "C++" {
@@ -73,6 +77,10 @@ mod ffi {
         fn list_build(resource: Resource, n: usize) -> Result<u64>;
         /// Builds a `pmr::map<int, int>` from `n` pseudo-random keys.
         fn map_build(resource: Resource, n: usize) -> Result<u64>;
+        /// `n` random replacements among 1000 live blocks of 16..=256 bytes.
+        fn churn(resource: Resource, n: usize) -> Result<u64>;
+        /// A `pmr::list<int>` of 1000 elements: `n` times push_back + pop_front.
+        fn list_churn(resource: Resource, n: usize) -> Result<u64>;
         /// Serves `requests` requests of size `n`, one resource per request.
         fn request_loop(resource: Resource, requests: usize, n: usize) -> Result<u64>;
     }
@@ -80,12 +88,14 @@ mod ffi {
 
 impl Resource {
     /// Every resource kind, in declaration order (for benchmark groups).
-    pub const ALL: [Resource; 5] = [
+    pub const ALL: [Resource; 7] = [
         Resource::NewDelete,
         Resource::StdMonotonic,
         Resource::StdMonotonicStackBuffer,
         Resource::MemresMonotonic,
         Resource::MemresMonotonicReset,
+        Resource::StdUnsyncPool,
+        Resource::MemresUnsyncPool,
     ];
 
     /// A short name for reports and benchmark ids, e.g. `"std_monotonic"`.
@@ -96,6 +106,8 @@ impl Resource {
             Resource::StdMonotonicStackBuffer => "std_monotonic_stack16k",
             Resource::MemresMonotonic => "memres_monotonic",
             Resource::MemresMonotonicReset => "memres_monotonic_reset",
+            Resource::StdUnsyncPool => "std_unsync_pool",
+            Resource::MemresUnsyncPool => "memres_unsync_pool",
             // The enum is a C++ `enum class`: any u8 is a value.
             _ => "unknown",
         }
@@ -137,6 +149,25 @@ pub fn cxx_list_build(resource: Resource, n: usize) -> u64 {
 /// If the C++ code throws (out of memory, or an unknown `resource`).
 pub fn cxx_map_build(resource: Resource, n: usize) -> u64 {
     cxx_checked("map_build", ffi::map_build(resource, n))
+}
+
+/// C++: `n` random replacements among 1000 live blocks of 16..=256 bytes
+/// (each freed block's slot gets a new block of a new random size), on a
+/// `resource` made for this call; returns a checksum of what was written.
+///
+/// # Panics
+/// If the C++ code throws (out of memory, or an unknown `resource`).
+pub fn cxx_churn(resource: Resource, n: usize) -> u64 {
+    cxx_checked("churn", ffi::churn(resource, n))
+}
+
+/// C++: a `std::pmr::list<int>` kept at 1000 elements while `n` elements are
+/// pushed at the back and popped at the front.
+///
+/// # Panics
+/// If the C++ code throws (out of memory, or an unknown `resource`).
+pub fn cxx_list_churn(resource: Resource, n: usize) -> u64 {
+    cxx_checked("list_churn", ffi::list_churn(resource, n))
 }
 
 /// C++: serves `requests` simulated requests and returns a checksum over all.
@@ -301,6 +332,16 @@ mod tests {
     }
 
     #[test]
+    fn cxx_churn_same_on_all_resources() {
+        assert_same_on_all_resources("churn", cxx_churn);
+    }
+
+    #[test]
+    fn cxx_list_churn_same_on_all_resources() {
+        assert_same_on_all_resources("list_churn", cxx_list_churn);
+    }
+
+    #[test]
     fn cxx_request_loop_same_on_all_resources() {
         assert_same_on_all_resources("request_loop(3 requests)", |r, n| cxx_request_loop(r, 3, n));
         // The checksum covers every request: different request counts differ.
@@ -310,7 +351,7 @@ mod tests {
 
     #[test]
     fn cxx_checksums_depend_on_n() {
-        for workload in [cxx_vector_of_strings, cxx_list_build, cxx_map_build] {
+        for workload in [cxx_vector_of_strings, cxx_list_build, cxx_map_build, cxx_churn, cxx_list_churn] {
             assert_ne!(workload(Resource::MemresMonotonic, 10), workload(Resource::MemresMonotonic, 11));
         }
     }
@@ -450,7 +491,9 @@ pub struct CxxWorkload {
 }
 
 /// The C++ workloads both harnesses run, with their sizes.
-pub const CXX_WORKLOADS: [CxxWorkload; 4] = [
+pub const CXX_WORKLOADS: [CxxWorkload; 6] = [
+    CxxWorkload { name: "churn_100k", run: |r| cxx_churn(r, 100_000) },
+    CxxWorkload { name: "list_churn_100k", run: |r| cxx_list_churn(r, 100_000) },
     CxxWorkload { name: "vector_of_strings_10k", run: |r| cxx_vector_of_strings(r, 10_000) },
     CxxWorkload { name: "list_10k", run: |r| cxx_list_build(r, 10_000) },
     CxxWorkload { name: "map_10k", run: |r| cxx_map_build(r, 10_000) },

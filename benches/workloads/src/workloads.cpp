@@ -74,6 +74,14 @@ std::uint64_t with_resource(Resource kind, Body&& body) {
       memres::monotonic_buffer_resource resource;
       return body(&resource);
     }
+    case Resource::StdUnsyncPool: {
+      std::pmr::unsynchronized_pool_resource resource;
+      return body(&resource);
+    }
+    case Resource::MemresUnsyncPool: {
+      memres::unsynchronized_pool_resource resource;
+      return body(&resource);
+    }
     case Resource::MemresMonotonicReset: {
       auto& resource = kept_arena();
       // Nothing from the previous use is alive: body's containers died in it.
@@ -137,6 +145,46 @@ std::uint64_t map_build(Resource kind, std::size_t n) {
     std::uint64_t h = map.size();
     for (const auto& [key, value] : map) h = mix(mix(h, static_cast<std::uint32_t>(key)), static_cast<std::uint32_t>(value));
     return h;
+  });
+}
+
+std::uint64_t churn(Resource kind, std::size_t n) {
+  return with_resource(kind, [n](std::pmr::memory_resource* resource) {
+    constexpr std::size_t live = 1000;
+    struct slot {
+      void* p;
+      std::size_t size;
+    };
+    std::vector<slot> slots(live, slot{nullptr, 0});
+    xorshift64 rng{0x9e3779b97f4a7c15ULL};
+    std::uint64_t h = 0;
+    for (std::size_t i = 0; i < n + live; ++i) {
+      slot& s = slots[i < live ? i : rng.next() % live];
+      if (s.p != nullptr) {
+        h = mix(h, static_cast<unsigned char*>(s.p)[s.size - 1]);
+        resource->deallocate(s.p, s.size, 8);
+      }
+      s.size = 16 + (rng.next() % 241);
+      s.p = resource->allocate(s.size, 8);
+      static_cast<unsigned char*>(s.p)[0] = static_cast<unsigned char>(i);
+      static_cast<unsigned char*>(s.p)[s.size - 1] = static_cast<unsigned char>(s.size);
+    }
+    for (const slot& s : slots) resource->deallocate(s.p, s.size, 8);
+    return h;
+  });
+}
+
+std::uint64_t list_churn(Resource kind, std::size_t n) {
+  return with_resource(kind, [n](std::pmr::memory_resource* resource) {
+    std::pmr::list<int> list(resource);
+    for (int i = 0; i < 1000; ++i) list.push_back(i);
+    std::uint64_t h = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      h = mix(h, static_cast<std::uint32_t>(list.front()));
+      list.pop_front();
+      list.push_back(static_cast<int>(i));
+    }
+    return mix(h, list.size());
   });
 }
 

@@ -16,6 +16,8 @@ enum class Resource : std::uint8_t;
 std::uint64_t vector_of_strings(Resource resource, std::size_t n);
 std::uint64_t list_build(Resource resource, std::size_t n);
 std::uint64_t map_build(Resource resource, std::size_t n);
+std::uint64_t churn(Resource resource, std::size_t n);
+std::uint64_t list_churn(Resource resource, std::size_t n);
 std::uint64_t request_loop(Resource resource, std::size_t requests, std::size_t n);
 
 }  // namespace memres::workloads
