@@ -41,7 +41,7 @@ use allocator_api2::alloc::{AllocError, Allocator, Global};
 
 use super::PoolOptions;
 use super::classes::{CLASS_COUNT, class_align, class_of, class_size};
-use crate::debug::{hand_out, retire};
+use crate::debug::{Ledger, hand_out, retire};
 use crate::resource::MemoryResource;
 
 /// A free block: its first word links to the next free block of its class.
@@ -130,6 +130,8 @@ pub struct UnsyncPool<U: MemoryResource = Global> {
     oversize_bytes: Cell<usize>,
     upstream_allocs: Cell<u64>,
     upstream_frees: Cell<u64>,
+    /// Live blocks under `debug-checks`; zero-sized otherwise.
+    ledger: Ledger,
     upstream: U,
 }
 
@@ -171,6 +173,7 @@ impl<U: MemoryResource> UnsyncPool<U> {
             oversize_bytes: Cell::new(0),
             upstream_allocs: Cell::new(0),
             upstream_frees: Cell::new(0),
+            ledger: Ledger::default(),
             upstream,
         }
     }
@@ -205,7 +208,9 @@ impl<U: MemoryResource> UnsyncPool<U> {
     #[inline]
     pub fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let Some(class) = class_of(layout, self.options.largest_required_pool_block) else {
-            return self.allocate_oversize(layout);
+            let block = self.allocate_oversize(layout)?;
+            self.ledger.record(block.cast::<u8>().as_ptr(), layout);
+            return Ok(block);
         };
         let head = self.heads[class].get();
         let block = if head.is_null() {
@@ -217,6 +222,8 @@ impl<U: MemoryResource> UnsyncPool<U> {
             head.cast::<u8>()
         };
         hand_out(block, layout.size());
+        // Zero-size requests get real blocks here, so the ledger sees them as one byte.
+        self.ledger.record(block, Layout::from_size_align(layout.size().max(1), layout.align()).unwrap_or(layout));
         // SAFETY: blocks are carved from chunks, never null.
         Ok(NonNull::slice_from_raw_parts(unsafe { NonNull::new_unchecked(block) }, layout.size()))
     }
@@ -229,6 +236,8 @@ impl<U: MemoryResource> UnsyncPool<U> {
     /// freed since.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        let counted = Layout::from_size_align(layout.size().max(1), layout.align()).unwrap_or(layout);
+        self.ledger.check_free("UnsyncPool::deallocate", ptr.as_ptr(), counted, || self.owns(ptr.as_ptr()));
         let Some(class) = class_of(layout, self.options.largest_required_pool_block) else {
             // SAFETY: forwarded contract: an oversize block with this layout.
             return unsafe { self.deallocate_oversize(ptr, layout) };
@@ -393,6 +402,7 @@ impl<U: MemoryResource> UnsyncPool<U> {
             self.heads[class].set(ptr::null_mut());
             state.clear(); // back to the first chunk size, as in a new pool
         }
+        self.ledger.forget_all();
         let mut at = self.oversize.replace(ptr::null_mut());
         while !at.is_null() {
             // SAFETY: our oversize list; no block outlives `&mut self`/drop.
@@ -511,6 +521,32 @@ impl<U: MemoryResource> UnsyncPool<U> {
         })
     }
 
+    /// Does `ptr` lie in memory the pool holds (a chunk, an oversize block)?
+    fn owns(&self, ptr: *const u8) -> bool {
+        let addr = ptr.addr();
+        let in_chunks = self.classes.iter().any(|state| {
+            let mut at = state.chunks.get();
+            while let Some(chunk) = at {
+                // SAFETY: our chunk footers.
+                let PoolChunk { next, base, layout, .. } = unsafe { chunk.as_ptr().read() };
+                if (base.addr()..base.addr() + layout.size()).contains(&addr) {
+                    return true;
+                }
+                at = NonNull::new(next);
+            }
+            false
+        });
+        let mut at = self.oversize.get();
+        let mut in_oversize = false;
+        while !at.is_null() && !in_oversize {
+            // SAFETY: our oversize headers; the block runs from the header on.
+            let Oversize { next, layout: outer, .. } = unsafe { at.read() };
+            in_oversize = (at.addr()..at.addr() + outer.size()).contains(&addr);
+            at = next;
+        }
+        in_chunks || in_oversize
+    }
+
     /// Bytes held from upstream: every class's chunks and the oversize blocks.
     pub fn bytes_held(&self) -> usize {
         self.classes.iter().map(|c| c.bytes_held.get()).sum::<usize>() + self.oversize_bytes.get()
@@ -596,6 +632,9 @@ impl<U: MemoryResource> UnsyncPool<U> {
         let largest = self.options.largest_required_pool_block;
         if let (Some(a), Some(b)) = (class_of(old, largest), class_of(new, largest)) {
             if a == b {
+                let counted = |l: Layout| Layout::from_size_align(l.size().max(1), l.align()).unwrap_or(l);
+                self.ledger.check_free("UnsyncPool::resize", ptr.as_ptr(), counted(old), || self.owns(ptr.as_ptr()));
+                self.ledger.record(ptr.as_ptr(), counted(new));
                 hand_out(ptr.as_ptr(), new.size());
                 return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
             }

@@ -4,4 +4,6 @@
 mod support;
 
 mod alloc;
+#[cfg(feature = "debug-checks")]
+mod debug_checks;
 mod lifecycle;
