@@ -92,12 +92,6 @@ unsafe impl MemoryResource for Global {
         // SAFETY: forwarded contract: `ptr` was allocated by `Global` with `layout`.
         unsafe { Allocator::deallocate(self, ptr, layout) }
     }
-
-    fn is_equal(&self, other: &dyn MemoryResource) -> bool {
-        // Stateless: equal to itself in any instance. Without type ids on a
-        // `dyn` we compare the only thing that is cheap and exact: identity.
-        core::ptr::addr_eq(self as *const Self, other as *const dyn MemoryResource)
-    }
 }
 
 // SAFETY: `System` is the platform allocator; zero sizes never reach it (they
