@@ -176,6 +176,21 @@ unsafe impl MemoryResource for CxxResource {
     }
 }
 
+/// A C++ slow path's allocation: null when the size and alignment make no
+/// layout (the C++ side has checked that the alignment is a power of two)
+/// or the resource fails; C++ turns null into an exception.
+fn allocate_raw(resource: &impl MemoryResource, size: usize, align: usize) -> *mut u8 {
+    Layout::from_size_align(size, align)
+        .ok()
+        .and_then(|layout| resource.allocate(layout).ok())
+        .map_or(core::ptr::null_mut(), |block| block.cast::<u8>().as_ptr())
+}
+
+/// A block C++ gives back, as Rust sees it (`None` for null or an impossible layout).
+fn block_of(ptr: *mut u8, size: usize, align: usize) -> Option<(NonNull<u8>, Layout)> {
+    Some((NonNull::new(ptr)?, Layout::from_size_align(size, align).ok()?))
+}
+
 /// The Rust object behind C++'s `memres::monotonic_buffer_resource`.
 pub struct MonotonicCore(Monotonic<'static, CxxResource>);
 
@@ -190,17 +205,13 @@ impl MonotonicCore {
     }
 
     fn allocate_slow(&self, size: usize, align: usize) -> *mut u8 {
-        // The C++ fast path failed; `align` is a power of two (checked in C++).
-        Layout::from_size_align(size, align)
-            .ok()
-            .and_then(|layout| self.0.allocate(layout).ok())
-            .map_or(core::ptr::null_mut(), |block| block.cast::<u8>().as_ptr())
+        allocate_raw(&self.0, size, align)
     }
 
     /// # Safety
     /// `ptr` was allocated by this arena with `size` and `align`.
     unsafe fn forget(&self, ptr: *mut u8, size: usize, align: usize) {
-        if let (Some(ptr), Ok(layout)) = (NonNull::new(ptr), Layout::from_size_align(size, align)) {
+        if let Some((ptr, layout)) = block_of(ptr, size, align) {
             // SAFETY: the caller's contract (C++ deallocate's precondition).
             unsafe { self.0.forget(ptr, layout) }
         }
@@ -275,17 +286,13 @@ impl UnsyncPoolCore {
     }
 
     fn allocate_slow(&self, size: usize, align: usize) -> *mut u8 {
-        // `align` is a power of two (checked in C++).
-        Layout::from_size_align(size, align)
-            .ok()
-            .and_then(|layout| self.0.allocate(layout).ok())
-            .map_or(core::ptr::null_mut(), |block| block.cast::<u8>().as_ptr())
+        allocate_raw(&self.0, size, align)
     }
 
     /// # Safety
     /// `ptr` was allocated by this pool with `size` and `align`.
     unsafe fn deallocate_slow(&self, ptr: *mut u8, size: usize, align: usize) {
-        if let (Some(ptr), Ok(layout)) = (NonNull::new(ptr), Layout::from_size_align(size, align)) {
+        if let Some((ptr, layout)) = block_of(ptr, size, align) {
             // SAFETY: the caller's contract (C++ deallocate's precondition).
             unsafe { self.0.deallocate(ptr, layout) }
         }
