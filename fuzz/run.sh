@@ -5,7 +5,8 @@
 #   bash fuzz/run.sh [SECONDS]     # fuzzing time per target; default 60
 #
 # Before fuzzing a target, replays the crash reproducers kept in
-# fuzz/artifacts/<target>/crash-* (known bugs: they fail until fixed).
+# fuzz/artifacts/<target>/crash-* (open bugs: they fail until fixed; a fixed
+# one belongs in the corpus, where every run replays it as a regression test).
 # New interesting inputs go to fuzz/target/corpus-new/<target>/, not into the
 # committed corpus; a crash is written to fuzz/artifacts/<target>/.
 # Exits non-zero if any target crashed (or a reproducer still crashes).
@@ -45,10 +46,10 @@ for source in fuzz_targets/*.rs; do
     echo "=== fuzz target '$target': replaying ${#repros[@]} kept crash reproducer(s)"
     for repro in "${repros[@]}"; do
       if cargo +nightly fuzz run "$target" "$repro" >"$log" 2>&1; then
-        echo "    $repro: passes now (the bug is fixed: move the file into $corpus/)"
+        echo "    $repro: passes (fixed? then move it into $corpus/)"
       else
-        echo "    $repro: STILL CRASHES; the panic or sanitizer report:"
-        grep -E -A3 "panicked at|ERROR: (AddressSanitizer|libFuzzer)" "$log" | head -20 | sed 's/^/      /'
+        echo "    $repro: STILL CRASHES (full log: fuzz/$log):"
+        grep -E -A1 "panicked at|^SUMMARY" "$log" | head -8 | sed 's/^/      /'
         failed+=("$target (reproducer $repro)")
       fi
     done
