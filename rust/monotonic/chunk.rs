@@ -52,6 +52,9 @@ pub(super) struct ChunkFooter {
     layout: Layout,
     /// The next chunk in whichever list holds this one.
     next: Cell<Option<NonNull<ChunkFooter>>>,
+    /// When the chunk last joined a `used` list (a per-arena counter), so
+    /// that a checkpoint can tell the list it saw from one rebuilt since.
+    stamp: Cell<u64>,
 }
 
 /// A handle to a chunk: a pointer to its footer.
@@ -84,7 +87,7 @@ impl Chunk {
         // at a multiple of its alignment from an aligned base, inside the block.
         let chunk = unsafe {
             let footer = base.add(layout.size() - FOOTER_SIZE).cast::<ChunkFooter>();
-            footer.write(ChunkFooter { base, layout, next: Cell::new(None) });
+            footer.write(ChunkFooter { base, layout, next: Cell::new(None), stamp: Cell::new(0) });
             Chunk(footer)
         };
         if guard_size() > 0 {
@@ -125,6 +128,15 @@ impl Chunk {
     /// Bytes in the data region.
     pub(super) fn capacity(&self) -> usize {
         self.footer().layout.size() - FOOTER_SIZE - guard_size()
+    }
+
+    /// When the chunk last joined a `used` list.
+    pub(super) fn stamp(&self) -> u64 {
+        self.footer().stamp.get()
+    }
+
+    pub(super) fn set_stamp(&self, stamp: u64) {
+        self.footer().stamp.set(stamp);
     }
 
     /// What upstream was asked for.

@@ -81,6 +81,9 @@ pub struct BumpState {
 pub struct Checkpoint {
     epoch: u64,
     head: Option<Chunk>,
+    /// The head's stamp then: if it differs now, the head left `used` and
+    /// came back, and the chunks below it then may be gone.
+    head_stamp: u64,
     current: Option<Chunk>,
     start: *mut u8,
     cursor: *mut u8,
@@ -195,6 +198,8 @@ pub struct Monotonic<'buf, U: MemoryResource = Global> {
     epoch: Cell<u64>,
     /// Live blocks under `debug-checks`; zero-sized otherwise.
     ledger: Ledger,
+    /// The last stamp given to a chunk joining `used`.
+    stamps: Cell<u64>,
     upstream: U,
     _buffer: PhantomData<&'buf mut [MaybeUninit<u8>]>,
 }
@@ -290,7 +295,7 @@ impl<U: MemoryResource> Monotonic<'static, U> {
         let arena = Self::with_initial_size_in(bytes, upstream);
         let data = bytes.saturating_sub(FOOTER_SIZE).max(1);
         let chunk = arena.acquire_chunk(data, 1)?;
-        arena.used.push(chunk);
+        arena.push_used(chunk);
         arena.enter(Some(chunk), chunk.base(), chunk.data_end());
         Ok(arena)
     }
@@ -341,6 +346,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             upstream_frees: Cell::new(0),
             epoch: Cell::new(fresh_epoch()),
             ledger: Ledger::default(),
+            stamps: Cell::new(0),
             upstream,
             _buffer: PhantomData,
         };
@@ -422,7 +428,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             Some(chunk) => chunk,
             None => self.acquire_chunk(layout.size(), layout.align())?,
         };
-        self.used.push(chunk);
+        self.push_used(chunk);
         let ptr = align_up(chunk.base(), layout.align());
         let after = ptr.wrapping_add(layout.size());
         hand_out(ptr, layout.size());
@@ -479,6 +485,14 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         Ok(chunk)
     }
 
+    /// Puts `chunk` at the head of `used`, with a stamp no chunk had before.
+    fn push_used(&self, chunk: Chunk) {
+        let stamp = self.stamps.get() + 1;
+        self.stamps.set(stamp);
+        chunk.set_stamp(stamp);
+        self.used.push(chunk);
+    }
+
     /// Counts the current region's bytes as handed out, before leaving it.
     fn retire_region(&self) {
         let used = self.bump.cursor.get().addr() - self.start.get().addr();
@@ -499,7 +513,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         if let Some((ptr, len)) = self.buffer {
             self.enter(None, ptr.as_ptr(), ptr.as_ptr().wrapping_add(len));
         } else if let Some(chunk) = self.spare.pop() {
-            self.used.push(chunk);
+            self.push_used(chunk);
             self.enter(Some(chunk), chunk.base(), chunk.data_end());
         } else {
             self.enter(None, empty_region(), empty_region());
@@ -714,6 +728,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         Checkpoint {
             epoch: self.epoch.get(),
             head: self.used.head(),
+            head_stamp: self.used.head().map_or(0, |c| c.stamp()),
             current: self.current.get(),
             start: self.start.get(),
             cursor: self.bump.cursor.get(),
@@ -745,7 +760,11 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             checkpoint.epoch == self.epoch.get(),
             "memres: Monotonic::rewind with a checkpoint from another arena, or from before a reset or release"
         );
-        let in_list = checkpoint.head.is_none_or(|head| self.used.contains(head));
+        // The chunks `used` held then are still there, in the same order, iff
+        // its head then is in the list now with the same stamp: chunks leave
+        // `used` only from the top, and every return gets a new stamp.
+        let in_list =
+            checkpoint.head.is_none_or(|head| self.used.contains(head) && head.stamp() == checkpoint.head_stamp);
         assert!(
             in_list,
             "memres: Monotonic::rewind with a checkpoint taken after a point the arena was rewound to \

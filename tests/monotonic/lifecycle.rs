@@ -201,3 +201,21 @@ fn regression_fuzz_rewind_after_freeing_the_last_block() {
     assert_eq!(next, last, "the freed block is reused, not skipped");
     assert_ne!(next, keep);
 }
+
+/// Found by the fuzzer: a chunk given up by a rewind came back (a spare
+/// chunk reused), so a later checkpoint's head chunk was in `used` again,
+/// but the chunk the checkpoint bumped in was still spare. Following the
+/// checkpoint would have bumped in a spare chunk, later handed out twice.
+#[test]
+#[should_panic(expected = "rewound to")]
+fn regression_fuzz_stale_checkpoint_whose_head_chunk_came_back() {
+    let mut arena = Monotonic::new();
+    let first = arena.checkpoint();
+    arena.allocate(Layout::from_size_align(16, 1).unwrap()).unwrap(); // chunk X, current
+    let big = Layout::from_size_align(128 << 10, 1).unwrap();
+    arena.allocate(big).unwrap(); // chunk Y of its own, the head
+    let second = arena.checkpoint(); // head Y, bumping in X
+    arena.rewind(first); // X and Y become spare
+    arena.allocate(big).unwrap(); // Y comes back from spare; X stays spare
+    arena.rewind(second); // must be refused: X is not in use any more
+}
