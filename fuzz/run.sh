@@ -4,9 +4,10 @@
 #
 #   bash fuzz/run.sh [SECONDS]     # fuzzing time per target; default 60
 #
-# Before fuzzing a target, replays the crash reproducers kept in
-# fuzz/artifacts/<target>/crash-* (open bugs: they fail until fixed; a fixed
-# one belongs in the corpus, where every run replays it as a regression test).
+# Before fuzzing a target, replays the crash reproducers in
+# fuzz/artifacts/<target>/crash-* (open bugs, committed with `git add -f` as
+# the directory is ignored: they fail until fixed; a fixed one belongs in the
+# corpus, where every run replays it as a regression test).
 # New interesting inputs go to fuzz/target/corpus-new/<target>/, not into the
 # committed corpus; a crash is written to fuzz/artifacts/<target>/.
 # Exits non-zero if any target crashed (or a reproducer still crashes).
