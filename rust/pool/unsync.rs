@@ -222,8 +222,7 @@ impl<U: MemoryResource> UnsyncPool<U> {
             head.cast::<u8>()
         };
         hand_out(block, layout.size());
-        // Zero-size requests get real blocks here, so the ledger sees them as one byte.
-        self.ledger.record(block, Layout::from_size_align(layout.size().max(1), layout.align()).unwrap_or(layout));
+        self.ledger.record(block, as_served(layout));
         // SAFETY: blocks are carved from chunks, never null.
         Ok(NonNull::slice_from_raw_parts(unsafe { NonNull::new_unchecked(block) }, layout.size()))
     }
@@ -236,8 +235,7 @@ impl<U: MemoryResource> UnsyncPool<U> {
     /// freed since.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        let counted = Layout::from_size_align(layout.size().max(1), layout.align()).unwrap_or(layout);
-        self.ledger.check_free("UnsyncPool::deallocate", ptr.as_ptr(), counted, || self.owns(ptr.as_ptr()));
+        self.ledger.check_free("UnsyncPool::deallocate", ptr.as_ptr(), as_served(layout), || self.owns(ptr.as_ptr()));
         let Some(class) = class_of(layout, self.options.largest_required_pool_block) else {
             // SAFETY: forwarded contract: an oversize block with this layout.
             return unsafe { self.deallocate_oversize(ptr, layout) };
@@ -570,6 +568,14 @@ impl Class {
     }
 }
 
+/// The layout the ledger records for a request: zero-size requests get real,
+/// distinct blocks here, so they count as one byte (the ledger ignores
+/// zero-size blocks, which in an arena share addresses).
+#[inline(always)]
+fn as_served(layout: Layout) -> Layout {
+    Layout::from_size_align(layout.size().max(1), layout.align()).unwrap_or(layout)
+}
+
 /// The alignment of an oversize header.
 const fn align_of_oversize() -> usize {
     core::mem::align_of::<Oversize>()
@@ -632,9 +638,8 @@ impl<U: MemoryResource> UnsyncPool<U> {
         let largest = self.options.largest_required_pool_block;
         if let (Some(a), Some(b)) = (class_of(old, largest), class_of(new, largest)) {
             if a == b {
-                let counted = |l: Layout| Layout::from_size_align(l.size().max(1), l.align()).unwrap_or(l);
-                self.ledger.check_free("UnsyncPool::resize", ptr.as_ptr(), counted(old), || self.owns(ptr.as_ptr()));
-                self.ledger.record(ptr.as_ptr(), counted(new));
+                self.ledger.check_free("UnsyncPool::resize", ptr.as_ptr(), as_served(old), || self.owns(ptr.as_ptr()));
+                self.ledger.record(ptr.as_ptr(), as_served(new));
                 hand_out(ptr.as_ptr(), new.size());
                 return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
             }
