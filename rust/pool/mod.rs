@@ -4,6 +4,7 @@
 //! - `classes`: the size-class table shared by the pools.
 //! - [`PoolOptions`]: std's `pool_options`, normalised.
 
+mod chunks;
 mod classes;
 mod unsync;
 

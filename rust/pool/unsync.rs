@@ -33,57 +33,19 @@
 //! ```
 
 use core::alloc::Layout;
-use core::cell::Cell;
-use core::mem::size_of;
+use core::cell::{Cell, RefCell};
 use core::ptr::{self, NonNull};
 
 use allocator_api2::alloc::{AllocError, Allocator, Global};
 
 use super::PoolOptions;
-use super::classes::{CLASS_COUNT, class_align, class_of, class_size};
+use super::chunks::{ClassChunks, FreeBlock, OversizeList, Upstream, chain, collect, link};
+use super::classes::{CLASS_COUNT, class_of, class_size};
 use crate::debug::{Ledger, hand_out, retire};
 use crate::resource::MemoryResource;
 
-/// A free block: its first word links to the next free block of its class.
-#[repr(C)]
-struct FreeBlock {
-    next: *mut FreeBlock,
-}
-
-/// Metadata at the end of each pool chunk.
-#[repr(C)]
-struct PoolChunk {
-    next: *mut PoolChunk,
-    base: *mut u8,
-    layout: Layout,
-    blocks: usize,
-}
-
-/// Metadata in front of each oversize block.
-#[repr(C)]
-struct Oversize {
-    prev: *mut Oversize,
-    next: *mut Oversize,
-    layout: Layout,
-}
-
 /// How many blocks of a class are carved into the free list at once.
 const CARVE_BATCH: usize = 32;
-/// A new chunk is at most this large (unless one block is larger).
-const MAX_CHUNK_BYTES: usize = 4 << 20;
-/// The first chunk of a class is about this large.
-const FIRST_CHUNK_BYTES: usize = 4 << 10;
-
-#[derive(Default)]
-struct Class {
-    chunks: Cell<Option<NonNull<PoolChunk>>>,
-    carve: Cell<usize>,
-    carve_end: Cell<usize>,
-    next_blocks: Cell<usize>,
-    blocks_in_chunks: Cell<usize>,
-    chunk_count: Cell<usize>,
-    bytes_held: Cell<usize>,
-}
 
 /// What one size class of a pool holds, from [`UnsyncPool::class_stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,15 +86,13 @@ pub struct ClassStats {
 pub struct UnsyncPool<U: MemoryResource = Global> {
     /// Free-list heads, one per class; first, for foreign fast paths.
     heads: [Cell<*mut FreeBlock>; CLASS_COUNT],
-    classes: [Class; CLASS_COUNT],
+    /// Each class's chunks; touched only on slow paths.
+    classes: [RefCell<ClassChunks>; CLASS_COUNT],
     options: PoolOptions,
-    oversize: Cell<*mut Oversize>,
-    oversize_bytes: Cell<usize>,
-    upstream_allocs: Cell<u64>,
-    upstream_frees: Cell<u64>,
+    oversize: RefCell<OversizeList>,
     /// Live blocks under `debug-checks`; zero-sized otherwise.
     ledger: Ledger,
-    upstream: U,
+    upstream: Upstream<U>,
 }
 
 // SAFETY: the pool exclusively owns its chunks and oversize blocks; nothing
@@ -167,14 +127,11 @@ impl<U: MemoryResource> UnsyncPool<U> {
     pub fn with_options_in(options: PoolOptions, upstream: U) -> Self {
         UnsyncPool {
             heads: [const { Cell::new(ptr::null_mut()) }; CLASS_COUNT],
-            classes: core::array::from_fn(|_| Class::default()),
+            classes: core::array::from_fn(|_| RefCell::default()),
             options: options.normalized(),
-            oversize: Cell::new(ptr::null_mut()),
-            oversize_bytes: Cell::new(0),
-            upstream_allocs: Cell::new(0),
-            upstream_frees: Cell::new(0),
+            oversize: RefCell::default(),
             ledger: Ledger::default(),
-            upstream,
+            upstream: Upstream::new(upstream),
         }
     }
 
@@ -197,7 +154,7 @@ impl<U: MemoryResource> UnsyncPool<U> {
 
     /// The upstream resource.
     pub fn upstream(&self) -> &U {
-        &self.upstream
+        &self.upstream.resource
     }
 
     /// Allocates a block for `layout`: from its class's free list, or from
@@ -208,7 +165,7 @@ impl<U: MemoryResource> UnsyncPool<U> {
     #[inline]
     pub fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let Some(class) = class_of(layout, self.options.largest_required_pool_block) else {
-            let block = self.allocate_oversize(layout)?;
+            let block = self.oversize.borrow_mut().allocate(layout, &self.upstream)?;
             self.ledger.record(block.cast::<u8>().as_ptr(), layout);
             return Ok(block);
         };
@@ -238,7 +195,7 @@ impl<U: MemoryResource> UnsyncPool<U> {
         self.ledger.check_free("UnsyncPool::deallocate", ptr.as_ptr(), as_served(layout), || self.owns(ptr.as_ptr()));
         let Some(class) = class_of(layout, self.options.largest_required_pool_block) else {
             // SAFETY: forwarded contract: an oversize block with this layout.
-            return unsafe { self.deallocate_oversize(ptr, layout) };
+            return unsafe { self.oversize.borrow_mut().deallocate(ptr, layout, &self.upstream) };
         };
         let block = ptr.as_ptr();
         // SAFETY: the block is ours, of this class, and no longer live; it
@@ -246,136 +203,21 @@ impl<U: MemoryResource> UnsyncPool<U> {
         // multiples of 8, carved at multiples of the size from an aligned base).
         unsafe {
             retire(block, class_size(class));
-            hand_out(block, size_of::<FreeBlock>());
-            block.cast::<FreeBlock>().write(FreeBlock { next: self.heads[class].get() });
+            link(block.cast(), self.heads[class].get());
         }
         self.heads[class].set(block.cast());
     }
 
-    /// Takes blocks from the newest chunk's uncarved tail, or a new chunk.
+    /// Carves a batch of blocks (taking a new chunk if need be): the first
+    /// is handed out, the rest become the free list.
     #[cold]
     #[inline(never)]
     fn refill(&self, class: usize) -> Result<*mut u8, AllocError> {
-        let state = &self.classes[class];
-        if state.carve.get() == state.carve_end.get() {
-            self.add_chunk(class)?;
-        }
-        let size = class_size(class);
-        let first = state.carve.get();
-        let count = ((state.carve_end.get() - first) / size).min(CARVE_BATCH);
-        // The first block is handed out; the rest go on the free list, in
-        // address order.
-        let chunk = state.chunks.get().expect("a class with uncarved blocks has a chunk");
-        // SAFETY: `chunk` is live; we derive block pointers from its base so
-        // they carry the chunk's provenance.
-        let base = unsafe { chunk.as_ref().base };
-        let at = |addr: usize| base.wrapping_add(addr - base.addr());
-        let mut next = self.heads[class].get();
-        for i in (1..count).rev() {
-            let block = at(first + i * size);
-            // SAFETY: uncarved blocks of a live chunk: ours, not live.
-            unsafe {
-                hand_out(block, size_of::<FreeBlock>());
-                block.cast::<FreeBlock>().write(FreeBlock { next });
-            }
-            next = block.cast();
-        }
-        self.heads[class].set(next);
-        state.carve.set(first + count * size);
-        Ok(at(first))
-    }
-
-    /// Takes a new chunk for `class` from upstream and makes it the carve range.
-    fn add_chunk(&self, class: usize) -> Result<(), AllocError> {
-        let state = &self.classes[class];
-        let size = class_size(class);
-        let max_blocks = self.options.max_blocks_per_chunk.min((MAX_CHUNK_BYTES / size).max(1));
-        let blocks = match state.next_blocks.get() {
-            0 => (FIRST_CHUNK_BYTES / size).clamp(1, max_blocks),
-            n => n.min(max_blocks),
-        };
-        let data = blocks * size; // at most 1 GiB: no overflow
-        let layout =
-            Layout::from_size_align(data + size_of::<PoolChunk>(), class_align(class)).map_err(|_| AllocError)?;
-        let block = self.upstream.allocate(layout)?;
-        let base = block.cast::<u8>().as_ptr();
-        let footer = base.wrapping_add(data).cast::<PoolChunk>();
-        // SAFETY: the footer lies inside the fresh block, after the data, at a
-        // multiple of 8 from an aligned base.
-        unsafe { footer.write(PoolChunk { next: ptr::null_mut(), base, layout, blocks }) };
-        // SAFETY: the fresh data holds no block.
-        unsafe { retire(base, data) };
-        let chunk = NonNull::new(footer).expect("inside a block");
-        // SAFETY: `chunk` was just written; the list holds only our chunks.
-        unsafe { (*footer).next = state.chunks.get().map_or(ptr::null_mut(), NonNull::as_ptr) };
-        state.chunks.set(Some(chunk));
-        state.carve.set(base.addr());
-        state.carve_end.set(base.addr() + data);
-        state.next_blocks.set(blocks.saturating_mul(2));
-        state.blocks_in_chunks.set(state.blocks_in_chunks.get() + blocks);
-        state.chunk_count.set(state.chunk_count.get() + 1);
-        state.bytes_held.set(state.bytes_held.get() + layout.size());
-        self.upstream_allocs.set(self.upstream_allocs.get() + 1);
-        Ok(())
-    }
-
-    /// The header size in front of an oversize block with this alignment.
-    fn oversize_header(align: usize) -> usize {
-        size_of::<Oversize>().next_multiple_of(align.max(align_of_oversize()))
-    }
-
-    #[cold]
-    fn allocate_oversize(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        let header = Self::oversize_header(layout.align());
-        let total = layout.size().checked_add(header).ok_or(AllocError)?;
-        let outer = Layout::from_size_align(total, layout.align().max(align_of_oversize())).map_err(|_| AllocError)?;
-        let block = self.upstream.allocate(outer)?.cast::<u8>().as_ptr();
-        let head = block.wrapping_add(header - size_of::<Oversize>()).cast::<Oversize>();
-        let next = self.oversize.get();
-        // SAFETY: the header lies in the fresh block, aligned (header is a
-        // multiple of its alignment, and so is its size); `next` is ours.
-        unsafe {
-            head.write(Oversize { prev: ptr::null_mut(), next, layout: outer });
-            if !next.is_null() {
-                (*next).prev = head;
-            }
-        }
-        self.oversize.set(head);
-        self.oversize_bytes.set(self.oversize_bytes.get() + outer.size());
-        self.upstream_allocs.set(self.upstream_allocs.get() + 1);
-        let user = block.wrapping_add(header);
-        // SAFETY: inside a non-null block.
-        Ok(NonNull::slice_from_raw_parts(unsafe { NonNull::new_unchecked(user) }, layout.size()))
-    }
-
-    /// # Safety
-    /// `ptr` is an oversize block of this pool allocated with `layout`.
-    unsafe fn deallocate_oversize(&self, ptr: NonNull<u8>, layout: Layout) {
-        let header = Self::oversize_header(layout.align());
-        let head = ptr.as_ptr().wrapping_sub(size_of::<Oversize>()).cast::<Oversize>();
-        // SAFETY: the caller's contract: the header in front of the block is
-        // ours and linked in the oversize list.
-        unsafe {
-            let Oversize { prev, next, layout: outer } = head.read();
-            if prev.is_null() {
-                self.oversize.set(next);
-            } else {
-                (*prev).next = next;
-            }
-            if !next.is_null() {
-                (*next).prev = prev;
-            }
-            self.free_oversize(ptr.as_ptr().wrapping_sub(header), outer);
-        }
-    }
-
-    /// # Safety
-    /// `block` came from upstream with `outer`, and is unlinked.
-    unsafe fn free_oversize(&self, block: *mut u8, outer: Layout) {
-        // SAFETY: the caller's contract.
-        unsafe { self.upstream.deallocate(NonNull::new_unchecked(block), outer) };
-        self.oversize_bytes.set(self.oversize_bytes.get() - outer.size());
-        self.upstream_frees.set(self.upstream_frees.get() + 1);
+        let mut chunks = self.classes[class].borrow_mut();
+        let (first, _) = chunks.carve(class, CARVE_BATCH, self.options.max_blocks_per_chunk, &self.upstream)?;
+        // SAFETY: a fresh chain of free blocks; the head is null when refilling.
+        self.heads[class].set(unsafe { (*first.as_ptr()).next });
+        Ok(first.as_ptr().cast())
     }
 
     /// Gives every chunk and oversize block back to upstream (std's
@@ -386,33 +228,13 @@ impl<U: MemoryResource> UnsyncPool<U> {
 
     fn release_all(&self) {
         for class in 0..CLASS_COUNT {
-            let state = &self.classes[class];
-            let mut at = state.chunks.take();
-            while let Some(chunk) = at {
-                // SAFETY: our chunk; no block in it outlives `&mut self`/drop.
-                unsafe {
-                    let PoolChunk { next, base, layout, .. } = chunk.as_ptr().read();
-                    self.upstream.deallocate(NonNull::new_unchecked(base), layout);
-                    at = NonNull::new(next);
-                }
-                self.upstream_frees.set(self.upstream_frees.get() + 1);
-            }
+            // SAFETY: no block outlives `&mut self` or drop.
+            unsafe { self.classes[class].borrow_mut().release(&self.upstream) };
             self.heads[class].set(ptr::null_mut());
-            state.clear(); // back to the first chunk size, as in a new pool
         }
         self.ledger.forget_all();
-        let mut at = self.oversize.replace(ptr::null_mut());
-        while !at.is_null() {
-            // SAFETY: our oversize list; no block outlives `&mut self`/drop.
-            // The header size depends only on the outer alignment (see
-            // `oversize_header`), so the block's start is found from it.
-            unsafe {
-                let Oversize { next, layout: outer, .. } = at.read();
-                let header = Self::oversize_header(outer.align());
-                self.free_oversize(at.cast::<u8>().add(size_of::<Oversize>()).sub(header), outer);
-                at = next;
-            }
-        }
+        // SAFETY: as above.
+        unsafe { self.oversize.borrow_mut().release(&self.upstream) };
     }
 
     /// Gives wholly free chunks back to upstream and returns how many bytes
@@ -421,88 +243,28 @@ impl<U: MemoryResource> UnsyncPool<U> {
     /// allocator while it works.
     pub fn trim(&mut self) -> usize {
         let mut returned = 0;
+        let mut free = Vec::new();
         for class in 0..CLASS_COUNT {
-            returned += self.trim_class(class);
-        }
-        returned
-    }
-
-    fn trim_class(&self, class: usize) -> usize {
-        let state = &self.classes[class];
-        if state.chunks.get().is_none() {
-            return 0;
-        }
-        let size = class_size(class);
-        // The free blocks, by address.
-        let mut free = std::vec::Vec::new();
-        let mut at = self.heads[class].get();
-        while !at.is_null() {
-            free.push(at);
-            // SAFETY: free blocks of this class link to each other.
-            at = unsafe { (*at).next };
-        }
-        free.sort_unstable();
-        let (carve, carve_end) = (state.carve.get(), state.carve_end.get());
-        let mut returned = 0;
-        let mut keep: Option<NonNull<PoolChunk>> = None; // rebuilt list, reversed
-        let mut at = state.chunks.take();
-        while let Some(chunk) = at {
-            // SAFETY: our chunk footers.
-            let PoolChunk { next, base, layout, blocks } = unsafe { chunk.as_ptr().read() };
-            at = NonNull::new(next);
-            let (lo, hi) = (base.addr(), base.addr() + blocks * size);
-            let first = free.partition_point(|b| b.addr() < lo);
-            let last = free.partition_point(|b| b.addr() < hi);
-            let uncarved = if (lo..=hi).contains(&carve) { (carve_end - carve) / size } else { 0 };
-            if last - first + uncarved == blocks {
-                // Wholly free: drop its blocks from the free list, give it back.
-                free.drain(first..last);
-                if uncarved > 0 {
-                    state.carve.set(0);
-                    state.carve_end.set(0);
-                }
-                // SAFETY: no block of this chunk is live.
-                unsafe { self.upstream.deallocate(NonNull::new_unchecked(base), layout) };
-                self.upstream_frees.set(self.upstream_frees.get() + 1);
-                state.blocks_in_chunks.set(state.blocks_in_chunks.get() - blocks);
-                state.chunk_count.set(state.chunk_count.get() - 1);
-                state.bytes_held.set(state.bytes_held.get() - layout.size());
-                returned += layout.size();
-            } else {
-                // SAFETY: relinking our own footers.
-                unsafe { (*chunk.as_ptr()).next = keep.map_or(ptr::null_mut(), NonNull::as_ptr) };
-                keep = Some(chunk);
-            }
-        }
-        // Restore the kept chunks in their original order (newest first).
-        let mut ordered: Option<NonNull<PoolChunk>> = None;
-        while let Some(chunk) = keep {
-            // SAFETY: as above.
+            free.clear();
+            // SAFETY: the class's free list.
+            unsafe { collect(self.heads[class].get(), &mut free) };
+            free.sort_unstable();
+            // SAFETY: `free` is exactly the listed free blocks; the ones
+            // left are relinked in address order.
             unsafe {
-                keep = NonNull::new((*chunk.as_ptr()).next);
-                (*chunk.as_ptr()).next = ordered.map_or(ptr::null_mut(), NonNull::as_ptr);
+                returned += self.classes[class].get_mut().trim(class, &mut free, &self.upstream);
+                self.heads[class].set(chain(&free));
             }
-            ordered = Some(chunk);
         }
-        state.chunks.set(ordered);
-        // Rebuild the free list from the blocks that remain, in address order.
-        let mut next = ptr::null_mut();
-        for &block in free.iter().rev() {
-            // SAFETY: a free block of a kept chunk.
-            unsafe { (*block).next = next };
-            next = block;
-        }
-        self.heads[class].set(next);
         returned
     }
 
     /// What each size class holds, smallest class first (classes that never
     /// held a chunk are left out).
     pub fn class_stats(&self) -> impl Iterator<Item = ClassStats> + '_ {
-        (0..CLASS_COUNT).filter(|&c| self.classes[c].chunk_count.get() > 0).map(|class| {
-            let state = &self.classes[class];
-            let size = class_size(class);
-            let mut free = (state.carve_end.get() - state.carve.get()) / size;
+        (0..CLASS_COUNT).filter(|&c| self.classes[c].borrow().chunk_count > 0).map(|class| {
+            let chunks = self.classes[class].borrow();
+            let mut free = chunks.uncarved(class);
             let mut at = self.heads[class].get();
             while !at.is_null() {
                 free += 1;
@@ -510,11 +272,11 @@ impl<U: MemoryResource> UnsyncPool<U> {
                 at = unsafe { (*at).next };
             }
             ClassStats {
-                block_size: size,
-                blocks_live: state.blocks_in_chunks.get() - free,
+                block_size: class_size(class),
+                blocks_live: chunks.blocks_in_chunks - free,
                 blocks_free: free,
-                chunks: state.chunk_count.get(),
-                bytes_held: state.bytes_held.get(),
+                chunks: chunks.chunk_count,
+                bytes_held: chunks.bytes_held,
             }
         })
     }
@@ -522,49 +284,17 @@ impl<U: MemoryResource> UnsyncPool<U> {
     /// Does `ptr` lie in memory the pool holds (a chunk, an oversize block)?
     fn owns(&self, ptr: *const u8) -> bool {
         let addr = ptr.addr();
-        let in_chunks = self.classes.iter().any(|state| {
-            let mut at = state.chunks.get();
-            while let Some(chunk) = at {
-                // SAFETY: our chunk footers.
-                let PoolChunk { next, base, layout, .. } = unsafe { chunk.as_ptr().read() };
-                if (base.addr()..base.addr() + layout.size()).contains(&addr) {
-                    return true;
-                }
-                at = NonNull::new(next);
-            }
-            false
-        });
-        let mut at = self.oversize.get();
-        let mut in_oversize = false;
-        while !at.is_null() && !in_oversize {
-            // SAFETY: our oversize headers; the block runs from the header on.
-            let Oversize { next, layout: outer, .. } = unsafe { at.read() };
-            in_oversize = (at.addr()..at.addr() + outer.size()).contains(&addr);
-            at = next;
-        }
-        in_chunks || in_oversize
+        self.classes.iter().any(|c| c.borrow().owns(addr)) || self.oversize.borrow().owns(addr)
     }
 
     /// Bytes held from upstream: every class's chunks and the oversize blocks.
     pub fn bytes_held(&self) -> usize {
-        self.classes.iter().map(|c| c.bytes_held.get()).sum::<usize>() + self.oversize_bytes.get()
+        self.classes.iter().map(|c| c.borrow().bytes_held).sum::<usize>() + self.oversize.borrow().bytes
     }
 
     /// Successful upstream allocations and upstream deallocations, ever.
     pub fn upstream_calls(&self) -> (u64, u64) {
-        (self.upstream_allocs.get(), self.upstream_frees.get())
-    }
-}
-
-impl Class {
-    fn clear(&self) {
-        self.chunks.set(None);
-        self.carve.set(0);
-        self.carve_end.set(0);
-        self.next_blocks.set(0);
-        self.blocks_in_chunks.set(0);
-        self.chunk_count.set(0);
-        self.bytes_held.set(0);
+        self.upstream.calls()
     }
 }
 
@@ -574,11 +304,6 @@ impl Class {
 #[inline(always)]
 fn as_served(layout: Layout) -> Layout {
     Layout::from_size_align(layout.size().max(1), layout.align()).unwrap_or(layout)
-}
-
-/// The alignment of an oversize header.
-const fn align_of_oversize() -> usize {
-    core::mem::align_of::<Oversize>()
 }
 
 impl<U: MemoryResource> Drop for UnsyncPool<U> {
