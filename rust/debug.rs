@@ -148,3 +148,44 @@ impl Ledger {
         self.live.borrow_mut().clear();
     }
 }
+
+/// A [`Ledger`] that threads share (behind a lock), under `debug-checks`;
+/// otherwise nothing.
+#[derive(Default)]
+pub(crate) struct SharedLedger {
+    #[cfg(feature = "debug-checks")]
+    inner: std::sync::Mutex<Ledger>,
+}
+
+#[cfg(not(feature = "debug-checks"))]
+const _: () = assert!(core::mem::size_of::<SharedLedger>() == 0, "debug checks must cost nothing when off");
+
+impl SharedLedger {
+    #[cfg(feature = "debug-checks")]
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// As [`Ledger::record`].
+    #[inline(always)]
+    pub(crate) fn record(&self, ptr: *const u8, layout: Layout) {
+        #[cfg(feature = "debug-checks")]
+        self.ledger().record(ptr, layout);
+        let _ = (ptr, layout);
+    }
+
+    /// As [`Ledger::check_free`].
+    #[inline(always)]
+    pub(crate) fn check_free(&self, what: &str, ptr: *const u8, layout: Layout, owned: impl FnOnce() -> bool) {
+        #[cfg(feature = "debug-checks")]
+        self.ledger().check_free(what, ptr, layout, owned);
+        #[cfg(not(feature = "debug-checks"))]
+        let _ = (what, ptr, layout, owned);
+    }
+
+    /// As [`Ledger::forget_all`].
+    pub(crate) fn forget_all(&self) {
+        #[cfg(feature = "debug-checks")]
+        self.ledger().forget_all();
+    }
+}

@@ -45,7 +45,7 @@ mod resource;
 pub use allocator_api2::alloc::{AllocError, Allocator, Global};
 pub use debug::FREED_BYTE;
 pub use monotonic::{BumpState, Checkpoint, Monotonic, MonotonicStats};
-pub use pool::{ClassStats, POOL_CLASS_COUNT, PoolOptions, UnsyncPool};
+pub use pool::{ClassStats, POOL_CLASS_COUNT, PoolOptions, SyncPool, UnsyncPool};
 pub use resource::MemoryResource;
 
 /// The README's Rust examples, compiled and run as doc tests.

@@ -24,7 +24,7 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use memres::{AllocError, MemoryResource, Monotonic, PoolOptions, UnsyncPool};
+use memres::{AllocError, MemoryResource, Monotonic, PoolOptions, SyncPool, UnsyncPool};
 
 #[cxx::bridge(namespace = "memres::ffi")]
 mod ffi {
@@ -55,6 +55,20 @@ mod ffi {
         fn release(self: &mut UnsyncPoolCore);
         fn trim(self: &mut UnsyncPoolCore) -> usize;
         fn bytes_held(self: &UnsyncPoolCore) -> usize;
+    }
+
+    extern "Rust" {
+        type SyncPoolCore;
+
+        unsafe fn sync_pool_new(upstream: *mut memory_resource, options: PoolOpts) -> Box<SyncPoolCore>;
+        fn sync_hint_slot() -> *mut u8;
+        fn key(self: &SyncPoolCore) -> *const u8;
+        fn options(self: &SyncPoolCore) -> PoolOpts;
+        fn allocate_slow(self: &SyncPoolCore, size: usize, align: usize) -> *mut u8;
+        unsafe fn deallocate_slow(self: &SyncPoolCore, ptr: *mut u8, size: usize, align: usize);
+        fn release(self: &mut SyncPoolCore);
+        fn trim(self: &mut SyncPoolCore) -> usize;
+        fn bytes_held(self: &SyncPoolCore) -> usize;
     }
 
     extern "Rust" {
@@ -278,11 +292,7 @@ impl UnsyncPoolCore {
     }
 
     fn options(&self) -> ffi::PoolOpts {
-        let o = self.0.options();
-        ffi::PoolOpts {
-            max_blocks_per_chunk: o.max_blocks_per_chunk,
-            largest_required_pool_block: o.largest_required_pool_block,
-        }
+        pool_opts(self.0.options())
     }
 
     fn allocate_slow(&self, size: usize, align: usize) -> *mut u8 {
@@ -315,13 +325,102 @@ fn class_count() -> usize {
     memres::POOL_CLASS_COUNT
 }
 
+/// Pool options as they come from C++.
+fn pool_options(options: ffi::PoolOpts) -> PoolOptions {
+    PoolOptions {
+        max_blocks_per_chunk: options.max_blocks_per_chunk,
+        largest_required_pool_block: options.largest_required_pool_block,
+    }
+}
+
+/// Pool options as they go to C++.
+fn pool_opts(options: PoolOptions) -> ffi::PoolOpts {
+    ffi::PoolOpts {
+        max_blocks_per_chunk: options.max_blocks_per_chunk,
+        largest_required_pool_block: options.largest_required_pool_block,
+    }
+}
+
+/// The upstream of a C++ `synchronized_pool_resource`: any thread may call
+/// it, one at a time (`SyncPool` serialises upstream calls).
+pub struct SharedUpstream(CxxResource);
+
+// SAFETY: std's `synchronized_pool_resource` makes the same promise to its
+// upstream: calls come from whichever thread needs memory, never two at
+// once. `SyncPool` keeps its upstream behind a lock, so it never calls it
+// concurrently, and a `std::pmr::memory_resource` has no thread affinity.
+unsafe impl Send for SharedUpstream {}
+
+// SAFETY: forwards to the wrapped resource.
+unsafe impl MemoryResource for SharedUpstream {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.0.allocate(layout)
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { self.0.deallocate(ptr, layout) }
+    }
+}
+
+/// The Rust object behind C++'s `memres::synchronized_pool_resource`.
+pub struct SyncPoolCore(SyncPool<SharedUpstream>);
+
+impl SyncPoolCore {
+    /// The pool, for Rust code handed a C++-created resource.
+    pub fn pool(&self) -> &SyncPool<SharedUpstream> {
+        &self.0
+    }
+
+    fn key(&self) -> *const u8 {
+        self.0.cache_key()
+    }
+
+    fn options(&self) -> ffi::PoolOpts {
+        pool_opts(self.0.options())
+    }
+
+    fn allocate_slow(&self, size: usize, align: usize) -> *mut u8 {
+        allocate_raw(&self.0, size, align)
+    }
+
+    /// # Safety
+    /// `ptr` was allocated by this pool with `size` and `align`.
+    unsafe fn deallocate_slow(&self, ptr: *mut u8, size: usize, align: usize) {
+        if let Some((ptr, layout)) = block_of(ptr, size, align) {
+            // SAFETY: the caller's contract (C++ deallocate's precondition).
+            unsafe { self.0.deallocate(ptr, layout) }
+        }
+    }
+
+    fn release(&mut self) {
+        self.0.release();
+    }
+
+    fn trim(&mut self) -> usize {
+        self.0.trim()
+    }
+
+    fn bytes_held(&self) -> usize {
+        self.0.bytes_held()
+    }
+}
+
+/// The calling thread's cache hint (see `SyncPool::cache_hint`).
+fn sync_hint_slot() -> *mut u8 {
+    SyncPool::<SharedUpstream>::hint_slot().as_ptr()
+}
+
+/// # Safety
+/// `upstream` must be a live resource that outlives the pool.
+unsafe fn sync_pool_new(upstream: *mut ffi::memory_resource, options: ffi::PoolOpts) -> Box<SyncPoolCore> {
+    let upstream = CxxResource { ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream") };
+    Box::new(SyncPoolCore(SyncPool::with_options_in(pool_options(options), SharedUpstream(upstream))))
+}
+
 /// # Safety
 /// `upstream` must be a live resource that outlives the pool.
 unsafe fn unsync_pool_new(upstream: *mut ffi::memory_resource, options: ffi::PoolOpts) -> Box<UnsyncPoolCore> {
     let upstream = CxxResource { ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream") };
-    let options = PoolOptions {
-        max_blocks_per_chunk: options.max_blocks_per_chunk,
-        largest_required_pool_block: options.largest_required_pool_block,
-    };
-    Box::new(UnsyncPoolCore(UnsyncPool::with_options_in(options, upstream)))
+    Box::new(UnsyncPoolCore(UnsyncPool::with_options_in(pool_options(options), upstream)))
 }

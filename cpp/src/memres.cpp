@@ -113,6 +113,49 @@ void unsync_pool_release(pool_core* core) noexcept { pool_of(core)->release(); }
 std::size_t unsync_pool_trim(pool_core* core) noexcept { return pool_of(core)->trim(); }
 std::size_t unsync_pool_bytes_held(const pool_core* core) noexcept { return pool_of(core)->bytes_held(); }
 
+namespace {
+ffi::SyncPoolCore* sync_of(sync_pool_core* core) { return reinterpret_cast<ffi::SyncPoolCore*>(core); }
+const ffi::SyncPoolCore* sync_of(const sync_pool_core* core) {
+  return reinterpret_cast<const ffi::SyncPoolCore*>(core);
+}
+void find_sync_hint() noexcept {
+  if (tl_sync_hint == nullptr) tl_sync_hint = reinterpret_cast<sync_hint*>(ffi::sync_hint_slot());
+}
+}  // namespace
+
+sync_pool_core* sync_pool_create(std::pmr::memory_resource* upstream, const std::pmr::pool_options& options) {
+  if (upstream == nullptr) throw std::invalid_argument("memres::synchronized_pool_resource: upstream is null");
+  if (ffi::class_count() != pool_class_count) std::abort();  // header and core disagree: a build error
+  auto core = ffi::sync_pool_new(upstream, {options.max_blocks_per_chunk, options.largest_required_pool_block});
+  return reinterpret_cast<sync_pool_core*>(core.into_raw());
+}
+
+void sync_pool_destroy(sync_pool_core* core) noexcept { rust::Box<ffi::SyncPoolCore>::from_raw(sync_of(core)); }
+
+const void* sync_pool_key(const sync_pool_core* core) noexcept { return sync_of(core)->key(); }
+
+std::pmr::pool_options sync_pool_options(const sync_pool_core* core) noexcept {
+  const ffi::PoolOpts o = sync_of(core)->options();
+  return {o.max_blocks_per_chunk, o.largest_required_pool_block};
+}
+
+void* sync_pool_allocate_slow(sync_pool_core* core, std::size_t bytes, std::size_t alignment) {
+  check_alignment("memres::synchronized_pool_resource", alignment);
+  find_sync_hint();
+  ffi::take_parked_exception();  // forget a stale one
+  if (void* p = sync_of(core)->allocate_slow(bytes, alignment)) return p;
+  throw_allocation_failure();
+}
+
+void sync_pool_deallocate_slow(sync_pool_core* core, void* p, std::size_t bytes, std::size_t alignment) noexcept {
+  find_sync_hint();
+  sync_of(core)->deallocate_slow(static_cast<std::uint8_t*>(p), bytes, alignment);
+}
+
+void sync_pool_release(sync_pool_core* core) noexcept { sync_of(core)->release(); }
+std::size_t sync_pool_trim(sync_pool_core* core) noexcept { return sync_of(core)->trim(); }
+std::size_t sync_pool_bytes_held(const sync_pool_core* core) noexcept { return sync_of(core)->bytes_held(); }
+
 void monotonic_forget(monotonic_core* core, void* p, std::size_t bytes, std::size_t alignment) noexcept {
   core_of(core)->forget(static_cast<std::uint8_t*>(p), bytes, alignment);
 }

@@ -300,7 +300,8 @@ impl OversizeList {
     pub(super) fn allocate(&mut self, layout: Layout, source: &impl Source) -> Result<NonNull<[u8]>, AllocError> {
         let header = Self::header(layout.align());
         let total = layout.size().checked_add(header).ok_or(AllocError)?;
-        let outer = Layout::from_size_align(total, layout.align().max(align_of::<Oversize>())).map_err(|_| AllocError)?;
+        let outer =
+            Layout::from_size_align(total, layout.align().max(align_of::<Oversize>())).map_err(|_| AllocError)?;
         let block = source.get(outer)?.as_ptr();
         let head = block.wrapping_add(header - size_of::<Oversize>()).cast::<Oversize>();
         let next = self.head;

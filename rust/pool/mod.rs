@@ -1,14 +1,21 @@
 //! The pool resources: fixed-size blocks in size classes, reused after free.
 //!
-//! - [`UnsyncPool`] (this module's `unsync`): one thread at a time.
+//! - [`UnsyncPool`] (`unsync`): one thread at a time.
+//! - [`SyncPool`] (`sync`, with its per-thread caches in `caches`): threads share it.
+//! - `chunks`: what both do with upstream memory (chunks, oversize blocks).
 //! - `classes`: the size-class table shared by the pools.
 //! - [`PoolOptions`]: std's `pool_options`, normalised.
 
+mod caches;
 mod chunks;
 mod classes;
+mod sync;
 mod unsync;
 
-pub use unsync::{ClassStats, UnsyncPool};
+use core::alloc::Layout;
+
+pub use sync::SyncPool;
+pub use unsync::UnsyncPool;
 
 /// How many size classes the pools have (the length of
 /// [`UnsyncPool::free_list_heads`]); `<memres/memres.hpp>` checks it.
@@ -59,4 +66,27 @@ impl PoolOptions {
             largest_required_pool_block: classes::class_size(classes::class_of_size(largest)),
         }
     }
+}
+
+/// What one size class of a pool holds, from [`UnsyncPool::class_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassStats {
+    /// The class's block size in bytes.
+    pub block_size: usize,
+    /// Blocks handed out and not yet freed.
+    pub blocks_live: usize,
+    /// Blocks ready to be handed out (freed, or never used).
+    pub blocks_free: usize,
+    /// Chunks held from upstream for this class.
+    pub chunks: usize,
+    /// Bytes of those chunks.
+    pub bytes_held: usize,
+}
+
+/// The layout the ledger records for a request: zero-size requests get real,
+/// distinct blocks here, so they count as one byte (the ledger ignores
+/// zero-size blocks, which in an arena share addresses).
+#[inline(always)]
+fn as_served(layout: Layout) -> Layout {
+    Layout::from_size_align(layout.size().max(1), layout.align()).unwrap_or(layout)
 }

@@ -38,29 +38,14 @@ use core::ptr::{self, NonNull};
 
 use allocator_api2::alloc::{AllocError, Allocator, Global};
 
-use super::PoolOptions;
 use super::chunks::{ClassChunks, FreeBlock, OversizeList, Upstream, chain, collect, link};
 use super::classes::{CLASS_COUNT, class_of, class_size};
+use super::{ClassStats, PoolOptions, as_served};
 use crate::debug::{Ledger, hand_out, retire};
 use crate::resource::MemoryResource;
 
 /// How many blocks of a class are carved into the free list at once.
 const CARVE_BATCH: usize = 32;
-
-/// What one size class of a pool holds, from [`UnsyncPool::class_stats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClassStats {
-    /// The class's block size in bytes.
-    pub block_size: usize,
-    /// Blocks handed out and not yet freed.
-    pub blocks_live: usize,
-    /// Blocks ready to be handed out (freed, or never used).
-    pub blocks_free: usize,
-    /// Chunks held from upstream for this class.
-    pub chunks: usize,
-    /// Bytes of those chunks.
-    pub bytes_held: usize,
-}
 
 /// Pools of fixed-size blocks for one thread: the Rust core of C++'s
 /// `memres::unsynchronized_pool_resource`.
@@ -296,14 +281,6 @@ impl<U: MemoryResource> UnsyncPool<U> {
     pub fn upstream_calls(&self) -> (u64, u64) {
         self.upstream.calls()
     }
-}
-
-/// The layout the ledger records for a request: zero-size requests get real,
-/// distinct blocks here, so they count as one byte (the ledger ignores
-/// zero-size blocks, which in an arena share addresses).
-#[inline(always)]
-fn as_served(layout: Layout) -> Layout {
-    Layout::from_size_align(layout.size().max(1), layout.align()).unwrap_or(layout)
 }
 
 impl<U: MemoryResource> Drop for UnsyncPool<U> {

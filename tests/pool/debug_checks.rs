@@ -1,8 +1,8 @@
-//! With the `debug-checks` feature: the pool names each mistake.
+// With the `debug-checks` feature: the pool names each mistake.
 
 use core::alloc::Layout;
 
-use memres::UnsyncPool;
+use super::Pool;
 
 fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
@@ -11,7 +11,7 @@ fn layout(size: usize) -> Layout {
 #[test]
 #[should_panic(expected = "double free")]
 fn double_free_is_caught() {
-    let pool = UnsyncPool::new();
+    let pool = Pool::new();
     let a = pool.allocate(layout(32)).unwrap().cast::<u8>();
     // SAFETY: none, on purpose: the second call frees `a` again, which must panic.
     unsafe {
@@ -23,7 +23,7 @@ fn double_free_is_caught() {
 #[test]
 #[should_panic(expected = "but the block was allocated with size 32 and alignment 8")]
 fn wrong_size_in_the_same_class_is_caught() {
-    let pool = UnsyncPool::new();
+    let pool = Pool::new();
     let a = pool.allocate(layout(32)).unwrap().cast::<u8>();
     // SAFETY: none, on purpose: 30 bytes is the same class but not the layout used.
     unsafe { pool.deallocate(a, layout(30)) };
@@ -32,8 +32,8 @@ fn wrong_size_in_the_same_class_is_caught() {
 #[test]
 #[should_panic(expected = "foreign pointer")]
 fn foreign_pointer_is_caught() {
-    let pool = UnsyncPool::new();
-    let other = UnsyncPool::new();
+    let pool = Pool::new();
+    let other = Pool::new();
     let _a = pool.allocate(layout(32)).unwrap();
     let b = other.allocate(layout(32)).unwrap().cast::<u8>();
     // SAFETY: none, on purpose: `b` belongs to `other`, which must panic.
@@ -42,7 +42,7 @@ fn foreign_pointer_is_caught() {
 
 #[test]
 fn correct_use_passes_every_check() {
-    let mut pool = UnsyncPool::new();
+    let mut pool = Pool::new();
     for _ in 0..3 {
         let mut v = allocator_api2::vec::Vec::new_in(&pool);
         v.extend(0..10_000u32);

@@ -1,15 +1,15 @@
-//! release, trim, drop, and failing upstreams.
+// release, trim, drop, and failing upstreams.
 
 use core::alloc::Layout;
 
-use memres::UnsyncPool;
+use super::{Pool, stats};
 
 use crate::support::{Blocks, Tracking};
 
 #[test]
 fn release_returns_everything_and_the_pool_starts_over() {
     let upstream = Tracking::new();
-    let mut pool = UnsyncPool::new_in(&upstream);
+    let mut pool = Pool::new_in(&upstream);
     for size in [8, 100, 1000, 4000, 100_000] {
         for _ in 0..10 {
             pool.allocate(Layout::from_size_align(size, 8).unwrap()).unwrap();
@@ -31,7 +31,7 @@ fn release_returns_everything_and_the_pool_starts_over() {
 #[test]
 fn trim_returns_only_wholly_free_chunks() {
     let upstream = Tracking::new();
-    let mut pool = UnsyncPool::new_in(&upstream);
+    let mut pool = Pool::new_in(&upstream);
     let layout = Layout::from_size_align(64, 8).unwrap();
     let ptrs: Vec<_> = (0..2000).map(|_| pool.allocate(layout).unwrap().cast::<u8>()).collect();
     let keep = ptrs[1234];
@@ -47,7 +47,7 @@ fn trim_returns_only_wholly_free_chunks() {
     let returned = pool.trim();
     assert!(returned > 0);
     assert_eq!(pool.bytes_held(), before - returned);
-    let s = pool.class_stats().next().unwrap();
+    let s = stats(&mut pool)[0];
     assert_eq!(s.chunks, 1, "only the chunk holding the live block stays");
     assert_eq!(s.blocks_live, 1);
     // SAFETY: `keep` is still live.
@@ -63,7 +63,7 @@ fn trim_returns_only_wholly_free_chunks() {
 #[test]
 fn failing_upstream_mid_refill_leaves_the_pool_usable() {
     let upstream = Tracking::new();
-    let pool = UnsyncPool::new_in(&upstream);
+    let pool = Pool::new_in(&upstream);
     let layout = Layout::from_size_align(200, 8).unwrap();
     let mut blocks = Blocks::default();
     upstream.fail_after(2);
@@ -81,7 +81,7 @@ fn failing_upstream_mid_refill_leaves_the_pool_usable() {
 #[test]
 fn huge_requests_fail_cleanly() {
     let upstream = Tracking::new();
-    let pool = UnsyncPool::new_in(&upstream);
+    let pool = Pool::new_in(&upstream);
     for (size, align) in [(isize::MAX as usize - 4095, 4096), (1 << 62, 8), (8, 1 << 30)] {
         let layout = Layout::from_size_align(size, align).unwrap();
         if let Ok(block) = pool.allocate(layout) {

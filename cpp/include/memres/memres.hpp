@@ -81,6 +81,32 @@ void unsync_pool_release(pool_core* core) noexcept;
 std::size_t unsync_pool_trim(pool_core* core) noexcept;
 std::size_t unsync_pool_bytes_held(const pool_core* core) noexcept;
 
+struct sync_pool_core;  // the Rust memres::SyncPool; opaque here
+
+// Layout-compatible with the Rust pool's thread-cache hint and cache record
+// (rust/pool/caches.rs, #[repr(C)]): while hint.key is a pool's key, hint.cache
+// is the calling thread's cache for that pool.
+struct sync_hint {
+  const void* key;
+  void* cache;
+};
+
+sync_pool_core* sync_pool_create(std::pmr::memory_resource* upstream, const std::pmr::pool_options& options);
+void sync_pool_destroy(sync_pool_core* core) noexcept;
+const void* sync_pool_key(const sync_pool_core* core) noexcept;
+std::pmr::pool_options sync_pool_options(const sync_pool_core* core) noexcept;
+// Throws like monotonic_allocate_slow. Both slow paths point tl_sync_hint at
+// the calling thread's hint.
+void* sync_pool_allocate_slow(sync_pool_core* core, std::size_t bytes, std::size_t alignment);
+void sync_pool_deallocate_slow(sync_pool_core* core, void* p, std::size_t bytes, std::size_t alignment) noexcept;
+void sync_pool_release(sync_pool_core* core) noexcept;
+std::size_t sync_pool_trim(sync_pool_core* core) noexcept;
+std::size_t sync_pool_bytes_held(const sync_pool_core* core) noexcept;
+
+// The calling thread's hint (owned by the Rust core; null until a slow path
+// has run on this thread).
+inline thread_local sync_hint* tl_sync_hint = nullptr;
+
 // The pools' size classes, the same table as the Rust core's (rust/pool/
 // classes.rs; the bridge checks the class count when a pool is made):
 // multiples of 8 up to 128, then four classes per doubling up to 1 MiB.
@@ -104,6 +130,12 @@ inline std::size_t pool_class_of(std::size_t bytes, std::size_t alignment, std::
   const std::size_t rounded = (size + alignment - 1) & ~(alignment - 1);
   return rounded > largest ? pool_class_count : pool_class_of_size(rounded);
 }
+
+// A thread's cache record for a synchronized pool (see sync_hint).
+struct sync_cache {
+  void* heads[pool_class_count];
+  std::uint32_t room[pool_class_count];  // pushes left before a batch goes back
+};
 
 }  // namespace detail
 
@@ -284,6 +316,103 @@ class unsynchronized_pool_resource : public std::pmr::memory_resource {
  private:
   detail::pool_core* core_;
   void** heads_;  // inside *core_: one free list per class
+  std::size_t largest_;
+  std::pmr::memory_resource* upstream_;
+};
+
+/// A drop-in for std::pmr::synchronized_pool_resource.
+///
+/// Effects: as std's, and as unsynchronized_pool_resource's for classes,
+/// options and oversize requests. Each thread that uses the resource gets a
+/// cache of free blocks per size class: allocate pops from the calling
+/// thread's cache and deallocate pushes onto it, inline and without a lock
+/// or atomic operation. Full or empty caches trade batches of blocks with
+/// per-class central lists (one lock per class), so a block may be freed by
+/// any thread and a producer/consumer pair of threads does not make the pool
+/// grow without bound. A thread's cache goes back to the pool when the
+/// thread exits.
+///
+/// Beyond std: as unsynchronized_pool_resource's (alignment always honoured,
+/// a throwing upstream leaves the pool usable, trim(), bytes_held()).
+///
+/// Throws: std::bad_alloc when upstream cannot supply memory (an exception
+/// thrown by upstream propagates unchanged).
+/// Requires: alignment is a power of two (otherwise std::invalid_argument);
+/// deallocate gets the size and alignment the block was allocated with.
+/// Thread safety: allocate and deallocate from any threads at once; upstream
+/// is called by one thread at a time. release(), trim() and destruction
+/// must not run concurrently with other calls, as in std.
+class synchronized_pool_resource : public std::pmr::memory_resource {
+ public:
+  synchronized_pool_resource() : synchronized_pool_resource(std::pmr::pool_options{}, std::pmr::get_default_resource()) {}
+  explicit synchronized_pool_resource(std::pmr::memory_resource* upstream)
+      : synchronized_pool_resource(std::pmr::pool_options{}, upstream) {}
+  explicit synchronized_pool_resource(const std::pmr::pool_options& options)
+      : synchronized_pool_resource(options, std::pmr::get_default_resource()) {}
+  synchronized_pool_resource(const std::pmr::pool_options& options, std::pmr::memory_resource* upstream)
+      : core_(detail::sync_pool_create(upstream, options)),
+        key_(detail::sync_pool_key(core_)),
+        largest_(detail::sync_pool_options(core_).largest_required_pool_block),
+        upstream_(upstream) {}
+
+  synchronized_pool_resource(const synchronized_pool_resource&) = delete;
+  synchronized_pool_resource& operator=(const synchronized_pool_resource&) = delete;
+
+  ~synchronized_pool_resource() override { detail::sync_pool_destroy(core_); }
+
+  /// Gives all memory back to upstream, even blocks still allocated, and
+  /// empties every thread's cache.
+  void release() noexcept { detail::sync_pool_release(core_); }
+  /// Beyond std: gives wholly free chunks back; returns the bytes returned.
+  std::size_t trim() noexcept { return detail::sync_pool_trim(core_); }
+  /// Beyond std: bytes held from upstream.
+  std::size_t bytes_held() const noexcept { return detail::sync_pool_bytes_held(core_); }
+  std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
+  /// The options in force (zeros replaced by defaults, values clamped).
+  std::pmr::pool_options options() const noexcept { return detail::sync_pool_options(core_); }
+
+ protected:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+#if !defined(MEMRES_DEBUG_CHECKS)
+    const std::size_t c = detail::pool_class_of(bytes, alignment, largest_);
+    const detail::sync_hint* hint = detail::tl_sync_hint;
+    if (c < detail::pool_class_count && hint != nullptr && hint->key == key_) {
+      auto* cache = static_cast<detail::sync_cache*>(hint->cache);
+      if (void* block = cache->heads[c]) {
+        cache->heads[c] = *static_cast<void**>(block);
+        ++cache->room[c];
+#if defined(MEMRES_ASAN)
+        __asan_unpoison_memory_region(block, bytes);
+#endif
+        return block;
+      }
+    }
+#endif
+    return detail::sync_pool_allocate_slow(core_, bytes, alignment);
+  }
+
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+#if !defined(MEMRES_DEBUG_CHECKS) && !defined(MEMRES_ASAN)
+    const std::size_t c = detail::pool_class_of(bytes, alignment, largest_);
+    const detail::sync_hint* hint = detail::tl_sync_hint;
+    if (c < detail::pool_class_count && hint != nullptr && hint->key == key_) {
+      auto* cache = static_cast<detail::sync_cache*>(hint->cache);
+      if (cache->room[c] != 0) {
+        *static_cast<void**>(p) = cache->heads[c];
+        cache->heads[c] = p;
+        --cache->room[c];
+        return;
+      }
+    }
+#endif
+    detail::sync_pool_deallocate_slow(core_, p, bytes, alignment);
+  }
+
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+
+ private:
+  detail::sync_pool_core* core_;
+  const void* key_;  // this pool's key in the thread's sync_hint
   std::size_t largest_;
   std::pmr::memory_resource* upstream_;
 };

@@ -1,16 +1,15 @@
-// memres::unsynchronized_pool_resource: allocate and deallocate.
+// memres's two pools (each test runs on both): allocate and deallocate.
 #include <memres/memres.hpp>
 
 #include <set>
 
-#include "../support.hpp"
+#include "pool_test.hpp"
 
-using memres::unsynchronized_pool_resource;
 using support::tracking_resource;
 
-TEST(unsync_pool_allocate_every_alignment_and_size) {
+POOL_TEST(allocate_every_alignment_and_size) {
   tracking_resource t;
-  unsynchronized_pool_resource r(&t);
+  Pool r(&t);
   support::blocks b;
   for (std::size_t align = 1; align <= 8192; align *= 2)
     for (std::size_t size : {1, 2, 3, 7, 8, 24, 100, 1000, 5000}) b.add(r.allocate(size, align), size, align);
@@ -19,20 +18,20 @@ TEST(unsync_pool_allocate_every_alignment_and_size) {
 
 // GCC PR 118681: libstdc++'s pools return 24-byte blocks at alignment 16
 // that are only 8-aligned.
-TEST(unsync_pool_regression_gcc_118681) {
-  unsynchronized_pool_resource r;
+POOL_TEST(regression_gcc_118681) {
+  Pool r;
   for (int i = 0; i < 100; ++i) CHECK(reinterpret_cast<std::uintptr_t>(r.allocate(24, 16)) % 16 == 0);
 }
 
-TEST(unsync_pool_allocate_zero_bytes_gives_distinct_pointers) {
-  unsynchronized_pool_resource r;
+POOL_TEST(allocate_zero_bytes_gives_distinct_pointers) {
+  Pool r;
   std::set<void*> seen;
   for (int i = 0; i < 100; ++i) CHECK(seen.insert(r.allocate(0, 1)).second);
 }
 
-TEST(unsync_pool_freed_blocks_are_reused_without_upstream_calls) {
+POOL_TEST(freed_blocks_are_reused_without_upstream_calls) {
   tracking_resource t;
-  unsynchronized_pool_resource r(&t);
+  Pool r(&t);
   void* a = r.allocate(48, 8);
   r.deallocate(a, 48, 8);
   CHECK(r.allocate(48, 8) == a);
@@ -41,9 +40,9 @@ TEST(unsync_pool_freed_blocks_are_reused_without_upstream_calls) {
   CHECK(t.allocs == calls + 1);  // one chunk for the 64-byte class
 }
 
-TEST(unsync_pool_oversize_goes_upstream_and_comes_back) {
+POOL_TEST(oversize_goes_upstream_and_comes_back) {
   tracking_resource t;
-  unsynchronized_pool_resource r(std::pmr::pool_options{0, 256}, &t);
+  Pool r(std::pmr::pool_options{0, 256}, &t);
   void* a = r.allocate(257, 8);
   void* b = r.allocate(100, 8192);
   CHECK(reinterpret_cast<std::uintptr_t>(b) % 8192 == 0);
@@ -53,9 +52,9 @@ TEST(unsync_pool_oversize_goes_upstream_and_comes_back) {
   CHECK(t.live_blocks() == 0);
 }
 
-TEST(unsync_pool_bad_alignment_throws_and_huge_sizes_throw_bad_alloc) {
+POOL_TEST(bad_alignment_throws_and_huge_sizes_throw_bad_alloc) {
   tracking_resource t;
-  unsynchronized_pool_resource r(&t);
+  Pool r(&t);
   CHECK_THROWS_AS(r.allocate(8, 3), std::invalid_argument);
   CHECK_THROWS_AS(r.allocate(8, 0), std::invalid_argument);
   volatile std::size_t all = SIZE_MAX;  // volatile: GCC rejects a constant this large

@@ -1,17 +1,16 @@
-// memres::unsynchronized_pool_resource: release, trim, destruction, and
+// memres's two pools (each test runs on both): release, trim, destruction, and
 // upstreams that throw.
 #include <memres/memres.hpp>
 
 #include <vector>
 
-#include "../support.hpp"
+#include "pool_test.hpp"
 
-using memres::unsynchronized_pool_resource;
 using support::tracking_resource;
 
-TEST(unsync_pool_release_returns_everything) {
+POOL_TEST(release_returns_everything) {
   tracking_resource t;
-  unsynchronized_pool_resource r(&t);
+  Pool r(&t);
   for (std::size_t size : {8, 100, 1000, 4000, 100000})
     for (int i = 0; i < 10; ++i) (void)r.allocate(size, 8);
   r.release();
@@ -21,18 +20,18 @@ TEST(unsync_pool_release_returns_everything) {
   CHECK(r.allocate(100, 8) != nullptr);
 }
 
-TEST(unsync_pool_destructor_returns_everything) {
+POOL_TEST(destructor_returns_everything) {
   tracking_resource t;
   {
-    unsynchronized_pool_resource r(&t);
+    Pool r(&t);
     for (int i = 0; i < 1000; ++i) (void)r.allocate(static_cast<std::size_t>(8 + i % 300), 8);
   }
   CHECK(t.live_blocks() == 0);
 }
 
-TEST(unsync_pool_trim_returns_only_free_chunks) {
+POOL_TEST(trim_returns_only_free_chunks) {
   tracking_resource t;
-  unsynchronized_pool_resource r(&t);
+  Pool r(&t);
   std::vector<void*> blocks;
   for (int i = 0; i < 2000; ++i) blocks.push_back(r.allocate(64, 8));
   void* keep = blocks[1234];
@@ -49,9 +48,9 @@ TEST(unsync_pool_trim_returns_only_free_chunks) {
 
 // libstdc++ 12's pools crash on the next allocation after an upstream threw
 // in the middle of a refill.
-TEST(unsync_pool_throwing_upstream_mid_refill_leaves_the_pool_usable) {
+POOL_TEST(throwing_upstream_mid_refill_leaves_the_pool_usable) {
   tracking_resource t;
-  unsynchronized_pool_resource r(&t);
+  Pool r(&t);
   support::blocks b;
   t.throw_after = 2;
   try {
@@ -66,8 +65,8 @@ TEST(unsync_pool_throwing_upstream_mid_refill_leaves_the_pool_usable) {
   b.verify();
 }
 
-TEST(unsync_pool_containers_match_std) {
+POOL_TEST(containers_match_std) {
   std::pmr::unsynchronized_pool_resource theirs;
-  unsynchronized_pool_resource ours;
+  Pool ours;
   CHECK(support::container_workload(&theirs) == support::container_workload(&ours));
 }

@@ -1,0 +1,521 @@
+//! The per-thread caches of [`SyncPool`](super::SyncPool) and the central
+//! free lists they trade batches of blocks with.
+//!
+//! ```text
+//!   thread A            thread B              (one ThreadCache per thread and pool:
+//!   ThreadCache         ThreadCache            a free list and a room count per class)
+//!      │ ▲                 │ ▲
+//!      │ │ batches of      │ │                 take: a whole batch, or carve one
+//!      ▼ │ batch(c) blocks ▼ │                 give: a whole batch when a list is full
+//!   Central[c] (one Mutex per class): full batches, a loose list, the chunks
+//!      │
+//!   upstream (one Mutex: one call at a time, as std promises)
+//! ```
+//!
+//! # What is owned where
+//! - [`Shared`] (behind an `Arc`, held by the pool and by every thread that
+//!   has a cache for it) owns the central lists, the chunks, and every
+//!   `ThreadCache` record ever made for the pool (freed when the last `Arc`
+//!   goes).
+//! - A `ThreadCache` is *attached* to one thread, which alone touches it,
+//!   from `attach` until the thread exits (then it is drained and *idle*,
+//!   ready for the next thread), or until the pool is dropped.
+//! - Blocks belong to no thread: a block freed by any thread goes on that
+//!   thread's list. A list holds at most `cap(c) = 2 * batch(c)` blocks; a
+//!   free into a full list first gives its newest `batch(c)` blocks to the
+//!   central lists, and an allocation from an empty list takes a batch.
+//!   So a producer thread and a consumer thread trade whole batches through
+//!   the centre, and neither list grows without bound.
+//!
+//! # Invariants
+//! - per cache and class: `room[c] + len(heads[c]) == cap(c)`;
+//! - every batch in `Central::full` is a null-terminated chain of exactly
+//!   `batch(c)` free blocks; `loose` holds `loose_len` free blocks;
+//! - free blocks of a class are in exactly one list: a cache's, a full
+//!   batch, the loose list; or uncarved in the newest chunk.
+//!
+//! # Threads and locks
+//! The fast paths (a pop or push on the calling thread's own cache) take no
+//! lock and no atomic read-modify-write; the cache is found through a
+//! thread-local hint (one load and a compare). Locks, always taken in this
+//! order: the registry (attach, detach, and the pool's `&mut self`
+//! operations) → one class's central list (a batch changes hands) → the
+//! upstream. There is no lock-free structure to model-check: every shared
+//! datum is behind a `Mutex`, and `alive` is only a hint read to prune dead
+//! entries (the authoritative check is made under the registry lock).
+//!
+//! # Thread exit
+//! A thread's `Attached` list is a thread-local with a destructor: for each
+//! pool still alive, it drains the cache into the central lists and marks it
+//! idle, under the registry lock, so a concurrent `release` or drop of the
+//! pool cannot interleave. Code that runs after that destructor (another
+//! thread-local's destructor) still works: it finds no cache and takes and
+//! gives single blocks under the class lock.
+
+use core::cell::{Cell, RefCell};
+use core::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use allocator_api2::alloc::AllocError;
+
+use super::chunks::{ClassChunks, FreeBlock, Source, chain, link, lock};
+use super::classes::{CLASS_COUNT, class_size};
+
+/// Blocks that change hands between a cache and the centre at once: about
+/// 16 KiB, between 1 and 64 blocks.
+#[inline(always)]
+pub(super) fn batch(class: usize) -> usize {
+    ((16 << 10) / class_size(class)).clamp(1, 64)
+}
+
+/// The most blocks of a class a thread's cache holds.
+#[inline(always)]
+fn cap(class: usize) -> u32 {
+    2 * batch(class) as u32
+}
+
+/// One thread's free lists for one pool. `#[repr(C)]` with the heads first:
+/// `<memres/memres.hpp>` pops and pushes on them inline.
+#[repr(C)]
+pub struct ThreadCache {
+    heads: [*mut FreeBlock; CLASS_COUNT],
+    /// How many more blocks each list may take before a batch goes back.
+    room: [u32; CLASS_COUNT],
+}
+
+impl ThreadCache {
+    pub(super) fn empty() -> Self {
+        ThreadCache { heads: [ptr::null_mut(); CLASS_COUNT], room: core::array::from_fn(cap) }
+    }
+
+    /// Pops a block of `class`, if the list has one.
+    ///
+    /// # Safety
+    /// `this` is the calling thread's attached cache.
+    #[inline(always)]
+    pub(super) unsafe fn pop(this: NonNull<ThreadCache>, class: usize) -> Option<NonNull<FreeBlock>> {
+        let this = this.as_ptr();
+        // SAFETY: only this thread touches its cache; a non-null head is a
+        // free block whose first word links to the next.
+        unsafe {
+            let head = NonNull::new((*this).heads[class])?;
+            (*this).heads[class] = (*head.as_ptr()).next;
+            (*this).room[class] += 1;
+            Some(head)
+        }
+    }
+
+    /// Pushes a freed block of `class`, first giving a batch to the centre
+    /// if the list is full.
+    ///
+    /// # Safety
+    /// `this` is the calling thread's attached cache of the pool `shared`;
+    /// `block` is a block of `class` of that pool that nobody uses.
+    #[inline(always)]
+    pub(super) unsafe fn push(this: NonNull<ThreadCache>, class: usize, block: *mut FreeBlock, shared: &Shared) {
+        let this = this.as_ptr();
+        // SAFETY: only this thread touches its cache; `block` is free.
+        unsafe {
+            if (*this).room[class] == 0 {
+                Self::give_batch(this, class, shared);
+            }
+            link(block, (*this).heads[class]);
+            (*this).heads[class] = block;
+            (*this).room[class] -= 1;
+        }
+    }
+
+    /// Moves the newest `batch(class)` blocks of a full list to the centre.
+    ///
+    /// # Safety
+    /// As for [`push`](Self::push), with a full list.
+    #[cold]
+    #[inline(never)]
+    unsafe fn give_batch(this: *mut ThreadCache, class: usize, shared: &Shared) {
+        let n = batch(class);
+        // SAFETY: a full list holds 2n >= n blocks of our own.
+        unsafe {
+            let head = (*this).heads[class];
+            let mut tail = head;
+            for _ in 1..n {
+                tail = (*tail).next;
+            }
+            (*this).heads[class] = (*tail).next;
+            (*tail).next = ptr::null_mut();
+            (*this).room[class] += n as u32;
+            lock(&shared.centrals[class].0).full.push(NonNull::new_unchecked(head));
+        }
+    }
+
+    /// Refills the empty list of `class` with a batch from the centre and
+    /// returns one block of it.
+    ///
+    /// # Safety
+    /// `this` is the calling thread's attached cache of the pool `shared`,
+    /// and its list of `class` is empty.
+    #[cold]
+    #[inline(never)]
+    pub(super) unsafe fn refill(
+        this: NonNull<ThreadCache>,
+        class: usize,
+        shared: &Shared,
+        max_blocks_per_chunk: usize,
+        source: &impl Source,
+    ) -> Result<NonNull<FreeBlock>, AllocError> {
+        let (first, n) = lock(&shared.centrals[class].0).take(class, batch(class), max_blocks_per_chunk, source)?;
+        let this = this.as_ptr();
+        // SAFETY: a fresh chain of n free blocks now ours; the list was empty.
+        unsafe {
+            (*this).heads[class] = (*first.as_ptr()).next;
+            (*this).room[class] = cap(class) - (n as u32 - 1);
+        }
+        Ok(first)
+    }
+
+    /// Gives every block to the centre and empties the lists.
+    ///
+    /// # Safety
+    /// Nobody else touches the cache meanwhile, and the pool is alive.
+    unsafe fn drain(this: NonNull<ThreadCache>, shared: &Shared) {
+        let this = this.as_ptr();
+        for class in 0..CLASS_COUNT {
+            // SAFETY: the caller's contract; the list holds free blocks.
+            unsafe {
+                let head = core::mem::replace(&mut (*this).heads[class], ptr::null_mut());
+                let len = cap(class) - (*this).room[class];
+                (*this).room[class] = cap(class);
+                if !head.is_null() {
+                    lock(&shared.centrals[class].0).give(class, head, len as usize);
+                }
+            }
+        }
+    }
+
+    /// Blocks on the list of `class`.
+    fn len(&self, class: usize) -> usize {
+        (cap(class) - self.room[class]) as usize
+    }
+}
+
+/// One class's central lists and chunks.
+#[derive(Default)]
+pub(super) struct Central {
+    pub(super) chunks: ClassChunks,
+    /// Chains of exactly `batch(c)` free blocks.
+    full: Vec<NonNull<FreeBlock>>,
+    loose: *mut FreeBlock,
+    loose_len: usize,
+}
+
+// SAFETY: the listed blocks are free memory of chunks this value owns.
+unsafe impl Send for Central {}
+
+impl Central {
+    /// Takes a chain of up to `max` blocks (`max` is `batch(c)` or 1): a
+    /// whole batch, loose blocks, or blocks carved from the chunks.
+    pub(super) fn take(
+        &mut self,
+        class: usize,
+        max: usize,
+        max_blocks_per_chunk: usize,
+        source: &impl Source,
+    ) -> Result<(NonNull<FreeBlock>, usize), AllocError> {
+        if max == batch(class) {
+            if let Some(head) = self.full.pop() {
+                return Ok((head, max));
+            }
+        } else if self.loose.is_null() {
+            if let Some(head) = self.full.pop() {
+                // Break a batch: its tail becomes the loose list.
+                // SAFETY: a full batch is a chain of free blocks.
+                self.loose = unsafe { (*head.as_ptr()).next };
+                self.loose_len = batch(class) - 1;
+                // SAFETY: as above.
+                unsafe { (*head.as_ptr()).next = ptr::null_mut() };
+                return Ok((head, 1));
+            }
+        }
+        if let Some(head) = NonNull::new(self.loose) {
+            let mut tail = head.as_ptr();
+            let mut n = 1;
+            // SAFETY: the loose list is a chain of `loose_len` free blocks.
+            unsafe {
+                while n < max && !(*tail).next.is_null() {
+                    tail = (*tail).next;
+                    n += 1;
+                }
+                self.loose = (*tail).next;
+                (*tail).next = ptr::null_mut();
+            }
+            self.loose_len -= n;
+            return Ok((head, n));
+        }
+        self.chunks.carve(class, max, max_blocks_per_chunk, source)
+    }
+
+    /// Takes a chain of `len` free blocks: a full batch, or loose blocks.
+    pub(super) fn give(&mut self, class: usize, head: *mut FreeBlock, len: usize) {
+        if len == batch(class) {
+            self.full.push(NonNull::new(head).expect("a batch is not empty"));
+            return;
+        }
+        let mut tail = head;
+        // SAFETY: a chain of `len` free blocks handed to us.
+        unsafe {
+            while !(*tail).next.is_null() {
+                tail = (*tail).next;
+            }
+            (*tail).next = self.loose;
+        }
+        self.loose = head;
+        self.loose_len += len;
+    }
+
+    /// Free blocks listed here (not counting uncarved ones).
+    fn listed(&self, class: usize) -> usize {
+        self.full.len() * batch(class) + self.loose_len
+    }
+
+    /// Moves every listed free block into `out`, emptying the lists.
+    fn take_all(&mut self, out: &mut Vec<*mut FreeBlock>) {
+        for head in self.full.drain(..) {
+            // SAFETY: each batch is a chain of free blocks.
+            unsafe { super::chunks::collect(head.as_ptr(), out) };
+        }
+        // SAFETY: as above.
+        unsafe { super::chunks::collect(self.loose, out) };
+        self.loose = ptr::null_mut();
+        self.loose_len = 0;
+    }
+
+    /// Lists `blocks` again, in full batches and a loose rest.
+    ///
+    /// # Safety
+    /// Each is a free block of this class that no list holds.
+    unsafe fn put_all(&mut self, class: usize, blocks: &[*mut FreeBlock]) {
+        let mut batches = blocks.chunks_exact(batch(class));
+        for b in batches.by_ref() {
+            // SAFETY: the caller's contract.
+            let head = unsafe { chain(b) };
+            self.full.push(NonNull::new(head).expect("a batch is not empty"));
+        }
+        let rest = batches.remainder();
+        if !rest.is_empty() {
+            // SAFETY: the caller's contract.
+            let head = unsafe { chain(rest) };
+            self.give(class, head, rest.len());
+        }
+    }
+
+    /// Forgets every listed block (the chunks are being released).
+    pub(super) fn forget_lists(&mut self) {
+        self.full.clear();
+        self.loose = ptr::null_mut();
+        self.loose_len = 0;
+    }
+}
+
+/// A value on its own cache line, so that neighbouring locks do not share one.
+#[repr(align(64))]
+#[derive(Default)]
+pub(super) struct Padded<T>(pub(super) T);
+
+/// Which caches exist.
+#[derive(Default)]
+struct Registry {
+    /// Every cache record ever made for the pool (freed with `Shared`).
+    all: Vec<NonNull<ThreadCache>>,
+    /// Drained records of exited threads, for the next thread to take.
+    idle: Vec<NonNull<ThreadCache>>,
+}
+
+// SAFETY: the records are heap memory this value owns.
+unsafe impl Send for Registry {}
+
+/// The part of a `SyncPool` that threads with a cache also hold.
+pub(super) struct Shared {
+    pub(super) centrals: [Padded<Mutex<Central>>; CLASS_COUNT],
+    registry: Mutex<Registry>,
+    /// False once the pool is dropped; written under the registry lock.
+    alive: AtomicBool,
+}
+
+impl Shared {
+    pub(super) fn new() -> Self {
+        Shared {
+            centrals: core::array::from_fn(|_| Padded::default()),
+            registry: Mutex::default(),
+            alive: AtomicBool::new(true),
+        }
+    }
+
+    /// A cache record for the calling thread: an idle one, or a new one.
+    fn attach(&self) -> NonNull<ThreadCache> {
+        let mut registry = lock(&self.registry);
+        if let Some(cache) = registry.idle.pop() {
+            return cache;
+        }
+        let cache = NonNull::from(Box::leak(Box::new(ThreadCache::empty())));
+        registry.all.push(cache);
+        cache
+    }
+
+    /// The calling thread is done with `cache` (it is exiting).
+    fn detach(&self, cache: NonNull<ThreadCache>) {
+        let mut registry = lock(&self.registry);
+        if self.alive.load(Ordering::Relaxed) {
+            // SAFETY: the pool is alive (checked under the registry lock,
+            // which its release and drop take), and this thread was the
+            // cache's only user.
+            unsafe { ThreadCache::drain(cache, self) };
+            registry.idle.push(cache);
+        }
+    }
+
+    /// Runs `f` with every cache record while no thread can attach, detach
+    /// or (by the caller's `&mut` on the pool) use one.
+    ///
+    /// # Safety
+    /// The caller holds the pool exclusively.
+    pub(super) unsafe fn with_caches<R>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &mut ThreadCache>) -> R) -> R {
+        let registry = lock(&self.registry);
+        // SAFETY: attached caches are touched only inside their thread's
+        // calls into the pool, which the caller's exclusive hold rules out;
+        // detaching takes the registry lock, which we hold.
+        let mut caches = registry.all.iter().map(|c| unsafe { &mut *c.as_ptr() });
+        f(&mut caches)
+    }
+
+    /// Drains every cache into the centre.
+    ///
+    /// # Safety
+    /// As for [`with_caches`](Self::with_caches).
+    pub(super) unsafe fn drain_caches(&self) {
+        // SAFETY: forwarded contract.
+        unsafe { self.with_caches(|caches| caches.for_each(|cache| ThreadCache::drain(NonNull::from(cache), self))) }
+    }
+
+    /// Free blocks of `class` in caches and central lists (not uncarved).
+    ///
+    /// # Safety
+    /// As for [`with_caches`](Self::with_caches).
+    pub(super) unsafe fn listed(&self, class: usize) -> usize {
+        // SAFETY: forwarded contract.
+        let cached = unsafe { self.with_caches(|caches| caches.map(|c| c.len(class)).sum::<usize>()) };
+        cached + lock(&self.centrals[class].0).listed(class)
+    }
+
+    /// Takes every free block of `class` out of the central lists (after
+    /// [`drain_caches`](Self::drain_caches)), lets `f` see them sorted by
+    /// address and keep some, and lists those again.
+    pub(super) fn rearrange(&self, class: usize, f: impl FnOnce(&mut ClassChunks, &mut Vec<*mut FreeBlock>)) {
+        let mut central = lock(&self.centrals[class].0);
+        let mut free = Vec::new();
+        central.take_all(&mut free);
+        free.sort_unstable();
+        f(&mut central.chunks, &mut free);
+        // SAFETY: the blocks `f` kept are free blocks of this class.
+        unsafe { central.put_all(class, &free) };
+    }
+
+    /// The pool is being dropped: no cache is drained into it any more.
+    pub(super) fn retire(&self) {
+        let _registry = lock(&self.registry);
+        self.alive.store(false, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let registry = self.registry.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for cache in registry.all.drain(..) {
+            // SAFETY: made by `Box::leak` in `attach`; the last `Arc` is
+            // going, so no thread holds the record.
+            drop(unsafe { Box::from_raw(cache.as_ptr()) });
+        }
+    }
+}
+
+/// The calling thread's cache for the pool whose `Shared` is `shared`, as a
+/// `#[repr(C)]` pair that `<memres/memres.hpp>` reads too.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Hint {
+    shared: *const Shared,
+    cache: *mut ThreadCache,
+}
+
+/// The caches the calling thread has attached, with the pools they belong to.
+struct Attached(Vec<(Arc<Shared>, NonNull<ThreadCache>)>);
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        HINT.set(Hint { shared: ptr::null(), cache: ptr::null_mut() });
+        for (shared, cache) in self.0.drain(..) {
+            shared.detach(cache);
+        }
+    }
+}
+
+thread_local! {
+    /// The cache used last: the fast paths' only look-up.
+    static HINT: Cell<Hint> = const { Cell::new(Hint { shared: ptr::null(), cache: ptr::null_mut() }) };
+    static ATTACHED: RefCell<Attached> = const { RefCell::new(Attached(Vec::new())) };
+}
+
+/// The calling thread's cache for `shared`'s pool, attaching one if need
+/// be; `None` while the thread's caches are being torn down.
+#[inline(always)]
+pub(super) fn cache_for(shared: &Arc<Shared>) -> Option<NonNull<ThreadCache>> {
+    let hint = HINT.get();
+    if ptr::eq(hint.shared, Arc::as_ptr(shared)) {
+        // SAFETY: a hint's cache is never null (see `cache_slow`).
+        return Some(unsafe { NonNull::new_unchecked(hint.cache) });
+    }
+    cache_slow(shared)
+}
+
+#[cold]
+#[inline(never)]
+fn cache_slow(shared: &Arc<Shared>) -> Option<NonNull<ThreadCache>> {
+    ATTACHED
+        .try_with(|attached| {
+            let mut attached = attached.try_borrow_mut().ok()?;
+            let found = attached.0.iter().find(|(s, _)| Arc::ptr_eq(s, shared)).map(|&(_, c)| c);
+            let cache = found.unwrap_or_else(|| {
+                // Entries of dropped pools only keep their `Shared` alive.
+                attached.0.retain(|(s, _)| s.alive.load(Ordering::Relaxed));
+                let cache = shared.attach();
+                attached.0.push((Arc::clone(shared), cache));
+                cache
+            });
+            // The hint names a `Shared` that `attached` keeps alive, so its
+            // address cannot be reused by another pool while it is set.
+            HINT.set(Hint { shared: Arc::as_ptr(shared), cache: cache.as_ptr() });
+            Some(cache)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Forgets the calling thread's entry for `shared` (its pool is being dropped).
+pub(super) fn forget(shared: &Arc<Shared>) {
+    let _ = HINT.try_with(|hint| {
+        if ptr::eq(hint.get().shared, Arc::as_ptr(shared)) {
+            hint.set(Hint { shared: ptr::null(), cache: ptr::null_mut() });
+        }
+    });
+    let _ = ATTACHED.try_with(|attached| {
+        if let Ok(mut attached) = attached.try_borrow_mut() {
+            attached.0.retain(|(s, _)| !Arc::ptr_eq(s, shared));
+        }
+    });
+}
+
+/// The address of the calling thread's hint, for `<memres/memres.hpp>`:
+/// valid until the thread exits; while it names a pool's `Shared`, its
+/// cache is the thread's for that pool.
+pub(super) fn hint_slot() -> NonNull<Hint> {
+    HINT.with(|hint| NonNull::from(hint).cast())
+}
