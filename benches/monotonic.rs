@@ -8,7 +8,7 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use memres::Monotonic;
-use memres_workloads::{self as w, Resource};
+use memres_workloads as w;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ fn rust(c: &mut Criterion) {
 fn cxx(c: &mut Criterion) {
     for work in &w::CXX_WORKLOADS {
         let mut group = c.benchmark_group(format!("cxx/{}", work.name));
-        for resource in Resource::ALL {
+        for &resource in work.resources {
             group.bench_function(BenchmarkId::from_parameter(resource.name()), |b| {
                 b.iter(|| (work.run)(black_box(resource)))
             });

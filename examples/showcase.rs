@@ -107,10 +107,12 @@ fn main() {
     }
 
     // C++: std::pmr containers on std's resources and memres's, through the bridge.
-    for work in w::CXX_WORKLOADS {
+    for work in w::CXX_WORKLOADS.into_iter().chain(w::CXX_POOL_WORKLOADS) {
         let mut peers: Vec<Peer> =
-            Resource::ALL.into_iter().map(|r| Peer { name: r.name(), run: Box::new(move || (work.run)(r)) }).collect();
-        row(&format!("C++: {}", work.name), &mut peers, "std_monotonic", budget);
+            work.resources.iter().map(|&r| Peer { name: r.name(), run: Box::new(move || (work.run)(r)) }).collect();
+        // Arenas are measured against std's arena; pools against plain new/delete.
+        let baseline = if work.resources.contains(&Resource::StdMonotonic) { "std_monotonic" } else { "new_delete" };
+        row(&format!("C++: {}", work.name), &mut peers, baseline, budget);
     }
 
     // What keeping the arena buys: upstream traffic per request after warm-up.

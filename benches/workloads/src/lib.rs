@@ -66,6 +66,10 @@ mod ffi {
         StdUnsyncPool,
         /// A default-constructed `memres::unsynchronized_pool_resource`.
         MemresUnsyncPool,
+        /// A default-constructed `std::pmr::synchronized_pool_resource`.
+        StdSyncPool,
+        /// A default-constructed `memres::synchronized_pool_resource`.
+        MemresSyncPool,
     }
 
     unsafe extern "C++" {
@@ -83,12 +87,18 @@ mod ffi {
         fn list_churn(resource: Resource, n: usize) -> Result<u64>;
         /// Serves `requests` requests of size `n`, one resource per request.
         fn request_loop(resource: Resource, requests: usize, n: usize) -> Result<u64>;
+        /// `n` random erase + insert pairs on a `pmr::map` and a `pmr::unordered_map` of 1000 keys.
+        fn map_churn(resource: Resource, n: usize) -> Result<u64>;
+        /// `threads` threads each run `churn(n)` on one shared resource.
+        fn churn_threads(resource: Resource, threads: usize, n: usize) -> Result<u64>;
+        /// One thread allocates `n` blocks of 16..=256 bytes, another frees them.
+        fn producer_consumer(resource: Resource, n: usize) -> Result<u64>;
     }
 }
 
 impl Resource {
     /// Every resource kind, in declaration order (for benchmark groups).
-    pub const ALL: [Resource; 7] = [
+    pub const ALL: [Resource; 9] = [
         Resource::NewDelete,
         Resource::StdMonotonic,
         Resource::StdMonotonicStackBuffer,
@@ -96,7 +106,30 @@ impl Resource {
         Resource::MemresMonotonicReset,
         Resource::StdUnsyncPool,
         Resource::MemresUnsyncPool,
+        Resource::StdSyncPool,
+        Resource::MemresSyncPool,
     ];
+
+    /// The kinds that monotonic workloads compare.
+    pub const MONOTONIC: [Resource; 5] = [
+        Resource::NewDelete,
+        Resource::StdMonotonic,
+        Resource::StdMonotonicStackBuffer,
+        Resource::MemresMonotonic,
+        Resource::MemresMonotonicReset,
+    ];
+
+    /// The kinds that single-threaded pool workloads compare.
+    pub const POOLS: [Resource; 5] = [
+        Resource::NewDelete,
+        Resource::StdUnsyncPool,
+        Resource::MemresUnsyncPool,
+        Resource::StdSyncPool,
+        Resource::MemresSyncPool,
+    ];
+
+    /// The kinds that threads may share (for the threaded workloads).
+    pub const SHARED: [Resource; 3] = [Resource::NewDelete, Resource::StdSyncPool, Resource::MemresSyncPool];
 
     /// A short name for reports and benchmark ids, e.g. `"std_monotonic"`.
     pub fn name(self) -> &'static str {
@@ -108,6 +141,8 @@ impl Resource {
             Resource::MemresMonotonicReset => "memres_monotonic_reset",
             Resource::StdUnsyncPool => "std_unsync_pool",
             Resource::MemresUnsyncPool => "memres_unsync_pool",
+            Resource::StdSyncPool => "std_sync_pool",
+            Resource::MemresSyncPool => "memres_sync_pool",
             // The enum is a C++ `enum class`: any u8 is a value.
             _ => "unknown",
         }
@@ -183,6 +218,71 @@ pub fn cxx_list_churn(resource: Resource, n: usize) -> u64 {
 /// If the C++ code throws (out of memory, or an unknown `resource`).
 pub fn cxx_request_loop(resource: Resource, requests: usize, n: usize) -> u64 {
     cxx_checked("request_loop", ffi::request_loop(resource, requests, n))
+}
+
+/// C++: `n` random erase + insert pairs on a `std::pmr::map<int, int>` and a
+/// `std::pmr::unordered_map<int, int>` of 1000 keys each; node allocation
+/// is a small part of the time next to the containers' own work.
+///
+/// # Panics
+/// If the C++ code throws (out of memory, or an unknown `resource`).
+pub fn cxx_map_churn(resource: Resource, n: usize) -> u64 {
+    cxx_checked("map_churn", ffi::map_churn(resource, n))
+}
+
+/// C++: `threads` threads each run [`cxx_churn`]'s loop (`n` replacements)
+/// on one shared resource; returns a checksum over the threads' results.
+///
+/// # Panics
+/// If the C++ code throws, or `resource` is not one threads may share
+/// (see [`Resource::SHARED`]).
+pub fn cxx_churn_threads(resource: Resource, threads: usize, n: usize) -> u64 {
+    cxx_checked("churn_threads", ffi::churn_threads(resource, threads, n))
+}
+
+/// C++: a producer thread allocates `n` blocks of 16..=256 bytes, writes
+/// them and hands them through a bounded single-producer/single-consumer
+/// ring to a consumer thread, which reads and frees them (the xmalloc-test
+/// pattern: every free is a cross-thread free).
+///
+/// # Panics
+/// As [`cxx_churn_threads`].
+pub fn cxx_producer_consumer(resource: Resource, n: usize) -> u64 {
+    cxx_checked("producer_consumer", ffi::producer_consumer(resource, n))
+}
+
+/// Rust: `n` random replacements among 1000 live blocks of 16..=256 bytes,
+/// through `alloc` (the Rust twin of [`cxx_churn`]); returns a checksum of
+/// what was written.
+pub fn churn_rust<A: Allocator>(alloc: A, n: usize) -> u64 {
+    const LIVE: usize = 1000;
+    let mut slots: std::vec::Vec<Option<(core::ptr::NonNull<u8>, core::alloc::Layout)>> = vec![None; LIVE];
+    let mut rng = XorShift64(0x9e37_79b9_7f4a_7c15);
+    let mut h = 0;
+    for i in 0..n + LIVE {
+        let slot = &mut slots[if i < LIVE { i } else { (rng.next() % LIVE as u64) as usize }];
+        if let Some((p, layout)) = slot.take() {
+            // SAFETY: allocated below with `layout` and written in full.
+            unsafe {
+                h = mix(h, u64::from(*p.as_ptr().add(layout.size() - 1)));
+                alloc.deallocate(p, layout);
+            }
+        }
+        let size = 16 + (rng.next() % 241) as usize;
+        let layout = core::alloc::Layout::from_size_align(size, 8).expect("a small layout");
+        let p = alloc.allocate(layout).expect("out of memory").cast::<u8>();
+        // SAFETY: a fresh block of `size` bytes.
+        unsafe {
+            *p.as_ptr() = i as u8;
+            *p.as_ptr().add(size - 1) = size as u8;
+        }
+        *slot = Some((p, layout));
+    }
+    for (p, layout) in slots.into_iter().flatten() {
+        // SAFETY: live blocks allocated with `layout`.
+        unsafe { alloc.deallocate(p, layout) };
+    }
+    h
 }
 
 /// Order-dependent hash combine (boost-style), the same as the C++ side's.
@@ -350,8 +450,47 @@ mod tests {
     }
 
     #[test]
+    fn cxx_map_churn_same_on_all_resources() {
+        assert_same_on_all_resources("map_churn", cxx_map_churn);
+    }
+
+    #[test]
+    fn cxx_threaded_workloads_same_on_shared_resources() {
+        for n in SIZES {
+            let churn = cxx_churn_threads(Resource::NewDelete, 2, n);
+            let pc = cxx_producer_consumer(Resource::NewDelete, n);
+            assert_eq!(churn, mix(mix(0, cxx_churn(Resource::NewDelete, n)), cxx_churn(Resource::NewDelete, n)));
+            for resource in Resource::SHARED {
+                assert_eq!(cxx_churn_threads(resource, 2, n), churn, "churn_threads(n = {n}) on {}", resource.name());
+                assert_eq!(cxx_producer_consumer(resource, n), pc, "producer_consumer(n = {n}) on {}", resource.name());
+            }
+        }
+        assert_ne!(
+            cxx_producer_consumer(Resource::MemresSyncPool, 10),
+            cxx_producer_consumer(Resource::MemresSyncPool, 11)
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "threads may not share")]
+    fn cxx_threaded_workloads_refuse_unshareable_resources() {
+        cxx_churn_threads(Resource::MemresUnsyncPool, 2, 10);
+    }
+
+    #[test]
+    fn churn_rust_same_on_pools_and_global() {
+        for n in SIZES {
+            let expected = churn_rust(Global, n);
+            assert_eq!(churn_rust(&memres::UnsyncPool::new(), n), expected);
+            assert_eq!(churn_rust(&memres::SyncPool::new(), n), expected);
+        }
+        assert_ne!(churn_rust(Global, 10), churn_rust(Global, 11));
+    }
+
+    #[test]
     fn cxx_checksums_depend_on_n() {
-        for workload in [cxx_vector_of_strings, cxx_list_build, cxx_map_build, cxx_churn, cxx_list_churn] {
+        for workload in [cxx_vector_of_strings, cxx_list_build, cxx_map_build, cxx_churn, cxx_list_churn, cxx_map_churn]
+        {
             assert_ne!(workload(Resource::MemresMonotonic, 10), workload(Resource::MemresMonotonic, 11));
         }
     }
@@ -486,16 +625,41 @@ pub const RUST_WORKLOADS: [RustWorkload; 3] = [
 pub struct CxxWorkload {
     /// A short name for reports and benchmark ids.
     pub name: &'static str,
+    /// The resource kinds it is compared on.
+    pub resources: &'static [Resource],
     /// Runs one iteration on a resource of the given kind.
     pub run: fn(Resource) -> u64,
 }
 
-/// The C++ workloads both harnesses run, with their sizes.
-pub const CXX_WORKLOADS: [CxxWorkload; 6] = [
-    CxxWorkload { name: "churn_100k", run: |r| cxx_churn(r, 100_000) },
-    CxxWorkload { name: "list_churn_100k", run: |r| cxx_list_churn(r, 100_000) },
-    CxxWorkload { name: "vector_of_strings_10k", run: |r| cxx_vector_of_strings(r, 10_000) },
-    CxxWorkload { name: "list_10k", run: |r| cxx_list_build(r, 10_000) },
-    CxxWorkload { name: "map_10k", run: |r| cxx_map_build(r, 10_000) },
-    CxxWorkload { name: "request_loop_100x200", run: |r| cxx_request_loop(r, 100, 200) },
+/// The C++ pool workloads both harnesses run, with their sizes.
+pub const CXX_POOL_WORKLOADS: [CxxWorkload; 5] = [
+    CxxWorkload { name: "churn_100k", resources: &Resource::POOLS, run: |r| cxx_churn(r, 100_000) },
+    CxxWorkload { name: "list_churn_100k", resources: &Resource::POOLS, run: |r| cxx_list_churn(r, 100_000) },
+    CxxWorkload { name: "map_churn_100k", resources: &Resource::POOLS, run: |r| cxx_map_churn(r, 100_000) },
+    CxxWorkload {
+        name: "churn_2threads_100k",
+        resources: &Resource::SHARED,
+        run: |r| cxx_churn_threads(r, 2, 100_000),
+    },
+    CxxWorkload {
+        name: "producer_consumer_100k",
+        resources: &Resource::SHARED,
+        run: |r| cxx_producer_consumer(r, 100_000),
+    },
+];
+
+/// The C++ monotonic workloads both harnesses run, with their sizes.
+pub const CXX_WORKLOADS: [CxxWorkload; 4] = [
+    CxxWorkload {
+        name: "vector_of_strings_10k",
+        resources: &Resource::MONOTONIC,
+        run: |r| cxx_vector_of_strings(r, 10_000),
+    },
+    CxxWorkload { name: "list_10k", resources: &Resource::MONOTONIC, run: |r| cxx_list_build(r, 10_000) },
+    CxxWorkload { name: "map_10k", resources: &Resource::MONOTONIC, run: |r| cxx_map_build(r, 10_000) },
+    CxxWorkload {
+        name: "request_loop_100x200",
+        resources: &Resource::MONOTONIC,
+        run: |r| cxx_request_loop(r, 100, 200),
+    },
 ];

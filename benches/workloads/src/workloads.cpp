@@ -7,9 +7,11 @@
 
 #include "memres-workloads/src/workloads.hpp"
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <thread>
 #include <map>
 #include <memory_resource>
 #include <stdexcept>
@@ -82,6 +84,14 @@ std::uint64_t with_resource(Resource kind, Body&& body) {
       memres::unsynchronized_pool_resource resource;
       return body(&resource);
     }
+    case Resource::StdSyncPool: {
+      std::pmr::synchronized_pool_resource resource;
+      return body(&resource);
+    }
+    case Resource::MemresSyncPool: {
+      memres::synchronized_pool_resource resource;
+      return body(&resource);
+    }
     case Resource::MemresMonotonicReset: {
       auto& resource = kept_arena();
       // Nothing from the previous use is alive: body's containers died in it.
@@ -118,6 +128,38 @@ std::uint64_t fill_strings(std::pmr::memory_resource* resource, std::size_t n, s
   return h;
 }
 
+// n random replacements among 1000 live blocks of 16..=256 bytes.
+std::uint64_t churn_on(std::pmr::memory_resource* resource, std::size_t n) {
+  constexpr std::size_t live = 1000;
+  struct slot {
+    void* p;
+    std::size_t size;
+  };
+  std::vector<slot> slots(live, slot{nullptr, 0});
+  xorshift64 rng{0x9e3779b97f4a7c15ULL};
+  std::uint64_t h = 0;
+  for (std::size_t i = 0; i < n + live; ++i) {
+    slot& s = slots[i < live ? i : rng.next() % live];
+    if (s.p != nullptr) {
+      h = mix(h, static_cast<unsigned char*>(s.p)[s.size - 1]);
+      resource->deallocate(s.p, s.size, 8);
+    }
+    s.size = 16 + (rng.next() % 241);
+    s.p = resource->allocate(s.size, 8);
+    static_cast<unsigned char*>(s.p)[0] = static_cast<unsigned char>(i);
+    static_cast<unsigned char*>(s.p)[s.size - 1] = static_cast<unsigned char>(s.size);
+  }
+  for (const slot& s : slots) resource->deallocate(s.p, s.size, 8);
+  return h;
+}
+
+// The threaded workloads share one resource between threads: only kinds
+// that allow it.
+void require_shareable(Resource kind) {
+  if (kind != Resource::NewDelete && kind != Resource::StdSyncPool && kind != Resource::MemresSyncPool)
+    throw std::invalid_argument("memres-workloads: threads may not share this resource");
+}
+
 }  // namespace
 
 std::uint64_t vector_of_strings(Resource kind, std::size_t n) {
@@ -149,28 +191,86 @@ std::uint64_t map_build(Resource kind, std::size_t n) {
 }
 
 std::uint64_t churn(Resource kind, std::size_t n) {
+  return with_resource(kind, [n](std::pmr::memory_resource* resource) { return churn_on(resource, n); });
+}
+
+std::uint64_t churn_threads(Resource kind, std::size_t threads, std::size_t n) {
+  require_shareable(kind);
+  return with_resource(kind, [threads, n](std::pmr::memory_resource* resource) {
+    std::vector<std::uint64_t> results(threads);
+    std::vector<std::thread> workers;
+    for (std::size_t t = 0; t < threads; ++t)
+      workers.emplace_back([&results, resource, n, t] { results[t] = churn_on(resource, n); });
+    for (std::thread& w : workers) w.join();
+    std::uint64_t h = 0;
+    for (std::uint64_t r : results) h = mix(h, r);
+    return h;
+  });
+}
+
+std::uint64_t producer_consumer(Resource kind, std::size_t n) {
+  require_shareable(kind);
   return with_resource(kind, [n](std::pmr::memory_resource* resource) {
-    constexpr std::size_t live = 1000;
-    struct slot {
-      void* p;
+    // A bounded single-producer/single-consumer ring: `head` is written by
+    // the consumer only, `tail` by the producer only.
+    struct item {
+      unsigned char* p;
       std::size_t size;
     };
-    std::vector<slot> slots(live, slot{nullptr, 0});
-    xorshift64 rng{0x9e3779b97f4a7c15ULL};
+    constexpr std::size_t capacity = 1024;
+    std::vector<item> ring(capacity);
+    alignas(64) std::atomic<std::size_t> head{0};
+    alignas(64) std::atomic<std::size_t> tail{0};
     std::uint64_t h = 0;
-    for (std::size_t i = 0; i < n + live; ++i) {
-      slot& s = slots[i < live ? i : rng.next() % live];
-      if (s.p != nullptr) {
-        h = mix(h, static_cast<unsigned char*>(s.p)[s.size - 1]);
-        resource->deallocate(s.p, s.size, 8);
+    std::thread consumer([&] {
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t at = head.load(std::memory_order_relaxed);
+        while (tail.load(std::memory_order_acquire) == at) std::this_thread::yield();
+        const item it = ring[at % capacity];
+        head.store(at + 1, std::memory_order_release);
+        h = mix(mix(h, it.p[0]), it.p[it.size - 1]);
+        resource->deallocate(it.p, it.size, 8);
       }
-      s.size = 16 + (rng.next() % 241);
-      s.p = resource->allocate(s.size, 8);
-      static_cast<unsigned char*>(s.p)[0] = static_cast<unsigned char>(i);
-      static_cast<unsigned char*>(s.p)[s.size - 1] = static_cast<unsigned char>(s.size);
+    });
+    xorshift64 rng{0x9e3779b97f4a7c15ULL};
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t size = 16 + rng.next() % 241;
+      auto* p = static_cast<unsigned char*>(resource->allocate(size, 8));
+      p[0] = static_cast<unsigned char>(i);
+      p[size - 1] = static_cast<unsigned char>(size);
+      const std::size_t at = tail.load(std::memory_order_relaxed);
+      while (at - head.load(std::memory_order_acquire) == capacity) std::this_thread::yield();
+      ring[at % capacity] = item{p, size};
+      tail.store(at + 1, std::memory_order_release);
     }
-    for (const slot& s : slots) resource->deallocate(s.p, s.size, 8);
+    consumer.join();
     return h;
+  });
+}
+
+std::uint64_t map_churn(Resource kind, std::size_t n) {
+  return with_resource(kind, [n](std::pmr::memory_resource* resource) {
+    std::pmr::map<int, int> map(resource);
+    std::pmr::unordered_map<int, int> hash(resource);
+    xorshift64 rng{0x2545f4914f6cdd1dULL};
+    std::vector<int> keys(1000);
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      keys[i] = static_cast<int>(rng.next() >> 33);
+      map.emplace(keys[i], static_cast<int>(i));
+      hash.emplace(keys[i], static_cast<int>(i));
+    }
+    std::uint64_t h = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      int& key = keys[rng.next() % keys.size()];
+      h = mix(h, map.erase(key) + hash.erase(key));
+      key = static_cast<int>(rng.next() >> 33);
+      map.emplace(key, static_cast<int>(i));
+      hash.emplace(key, static_cast<int>(i));
+    }
+    std::uint64_t sum = 0;
+    for (const auto& [k, v] : hash) sum += mix(static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(v));
+    for (const auto& [k, v] : map) h = mix(mix(h, static_cast<std::uint32_t>(k)), static_cast<std::uint32_t>(v));
+    return mix(mix(h, sum), map.size() + hash.size());
   });
 }
 
