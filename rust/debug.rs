@@ -16,6 +16,14 @@
 //! or a C++ program built with `-fsanitize=address`, which CMake's
 //! `MEMRES_SANITIZE=address` sets up).
 //!
+//! With `tsan`, [`acquired`] and [`releasing`] tell ThreadSanitizer about
+//! the pools' locks. A C++ program built with `-fsanitize=thread` links a
+//! Rust core that is not instrumented, so TSan cannot see the core's mutexes
+//! and would report the blocks they hand between threads as races; with the
+//! annotations it sees the same happens-before edges the locks make. (Rust
+//! programs built with `-Zsanitizer=thread -Zbuild-std` see the locks
+//! themselves and do not need the feature.)
+//!
 //! With `debug-checks`, retired memory is filled with [`FREED_BYTE`], and a
 //! [`Ledger`] of live blocks turns a double free, a free with the wrong
 //! layout, and a free of a pointer the arena never handed out into a panic
@@ -31,6 +39,34 @@ pub const FREED_BYTE: u8 = 0xDD;
 unsafe extern "C" {
     fn __asan_poison_memory_region(addr: *const core::ffi::c_void, size: usize);
     fn __asan_unpoison_memory_region(addr: *const core::ffi::c_void, size: usize);
+}
+
+#[cfg(feature = "tsan")]
+unsafe extern "C" {
+    fn __tsan_acquire(addr: *const core::ffi::c_void);
+    fn __tsan_release(addr: *const core::ffi::c_void);
+}
+
+/// The lock at `lock` was just taken (ThreadSanitizer annotation).
+#[inline(always)]
+pub(crate) fn acquired<T>(lock: *const T) {
+    #[cfg(feature = "tsan")]
+    // SAFETY: the runtime only records a synchronisation event for the address.
+    unsafe {
+        __tsan_acquire(lock.cast())
+    }
+    let _ = lock;
+}
+
+/// The lock at `lock` is about to be released (ThreadSanitizer annotation).
+#[inline(always)]
+pub(crate) fn releasing<T>(lock: *const T) {
+    #[cfg(feature = "tsan")]
+    // SAFETY: as for `acquired`.
+    unsafe {
+        __tsan_release(lock.cast())
+    }
+    let _ = lock;
 }
 
 /// A block of `len` bytes at `ptr` goes out to a caller.

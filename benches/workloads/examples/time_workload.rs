@@ -1,0 +1,59 @@
+//! Times one C++ workload on one resource kind in this process and prints
+//! `<median ns per iteration> <peak RSS KiB>`: the building block of
+//! `benches/preload.sh`, which runs it once per process allocator
+//! (`LD_PRELOAD`), since a process has only one.
+//!
+//! ```text
+//! time_workload <workload> <resource> [iterations]
+//! time_workload churn_100k new_delete 30
+//! ```
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use memres_workloads::{self as w, Resource};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: time_workload <workload> <resource> [iterations]";
+    let (Some(work), Some(resource)) = (args.get(1), args.get(2)) else {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    };
+    let iterations: usize = args.get(3).map_or(Ok(30), |s| s.parse()).unwrap_or_else(|_| {
+        eprintln!("{usage}: iterations must be a number");
+        std::process::exit(2);
+    });
+    let Some(work) = w::CXX_POOL_WORKLOADS.iter().chain(&w::CXX_WORKLOADS).find(|x| x.name == work) else {
+        eprintln!("time_workload: no workload named '{work}'");
+        std::process::exit(2);
+    };
+    let Some(&resource) = work.resources.iter().find(|r| r.name() == resource) else {
+        let names: Vec<_> = work.resources.iter().map(|r| r.name()).collect();
+        eprintln!("time_workload: '{resource}' is not one of {}'s resources: {names:?}", work.name);
+        std::process::exit(2);
+    };
+    let run = |r: Resource| black_box((work.run)(black_box(r)));
+    for _ in 0..3 {
+        run(resource); // warm-up
+    }
+    let mut times: Vec<u128> = (0..iterations.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            run(resource);
+            start.elapsed().as_nanos()
+        })
+        .collect();
+    times.sort_unstable();
+    println!("{} {}", times[times.len() / 2], peak_rss_kib());
+}
+
+/// The process's peak resident set size, in KiB (Linux: `VmHWM`).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
