@@ -120,6 +120,27 @@ inline std::size_t pool_class_of_size(std::size_t size) noexcept {
   return 16 + (k - 7) * 4 + (j - 1);
 }
 
+// The class of every size up to 1024, indexed by ceil(size / 8) (every class
+// boundary up to 1024 is a multiple of 8): a load instead of the branches of
+// pool_class_of_size, which mixed sizes mispredict. Same table as the core's.
+struct pool_small_table {
+  std::uint8_t classes[129];
+  constexpr pool_small_table() : classes{} {
+    for (std::size_t i = 1; i < 129; ++i) {
+      const std::size_t size = i * 8;
+      std::size_t c = (size - 1) / 8;
+      if (size > 128) {
+        unsigned k = 0;
+        while ((std::size_t{2} << k) < size) ++k;  // size in (2^k, 2^(k+1)]
+        const std::size_t step = std::size_t{1} << (k - 2);
+        c = 16 + (k - 7) * 4 + ((size - (std::size_t{1} << k) + step - 1) / step - 1);
+      }
+      classes[i] = static_cast<std::uint8_t>(c);
+    }
+  }
+};
+inline constexpr pool_small_table pool_small_classes{};
+
 // The class serving (bytes, alignment), or pool_class_count for requests the
 // pool hands to upstream (oversize, over-aligned, or a bad alignment).
 inline std::size_t pool_class_of(std::size_t bytes, std::size_t alignment, std::size_t largest) noexcept {
@@ -128,7 +149,8 @@ inline std::size_t pool_class_of(std::size_t bytes, std::size_t alignment, std::
   std::size_t size = bytes < alignment ? alignment : bytes;
   size += (size == 0);
   const std::size_t rounded = (size + alignment - 1) & ~(alignment - 1);
-  return rounded > largest ? pool_class_count : pool_class_of_size(rounded);
+  if (rounded > largest) return pool_class_count;
+  return rounded <= 1024 ? pool_small_classes.classes[(rounded + 7) >> 3] : pool_class_of_size(rounded);
 }
 
 // A thread's cache record for a synchronized pool (see sync_hint).

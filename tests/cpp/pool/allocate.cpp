@@ -64,3 +64,9 @@ POOL_TEST(bad_alignment_throws_and_huge_sizes_throw_bad_alloc) {
   b.add(r.allocate(100, 8), 100, 8);
   b.verify();
 }
+
+// The header's lookup table for sizes up to 1024 and its formula agree.
+TEST(pool_class_table_matches_the_formula) {
+  for (std::size_t size = 1; size <= 1024; ++size)
+    CHECK(memres::detail::pool_class_of(size, 1, std::size_t{1} << 20) == memres::detail::pool_class_of_size(size));
+}
