@@ -31,7 +31,7 @@ for ((round = 1; round <= rounds; round++)); do
     case $work in
       churn_2threads* | producer*) ours=(memres_sync_pool std_sync_pool) ;;
       map_churn*) ours=(memres_unsync_pool memres_sync_pool std_unsync_pool) ;;
-      *) ours=(memres_unsync_pool memres_sync_pool std_unsync_pool memres_monotonic) ;;
+      *) ours=(memres_unsync_pool memres_sync_pool std_unsync_pool) ;;
     esac
     rows=("${configs[@]}")
     for r in "${ours[@]}"; do rows+=("$r (glibc)||$r"); done
