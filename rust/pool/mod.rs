@@ -14,6 +14,8 @@ mod unsync;
 
 use core::alloc::Layout;
 
+use crate::resource::MemoryResource;
+
 pub use sync::SyncPool;
 pub use unsync::UnsyncPool;
 
@@ -89,4 +91,31 @@ pub struct ClassStats {
 #[inline(always)]
 fn as_served(layout: Layout) -> Layout {
     Layout::from_size_align(layout.size().max(1), layout.align()).unwrap_or(layout)
+}
+
+/// Does `new` fall in the same class as `old` (so that `grow`/`shrink` can
+/// keep the block)?
+fn same_class(old: Layout, new: Layout, largest: usize) -> bool {
+    matches!((classes::class_of(old, largest), classes::class_of(new, largest)), (Some(a), Some(b)) if a == b)
+}
+
+/// `grow`/`shrink` across classes: allocates a block for `new`, copies the
+/// bytes both layouts hold, frees the old block.
+///
+/// # Safety
+/// `ptr` is live in `pool` with layout `old`.
+unsafe fn move_block(
+    pool: &impl MemoryResource,
+    ptr: core::ptr::NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Result<core::ptr::NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+    let block = pool.allocate(new)?;
+    // SAFETY: distinct live blocks, each holding at least the copied bytes;
+    // the old one is freed with the layout it was allocated with.
+    unsafe {
+        core::ptr::copy_nonoverlapping(ptr.as_ptr(), block.cast::<u8>().as_ptr(), old.size().min(new.size()));
+        pool.deallocate(ptr, old);
+    }
+    Ok(block)
 }

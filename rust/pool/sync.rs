@@ -48,7 +48,7 @@ use super::PoolOptions;
 use super::caches::{Shared, ThreadCache, cache_for, forget};
 use super::chunks::{FreeBlock, OversizeList, Upstream, lock};
 use super::classes::{CLASS_COUNT, class_of, class_size};
-use super::{ClassStats, as_served};
+use super::{ClassStats, as_served, move_block, same_class};
 use crate::debug::{SharedLedger, hand_out, retire};
 use crate::resource::MemoryResource;
 
@@ -368,21 +368,13 @@ impl<U: MemoryResource> SyncPool<U> {
     /// # Safety
     /// `ptr` is live in this pool with layout `old`.
     unsafe fn resize(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        let largest = self.options.largest_required_pool_block;
-        if let (Some(a), Some(b)) = (class_of(old, largest), class_of(new, largest)) {
-            if a == b {
-                self.ledger.check_free("SyncPool::resize", ptr.as_ptr(), as_served(old), || self.owns(ptr.as_ptr()));
-                self.ledger.record(ptr.as_ptr(), as_served(new));
-                hand_out(ptr.as_ptr(), new.size());
-                return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
-            }
+        if same_class(old, new, self.options.largest_required_pool_block) {
+            self.ledger.check_free("SyncPool::resize", ptr.as_ptr(), as_served(old), || self.owns(ptr.as_ptr()));
+            self.ledger.record(ptr.as_ptr(), as_served(new));
+            hand_out(ptr.as_ptr(), new.size());
+            return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
         }
-        let block = self.allocate(new)?;
-        // SAFETY: distinct live blocks, each holding at least the copied bytes.
-        unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), block.cast::<u8>().as_ptr(), old.size().min(new.size()));
-            self.deallocate(ptr, old);
-        }
-        Ok(block)
+        // SAFETY: forwarded contract.
+        unsafe { move_block(self, ptr, old, new) }
     }
 }
