@@ -4,7 +4,8 @@
 # libmimalloc2.0 and libtcmalloc-minimal4, installed if missing and
 # possible), next to memres's pools on glibc. One process per measurement,
 # interleaved over rounds; prints median times as ratios to glibc's
-# new_delete, and each process's peak RSS.
+# new_delete, each process's peak RSS, and the peak bytes each resource held
+# from its upstream (for new_delete: the workload's peak of live bytes).
 #
 #   bash benches/preload.sh [rounds]      # default 3
 set -euo pipefail
@@ -45,11 +46,12 @@ done
 
 python3 - "$out" <<'PY'
 import sys, statistics, collections
-times, rss = collections.defaultdict(list), collections.defaultdict(list)
+times, rss, held = collections.defaultdict(list), collections.defaultdict(list), {}
 order = []
 for line in open(sys.argv[1]):
     work, name, result = line.rstrip("\n").split("|")
-    ns, kib = map(int, result.split())
+    ns, kib, peak = map(int, result.split())
+    held[work, name] = peak
     if (work, name) not in times:
         order.append((work, name))
     times[work, name].append(ns)
@@ -59,8 +61,8 @@ for work, name in order:
     if work != current:
         current = work
         base = statistics.median(times[work, "glibc new_delete"])
-        print(f"\n{work}\n| resource (process allocator) | time vs glibc new_delete | median ms | peak RSS MiB |\n|---|---|---|---|")
+        print(f"\n{work}\n| resource (process allocator) | time vs glibc new_delete | median ms | peak RSS MiB | peak held from upstream KiB |\n|---|---|---|---|---|")
     t = statistics.median(times[work, name])
-    print(f"| {name} | {t / base:.2f}x | {t / 1e6:.2f} | {max(rss[work, name]) / 1024:.1f} |")
+    print(f"| {name} | {t / base:.2f}x | {t / 1e6:.2f} | {max(rss[work, name]) / 1024:.1f} | {held[work, name] / 1024:.0f} |")
 PY
 rm -f "$out"

@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use memres::Monotonic;
 use memres_workloads::{self as w, Resource};
 
-/// One contender in a row: a name and a closure that runs one iteration.
+/// One contender in a row: a name, a closure that runs one iteration, and
+/// (for the C++ resources) the peak bytes it held from upstream in one run.
 struct Peer<'a> {
     name: &'static str,
     run: Box<dyn FnMut() -> u64 + 'a>,
+    held: Option<usize>,
 }
 
 /// Times each peer's iterations in interleaved rounds and returns the median
@@ -64,7 +66,8 @@ fn row(workload: &str, peers: &mut [Peer<'_>], baseline: &str, budget: Duration)
     for (i, (p, t)) in peers.iter().zip(&times).enumerate() {
         let label = if i == 0 { workload } else { "" };
         let ratio = t.as_secs_f64() / base.as_secs_f64();
-        println!("{label:<34} {:<30} {:>12} {:>8.2}x", p.name, format!("{t:.2?}"), ratio);
+        let held = p.held.map_or(String::new(), |b| format!("{:>10}", b / 1024));
+        println!("{label:<34} {:<30} {:>12} {:>8.2}x {held}", p.name, format!("{t:.2?}"), ratio);
     }
     println!();
 }
@@ -75,8 +78,9 @@ fn main() {
 
     println!("memres showcase: median time per iteration, interleaved rounds, ratio to the row's baseline");
     println!("(lower is faster; {})\n", if quick { "quick run" } else { "full run" });
-    println!("{:<34} {:<30} {:>12} {:>9}", "workload", "resource", "time", "ratio");
-    println!("{}", "-".repeat(88));
+    println!("(held: peak KiB a C++ resource took from upstream in one run; for new_delete the live bytes)\n");
+    println!("{:<34} {:<30} {:>12} {:>9} {:>10}", "workload", "resource", "time", "ratio", "held KiB");
+    println!("{}", "-".repeat(99));
 
     // Rust: arena-backed collections; arenas are reset between iterations,
     // as a request handler would between requests.
@@ -92,6 +96,7 @@ fn main() {
                     arena.reset();
                     s
                 }),
+                held: None,
             },
             Peer {
                 name: "bumpalo Bump (reset)",
@@ -100,16 +105,24 @@ fn main() {
                     bump.reset();
                     s
                 }),
+                held: None,
             },
-            Peer { name: "global allocator (glibc)", run: Box::new(move || on_global(n)) },
+            Peer { name: "global allocator (glibc)", run: Box::new(move || on_global(n)), held: None },
         ];
         row(&format!("Rust: {}", work.name), &mut peers, "bumpalo Bump (reset)", budget);
     }
 
     // C++: std::pmr containers on std's resources and memres's, through the bridge.
     for work in w::CXX_WORKLOADS.into_iter().chain(w::CXX_POOL_WORKLOADS) {
-        let mut peers: Vec<Peer> =
-            work.resources.iter().map(|&r| Peer { name: r.name(), run: Box::new(move || (work.run)(r)) }).collect();
+        let mut peers: Vec<Peer> = work
+            .resources
+            .iter()
+            .map(|&r| Peer {
+                name: r.name(),
+                run: Box::new(move || (work.run)(r)),
+                held: (r != Resource::MemresMonotonicReset).then(|| w::measure_upstream(&work, r).peak_bytes),
+            })
+            .collect();
         // Arenas are measured against std's arena; pools against plain new/delete.
         let baseline = if work.resources.contains(&Resource::StdMonotonic) { "std_monotonic" } else { "new_delete" };
         row(&format!("C++: {}", work.name), &mut peers, baseline, budget);

@@ -1,5 +1,7 @@
 //! Times one C++ workload on one resource kind in this process and prints
-//! `<median ns per iteration> <peak RSS KiB>`: the building block of
+//! `<median ns per iteration> <peak RSS KiB> <peak bytes held from upstream>`
+//! (the last from one more, untimed run through a counting upstream; see
+//! `memres_workloads::measure_upstream`): the building block of
 //! `benches/preload.sh`, which runs it once per process allocator
 //! (`LD_PRELOAD`), since a process has only one.
 //!
@@ -45,7 +47,9 @@ fn main() {
         })
         .collect();
     times.sort_unstable();
-    println!("{} {}", times[times.len() / 2], peak_rss_kib());
+    let rss = peak_rss_kib();
+    let upstream = w::measure_upstream(work, resource);
+    println!("{} {} {}", times[times.len() / 2], rss, upstream.peak_bytes);
 }
 
 /// The process's peak resident set size, in KiB (Linux: `VmHWM`).

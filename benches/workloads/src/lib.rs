@@ -37,7 +37,7 @@ use allocator_api2::alloc::Allocator;
 use allocator_api2::boxed::Box;
 use allocator_api2::vec::Vec;
 
-pub use ffi::Resource;
+pub use ffi::{Resource, UpstreamUse};
 
 #[cxx::bridge(namespace = "memres::workloads")]
 mod ffi {
@@ -72,6 +72,18 @@ mod ffi {
         MemresSyncPool,
     }
 
+    /// What the resources of one measured run took from their upstream
+    /// (see [`measure_upstream`](crate::measure_upstream)).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct UpstreamUse {
+        /// The most bytes held from upstream at any one time.
+        peak_bytes: usize,
+        /// Bytes still held when the run ended (0 unless a resource leaked).
+        held_bytes: usize,
+        /// Allocation calls made to upstream.
+        calls: usize,
+    }
+
     unsafe extern "C++" {
         include!("memres-workloads/src/workloads.hpp");
 
@@ -93,6 +105,10 @@ mod ffi {
         fn churn_threads(resource: Resource, threads: usize, n: usize) -> Result<u64>;
         /// One thread allocates `n` blocks of 16..=256 bytes, another frees them.
         fn producer_consumer(resource: Resource, n: usize) -> Result<u64>;
+        /// Routes this thread's workload resources through a counting upstream.
+        fn start_counting() -> Result<()>;
+        /// Ends `start_counting` and reports what the upstream saw.
+        fn stop_counting() -> Result<UpstreamUse>;
     }
 }
 
@@ -261,6 +277,36 @@ pub fn cxx_churn_threads(resource: Resource, threads: usize, n: usize) -> u64 {
 /// As [`cxx_churn_threads`].
 pub fn cxx_producer_consumer(resource: Resource, n: usize) -> u64 {
     cxx_checked("producer_consumer", ffi::producer_consumer(resource, n))
+}
+
+/// Runs `work` once on `resource` with every resource it makes taking its
+/// memory from a counting upstream (`new_delete_resource()` underneath), and
+/// reports what that upstream saw: the memory cost of a resource next to its
+/// time. For [`Resource::NewDelete`] the counting upstream *is* the resource,
+/// so its peak is the workload's own peak of live bytes (what a perfect
+/// allocator would hold, before glibc's per-block headers).
+///
+/// Measuring costs an atomic update per upstream call, so timed runs do not
+/// measure. Only this thread's resources are counted.
+///
+/// # Panics
+/// If the workload panics, or `resource` is [`Resource::MemresMonotonicReset`]
+/// (its arena outlives the run, so what it holds is not the run's).
+pub fn measure_upstream(work: &CxxWorkload, resource: Resource) -> UpstreamUse {
+    /// Ends the count even if the workload panics, so the thread is left clean.
+    struct Stop;
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let _ = ffi::stop_counting();
+            }
+        }
+    }
+    ffi::start_counting().unwrap_or_else(|e| panic!("memres-workloads: {}", e.what()));
+    let stop = Stop;
+    std::hint::black_box((work.run)(resource));
+    std::mem::forget(stop);
+    ffi::stop_counting().unwrap_or_else(|e| panic!("memres-workloads: {}", e.what()))
 }
 
 /// Rust: `n` random replacements among 1000 live blocks of 16..=256 bytes,
@@ -505,6 +551,37 @@ mod tests {
         {
             assert_ne!(workload(Resource::MemresMonotonic, 10), workload(Resource::MemresMonotonic, 11));
         }
+    }
+
+    #[test]
+    fn measured_resources_return_everything_to_upstream() {
+        // The churn keeps 1000 blocks of at most 256 bytes live, so its
+        // peak of live bytes is at most 256 000; every resource holds at
+        // least that much at its peak, and has given it all back at the end.
+        let churn = CxxWorkload { name: "churn_2k", resources: &Resource::POOLS, run: |r| cxx_churn(r, 2_000) };
+        let floor = measure_upstream(&churn, Resource::NewDelete);
+        assert!(floor.peak_bytes > 16 * 1000 && floor.peak_bytes <= 256 * 1000, "{floor:?}");
+        assert_eq!(floor.held_bytes, 0);
+        for resource in Resource::POOLS.into_iter().chain([Resource::MemresMonotonic, Resource::StdMonotonic]) {
+            let use_ = measure_upstream(&churn, resource);
+            assert!(use_.peak_bytes >= floor.peak_bytes, "{} {use_:?} vs {floor:?}", resource.name());
+            assert_eq!(use_.held_bytes, 0, "{} kept memory after its run", resource.name());
+            assert!(use_.calls > 0);
+        }
+        // Threads' resources are counted too: two churns hold about twice one.
+        let two =
+            CxxWorkload { name: "churn_2x2k", resources: &Resource::SHARED, run: |r| cxx_churn_threads(r, 2, 2_000) };
+        let both = measure_upstream(&two, Resource::MemresSyncPool);
+        assert!(both.peak_bytes > floor.peak_bytes, "{both:?} vs {floor:?}");
+        // The workloads are deterministic, and so is what is measured.
+        assert_eq!(measure_upstream(&churn, Resource::NewDelete), floor);
+    }
+
+    #[test]
+    #[should_panic(expected = "kept arena is not measured")]
+    fn measuring_the_kept_arena_panics() {
+        let list = CxxWorkload { name: "list", resources: &Resource::MONOTONIC, run: |r| cxx_list_build(r, 10) };
+        measure_upstream(&list, Resource::MemresMonotonicReset);
     }
 
     #[test]

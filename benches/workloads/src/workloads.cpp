@@ -54,45 +54,87 @@ memres::monotonic_buffer_resource& kept_arena() {
   return arena;
 }
 
+// The upstream that measure_upstream() counts through: new_delete_resource()
+// with a running total of the bytes it holds, their peak and the calls.
+// Atomic, since the threaded workloads share it.
+class counting_resource final : public std::pmr::memory_resource {
+ public:
+  UpstreamUse use() const {
+    return UpstreamUse{peak_.load(std::memory_order_relaxed), held_.load(std::memory_order_relaxed),
+                       calls_.load(std::memory_order_relaxed)};
+  }
+
+ private:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    void* p = std::pmr::new_delete_resource()->allocate(bytes, alignment);
+    const std::size_t held = held_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+    std::size_t peak = peak_.load(std::memory_order_relaxed);
+    while (held > peak && !peak_.compare_exchange_weak(peak, held, std::memory_order_relaxed)) {
+    }
+    calls_.fetch_add(1, std::memory_order_relaxed);
+    return p;
+  }
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+    held_.fetch_sub(bytes, std::memory_order_relaxed);
+    std::pmr::new_delete_resource()->deallocate(p, bytes, alignment);
+  }
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+
+  std::atomic<std::size_t> held_{0};
+  std::atomic<std::size_t> peak_{0};
+  std::atomic<std::size_t> calls_{0};
+};
+
+// Set between start_counting() and stop_counting() on this thread: the
+// upstream of every resource with_resource() makes here (and the resource
+// itself for NewDelete); the workload's own threads reach it through those
+// resources. Null otherwise, so timed runs pay nothing for it, and per
+// thread, so a workload on another thread is neither counted nor rerouted.
+thread_local counting_resource* counting = nullptr;
+
 // Runs body(resource) on a resource of the given kind, made for this call
 // (or, for MemresMonotonicReset, the kept arena after a reset), and returns
 // what body returned. The resource dies (or is reset on next use) after body,
 // so body must not let anything allocated from it escape.
 template <class Body>
 std::uint64_t with_resource(Resource kind, Body&& body) {
+  std::pmr::memory_resource* upstream =
+      counting != nullptr ? static_cast<std::pmr::memory_resource*>(counting) : std::pmr::new_delete_resource();
   switch (kind) {
     case Resource::NewDelete:
-      return body(std::pmr::new_delete_resource());
+      return body(upstream);
     case Resource::StdMonotonic: {
-      std::pmr::monotonic_buffer_resource resource;
+      std::pmr::monotonic_buffer_resource resource(upstream);
       return body(&resource);
     }
     case Resource::StdMonotonicStackBuffer: {
       alignas(std::max_align_t) char buffer[kStackBufferSize];
-      std::pmr::monotonic_buffer_resource resource(buffer, sizeof buffer);
+      std::pmr::monotonic_buffer_resource resource(buffer, sizeof buffer, upstream);
       return body(&resource);
     }
     case Resource::MemresMonotonic: {
-      memres::monotonic_buffer_resource resource;
+      memres::monotonic_buffer_resource resource(upstream);
       return body(&resource);
     }
     case Resource::StdUnsyncPool: {
-      std::pmr::unsynchronized_pool_resource resource;
+      std::pmr::unsynchronized_pool_resource resource(upstream);
       return body(&resource);
     }
     case Resource::MemresUnsyncPool: {
-      memres::unsynchronized_pool_resource resource;
+      memres::unsynchronized_pool_resource resource(upstream);
       return body(&resource);
     }
     case Resource::StdSyncPool: {
-      std::pmr::synchronized_pool_resource resource;
+      std::pmr::synchronized_pool_resource resource(upstream);
       return body(&resource);
     }
     case Resource::MemresSyncPool: {
-      memres::synchronized_pool_resource resource;
+      memres::synchronized_pool_resource resource(upstream);
       return body(&resource);
     }
     case Resource::MemresMonotonicReset: {
+      // Its arena outlives the call, so what it holds is not this call's.
+      if (counting != nullptr) throw std::invalid_argument("memres-workloads: the kept arena is not measured");
       auto& resource = kept_arena();
       // Nothing from the previous use is alive: body's containers died in it.
       resource.reset();
@@ -286,6 +328,19 @@ std::uint64_t list_churn(Resource kind, std::size_t n) {
     }
     return mix(h, list.size());
   });
+}
+
+void start_counting() {
+  if (counting != nullptr) throw std::logic_error("memres-workloads: already counting upstream use");
+  counting = new counting_resource();
+}
+
+UpstreamUse stop_counting() {
+  if (counting == nullptr) throw std::logic_error("memres-workloads: not counting upstream use");
+  const UpstreamUse use = counting->use();
+  delete counting;
+  counting = nullptr;
+  return use;
 }
 
 std::uint64_t request_loop(Resource kind, std::size_t requests, std::size_t n) {
