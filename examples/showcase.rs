@@ -1,6 +1,8 @@
 //! The memres showcase: realistic workloads on each memres resource and on
 //! the std/system peers, timed side by side in one run, printed as a table
 //! of ratios (the machines are shared and noisy: only ratios mean much).
+//! First the mixed request, Rust and C++ sharing one arena; then each
+//! language's workloads alone.
 //!
 //! ```text
 //! cargo run --release --example showcase            # full run, ~1 minute
@@ -11,6 +13,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use memres::Monotonic;
+use memres_cxx::CxxView;
+use memres_workloads::mixed::{self, CxxSide};
 use memres_workloads::{self as w, Resource};
 
 /// One contender in a row: a name, a closure that runs one iteration, and
@@ -81,6 +85,63 @@ fn main() {
     println!("(held: peak KiB a C++ resource took from upstream in one run; for new_delete the live bytes)\n");
     println!("{:<34} {:<30} {:>12} {:>9} {:>10}", "workload", "resource", "time", "ratio", "held KiB");
     println!("{}", "-".repeat(99));
+
+    // The centre: one request served by Rust and C++ together. Rust parses
+    // into arena-backed collections, C++ ranks with std::pmr containers,
+    // Rust writes the response (examples/mixed_request.rs walks through it).
+    // With memres both languages share one arena, reset per request; without
+    // it a program uses an arena per language, or the heap.
+    {
+        let texts: Vec<String> = (0..8).map(|seed| mixed::request_text(seed, 5_000)).collect();
+        let mut arena = Monotonic::new();
+        let mut bump = bumpalo::Bump::new();
+        let (mut i, mut j, mut k) = (0, 0, 0);
+        let mut peers = [
+            Peer {
+                name: "memres Monotonic, both (reset)",
+                run: Box::new(|| {
+                    i += 1;
+                    let view = CxxView::of(&arena);
+                    // SAFETY: the view lives to the end of the call, on this thread.
+                    let (h, _) = unsafe { mixed::serve(&arena, CxxSide::In(view.as_ptr()), &texts[i % 8], 10) };
+                    drop(view);
+                    arena.reset();
+                    h
+                }),
+                held: None,
+            },
+            Peer {
+                name: "bumpalo + std_monotonic",
+                run: Box::new(|| {
+                    j += 1;
+                    // SAFETY: a `With` side.
+                    let (h, _) =
+                        unsafe { mixed::serve(&bump, CxxSide::With(Resource::StdMonotonic), &texts[j % 8], 10) };
+                    bump.reset();
+                    h
+                }),
+                held: None,
+            },
+            Peer {
+                name: "glibc + new_delete",
+                run: Box::new(|| {
+                    k += 1;
+                    // SAFETY: a `With` side.
+                    let (h, _) = unsafe {
+                        mixed::serve(
+                            allocator_api2::alloc::Global,
+                            CxxSide::With(Resource::NewDelete),
+                            &texts[k % 8],
+                            10,
+                        )
+                    };
+                    h
+                }),
+                held: None,
+            },
+        ];
+        row("Mixed request (Rust + C++)", &mut peers, "bumpalo + std_monotonic", budget);
+    }
 
     // Rust: arena-backed collections; arenas are reset between iterations,
     // as a request handler would between requests.

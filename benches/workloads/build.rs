@@ -8,14 +8,17 @@
 fn main() {
     let memres_include = std::env::var("DEP_MEMRES_CXX_INCLUDE")
         .expect("DEP_MEMRES_CXX_INCLUDE is set by memres-cxx's build script (links = \"memres-cxx\")");
-    cxx_build::bridge("src/lib.rs")
+    cxx_build::bridges(["src/lib.rs", "src/mixed.rs"])
         .file("src/workloads.cpp")
+        .file("src/mixed.cpp")
         .include(&memres_include)
         .std("c++17")
         .flag_if_supported("-Wall")
         .flag_if_supported("-Wextra")
         .compile("memres-workloads");
-    for path in ["src/lib.rs", "src/workloads.cpp", "src/workloads.hpp"] {
+    for path in
+        ["src/lib.rs", "src/workloads.cpp", "src/workloads.hpp", "src/mixed.rs", "src/mixed.cpp", "src/mixed.hpp"]
+    {
         println!("cargo:rerun-if-changed={path}");
     }
     // The memres header is compiled into our workloads (its fast paths are inline).

@@ -24,7 +24,13 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use memres::{AllocError, MemoryResource, Monotonic, PoolOptions, SyncPool, UnsyncPool};
+use memres::{AllocError, Allocator, MemoryResource, Monotonic, PoolOptions, SyncPool, UnsyncPool};
+
+mod view;
+
+pub use ffi::memory_resource;
+use view::take_panic_message;
+pub use view::{CxxView, ViewTarget, Viewable};
 
 #[cxx::bridge(namespace = "memres::ffi")]
 mod ffi {
@@ -90,9 +96,20 @@ mod ffi {
         fn budget(self: &MonotonicCore) -> usize;
     }
 
+    extern "Rust" {
+        type ViewTarget;
+
+        fn object(self: &ViewTarget) -> *const u8;
+        fn allocate_slow(self: &ViewTarget, size: usize, align: usize) -> *mut u8;
+        unsafe fn deallocate_slow(self: &ViewTarget, ptr: *mut u8, size: usize, align: usize);
+        fn take_panic_message() -> String;
+    }
+
     unsafe extern "C++" {
         include!("memres-cxx/src/bridge.hpp");
 
+        /// C++'s `std::pmr::memory_resource`, for other cxx bridges to name
+        /// (`type memory_resource = memres_cxx::memory_resource;`).
         #[namespace = "std::pmr"]
         type memory_resource;
 
@@ -106,10 +123,30 @@ mod ffi {
         fn get_default_resource() -> *mut memory_resource;
         /// `std::pmr::null_memory_resource()`.
         fn null_memory_resource() -> *mut memory_resource;
+
+        /// A C++ view of a Rust `Monotonic` (see `view.rs`).
+        unsafe fn monotonic_view(bump: *mut u8, target: Box<ViewTarget>) -> UniquePtr<memory_resource>;
+        /// A C++ view of a Rust `UnsyncPool`.
+        unsafe fn unsync_pool_view(
+            heads: *mut u8,
+            largest: usize,
+            target: Box<ViewTarget>,
+        ) -> UniquePtr<memory_resource>;
+        /// A C++ view of a Rust `SyncPool`.
+        unsafe fn sync_pool_view(key: *const u8, largest: usize, target: Box<ViewTarget>)
+        -> UniquePtr<memory_resource>;
+        /// The Rust arena behind a C++ `memres::monotonic_buffer_resource`, or null.
+        unsafe fn monotonic_core_of(resource: *const memory_resource) -> *const MonotonicCore;
+        /// The Rust pool behind a C++ `memres::unsynchronized_pool_resource`, or null.
+        unsafe fn unsync_pool_core_of(resource: *const memory_resource) -> *const UnsyncPoolCore;
+        /// The Rust pool behind a C++ `memres::synchronized_pool_resource`, or null.
+        unsafe fn sync_pool_core_of(resource: *const memory_resource) -> *const SyncPoolCore;
     }
 }
 
-/// A C++ `std::pmr::memory_resource*` used as a Rust [`MemoryResource`].
+/// A C++ `std::pmr::memory_resource*` used as a Rust [`MemoryResource`] and
+/// [`Allocator`]: Rust collections live in a C++ resource, and it can be the
+/// upstream of any memres resource.
 ///
 /// Not `Send` or `Sync`: a C++ resource is only as thread-safe as its class,
 /// which Rust cannot know.
@@ -165,6 +202,29 @@ impl CxxResource {
     pub fn as_ptr(&self) -> *mut core::ffi::c_void {
         self.ptr.as_ptr().cast()
     }
+
+    /// The Rust arena behind the resource, if it is a C++
+    /// `memres::monotonic_buffer_resource` (checked with `dynamic_cast`):
+    /// Rust code handed a C++-created arena allocates from it directly.
+    pub fn as_monotonic(&self) -> Option<&Monotonic<'static, CxxResource>> {
+        // SAFETY: the resource is live (contract of `from_raw`); the core, if
+        // any, lives as long as the C++ object that owns it.
+        unsafe { ffi::monotonic_core_of(self.ptr.as_ptr()).as_ref() }.map(MonotonicCore::arena)
+    }
+
+    /// The Rust pool behind the resource, if it is a C++
+    /// `memres::unsynchronized_pool_resource`.
+    pub fn as_unsync_pool(&self) -> Option<&UnsyncPool<CxxResource>> {
+        // SAFETY: as in `as_monotonic`.
+        unsafe { ffi::unsync_pool_core_of(self.ptr.as_ptr()).as_ref() }.map(UnsyncPoolCore::pool)
+    }
+
+    /// The Rust pool behind the resource, if it is a C++
+    /// `memres::synchronized_pool_resource`.
+    pub fn as_sync_pool(&self) -> Option<&SyncPool<SharedUpstream>> {
+        // SAFETY: as in `as_monotonic`.
+        unsafe { ffi::sync_pool_core_of(self.ptr.as_ptr()).as_ref() }.map(SyncPoolCore::pool)
+    }
 }
 
 // SAFETY: `std::pmr::memory_resource::allocate` returns storage of at least
@@ -187,6 +247,22 @@ unsafe impl MemoryResource for CxxResource {
             // alignment (the caller's contract).
             unsafe { ffi::upstream_deallocate(self.ptr.as_ptr(), ptr.as_ptr(), layout.size(), layout.align()) }
         }
+    }
+}
+
+// SAFETY: as for `MemoryResource` above; every copy of a `CxxResource`
+// names the same C++ resource, so a block from one copy may be freed
+// through another (the `Allocator` contract for copies).
+unsafe impl Allocator for CxxResource {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        MemoryResource::allocate(self, layout)
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { MemoryResource::deallocate(self, ptr, layout) }
     }
 }
 
@@ -304,7 +380,7 @@ impl UnsyncPoolCore {
     unsafe fn deallocate_slow(&self, ptr: *mut u8, size: usize, align: usize) {
         if let Some((ptr, layout)) = block_of(ptr, size, align) {
             // SAFETY: the caller's contract (C++ deallocate's precondition).
-            unsafe { self.0.deallocate(ptr, layout) }
+            unsafe { MemoryResource::deallocate(&self.0, ptr, layout) }
         }
     }
 
@@ -354,12 +430,12 @@ unsafe impl Send for SharedUpstream {}
 // SAFETY: forwards to the wrapped resource.
 unsafe impl MemoryResource for SharedUpstream {
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        self.0.allocate(layout)
+        MemoryResource::allocate(&self.0, layout)
     }
 
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: forwarded contract.
-        unsafe { self.0.deallocate(ptr, layout) }
+        unsafe { MemoryResource::deallocate(&self.0, ptr, layout) }
     }
 }
 
@@ -389,7 +465,7 @@ impl SyncPoolCore {
     unsafe fn deallocate_slow(&self, ptr: *mut u8, size: usize, align: usize) {
         if let Some((ptr, layout)) = block_of(ptr, size, align) {
             // SAFETY: the caller's contract (C++ deallocate's precondition).
-            unsafe { self.0.deallocate(ptr, layout) }
+            unsafe { MemoryResource::deallocate(&self.0, ptr, layout) }
         }
     }
 

@@ -48,6 +48,8 @@ const ffi::UnsyncPoolCore* pool_of(const pool_core* core) { return reinterpret_c
 
 [[noreturn]] void throw_allocation_failure() {
   if (std::exception_ptr e = ffi::take_parked_exception()) std::rethrow_exception(e);
+  const rust::String panic = ffi::take_panic_message();
+  if (!panic.empty()) throw memres::rust_panic(std::string(panic).c_str());
   throw std::bad_alloc();
 }
 
@@ -171,4 +173,62 @@ monotonic_stats monotonic_get_stats(const monotonic_core* core) noexcept {
 void monotonic_set_budget(monotonic_core* core, std::size_t bytes) noexcept { core_of(core)->set_budget(bytes); }
 std::size_t monotonic_budget(const monotonic_core* core) noexcept { return core_of(core)->budget(); }
 
+namespace {
+ffi::ViewTarget* target_of(view_target* target) { return reinterpret_cast<ffi::ViewTarget*>(target); }
+const ffi::ViewTarget* target_of(const view_target* target) { return reinterpret_cast<const ffi::ViewTarget*>(target); }
+view_target* into_target(rust::Box<ffi::ViewTarget> target) { return reinterpret_cast<view_target*>(target.into_raw()); }
+}  // namespace
+
+void* view_allocate_slow(view_target* target, std::size_t bytes, std::size_t alignment) {
+  check_alignment("memres: a Rust-owned resource", alignment);
+  find_sync_hint();  // a view of a SyncPool takes its fast path from the next call on
+  ffi::take_parked_exception();  // forget a stale one
+  if (void* p = target_of(target)->allocate_slow(bytes, alignment)) return p;
+  throw_allocation_failure();
+}
+
+void view_deallocate_slow(view_target* target, void* p, std::size_t bytes, std::size_t alignment) noexcept {
+  find_sync_hint();
+  target_of(target)->deallocate_slow(static_cast<std::uint8_t*>(p), bytes, alignment);
+}
+
+void view_destroy(view_target* target) noexcept { rust::Box<ffi::ViewTarget>::from_raw(target_of(target)); }
+
+const void* view_object(const view_target* target) noexcept { return target_of(target)->object(); }
+
 }  // namespace memres::detail
+
+namespace memres::ffi {
+
+std::unique_ptr<std::pmr::memory_resource> monotonic_view(std::uint8_t* bump, rust::Box<ViewTarget> target) {
+  return std::make_unique<detail::monotonic_view>(reinterpret_cast<detail::bump_state*>(bump),
+                                                  detail::into_target(std::move(target)));
+}
+
+std::unique_ptr<std::pmr::memory_resource> unsync_pool_view(std::uint8_t* heads, std::size_t largest,
+                                                            rust::Box<ViewTarget> target) {
+  return std::make_unique<detail::unsync_pool_view>(reinterpret_cast<void**>(heads), largest,
+                                                    detail::into_target(std::move(target)));
+}
+
+std::unique_ptr<std::pmr::memory_resource> sync_pool_view(const std::uint8_t* key, std::size_t largest,
+                                                          rust::Box<ViewTarget> target) {
+  return std::make_unique<detail::sync_pool_view>(key, largest, detail::into_target(std::move(target)));
+}
+
+const MonotonicCore* monotonic_core_of(const std::pmr::memory_resource* resource) noexcept {
+  const auto* owner = dynamic_cast<const memres::monotonic_buffer_resource*>(resource);
+  return owner == nullptr ? nullptr : reinterpret_cast<const MonotonicCore*>(owner->rust_core());
+}
+
+const UnsyncPoolCore* unsync_pool_core_of(const std::pmr::memory_resource* resource) noexcept {
+  const auto* owner = dynamic_cast<const memres::unsynchronized_pool_resource*>(resource);
+  return owner == nullptr ? nullptr : reinterpret_cast<const UnsyncPoolCore*>(owner->rust_core());
+}
+
+const SyncPoolCore* sync_pool_core_of(const std::pmr::memory_resource* resource) noexcept {
+  const auto* owner = dynamic_cast<const memres::synchronized_pool_resource*>(resource);
+  return owner == nullptr ? nullptr : reinterpret_cast<const SyncPoolCore*>(owner->rust_core());
+}
+
+}  // namespace memres::ffi

@@ -39,6 +39,8 @@ use allocator_api2::vec::Vec;
 
 pub use ffi::{Resource, UpstreamUse};
 
+pub mod mixed;
+
 #[cxx::bridge(namespace = "memres::workloads")]
 mod ffi {
     /// Which `std::pmr::memory_resource` a C++ workload allocates from.

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <thread>
 #include <map>
 #include <memory_resource>
@@ -22,6 +23,8 @@
 #include <memres/memres.hpp>
 
 #include "memres-workloads/src/lib.rs.h"
+#include "memres-workloads/src/mixed.hpp"
+#include "memres-workloads/src/mixed.rs.h"
 
 namespace memres::workloads {
 namespace {
@@ -372,6 +375,32 @@ std::uint64_t request_loop(Resource kind, std::size_t requests, std::size_t n) {
     total = mix(total, h);
   }
   return total;
+}
+
+std::size_t rank_words_with(Resource kind, rust::Str text, rust::Slice<const WordCount> counts,
+                            rust::Slice<WordCount> out) {
+  return static_cast<std::size_t>(with_resource(kind, [&](std::pmr::memory_resource* resource) {
+    return static_cast<std::uint64_t>(rank_words_in(resource, text, counts, out));
+  }));
+}
+
+std::unique_ptr<std::pmr::memory_resource> make_resource(Resource kind) {
+  switch (kind) {
+    case Resource::StdMonotonic:
+      return std::make_unique<std::pmr::monotonic_buffer_resource>();
+    case Resource::MemresMonotonic:
+      return std::make_unique<memres::monotonic_buffer_resource>();
+    case Resource::StdUnsyncPool:
+      return std::make_unique<std::pmr::unsynchronized_pool_resource>();
+    case Resource::MemresUnsyncPool:
+      return std::make_unique<memres::unsynchronized_pool_resource>();
+    case Resource::StdSyncPool:
+      return std::make_unique<std::pmr::synchronized_pool_resource>();
+    case Resource::MemresSyncPool:
+      return std::make_unique<memres::synchronized_pool_resource>();
+    default:
+      throw std::invalid_argument("memres-workloads: make_resource makes owning resources only");
+  }
 }
 
 }  // namespace memres::workloads

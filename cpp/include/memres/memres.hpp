@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
+#include <new>
+#include <stdexcept>
 
 // MEMRES_DEBUG_CHECKS (CMake option of that name, which also builds the Rust
 // core with `debug-checks`): every allocation is recorded and every
@@ -32,6 +34,20 @@ extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::si
 #endif
 
 namespace memres {
+
+/// Thrown where an allocation failed because Rust code it ran panicked (a
+/// Rust upstream of a Rust-owned resource handed to C++, say): the panic is
+/// caught at the boundary, never unwound through C++, and its message is
+/// what(). It is a std::bad_alloc, so code that handles allocation failure
+/// handles it.
+class rust_panic : public std::bad_alloc {
+ public:
+  explicit rust_panic(const char* message) : message_(message) {}
+  const char* what() const noexcept override { return message_.what(); }
+
+ private:
+  std::runtime_error message_;  // a copy-safe, reference-counted string
+};
 
 /// What a monotonic_buffer_resource holds and has done.
 struct monotonic_stats {
@@ -159,6 +175,107 @@ struct sync_cache {
   std::uint32_t room[pool_class_count];  // pushes left before a batch goes back
 };
 
+// The inline fast paths, shared by the owning classes and the views of
+// Rust-owned resources. Each returns null (or false) when the caller must
+// take its slow path. Under debug checks every call takes the slow path, so
+// that the Rust core records and checks each block; under AddressSanitizer
+// the frees do too, so the core can poison the block.
+
+// Bumps the arena's cursor; `bytes` is at least 1.
+inline void* bump_try_allocate(bump_state* bump, std::size_t bytes, std::size_t alignment) noexcept {
+#if defined(MEMRES_DEBUG_CHECKS)
+  (void)bump, (void)bytes, (void)alignment;
+  return nullptr;
+#else
+  const auto addr = reinterpret_cast<std::uintptr_t>(bump->cursor);
+  const auto end = reinterpret_cast<std::uintptr_t>(bump->end);
+  const std::size_t pad = ((addr + alignment - 1) & ~(alignment - 1)) - addr;
+  const std::size_t avail = end - addr;
+  if ((alignment & (alignment - 1)) != 0 || bytes > avail || pad > avail - bytes) return nullptr;
+  char* p = bump->cursor + pad;
+  bump->cursor = p + bytes;
+#if defined(MEMRES_ASAN)
+  __asan_unpoison_memory_region(p, bytes);
+#endif
+  return p;
+#endif
+}
+
+// Pops a block from an unsynchronized pool's free list of the class.
+inline void* pool_try_pop(void** heads, std::size_t largest, std::size_t bytes, std::size_t alignment) noexcept {
+#if !defined(MEMRES_DEBUG_CHECKS)
+  const std::size_t c = pool_class_of(bytes, alignment, largest);
+  if (c < pool_class_count) {
+    if (void* block = heads[c]) {
+      heads[c] = *static_cast<void**>(block);
+#if defined(MEMRES_ASAN)
+      __asan_unpoison_memory_region(block, bytes);
+#endif
+      return block;
+    }
+  }
+#endif
+  (void)heads, (void)largest, (void)bytes, (void)alignment;
+  return nullptr;
+}
+
+// Pushes a freed block onto an unsynchronized pool's free list.
+inline bool pool_try_push(void** heads, std::size_t largest, void* p, std::size_t bytes,
+                          std::size_t alignment) noexcept {
+#if !defined(MEMRES_DEBUG_CHECKS) && !defined(MEMRES_ASAN)
+  const std::size_t c = pool_class_of(bytes, alignment, largest);
+  if (c < pool_class_count) {
+    *static_cast<void**>(p) = heads[c];
+    heads[c] = p;
+    return true;
+  }
+#endif
+  (void)heads, (void)largest, (void)p, (void)bytes, (void)alignment;
+  return false;
+}
+
+// Pops a block from the calling thread's cache for the synchronized pool
+// whose key is `key`, if the thread's hint points at that pool's cache.
+inline void* sync_try_pop(const void* key, std::size_t largest, std::size_t bytes, std::size_t alignment) noexcept {
+#if !defined(MEMRES_DEBUG_CHECKS)
+  const std::size_t c = pool_class_of(bytes, alignment, largest);
+  const sync_hint* hint = tl_sync_hint;
+  if (c < pool_class_count && hint != nullptr && hint->key == key) {
+    auto* cache = static_cast<sync_cache*>(hint->cache);
+    if (void* block = cache->heads[c]) {
+      cache->heads[c] = *static_cast<void**>(block);
+      ++cache->room[c];
+#if defined(MEMRES_ASAN)
+      __asan_unpoison_memory_region(block, bytes);
+#endif
+      return block;
+    }
+  }
+#endif
+  (void)key, (void)largest, (void)bytes, (void)alignment;
+  return nullptr;
+}
+
+// Pushes a freed block onto the calling thread's cache, as sync_try_pop.
+inline bool sync_try_push(const void* key, std::size_t largest, void* p, std::size_t bytes,
+                          std::size_t alignment) noexcept {
+#if !defined(MEMRES_DEBUG_CHECKS) && !defined(MEMRES_ASAN)
+  const std::size_t c = pool_class_of(bytes, alignment, largest);
+  const sync_hint* hint = tl_sync_hint;
+  if (c < pool_class_count && hint != nullptr && hint->key == key) {
+    auto* cache = static_cast<sync_cache*>(hint->cache);
+    if (cache->room[c] != 0) {
+      *static_cast<void**>(p) = cache->heads[c];
+      cache->heads[c] = p;
+      --cache->room[c];
+      return true;
+    }
+  }
+#endif
+  (void)key, (void)largest, (void)p, (void)bytes, (void)alignment;
+  return false;
+}
+
 }  // namespace detail
 
 /// A drop-in for std::pmr::monotonic_buffer_resource.
@@ -216,22 +333,7 @@ class monotonic_buffer_resource : public std::pmr::memory_resource {
  protected:
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
     bytes += (bytes == 0);  // distinct pointers for zero-byte requests
-#if defined(MEMRES_DEBUG_CHECKS)
-    // Every block goes through the Rust core, which records it for the checks.
-    return detail::monotonic_allocate_slow(core_, bytes, alignment);
-#endif
-    const auto addr = reinterpret_cast<std::uintptr_t>(bump_->cursor);
-    const auto end = reinterpret_cast<std::uintptr_t>(bump_->end);
-    const std::size_t pad = ((addr + alignment - 1) & ~(alignment - 1)) - addr;
-    const std::size_t avail = end - addr;
-    if ((alignment & (alignment - 1)) == 0 && bytes <= avail && pad <= avail - bytes) {
-      char* p = bump_->cursor + pad;
-      bump_->cursor = p + bytes;
-#if defined(MEMRES_ASAN)
-      __asan_unpoison_memory_region(p, bytes);
-#endif
-      return p;
-    }
+    if (void* p = detail::bump_try_allocate(bump_, bytes, alignment)) return p;
     return detail::monotonic_allocate_slow(core_, bytes, alignment);
   }
 
@@ -304,33 +406,18 @@ class unsynchronized_pool_resource : public std::pmr::memory_resource {
   /// The options in force (zeros replaced by defaults, values clamped).
   std::pmr::pool_options options() const noexcept { return detail::unsync_pool_options(core_); }
 
+  /// The Rust object behind this resource (memres_cxx::UnsyncPoolCore).
+  detail::pool_core* rust_core() const noexcept { return core_; }
+
  protected:
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-#if !defined(MEMRES_DEBUG_CHECKS)
-    const std::size_t c = detail::pool_class_of(bytes, alignment, largest_);
-    if (c < detail::pool_class_count) {
-      if (void* block = heads_[c]) {
-        heads_[c] = *static_cast<void**>(block);
-#if defined(MEMRES_ASAN)
-        __asan_unpoison_memory_region(block, bytes);
-#endif
-        return block;
-      }
-    }
-#endif
+    if (void* p = detail::pool_try_pop(heads_, largest_, bytes, alignment)) return p;
     return detail::unsync_pool_allocate_slow(core_, bytes, alignment);
   }
 
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
-#if !defined(MEMRES_DEBUG_CHECKS) && !defined(MEMRES_ASAN)
-    const std::size_t c = detail::pool_class_of(bytes, alignment, largest_);
-    if (c < detail::pool_class_count) {
-      *static_cast<void**>(p) = heads_[c];
-      heads_[c] = p;
-      return;
-    }
-#endif
-    detail::unsync_pool_deallocate_slow(core_, p, bytes, alignment);
+    if (!detail::pool_try_push(heads_, largest_, p, bytes, alignment))
+      detail::unsync_pool_deallocate_slow(core_, p, bytes, alignment);
   }
 
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
@@ -393,41 +480,18 @@ class synchronized_pool_resource : public std::pmr::memory_resource {
   /// The options in force (zeros replaced by defaults, values clamped).
   std::pmr::pool_options options() const noexcept { return detail::sync_pool_options(core_); }
 
+  /// The Rust object behind this resource (memres_cxx::SyncPoolCore).
+  detail::sync_pool_core* rust_core() const noexcept { return core_; }
+
  protected:
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-#if !defined(MEMRES_DEBUG_CHECKS)
-    const std::size_t c = detail::pool_class_of(bytes, alignment, largest_);
-    const detail::sync_hint* hint = detail::tl_sync_hint;
-    if (c < detail::pool_class_count && hint != nullptr && hint->key == key_) {
-      auto* cache = static_cast<detail::sync_cache*>(hint->cache);
-      if (void* block = cache->heads[c]) {
-        cache->heads[c] = *static_cast<void**>(block);
-        ++cache->room[c];
-#if defined(MEMRES_ASAN)
-        __asan_unpoison_memory_region(block, bytes);
-#endif
-        return block;
-      }
-    }
-#endif
+    if (void* p = detail::sync_try_pop(key_, largest_, bytes, alignment)) return p;
     return detail::sync_pool_allocate_slow(core_, bytes, alignment);
   }
 
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
-#if !defined(MEMRES_DEBUG_CHECKS) && !defined(MEMRES_ASAN)
-    const std::size_t c = detail::pool_class_of(bytes, alignment, largest_);
-    const detail::sync_hint* hint = detail::tl_sync_hint;
-    if (c < detail::pool_class_count && hint != nullptr && hint->key == key_) {
-      auto* cache = static_cast<detail::sync_cache*>(hint->cache);
-      if (cache->room[c] != 0) {
-        *static_cast<void**>(p) = cache->heads[c];
-        cache->heads[c] = p;
-        --cache->room[c];
-        return;
-      }
-    }
-#endif
-    detail::sync_pool_deallocate_slow(core_, p, bytes, alignment);
+    if (!detail::sync_try_push(key_, largest_, p, bytes, alignment))
+      detail::sync_pool_deallocate_slow(core_, p, bytes, alignment);
   }
 
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
@@ -438,5 +502,108 @@ class synchronized_pool_resource : public std::pmr::memory_resource {
   std::size_t largest_;
   std::pmr::memory_resource* upstream_;
 };
+
+namespace detail {
+
+struct view_target;  // a Rust-owned resource, type-erased (memres_cxx::ViewTarget); opaque here
+
+// Throws like monotonic_allocate_slow (and memres::rust_panic for a panic).
+void* view_allocate_slow(view_target* target, std::size_t bytes, std::size_t alignment);
+void view_deallocate_slow(view_target* target, void* p, std::size_t bytes, std::size_t alignment) noexcept;
+void view_destroy(view_target* target) noexcept;
+const void* view_object(const view_target* target) noexcept;
+
+// Views of Rust-owned resources: what Rust code hands to C++ (memres_cxx::
+// CxxView) as a std::pmr::memory_resource. A view owns nothing but its
+// handle on the Rust object: the fast paths run inline, over the Rust
+// object's own state, exactly as the owning classes above run them, and the
+// slow paths call back into the Rust resource.
+//
+// The rules for C++ code given a view:
+// - use it only while the Rust code that gave it is still running the call
+//   (the Rust borrow ends there; the Rust side destroys the view);
+// - memory from it lives until the Rust owner frees, resets or releases it:
+//   do not keep containers built on it past that;
+// - a view of a Monotonic or UnsyncPool is used by one thread at a time (the
+//   thread the Rust owner runs on); a view of a SyncPool by any threads;
+// - two views of the same Rust resource compare equal (is_equal), so memory
+//   from one may be freed through the other.
+class rust_view : public std::pmr::memory_resource {
+ public:
+  rust_view(const rust_view&) = delete;
+  rust_view& operator=(const rust_view&) = delete;
+  ~rust_view() override { view_destroy(target_); }
+
+ protected:
+  explicit rust_view(view_target* target) noexcept : target_(target) {}
+
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override {
+    const auto* view = dynamic_cast<const rust_view*>(&other);
+    return view != nullptr && view_object(view->target_) == view_object(target_);
+  }
+
+  view_target* target_;
+};
+
+class monotonic_view final : public rust_view {
+ public:
+  monotonic_view(bump_state* bump, view_target* target) noexcept : rust_view(target), bump_(bump) {}
+
+ protected:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    bytes += (bytes == 0);
+    if (void* p = bump_try_allocate(bump_, bytes, alignment)) return p;
+    return view_allocate_slow(target_, bytes, alignment);
+  }
+  void do_deallocate([[maybe_unused]] void* p, [[maybe_unused]] std::size_t bytes,
+                     [[maybe_unused]] std::size_t alignment) override {
+#if defined(MEMRES_DEBUG_CHECKS)
+    view_deallocate_slow(target_, p, bytes + (bytes == 0), alignment);  // checked, as the owning class does
+#endif
+  }
+
+ private:
+  bump_state* bump_;
+};
+
+class unsync_pool_view final : public rust_view {
+ public:
+  unsync_pool_view(void** heads, std::size_t largest, view_target* target) noexcept
+      : rust_view(target), heads_(heads), largest_(largest) {}
+
+ protected:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    if (void* p = pool_try_pop(heads_, largest_, bytes, alignment)) return p;
+    return view_allocate_slow(target_, bytes, alignment);
+  }
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+    if (!pool_try_push(heads_, largest_, p, bytes, alignment)) view_deallocate_slow(target_, p, bytes, alignment);
+  }
+
+ private:
+  void** heads_;
+  std::size_t largest_;
+};
+
+class sync_pool_view final : public rust_view {
+ public:
+  sync_pool_view(const void* key, std::size_t largest, view_target* target) noexcept
+      : rust_view(target), key_(key), largest_(largest) {}
+
+ protected:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    if (void* p = sync_try_pop(key_, largest_, bytes, alignment)) return p;
+    return view_allocate_slow(target_, bytes, alignment);
+  }
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+    if (!sync_try_push(key_, largest_, p, bytes, alignment)) view_deallocate_slow(target_, p, bytes, alignment);
+  }
+
+ private:
+  const void* key_;
+  std::size_t largest_;
+};
+
+}  // namespace detail
 
 }  // namespace memres
