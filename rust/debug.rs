@@ -108,13 +108,52 @@ pub(crate) fn give_back(ptr: *const u8, len: usize) {
     hand_out(ptr, len);
 }
 
+/// Every live block of every memres resource, by address, with the name of
+/// the resource that handed it out: a foreign free names the owner.
+#[cfg(feature = "debug-checks")]
+static OWNERS: std::sync::Mutex<std::collections::BTreeMap<usize, std::sync::Arc<Owner>>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+#[cfg(feature = "debug-checks")]
+fn owners() -> std::sync::MutexGuard<'static, std::collections::BTreeMap<usize, std::sync::Arc<Owner>>> {
+    OWNERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Who a ledger belongs to, for messages: the resource type and a number
+/// (resources are numbered in creation order, per process).
+#[cfg(feature = "debug-checks")]
+struct Owner {
+    kind: &'static str,
+    number: u64,
+}
+
+#[cfg(feature = "debug-checks")]
+impl core::fmt::Display for Owner {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} #{}", self.kind, self.number)
+    }
+}
+
+/// How many freed or taken-back addresses a ledger remembers, to say what
+/// happened to a block freed again (older ones are forgotten).
+#[cfg(feature = "debug-checks")]
+const GONE_LIMIT: usize = 1 << 16;
+
 /// The live blocks of one arena, under `debug-checks`; otherwise nothing.
-#[derive(Default)]
+///
+/// With the checks on, the ledger also remembers recently gone blocks (and
+/// why they went: a free, a reset, a release, a rewind), so a second free
+/// says which, and registers live blocks in a process-wide table, so a free
+/// to the wrong resource names the resource that owns the block.
 pub(crate) struct Ledger {
     #[cfg(feature = "debug-checks")]
     live: core::cell::RefCell<std::collections::BTreeMap<usize, (Layout, u64)>>,
     #[cfg(feature = "debug-checks")]
+    gone: core::cell::RefCell<std::collections::BTreeMap<usize, &'static str>>,
+    #[cfg(feature = "debug-checks")]
     next: core::cell::Cell<u64>,
+    #[cfg(feature = "debug-checks")]
+    owner: std::sync::Arc<Owner>,
 }
 
 #[cfg(not(feature = "debug-checks"))]
@@ -124,6 +163,26 @@ const _: () = assert!(core::mem::size_of::<Ledger>() == 0, "debug checks must co
 pub(crate) type Mark = u64;
 
 impl Ledger {
+    /// The ledger of a new resource of type `kind` (e.g. `"memres::Monotonic"`).
+    pub(crate) fn new(kind: &'static str) -> Self {
+        #[cfg(feature = "debug-checks")]
+        {
+            static NUMBER: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+            let number = NUMBER.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            Ledger {
+                live: Default::default(),
+                gone: Default::default(),
+                next: Default::default(),
+                owner: std::sync::Arc::new(Owner { kind, number }),
+            }
+        }
+        #[cfg(not(feature = "debug-checks"))]
+        {
+            let _ = kind;
+            Ledger {}
+        }
+    }
+
     /// Records a block handed out (zero-size blocks are not tracked: they
     /// share addresses and their deallocation does nothing).
     #[inline(always)]
@@ -133,6 +192,8 @@ impl Ledger {
             let seq = self.next.get();
             self.next.set(seq + 1);
             self.live.borrow_mut().insert(ptr.addr(), (layout, seq));
+            self.gone.borrow_mut().remove(&ptr.addr());
+            owners().insert(ptr.addr(), self.owner.clone());
         }
         let _ = (ptr, layout);
     }
@@ -144,8 +205,13 @@ impl Ledger {
     pub(crate) fn check_free(&self, what: &str, ptr: *const u8, layout: Layout, owned: impl FnOnce() -> bool) {
         #[cfg(feature = "debug-checks")]
         if layout.size() != 0 {
-            match self.live.borrow_mut().remove(&ptr.addr()) {
-                Some((recorded, _)) if recorded == layout => {}
+            let me = &self.owner;
+            let found = self.live.borrow_mut().remove(&ptr.addr());
+            match found {
+                Some((recorded, _)) if recorded == layout => {
+                    owners().remove(&ptr.addr());
+                    self.remember_gone(ptr.addr(), "freed");
+                }
                 Some((recorded, _)) => panic!(
                     "memres: {what} of {ptr:p} with size {} and alignment {}, but the block was allocated with \
                      size {} and alignment {}",
@@ -154,13 +220,49 @@ impl Ledger {
                     recorded.size(),
                     recorded.align()
                 ),
-                None if owned() => panic!(
-                    "memres: {what} of {ptr:p}: double free (the block was already freed, or reset or rewound away)"
-                ),
-                None => panic!("memres: {what} of {ptr:p}: foreign pointer, not allocated by this arena"),
+                None => {
+                    // Another resource's live block first: its address may
+                    // have been ours once, but the free is still a wrong one.
+                    let other = owners().get(&ptr.addr()).cloned();
+                    if let Some(owner) = other {
+                        panic!(
+                            "memres: {what} of {ptr:p}: foreign pointer, not allocated by this arena ({me}): \
+                             a wrong-allocator free; the block belongs to {owner}"
+                        );
+                    }
+                    let gone = self.gone.borrow().get(&ptr.addr()).copied();
+                    if let Some(how) = gone {
+                        if how == "freed" {
+                            panic!("memres: {what} of {ptr:p}: double free (the block was already freed, on {me})");
+                        }
+                        panic!(
+                            "memres: {what} of {ptr:p}: double free (the block was {how}, and no block may be \
+                             used or freed after that), on {me}"
+                        );
+                    }
+                    if owned() {
+                        panic!(
+                            "memres: {what} of {ptr:p}: double free (the block was already freed, or reset or \
+                             rewound away), on {me}"
+                        );
+                    }
+                    panic!(
+                        "memres: {what} of {ptr:p}: foreign pointer, not allocated by this arena ({me}) nor by any \
+                         live memres resource"
+                    );
+                }
             }
         }
         let _ = (what, ptr, layout, owned);
+    }
+
+    #[cfg(feature = "debug-checks")]
+    fn remember_gone(&self, addr: usize, how: &'static str) {
+        let mut gone = self.gone.borrow_mut();
+        if gone.len() >= GONE_LIMIT {
+            gone.clear();
+        }
+        gone.insert(addr, how);
     }
 
     /// Where the history is now.
@@ -174,20 +276,49 @@ impl Ledger {
     /// Forgets the blocks recorded since `mark` (a rewind freed them).
     pub(crate) fn forget_since(&self, mark: Mark) {
         #[cfg(feature = "debug-checks")]
-        self.live.borrow_mut().retain(|_, &mut (_, seq)| seq < mark);
+        {
+            let mut live = self.live.borrow_mut();
+            let mut owners = owners();
+            let gone: std::vec::Vec<usize> =
+                live.iter().filter(|&(_, &(_, seq))| seq >= mark).map(|(&addr, _)| addr).collect();
+            for addr in gone {
+                live.remove(&addr);
+                owners.remove(&addr);
+                self.remember_gone(addr, "rewound away by a checkpoint rewind");
+            }
+        }
         let _ = mark;
     }
 
-    /// Forgets every block (reset, release).
-    pub(crate) fn forget_all(&self) {
+    /// Forgets every block; `how` says what took them ("reset", "released").
+    pub(crate) fn forget_all(&self, how: &'static str) {
         #[cfg(feature = "debug-checks")]
-        self.live.borrow_mut().clear();
+        {
+            let live = core::mem::take(&mut *self.live.borrow_mut());
+            let mut owners = owners();
+            for &addr in live.keys() {
+                owners.remove(&addr);
+                self.remember_gone(addr, how);
+            }
+        }
+        let _ = how;
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        #[cfg(feature = "debug-checks")]
+        {
+            let mut owners = owners();
+            for addr in self.live.get_mut().keys() {
+                owners.remove(addr);
+            }
+        }
     }
 }
 
 /// A [`Ledger`] that threads share (behind a lock), under `debug-checks`;
 /// otherwise nothing.
-#[derive(Default)]
 pub(crate) struct SharedLedger {
     #[cfg(feature = "debug-checks")]
     inner: std::sync::Mutex<Ledger>,
@@ -197,6 +328,17 @@ pub(crate) struct SharedLedger {
 const _: () = assert!(core::mem::size_of::<SharedLedger>() == 0, "debug checks must cost nothing when off");
 
 impl SharedLedger {
+    /// As [`Ledger::new`].
+    pub(crate) fn new(kind: &'static str) -> Self {
+        #[cfg(feature = "debug-checks")]
+        return SharedLedger { inner: std::sync::Mutex::new(Ledger::new(kind)) };
+        #[cfg(not(feature = "debug-checks"))]
+        {
+            let _ = kind;
+            SharedLedger {}
+        }
+    }
+
     #[cfg(feature = "debug-checks")]
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -220,8 +362,9 @@ impl SharedLedger {
     }
 
     /// As [`Ledger::forget_all`].
-    pub(crate) fn forget_all(&self) {
+    pub(crate) fn forget_all(&self, how: &'static str) {
         #[cfg(feature = "debug-checks")]
-        self.ledger().forget_all();
+        self.ledger().forget_all(how);
+        let _ = how;
     }
 }

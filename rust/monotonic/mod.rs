@@ -345,7 +345,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             upstream_allocs: Cell::new(0),
             upstream_frees: Cell::new(0),
             epoch: Cell::new(fresh_epoch()),
-            ledger: Ledger::default(),
+            ledger: Ledger::new("memres::Monotonic"),
             stamps: Cell::new(0),
             upstream,
             _buffer: PhantomData,
@@ -650,7 +650,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             unsafe { retire(chunk.base(), chunk.capacity()) };
         }
         self.retire_buffer();
-        self.ledger.forget_all();
+        self.ledger.forget_all("taken back by reset()");
         self.retired.set(0);
         self.epoch.set(fresh_epoch());
         self.enter_first_region();
@@ -700,7 +700,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     pub fn release(&mut self) {
         self.free_all_chunks();
         self.retire_buffer();
-        self.ledger.forget_all();
+        self.ledger.forget_all("given back by release()");
         self.retired.set(0);
         self.next_size.set(self.initial_size.clamp(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE));
         self.epoch.set(fresh_epoch());

@@ -116,7 +116,7 @@ impl<U: MemoryResource> SyncPool<U> {
             shared: Arc::new(Shared::new()),
             options: options.normalized(),
             oversize: Mutex::default(),
-            ledger: SharedLedger::default(),
+            ledger: SharedLedger::new("memres::SyncPool"),
             upstream: Mutex::new(Upstream::new(upstream)),
         }
     }
@@ -227,7 +227,7 @@ impl<U: MemoryResource> SyncPool<U> {
             });
             lock(&self.oversize).release(&self.upstream);
         }
-        self.ledger.forget_all();
+        self.ledger.forget_all("given back by release()");
     }
 
     /// Gives wholly free chunks back to upstream and returns how many bytes

@@ -115,7 +115,7 @@ impl<U: MemoryResource> UnsyncPool<U> {
             classes: core::array::from_fn(|_| RefCell::default()),
             options: options.normalized(),
             oversize: RefCell::default(),
-            ledger: Ledger::default(),
+            ledger: Ledger::new("memres::UnsyncPool"),
             upstream: Upstream::new(upstream),
         }
     }
@@ -217,7 +217,7 @@ impl<U: MemoryResource> UnsyncPool<U> {
             unsafe { self.classes[class].borrow_mut().release(&self.upstream) };
             self.heads[class].set(ptr::null_mut());
         }
-        self.ledger.forget_all();
+        self.ledger.forget_all("given back by release()");
         // SAFETY: as above.
         unsafe { self.oversize.borrow_mut().release(&self.upstream) };
     }

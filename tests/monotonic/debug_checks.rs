@@ -43,7 +43,7 @@ fn foreign_pointer_is_caught() {
 }
 
 #[test]
-#[should_panic(expected = "double free (the block was already freed, or reset or rewound away)")]
+#[should_panic(expected = "double free (the block was rewound away by a checkpoint rewind, and no block may be used")]
 fn free_after_rewind_is_caught() {
     let mut arena = Monotonic::new();
     let cp = arena.checkpoint();
@@ -51,6 +51,27 @@ fn free_after_rewind_is_caught() {
     arena.rewind(cp);
     // SAFETY: none, on purpose: the rewind freed `a`, which must panic.
     unsafe { arena.deallocate(a, layout(32)) };
+}
+
+#[test]
+#[should_panic(expected = "double free (the block was taken back by reset(), and no block may be used or freed")]
+fn free_after_reset_says_so() {
+    let mut arena = Monotonic::new();
+    let a = arena.allocate(layout(32)).unwrap().cast::<u8>();
+    arena.reset();
+    // SAFETY: none, on purpose: the reset took `a` back, which must panic.
+    unsafe { arena.deallocate(a, layout(32)) };
+}
+
+#[test]
+#[should_panic(expected = "a wrong-allocator free; the block belongs to memres::UnsyncPool #")]
+fn wrong_allocator_free_names_the_owner() {
+    let arena = Monotonic::new();
+    let pool = memres::UnsyncPool::new();
+    let _a = arena.allocate(layout(32)).unwrap();
+    let b = pool.allocate(layout(32)).unwrap().cast::<u8>();
+    // SAFETY: none, on purpose: `b` is the pool's, freed to the arena, which must panic.
+    unsafe { arena.deallocate(b, layout(32)) };
 }
 
 // Under AddressSanitizer the same reads are reported as use-after-poison

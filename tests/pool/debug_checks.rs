@@ -41,6 +41,30 @@ fn foreign_pointer_is_caught() {
 }
 
 #[test]
+#[should_panic(expected = "a wrong-allocator free; the block belongs to memres::Monotonic #")]
+fn wrong_allocator_free_names_the_owner() {
+    let pool = Pool::new();
+    let arena = memres::Monotonic::new();
+    let _a = pool.allocate(layout(32)).unwrap();
+    let b = arena.allocate(layout(32)).unwrap().cast::<u8>();
+    // SAFETY: none, on purpose: `b` is the arena's, freed to the pool, which must panic.
+    unsafe { pool.deallocate(b, layout(32)) };
+}
+
+#[test]
+#[should_panic(expected = "double free (the block was already freed, on memres::")]
+fn double_free_names_the_pool() {
+    let pool = Pool::new();
+    let a = pool.allocate(layout(64)).unwrap().cast::<u8>();
+    let _keep = pool.allocate(layout(64)).unwrap();
+    // SAFETY: none, on purpose: the second free must panic.
+    unsafe {
+        pool.deallocate(a, layout(64));
+        pool.deallocate(a, layout(64));
+    }
+}
+
+#[test]
 fn correct_use_passes_every_check() {
     let mut pool = Pool::new();
     for _ in 0..3 {
