@@ -401,9 +401,18 @@ impl Shared {
     /// # Safety
     /// As for [`with_caches`](Self::with_caches).
     pub(super) unsafe fn listed(&self, class: usize) -> usize {
+        // Both counts under the registry lock: a thread that is exiting
+        // (its thread-locals are destroyed after `join` or a scope's end
+        // may return) drains its cache into the central lists under that
+        // lock, and counting the cache before and the central lists after
+        // such a drain would count its blocks twice.
         // SAFETY: forwarded contract.
-        let cached = unsafe { self.with_caches(|caches| caches.map(|c| c.len(class)).sum::<usize>()) };
-        cached + lock(&self.centrals[class].0).listed(class)
+        unsafe {
+            self.with_caches(|caches| {
+                let cached: usize = caches.map(|c| c.len(class)).sum();
+                cached + lock(&self.centrals[class].0).listed(class)
+            })
+        }
     }
 
     /// Takes every free block of `class` out of the central lists (after

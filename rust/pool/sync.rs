@@ -259,7 +259,8 @@ impl<U: MemoryResource> SyncPool<U> {
                 let (in_chunks, count, held, uncarved) =
                     (chunks.blocks_in_chunks, chunks.chunk_count, chunks.bytes_held, chunks.uncarved(class));
                 drop(central);
-                // SAFETY: `&mut self`: no thread is inside the pool.
+                // SAFETY: `&mut self`: no thread is inside the pool but an
+                // exiting one draining its cache, which `listed` excludes.
                 let free = uncarved + unsafe { self.shared.listed(class) };
                 Some(ClassStats {
                     block_size: class_size(class),

@@ -5,6 +5,11 @@
 // change. Allocation fast paths are inline here; only slow paths (a new chunk
 // from upstream) call into the Rust core.
 //
+// Rust code can also hand C++ a Rust-owned arena or pool as a
+// std::pmr::memory_resource* (memres_cxx::CxxView; the classes are
+// detail::rust_view and its subclasses, at the end of this header, with the
+// rules for C++ code that receives one).
+//
 // This header needs only the standard library. Link memres::memres (CMake).
 #pragma once
 
