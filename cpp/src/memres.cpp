@@ -182,7 +182,8 @@ view_target* into_target(rust::Box<ffi::ViewTarget> target) { return reinterpret
 void* view_allocate_slow(view_target* target, std::size_t bytes, std::size_t alignment) {
   check_alignment("memres: a Rust-owned resource", alignment);
   find_sync_hint();  // a view of a SyncPool takes its fast path from the next call on
-  ffi::take_parked_exception();  // forget a stale one
+  ffi::take_parked_exception();  // forget a stale one,
+  ffi::take_panic_message();     // and a stale panic
   if (void* p = target_of(target)->allocate_slow(bytes, alignment)) return p;
   throw_allocation_failure();
 }
