@@ -37,7 +37,9 @@
 #![cfg_attr(feature = "nightly", feature(allocator_api))]
 #![warn(missing_docs)]
 
+mod classes;
 mod debug;
+mod heap;
 mod monotonic;
 mod os;
 mod pool;
@@ -45,6 +47,7 @@ mod resource;
 
 pub use allocator_api2::alloc::{AllocError, Allocator, Global};
 pub use debug::FREED_BYTE;
+pub use heap::{Heap, HeapStats};
 pub use monotonic::{BumpState, Checkpoint, Monotonic, MonotonicStats};
 pub use pool::{ClassStats, POOL_CLASS_COUNT, PoolOptions, SyncPool, UnsyncPool};
 pub use resource::MemoryResource;

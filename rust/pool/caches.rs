@@ -60,7 +60,7 @@ use std::sync::{Arc, Mutex};
 use allocator_api2::alloc::AllocError;
 
 use super::chunks::{ClassChunks, FreeBlock, Source, chain, link, lock};
-use super::classes::{CLASS_COUNT, class_size};
+use crate::classes::{CLASS_COUNT, class_size};
 
 /// Blocks that change hands between a cache and the centre at once: about
 /// 16 KiB, between 1 and 64 blocks.

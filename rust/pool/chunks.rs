@@ -25,7 +25,7 @@ use core::ptr::{self, NonNull};
 
 use allocator_api2::alloc::AllocError;
 
-use super::classes::{class_align, class_size};
+use crate::classes::{class_align, class_size};
 use crate::debug::{acquired, hand_out, releasing, retire};
 use crate::resource::MemoryResource;
 use std::sync::{Mutex, MutexGuard, PoisonError};

@@ -8,7 +8,7 @@
 
 mod caches;
 mod chunks;
-mod classes;
+use crate::classes;
 mod sync;
 mod unsync;
 

@@ -47,8 +47,8 @@ use allocator_api2::alloc::{AllocError, Allocator, Global};
 use super::PoolOptions;
 use super::caches::{Shared, ThreadCache, cache_for, forget};
 use super::chunks::{FreeBlock, OversizeList, Upstream, lock};
-use super::classes::{CLASS_COUNT, class_of, class_size};
 use super::{ClassStats, as_served, move_block, same_class};
+use crate::classes::{CLASS_COUNT, class_of, class_size};
 use crate::debug::{SharedLedger, hand_out, retire};
 use crate::resource::MemoryResource;
 

@@ -39,8 +39,8 @@ use core::ptr::{self, NonNull};
 use allocator_api2::alloc::{AllocError, Allocator, Global};
 
 use super::chunks::{ClassChunks, FreeBlock, OversizeList, Upstream, chain, collect, link};
-use super::classes::{CLASS_COUNT, class_of, class_size};
 use super::{ClassStats, PoolOptions, as_served, move_block, same_class};
+use crate::classes::{CLASS_COUNT, class_of, class_size};
 use crate::debug::{Ledger, hand_out, retire};
 use crate::resource::MemoryResource;
 

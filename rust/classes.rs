@@ -1,4 +1,4 @@
-//! Size classes for the pools: which block size serves a request.
+//! Size classes, shared by the pools and the heap: which block size serves a request.
 //!
 //! | sizes | classes | worst waste |
 //! |---|---|---|

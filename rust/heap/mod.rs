@@ -1,0 +1,245 @@
+//! The thread-caching general heap: [`Heap`].
+//!
+//! # Design
+//! Memory comes from the OS in 4 MiB segments aligned to their size
+//! (`segment.rs`), cut into 64 KiB pages; each page serves one size class
+//! (the pools' classes: steps of 8 bytes to 128, then four per doubling, so
+//! internal waste stays under 25%; blocks up to 32 KiB). Each thread has a
+//! heap (`thread.rs`) with a queue of pages per class and the segments it
+//! owns.
+//!
+//! - **Allocate** (fast path): the thread's record, the head page of the
+//!   class, pop its free list. No lock, no atomic read-modify-write.
+//! - **Free by the owner**: the block's segment is its address rounded down
+//!   to 4 MiB; one relaxed load of the segment's owner, equal to the
+//!   thread's record, and the block is pushed onto its page's free list.
+//! - **Free by another thread**: one CAS pushes the block onto the page's
+//!   `thread_free` list; the owner takes the whole list with one swap when
+//!   the page runs dry, so a producer/consumer pair recycles blocks instead
+//!   of growing the heap.
+//! - **Large blocks** (over 32 KiB, or aligned beyond 4 KiB) get a mapping
+//!   of their own, with the header in front; freeing unmaps it.
+//! - **Thread exit**: empty segments go back to the OS, the others are
+//!   abandoned to a global list with their live blocks and adopted by the
+//!   next thread that needs a page. After its thread-locals are destroyed,
+//!   a thread allocates from one shared *orphan* heap behind a lock.
+//! - **Reentrancy**: the heap's metadata lives in segment headers and
+//!   OS-mapped records; nothing here calls the global allocator.
+//!
+//! # Invariants
+//! - A page's `free` list, `used` count and queue links are touched only by
+//!   the thread owning its segment (the `owner` pointer), or under the
+//!   orphan heap's lock for its segments, or by the single thread that
+//!   abandons or adopts the segment (under the abandoned list's lock for
+//!   the hand-over).
+//! - `thread_free` is the only field other threads write: a lock-free
+//!   Treiber push (CAS with release) whose only consumer is the owner's
+//!   swap (acquire), so no ABA: the consumer never pops single nodes.
+//! - A block counts in its page's `used` until the owner frees it or
+//!   collects it from `thread_free`; so `used == 0` means no block of the
+//!   page is live or in flight, and only then is a page reused for another
+//!   class, or its segment unmapped. A remote free therefore always finds
+//!   its segment mapped.
+//! - The owner of a segment changes only from a live thread to null (at
+//!   exit, before the record is reused) and from null to an adopter, so a
+//!   thread's relaxed read of `owner` equals its own record exactly when it
+//!   owns the segment.
+//!
+//! Why no loom model: the one lock-free structure is the `thread_free`
+//! push/swap pair above, a multi-producer single-consumer stack whose
+//! consumer takes everything at once; every other shared structure is under
+//! a `Mutex`. The stress tests (`tests/heap_threads`) run under TSan.
+//!
+//! Under Miri the OS layer backs segments with `std::alloc::System`, so the
+//! same code runs there.
+
+mod segment;
+mod thread;
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+
+use allocator_api2::alloc::{AllocError, Allocator};
+
+use crate::classes::class_of;
+use crate::resource::MemoryResource;
+use segment::{Kind, SMALL_MAX, Segment, segment_of};
+use thread::ThreadHeap;
+
+/// The process-wide thread-caching heap, usable as `#[global_allocator]`,
+/// as an allocator-api2 [`Allocator`] and as a [`MemoryResource`].
+///
+/// ```
+/// use allocator_api2::vec::Vec;
+/// use memres::Heap;
+///
+/// let mut v = Vec::new_in(Heap);
+/// v.extend(0..1000u32);
+/// assert_eq!(v.iter().sum::<u32>(), 499_500);
+/// ```
+///
+/// As the global allocator:
+///
+/// ```no_run
+/// #[global_allocator]
+/// static ALLOCATOR: memres::Heap = memres::Heap;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Heap;
+
+/// What the heap holds from the OS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeapStats {
+    /// Bytes mapped from the OS and not yet unmapped (segments, large
+    /// blocks, thread records).
+    pub mapped: usize,
+}
+
+impl Heap {
+    /// What the heap holds from the OS now.
+    pub fn stats() -> HeapStats {
+        HeapStats { mapped: crate::os::MAPPED.load(core::sync::atomic::Ordering::Relaxed) }
+    }
+
+    /// Returns the calling thread's free memory to the OS now: the pages of
+    /// its segments that hold no block (they stay mapped and fault back in
+    /// as zero pages when reused) and its spare segment. Returns the bytes
+    /// handed back. Other threads' free pages are theirs to purge.
+    pub fn purge() -> usize {
+        thread::purge_local()
+    }
+
+    /// Allocates a block for `layout` (a zero size is served as one byte).
+    #[inline]
+    fn alloc_block(layout: Layout) -> Option<NonNull<u8>> {
+        if let Some(class) = class_of(layout, SMALL_MAX) {
+            let heap = thread::local();
+            // SAFETY: `heap` is this thread's record.
+            unsafe { ThreadHeap::pop(heap, class).or_else(|| thread::allocate_slow(heap, class)) }
+        } else {
+            Segment::new_large(layout)
+        }
+    }
+
+    /// Frees a block.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap.
+    #[inline]
+    unsafe fn free_block(ptr: *mut u8) {
+        // SAFETY: a live block's segment is mapped, and its header fields
+        // `kind` and `owner` are readable by any thread.
+        unsafe {
+            let seg = segment_of(ptr);
+            if (*seg).kind == Kind::Large {
+                return Segment::free(seg);
+            }
+            let page = Segment::page_of(seg, ptr);
+            let heap = thread::local();
+            if (*seg).owner.load(core::sync::atomic::Ordering::Relaxed) == heap {
+                thread::free_local(heap, seg, page, ptr);
+            } else {
+                Segment::free_remote(page, ptr.cast());
+            }
+        }
+    }
+
+    /// The bytes usable at `ptr` (at least the size it was allocated with).
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap.
+    unsafe fn usable_size(ptr: *mut u8) -> usize {
+        // SAFETY: as in `free_block`; a small page's class is fixed while
+        // any of its blocks is live.
+        unsafe {
+            let seg = segment_of(ptr);
+            if (*seg).kind == Kind::Large {
+                (*seg).large_size
+            } else {
+                crate::classes::class_size((*Segment::page_of(seg, ptr)).class as usize)
+            }
+        }
+    }
+}
+
+// SAFETY: blocks are at least `layout.size()` bytes, aligned to
+// `layout.align()` (a class size is a multiple of the alignment it serves;
+// large blocks are placed at their alignment), and stay valid until freed.
+unsafe impl GlobalAlloc for Heap {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Heap::alloc_block(layout).map_or(core::ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        // SAFETY: the caller's contract: a live block of this allocator.
+        unsafe { Heap::free_block(ptr) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        let ptr = unsafe { self.alloc(layout) };
+        if !ptr.is_null() {
+            // SAFETY: a fresh block of at least `layout.size()` bytes.
+            unsafe { ptr.write_bytes(0, layout.size()) };
+        }
+        ptr
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr` is live (the caller's contract).
+        let usable = unsafe { Heap::usable_size(ptr) };
+        // In place when the block already has room and is not much too big.
+        if new_size <= usable && new_size >= usable / 2 {
+            return ptr;
+        }
+        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+            return core::ptr::null_mut();
+        };
+        let Some(new) = Heap::alloc_block(new_layout) else {
+            return core::ptr::null_mut();
+        };
+        // SAFETY: both blocks are live and distinct; the old one holds
+        // `layout.size()` initialised bytes (the caller's contract).
+        unsafe {
+            core::ptr::copy_nonoverlapping(ptr, new.as_ptr(), layout.size().min(new_size));
+            Heap::free_block(ptr);
+        }
+        new.as_ptr()
+    }
+}
+
+// SAFETY: as for `GlobalAlloc`; every copy of `Heap` is the same heap, so a
+// block may be freed through any of them.
+unsafe impl Allocator for Heap {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(NonNull::slice_from_raw_parts(crate::resource::dangling_for(layout), 0));
+        }
+        let block = Heap::alloc_block(layout).ok_or(AllocError)?;
+        Ok(NonNull::slice_from_raw_parts(block, layout.size()))
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() != 0 {
+            // SAFETY: the caller's contract: a live block of this heap.
+            unsafe { Heap::free_block(ptr.as_ptr()) }
+        }
+    }
+}
+
+// SAFETY: as for `Allocator`.
+unsafe impl MemoryResource for Heap {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        Allocator::allocate(self, layout)
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { Allocator::deallocate(self, ptr, layout) }
+    }
+}

@@ -1,0 +1,335 @@
+//! Segments and pages: the heap's memory and its metadata.
+//!
+//! A small segment is [`SEGMENT_SIZE`] bytes mapped at a multiple of
+//! [`SEGMENT_SIZE`]. Its first [`PAGE_SIZE`] bytes hold the [`Segment`]
+//! header (the rest of that page is never touched, so it costs no memory);
+//! each following page serves blocks of one size class. A block's segment
+//! is its address rounded down to [`SEGMENT_SIZE`] and its page the next
+//! [`PAGE_SHIFT`] bits, so a free needs no header per block.
+//!
+//! A large block (over [`SMALL_MAX`] bytes, or aligned beyond what a class
+//! gives) gets a segment of its own: the header first, the block at
+//! `PAGE_SIZE` (or at its alignment, if larger). A block aligned to a
+//! multiple of [`SEGMENT_SIZE`] would sit where its header belongs, so its
+//! header goes one segment before it; a block address that is itself a
+//! multiple of [`SEGMENT_SIZE`] names such a header (small blocks never
+//! start at offset 0: the header page comes first).
+
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use super::thread::ThreadHeap;
+use crate::classes::{class_of_size, class_size};
+use crate::os;
+
+pub(super) const SEGMENT_SHIFT: u32 = 22;
+/// Size and alignment of a small segment (4 MiB).
+pub(super) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
+pub(super) const PAGE_SHIFT: u32 = 16;
+/// Size of a page (64 KiB): every block of a page has the page's class.
+pub(super) const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
+/// Pages per small segment, the header's included.
+pub(super) const PAGES: usize = SEGMENT_SIZE / PAGE_SIZE;
+/// The largest block served from pages (32 KiB: at least two per page).
+pub(super) const SMALL_MAX: usize = 32 << 10;
+/// Size classes served from pages.
+pub(super) const SMALL_CLASSES: usize = class_of_size(SMALL_MAX) + 1;
+
+/// A free block: its first word links to the next.
+#[repr(C)]
+pub(super) struct Block {
+    pub(super) next: *mut Block,
+}
+
+/// One page of a small segment. All fields but `thread_free` belong to
+/// the segment's owner thread.
+pub(super) struct Page {
+    /// Free blocks the owner allocates from (and frees to).
+    pub(super) free: *mut Block,
+    /// Blocks handed out and not yet freed back to `free` (blocks freed by
+    /// other threads count until the owner collects them).
+    pub(super) used: u32,
+    /// Blocks carved from the page's memory so far, out of `capacity`.
+    pub(super) carved: u32,
+    pub(super) capacity: u32,
+    pub(super) class: u32,
+    pub(super) in_use: bool,
+    /// Touched since it was last purged (or mapped).
+    pub(super) dirty: bool,
+    /// Blocks freed by other threads: pushed with an atomic CAS, taken
+    /// whole by the owner (one swap).
+    pub(super) thread_free: AtomicPtr<Block>,
+    /// The owner's queue of pages of this class.
+    pub(super) next: *mut Page,
+    pub(super) prev: *mut Page,
+}
+
+/// What a segment holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// Pages of small blocks, owned by one thread heap.
+    Small,
+    /// One large block.
+    Large,
+}
+
+/// The header at the start of every segment.
+pub(super) struct Segment {
+    /// The thread heap whose thread may use the pages without atomics; null
+    /// while the segment is abandoned. Written by the owner (or an
+    /// adopter), read by every free.
+    pub(super) owner: AtomicPtr<ThreadHeap>,
+    pub(super) kind: Kind,
+    /// The mapping this segment lives in (for a large block with a huge
+    /// alignment, it starts before the header).
+    map: NonNull<u8>,
+    map_size: usize,
+    map_align: usize,
+    /// Large: the bytes usable from the block's start.
+    pub(super) large_size: usize,
+    /// Small: pages in use (the header page not counted).
+    pub(super) used_pages: usize,
+    /// The owner's list of segments, or the abandoned list.
+    pub(super) next: *mut Segment,
+    pub(super) pages: [Page; PAGES],
+}
+
+/// The segment header of any block this heap handed out.
+///
+/// # Safety
+/// `ptr` is a live block of this heap.
+#[inline(always)]
+pub(super) unsafe fn segment_of(ptr: *mut u8) -> *mut Segment {
+    let base = ptr.addr() & !(SEGMENT_SIZE - 1);
+    let base = if base == ptr.addr() { base - SEGMENT_SIZE } else { base };
+    ptr.with_addr(base).cast()
+}
+
+impl Segment {
+    /// Maps and initialises an empty small segment owned by `owner`.
+    pub(super) fn new_small(owner: *mut ThreadHeap) -> Option<NonNull<Segment>> {
+        let map = os::map(SEGMENT_SIZE, SEGMENT_SIZE)?;
+        let seg = map.cast::<Segment>();
+        // SAFETY: a fresh, zeroed mapping, larger than the header and
+        // aligned for it; zero is a valid `Page` (null lists, not in use).
+        unsafe { Self::init(seg, owner, Kind::Small, map, SEGMENT_SIZE, SEGMENT_SIZE, 0) };
+        Some(seg)
+    }
+
+    /// Writes the header fields (the pages are already zero).
+    ///
+    /// # Safety
+    /// `seg` is the start of a fresh zeroed header inside `map`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn init(
+        seg: NonNull<Segment>,
+        owner: *mut ThreadHeap,
+        kind: Kind,
+        map: NonNull<u8>,
+        map_size: usize,
+        map_align: usize,
+        large_size: usize,
+    ) {
+        let s = seg.as_ptr();
+        // SAFETY: the caller's contract; fields written in place, leaving
+        // the zeroed pages as they are.
+        unsafe {
+            (&raw mut (*s).owner).write(AtomicPtr::new(owner));
+            (&raw mut (*s).kind).write(kind);
+            (&raw mut (*s).map).write(map);
+            (&raw mut (*s).map_size).write(map_size);
+            (&raw mut (*s).map_align).write(map_align);
+            (&raw mut (*s).large_size).write(large_size);
+            (&raw mut (*s).used_pages).write(0);
+            (&raw mut (*s).next).write(ptr::null_mut());
+        }
+    }
+
+    /// Unmaps the segment.
+    ///
+    /// # Safety
+    /// Nothing in it is used any more.
+    pub(super) unsafe fn free(seg: *mut Segment) {
+        // SAFETY: the header is live until the unmap below.
+        let (map, size, align) = unsafe { ((*seg).map, (*seg).map_size, (*seg).map_align) };
+        // SAFETY: the caller's contract; `map` came from `os::map(size, align)`.
+        unsafe { os::unmap(map, size, align) }
+    }
+
+    /// The page a block of this small segment lies in.
+    ///
+    /// # Safety
+    /// `seg` is a live small segment and `ptr` lies in one of its pages.
+    #[inline(always)]
+    pub(super) unsafe fn page_of(seg: *mut Segment, ptr: *mut u8) -> *mut Page {
+        let index = (ptr.addr() - seg.addr()) >> PAGE_SHIFT;
+        // SAFETY: index < PAGES for an address inside the segment.
+        unsafe { (&raw mut (*seg).pages).cast::<Page>().add(index) }
+    }
+
+    /// The memory of page `index`.
+    fn page_area(seg: *mut Segment, index: usize) -> *mut u8 {
+        seg.cast::<u8>().wrapping_add(index * PAGE_SIZE)
+    }
+
+    /// Takes a free page of this segment for `class`, if there is one.
+    ///
+    /// # Safety
+    /// The caller owns `seg` (a small segment).
+    pub(super) unsafe fn take_page(seg: *mut Segment, class: usize) -> Option<*mut Page> {
+        // SAFETY: owner-only fields of a live segment.
+        unsafe {
+            if (*seg).used_pages == PAGES - 1 {
+                return None;
+            }
+            for index in 1..PAGES {
+                let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
+                if !(*page).in_use {
+                    let size = class_size(class);
+                    (*page).in_use = true;
+                    (*page).dirty = true;
+                    (*page).class = class as u32;
+                    (*page).capacity = (PAGE_SIZE / size) as u32;
+                    (*page).carved = 0;
+                    (*page).used = 0;
+                    (*page).free = ptr::null_mut();
+                    (*page).next = ptr::null_mut();
+                    (*page).prev = ptr::null_mut();
+                    (*seg).used_pages += 1;
+                    return Some(page);
+                }
+            }
+        }
+        None
+    }
+
+    /// Gives page `page` back to its segment; returns whether the segment
+    /// is now empty.
+    ///
+    /// # Safety
+    /// The caller owns the segment; no block of the page is live, and the
+    /// page is in no queue.
+    pub(super) unsafe fn release_page(seg: *mut Segment, page: *mut Page) -> bool {
+        // SAFETY: owner-only fields of a live segment.
+        unsafe {
+            (*page).in_use = false;
+            (*page).free = ptr::null_mut();
+            (*seg).used_pages -= 1;
+            (*seg).used_pages == 0
+        }
+    }
+
+    /// Hands the memory of the free, touched pages back to the OS; returns
+    /// the bytes.
+    ///
+    /// # Safety
+    /// The caller owns the small segment `seg`.
+    pub(super) unsafe fn purge_free_pages(seg: *mut Segment) -> usize {
+        let mut released = 0;
+        for index in 1..PAGES {
+            // SAFETY: owner-only fields; a free page holds no live block.
+            unsafe {
+                let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
+                if !(*page).in_use && (*page).dirty {
+                    released += os::purge(Self::page_area(seg, index), PAGE_SIZE);
+                    (*page).dirty = false;
+                }
+            }
+        }
+        released
+    }
+
+    /// Carves more of `page`'s memory into its free list: up to one OS
+    /// page's worth of blocks (at least one), so memory is touched as it is
+    /// needed. Returns false if the page is fully carved.
+    ///
+    /// # Safety
+    /// The caller owns the page, a page in use of the live segment `seg`.
+    pub(super) unsafe fn carve(seg: *mut Segment, page: *mut Page) -> bool {
+        // SAFETY: owner-only fields; the blocks lie inside the page's memory.
+        unsafe {
+            let (carved, capacity) = ((*page).carved as usize, (*page).capacity as usize);
+            if carved == capacity {
+                return false;
+            }
+            let size = class_size((*page).class as usize);
+            let count = (4096 / size).clamp(1, capacity - carved);
+            let index = (page.addr() - (&raw mut (*seg).pages).addr()) / size_of::<Page>();
+            let area = Self::page_area(seg, index);
+            let mut next = (*page).free;
+            for i in (carved..carved + count).rev() {
+                let block = area.wrapping_add(i * size).cast::<Block>();
+                (*block).next = next;
+                next = block;
+            }
+            (*page).free = next;
+            (*page).carved = (carved + count) as u32;
+        }
+        true
+    }
+
+    /// Moves the blocks other threads freed into `free`; returns how many.
+    ///
+    /// # Safety
+    /// The caller owns the page.
+    pub(super) unsafe fn collect(page: *mut Page) -> u32 {
+        // SAFETY: `thread_free` is atomic; the other fields are the owner's.
+        unsafe {
+            let mut list = (*page).thread_free.swap(ptr::null_mut(), Ordering::Acquire);
+            let mut n = 0;
+            while !list.is_null() {
+                let next = (*list).next;
+                (*list).next = (*page).free;
+                (*page).free = list;
+                list = next;
+                n += 1;
+            }
+            (*page).used -= n;
+            n
+        }
+    }
+
+    /// Pushes a block freed by a thread that does not own its segment.
+    ///
+    /// # Safety
+    /// `block` is a live block of `page`, given up by the caller.
+    #[inline]
+    pub(super) unsafe fn free_remote(page: *mut Page, block: *mut Block) {
+        // SAFETY: `thread_free` is atomic and lives as long as the segment,
+        // which cannot be freed while this block counts as used.
+        let list = unsafe { &(*page).thread_free };
+        let mut head = list.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the block is ours to write until the push publishes it.
+            unsafe { (*block).next = head };
+            match list.compare_exchange_weak(head, block, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Maps a segment holding one large block for `layout`; returns the block.
+    pub(super) fn new_large(layout: Layout) -> Option<NonNull<u8>> {
+        let page = os::page_size();
+        let align = layout.align();
+        let (offset, map_align, header_at) = if align < SEGMENT_SIZE {
+            (align.max(PAGE_SIZE), SEGMENT_SIZE, 0)
+        } else {
+            (align, align, align - SEGMENT_SIZE)
+        };
+        let size = offset.checked_add(layout.size().max(1))?.checked_next_multiple_of(page)?;
+        if size > isize::MAX as usize {
+            return None;
+        }
+        let map = os::map(size, map_align)?;
+        let seg = map.as_ptr().wrapping_add(header_at).cast::<Segment>();
+        // SAFETY: the header's place is fresh zeroed memory of the mapping,
+        // aligned to SEGMENT_SIZE and followed by at least the block.
+        unsafe {
+            Self::init(NonNull::new_unchecked(seg), ptr::null_mut(), Kind::Large, map, size, map_align, size - offset)
+        };
+        NonNull::new(map.as_ptr().wrapping_add(offset))
+    }
+}

@@ -1,0 +1,472 @@
+//! Thread heaps: each thread's page queues, found through a thread-local.
+//!
+//! A thread's first allocation takes a [`ThreadHeap`] record (reused from
+//! threads that exited, or mapped from the OS: never from the global
+//! allocator) and registers a thread-local destructor. When the thread
+//! exits, its segments are *abandoned*: their owner is cleared and they go
+//! to a global list, with whatever blocks are still live in them, and the
+//! next thread that needs a page adopts one. Until then, frees into them
+//! (from any thread) are atomic pushes, like every free from a thread that
+//! does not own the segment. After its thread-locals are gone a thread
+//! allocates from the *orphan* heap, one shared heap behind a lock.
+//!
+//! `LOCAL` always points at a valid record: [`EMPTY`] (no pages; owns no
+//! segment) before the first allocation and after the thread's teardown,
+//! so the fast paths need no null check: an allocation finds no page and
+//! takes the slow path, a free finds that its segment is not `EMPTY`'s.
+
+use core::cell::{Cell, UnsafeCell};
+use core::ptr::{self, NonNull};
+use core::sync::atomic::Ordering;
+use std::sync::{Mutex, PoisonError};
+
+use super::segment::{Block, Page, SMALL_CLASSES, Segment};
+use crate::os;
+
+/// A queue of the pages of one class; the head is where allocation looks.
+#[derive(Clone, Copy)]
+struct Queue {
+    head: *mut Page,
+    tail: *mut Page,
+    len: usize,
+}
+
+/// One thread's heap: a page queue per class and the segments it owns.
+#[repr(C)]
+pub(crate) struct ThreadHeap {
+    queues: [Queue; SMALL_CLASSES],
+    /// Small segments this heap owns (linked through `Segment::next`).
+    segments: *mut Segment,
+    /// One empty segment kept for reuse instead of a map/unmap pair.
+    spare: *mut Segment,
+    /// The registry's list of unused records.
+    next_unused: *mut ThreadHeap,
+}
+
+/// The record of a thread without a heap (see the module doc).
+struct Empty(UnsafeCell<ThreadHeap>);
+// SAFETY: nothing ever writes to `EMPTY`: its queues are empty, so no fast
+// path writes through it, and slow paths check for it first.
+unsafe impl Sync for Empty {}
+static EMPTY: Empty = Empty(UnsafeCell::new(ThreadHeap::new()));
+
+fn empty() -> *mut ThreadHeap {
+    EMPTY.0.get()
+}
+
+std::thread_local! {
+    /// This thread's heap (or `EMPTY`).
+    static LOCAL: Cell<*mut ThreadHeap> = const { Cell::new(EMPTY.0.get()) };
+    /// 0: no heap yet; 1: a heap; 2: torn down.
+    static STATE: Cell<u8> = const { Cell::new(0) };
+    /// Dropped at thread exit: abandons the heap.
+    static EXIT: Exit = const { Exit };
+}
+
+/// The thread's heap record for the fast paths (`EMPTY` if it has none).
+#[inline(always)]
+pub(super) fn local() -> *mut ThreadHeap {
+    LOCAL.with(Cell::get)
+}
+
+/// Records of exited threads, for reuse.
+struct Unused(*mut ThreadHeap);
+// SAFETY: the records are plain memory handed between threads under the lock.
+unsafe impl Send for Unused {}
+static UNUSED: Mutex<Unused> = Mutex::new(Unused(ptr::null_mut()));
+
+/// Segments whose thread exited while blocks in them were live.
+struct Abandoned(*mut Segment);
+// SAFETY: as for `Unused`.
+unsafe impl Send for Abandoned {}
+static ABANDONED: Mutex<Abandoned> = Mutex::new(Abandoned(ptr::null_mut()));
+
+/// The heap of threads whose thread-locals are gone.
+struct Orphan(*mut ThreadHeap);
+// SAFETY: used only under its lock.
+unsafe impl Send for Orphan {}
+static ORPHAN: Mutex<Orphan> = Mutex::new(Orphan(ptr::null_mut()));
+
+struct Exit;
+
+impl Drop for Exit {
+    fn drop(&mut self) {
+        let heap = LOCAL.with(Cell::get);
+        LOCAL.with(|l| l.set(empty()));
+        STATE.with(|s| s.set(2));
+        if heap != empty() {
+            // SAFETY: the record was this thread's, and the thread is done
+            // with it (LOCAL no longer names it).
+            unsafe { abandon(heap) };
+        }
+    }
+}
+
+impl ThreadHeap {
+    const fn new() -> Self {
+        ThreadHeap {
+            queues: [Queue { head: ptr::null_mut(), tail: ptr::null_mut(), len: 0 }; SMALL_CLASSES],
+            segments: ptr::null_mut(),
+            spare: ptr::null_mut(),
+            next_unused: ptr::null_mut(),
+        }
+    }
+
+    /// Pops a block of `class` from the head page: the allocation fast path.
+    ///
+    /// # Safety
+    /// `heap` is this thread's record (or `EMPTY`).
+    #[inline(always)]
+    pub(super) unsafe fn pop(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
+        // SAFETY: the thread's own record; pages in its queues are its own.
+        unsafe {
+            let page = (*heap).queues.get_unchecked(class).head;
+            if page.is_null() {
+                return None;
+            }
+            let block = (*page).free;
+            if block.is_null() {
+                return None;
+            }
+            (*page).free = (*block).next;
+            (*page).used += 1;
+            Some(NonNull::new_unchecked(block.cast()))
+        }
+    }
+}
+
+/// Allocates a block of `class` when the head page has none.
+///
+/// # Safety
+/// `heap` is this thread's record (or `EMPTY`).
+#[inline(never)]
+pub(super) unsafe fn allocate_slow(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
+    if heap == empty() {
+        return match STATE.with(Cell::get) {
+            // SAFETY: a fresh record for this thread.
+            0 => unsafe { allocate_slow(attach()?, class) },
+            _ => {
+                let mut orphan = ORPHAN.lock().unwrap_or_else(PoisonError::into_inner);
+                if orphan.0.is_null() {
+                    orphan.0 = new_record()?;
+                }
+                // SAFETY: the orphan heap is used only under its lock.
+                unsafe { refill(orphan.0, class) }
+            }
+        };
+    }
+    // SAFETY: this thread's record.
+    unsafe { refill(heap, class) }
+}
+
+/// Makes this thread's heap record.
+fn attach() -> Option<*mut ThreadHeap> {
+    let heap = {
+        let mut unused = UNUSED.lock().unwrap_or_else(PoisonError::into_inner);
+        let heap = unused.0;
+        if !heap.is_null() {
+            // SAFETY: a record on the unused list is ours to take.
+            unused.0 = unsafe { (*heap).next_unused };
+        }
+        heap
+    };
+    let heap = if heap.is_null() { new_record()? } else { heap };
+    LOCAL.with(|l| l.set(heap));
+    STATE.with(|s| s.set(1));
+    // Registering the destructor may allocate (through this heap: LOCAL is
+    // set, so that is an ordinary allocation).
+    EXIT.with(|_| ());
+    Some(heap)
+}
+
+/// Maps a fresh, empty record.
+fn new_record() -> Option<*mut ThreadHeap> {
+    let size = size_of::<ThreadHeap>().next_multiple_of(os::page_size());
+    let record = os::map(size, os::page_size())?.cast::<ThreadHeap>().as_ptr();
+    // SAFETY: fresh memory, large and aligned enough.
+    unsafe { record.write(ThreadHeap::new()) };
+    Some(record)
+}
+
+/// Finds a block for `class`: collects frees into the head page, tries a
+/// few more pages of the class, then takes a fresh page.
+///
+/// # Safety
+/// The caller has exclusive use of `heap`.
+unsafe fn refill(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
+    /// Pages looked at before a fresh one is taken.
+    const SCAN: usize = 8;
+    // SAFETY: the caller's exclusive use of `heap` and its pages.
+    unsafe {
+        let queue = &raw mut (*heap).queues[class];
+        for _ in 0..SCAN.min((*queue).len) {
+            let page = (*queue).head;
+            Segment::collect(page);
+            if (*page).free.is_null() {
+                Segment::carve(segment_of_page(page), page);
+            }
+            if let Some(block) = ThreadHeap::pop(heap, class) {
+                return Some(block);
+            }
+            // Full: to the back, and look at the next.
+            if (*queue).len > 1 {
+                unlink(queue, page);
+                push_back(queue, page);
+            }
+        }
+        let page = fresh_page(heap, class)?;
+        push_front(queue, page);
+        Segment::carve(segment_of_page(page), page);
+        ThreadHeap::pop(heap, class)
+    }
+}
+
+/// The segment a page metadata record belongs to.
+fn segment_of_page(page: *mut Page) -> *mut Segment {
+    // The page records live in the segment's header page.
+    page.with_addr(page.addr() & !(super::segment::SEGMENT_SIZE - 1)).cast()
+}
+
+/// A free page for `class` from the heap's segments, its spare, an
+/// abandoned segment (adopted), or a new segment.
+///
+/// # Safety
+/// The caller has exclusive use of `heap`.
+unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Option<*mut Page> {
+    // SAFETY: the caller's exclusive use; segments in the list are ours.
+    unsafe {
+        let mut seg = (*heap).segments;
+        while !seg.is_null() {
+            if let Some(page) = Segment::take_page(seg, class) {
+                return Some(page);
+            }
+            seg = (*seg).next;
+        }
+        let seg = if !(*heap).spare.is_null() {
+            core::mem::replace(&mut (*heap).spare, ptr::null_mut())
+        } else if let Some(seg) = adopt(heap) {
+            seg
+        } else {
+            Segment::new_small(heap)?.as_ptr()
+        };
+        (*seg).next = (*heap).segments;
+        (*heap).segments = seg;
+        if let Some(page) = Segment::take_page(seg, class) {
+            return Some(page);
+        }
+        // An adopted segment may be full: a new one then.
+        let seg = Segment::new_small(heap)?.as_ptr();
+        (*seg).next = (*heap).segments;
+        (*heap).segments = seg;
+        Segment::take_page(seg, class)
+    }
+}
+
+/// Takes an abandoned segment, makes `heap` its owner and queues its pages.
+///
+/// # Safety
+/// The caller has exclusive use of `heap`.
+unsafe fn adopt(heap: *mut ThreadHeap) -> Option<*mut Segment> {
+    let seg = {
+        let mut abandoned = ABANDONED.lock().unwrap_or_else(PoisonError::into_inner);
+        let seg = abandoned.0;
+        if seg.is_null() {
+            return None;
+        }
+        // SAFETY: segments on the list are ours to take under the lock.
+        abandoned.0 = unsafe { (*seg).next };
+        seg
+    };
+    // SAFETY: the segment is now only ours: no thread owns it, and frees
+    // from others only push to `thread_free`.
+    unsafe {
+        (*seg).owner.store(heap, Ordering::Relaxed);
+        (*seg).next = ptr::null_mut();
+        for index in 1..super::segment::PAGES {
+            let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
+            if !(*page).in_use {
+                continue;
+            }
+            Segment::collect(page);
+            if (*page).used == 0 {
+                Segment::release_page(seg, page);
+            } else {
+                push_back(&raw mut (*heap).queues[(*page).class as usize], page);
+            }
+        }
+    }
+    Some(seg)
+}
+
+/// Frees a block of a segment this thread owns.
+///
+/// # Safety
+/// `heap` is this thread's record and owns `seg`; `ptr` is a live block of
+/// `page`.
+#[inline(always)]
+pub(super) unsafe fn free_local(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page, ptr: *mut u8) {
+    // SAFETY: the caller's contract: owner-only fields of our own page.
+    unsafe {
+        let block = ptr.cast::<Block>();
+        (*block).next = (*page).free;
+        (*page).free = block;
+        (*page).used -= 1;
+        if (*page).used == 0 {
+            retire(heap, seg, page);
+        }
+    }
+}
+
+/// A page has no live block: give it back to its segment unless it is the
+/// only page of its class, and the segment back to the OS once it is empty
+/// (keeping one spare).
+///
+/// # Safety
+/// As for [`free_local`]; the page has no live block.
+#[inline(never)]
+unsafe fn retire(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let queue = &raw mut (*heap).queues[(*page).class as usize];
+        if (*queue).len <= 1 {
+            return;
+        }
+        unlink(queue, page);
+        if Segment::release_page(seg, page) {
+            // Out of the heap's list.
+            let mut link = &raw mut (*heap).segments;
+            while *link != seg {
+                link = &raw mut (**link).next;
+            }
+            *link = (*seg).next;
+            if (*heap).spare.is_null() {
+                (*heap).spare = seg;
+            } else {
+                Segment::free(seg);
+            }
+        }
+    }
+}
+
+/// Gives the calling thread's free pages back to the OS, and its spare
+/// segment; returns the bytes.
+pub(super) fn purge_local() -> usize {
+    let heap = local();
+    if heap == empty() {
+        return 0;
+    }
+    // SAFETY: this thread's record, used only by this thread.
+    unsafe {
+        let mut released = 0;
+        let mut seg = (*heap).segments;
+        while !seg.is_null() {
+            released += Segment::purge_free_pages(seg);
+            seg = (*seg).next;
+        }
+        let spare = core::mem::replace(&mut (*heap).spare, ptr::null_mut());
+        if !spare.is_null() {
+            released += Segment::purge_free_pages(spare);
+            Segment::free(spare);
+        }
+        released
+    }
+}
+
+/// The thread is gone: free the empty segments, abandon the others, and
+/// give the record back.
+///
+/// # Safety
+/// `heap` was the exiting thread's record and nothing uses it any more.
+unsafe fn abandon(heap: *mut ThreadHeap) {
+    // SAFETY: the record and its segments are exclusively ours now.
+    unsafe {
+        let mut seg = (*heap).segments;
+        while !seg.is_null() {
+            let next = (*seg).next;
+            let mut live = false;
+            for index in 1..super::segment::PAGES {
+                let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
+                if (*page).in_use {
+                    Segment::collect(page);
+                    if (*page).used == 0 {
+                        Segment::release_page(seg, page);
+                    } else {
+                        live = true;
+                    }
+                }
+            }
+            if live {
+                (*seg).owner.store(ptr::null_mut(), Ordering::Release);
+                let mut abandoned = ABANDONED.lock().unwrap_or_else(PoisonError::into_inner);
+                (*seg).next = abandoned.0;
+                abandoned.0 = seg;
+            } else {
+                Segment::free(seg);
+            }
+            seg = next;
+        }
+        if !(*heap).spare.is_null() {
+            Segment::free((*heap).spare);
+        }
+        heap.write(ThreadHeap::new());
+        let mut unused = UNUSED.lock().unwrap_or_else(PoisonError::into_inner);
+        (*heap).next_unused = unused.0;
+        unused.0 = heap;
+    }
+}
+
+/// # Safety
+/// `page` is in no queue; the caller has exclusive use of the queue.
+unsafe fn push_front(queue: *mut Queue, page: *mut Page) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        (*page).prev = ptr::null_mut();
+        (*page).next = (*queue).head;
+        if (*queue).head.is_null() {
+            (*queue).tail = page;
+        } else {
+            (*(*queue).head).prev = page;
+        }
+        (*queue).head = page;
+        (*queue).len += 1;
+    }
+}
+
+/// # Safety
+/// As for [`push_front`].
+unsafe fn push_back(queue: *mut Queue, page: *mut Page) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        (*page).next = ptr::null_mut();
+        (*page).prev = (*queue).tail;
+        if (*queue).tail.is_null() {
+            (*queue).head = page;
+        } else {
+            (*(*queue).tail).next = page;
+        }
+        (*queue).tail = page;
+        (*queue).len += 1;
+    }
+}
+
+/// # Safety
+/// `page` is in `queue`; the caller has exclusive use of it.
+unsafe fn unlink(queue: *mut Queue, page: *mut Page) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let (prev, next) = ((*page).prev, (*page).next);
+        if prev.is_null() {
+            (*queue).head = next;
+        } else {
+            (*prev).next = next;
+        }
+        if next.is_null() {
+            (*queue).tail = prev;
+        } else {
+            (*next).prev = prev;
+        }
+        (*page).prev = ptr::null_mut();
+        (*page).next = ptr::null_mut();
+        (*queue).len -= 1;
+    }
+}

@@ -1,0 +1,187 @@
+//! `memres::Heap` single-threaded: the allocation matrix, reuse, large and
+//! over-aligned blocks, realloc, bad input, and the collections (runs under
+//! Miri). Threads are in `tests/heap_threads`, the heap as the global
+//! allocator in `tests/heap_global`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use core::alloc::{GlobalAlloc, Layout};
+
+use allocator_api2::alloc::Allocator;
+use allocator_api2::vec::Vec;
+use memres::{Heap, MemoryResource};
+use support::{Blocks, layout_matrix, scaled};
+
+#[test]
+fn every_layout_is_aligned_writable_and_disjoint() {
+    let mut blocks = Blocks::default();
+    for layout in layout_matrix(5000) {
+        blocks.add(Allocator::allocate(&Heap, layout).unwrap(), layout);
+    }
+    blocks.verify();
+    for (ptr, layout, _) in blocks.take() {
+        // SAFETY: allocated above with `layout`.
+        unsafe { Allocator::deallocate(&Heap, ptr, layout) };
+    }
+}
+
+#[test]
+fn large_and_highly_aligned_blocks() {
+    let mut blocks = Blocks::default();
+    let big = if cfg!(miri) { 1 << 20 } else { 16 << 20 };
+    for (size, align) in [(40_000, 8), (1 << 20, 8), (big, 16), (100, 8192), (100, 64 << 10), (5000, 1 << 20)] {
+        let layout = Layout::from_size_align(size, align).unwrap();
+        blocks.add(Allocator::allocate(&Heap, layout).unwrap(), layout);
+    }
+    // Alignments of a segment and beyond (the header goes before the block).
+    if !cfg!(miri) {
+        for align in [4 << 20, 8 << 20] {
+            let layout = Layout::from_size_align(1000, align).unwrap();
+            blocks.add(Allocator::allocate(&Heap, layout).unwrap(), layout);
+        }
+    }
+    blocks.verify();
+    for (ptr, layout, _) in blocks.take() {
+        // SAFETY: allocated above with `layout`.
+        unsafe { Allocator::deallocate(&Heap, ptr, layout) };
+    }
+}
+
+#[test]
+fn freed_blocks_are_reused() {
+    let layout = Layout::from_size_align(48, 8).unwrap();
+    let a = Allocator::allocate(&Heap, layout).unwrap().cast::<u8>();
+    // SAFETY: allocated just above.
+    unsafe { Allocator::deallocate(&Heap, a, layout) };
+    let b = Allocator::allocate(&Heap, layout).unwrap().cast::<u8>();
+    assert_eq!(a, b, "the freed block is the next one handed out");
+    // SAFETY: allocated just above.
+    unsafe { Allocator::deallocate(&Heap, b, layout) };
+}
+
+#[test]
+fn churn_keeps_contents_and_memory_bounded() {
+    // Random replacements among live blocks of many sizes: contents survive,
+    // and the mapped memory does not grow with the number of rounds.
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut live: std::vec::Vec<Option<(core::ptr::NonNull<u8>, Layout, u8)>> = vec![None; 500];
+    let mut round = |i: usize, next: &mut dyn FnMut() -> u64| {
+        let slot = &mut live[(next() % 500) as usize];
+        if let Some((p, layout, tag)) = slot.take() {
+            // SAFETY: a live block of `layout`, written with `tag`.
+            unsafe {
+                assert!(core::slice::from_raw_parts(p.as_ptr(), layout.size()).iter().all(|&b| b == tag));
+                Allocator::deallocate(&Heap, p, layout);
+            }
+        }
+        let size = 1 + (next() % if i % 50 == 0 { 60_000 } else { 600 }) as usize;
+        let layout = Layout::from_size_align(size, 1 << (next() % 5)).unwrap();
+        let p = Allocator::allocate(&Heap, layout).unwrap().cast::<u8>();
+        let tag = i as u8;
+        // SAFETY: a fresh block of `size` bytes.
+        unsafe { p.as_ptr().write_bytes(tag, size) };
+        *slot = Some((p, layout, tag));
+    };
+    for i in 0..scaled(20_000) {
+        round(i, &mut next);
+    }
+    let mapped = Heap::stats().mapped;
+    for i in 0..scaled(60_000) {
+        round(i, &mut next);
+    }
+    // Other tests run in parallel threads: allow them some room.
+    assert!(Heap::stats().mapped <= mapped + (64 << 20), "{} vs {mapped}", Heap::stats().mapped);
+    for (p, layout, _) in live.into_iter().flatten() {
+        // SAFETY: live blocks of `layout`.
+        unsafe { Allocator::deallocate(&Heap, p, layout) };
+    }
+}
+
+#[test]
+fn realloc_keeps_contents_and_grows_in_place_within_a_class() {
+    let layout = Layout::from_size_align(100, 8).unwrap();
+    // SAFETY: a valid layout; every pointer below is live where used.
+    unsafe {
+        let p = Heap.alloc(layout);
+        p.write_bytes(7, 100);
+        let q = Heap.realloc(p, layout, 104); // same class (104 bytes)
+        assert_eq!(p, q);
+        let r = Heap.realloc(q, Layout::from_size_align(104, 8).unwrap(), 100_000);
+        assert!(core::slice::from_raw_parts(r, 100).iter().all(|&b| b == 7));
+        let s = Heap.realloc(r, Layout::from_size_align(100_000, 8).unwrap(), 20);
+        assert!(core::slice::from_raw_parts(s, 20).iter().all(|&b| b == 7));
+        Heap.dealloc(s, Layout::from_size_align(20, 8).unwrap());
+        let z = Heap.alloc_zeroed(Layout::from_size_align(4000, 8).unwrap());
+        assert!(core::slice::from_raw_parts(z, 4000).iter().all(|&b| b == 0));
+        Heap.dealloc(z, Layout::from_size_align(4000, 8).unwrap());
+    }
+}
+
+#[test]
+fn bad_input_fails_cleanly_and_the_heap_stays_usable() {
+    // Sizes near isize::MAX, with and without alignment: an error, no overflow.
+    for align in [1, 8, 4096, 1 << 20] {
+        let layout = Layout::from_size_align(isize::MAX as usize - align + 1, align).unwrap();
+        assert!(Allocator::allocate(&Heap, layout).is_err(), "align {align}");
+        // SAFETY: a valid layout; null is the failure.
+        assert!(unsafe { Heap.alloc(layout) }.is_null());
+    }
+    // Zero sizes: dangling but aligned through `Allocator`; a real block
+    // through `GlobalAlloc`'s callers never asking for zero.
+    let zero = Layout::from_size_align(0, 64).unwrap();
+    let z = Allocator::allocate(&Heap, zero).unwrap();
+    assert_eq!(z.cast::<u8>().as_ptr().addr() % 64, 0);
+    // SAFETY: allocated just above with `zero`.
+    unsafe { Allocator::deallocate(&Heap, z.cast(), zero) };
+    let mut v = Vec::new_in(Heap);
+    v.extend(0..100u8);
+    assert_eq!(v.len(), 100);
+}
+
+#[test]
+fn collections_and_memory_resource() {
+    let mut map = hashbrown::HashMap::new_in(Heap);
+    for i in 0..scaled(10_000) {
+        map.insert(i, i.to_string());
+    }
+    assert_eq!(map[&7], "7");
+    let mut v: Vec<Vec<u64, Heap>, Heap> = Vec::new_in(Heap);
+    for i in 0..scaled(1000) as u64 {
+        let mut inner = Vec::new_in(Heap);
+        inner.extend(0..i % 50);
+        v.push(inner);
+    }
+    assert_eq!(v.iter().map(|x| x.len()).sum::<usize>(), (0..scaled(1000)).map(|i| i % 50).sum());
+    // As an upstream of the other resources.
+    let arena = memres::Monotonic::new_in(Heap);
+    let mut w = Vec::new_in(&arena);
+    w.extend(0..scaled(100_000) as u32);
+    let block = MemoryResource::allocate(&Heap, Layout::new::<[u64; 4]>()).unwrap();
+    // SAFETY: allocated just above.
+    unsafe { MemoryResource::deallocate(&Heap, block.cast(), Layout::new::<[u64; 4]>()) };
+}
+
+#[test]
+fn purge_hands_free_pages_back() {
+    // Fill pages of a class no other test here uses, free them all: the
+    // pages (but the one kept for the class) become free and dirty.
+    let layout = Layout::from_size_align(12_000, 8).unwrap();
+    let blocks: std::vec::Vec<_> = (0..scaled(200)).map(|_| Allocator::allocate(&Heap, layout).unwrap()).collect();
+    for b in blocks {
+        // SAFETY: allocated above with `layout`.
+        unsafe { Allocator::deallocate(&Heap, b.cast(), layout) };
+    }
+    assert!(Heap::purge() > 0, "free pages were purged");
+    assert_eq!(Heap::purge(), 0, "nothing left to purge");
+    // The heap is usable after a purge, and purged pages read as zero.
+    let z = Allocator::allocate_zeroed(&Heap, layout).unwrap();
+    // SAFETY: a fresh block of `layout.size()` bytes.
+    unsafe { Allocator::deallocate(&Heap, z.cast(), layout) };
+}
