@@ -37,6 +37,7 @@ struct SyncPoolCore;
 std::unique_ptr<std::pmr::memory_resource> monotonic_view(std::uint8_t* bump, rust::Box<ViewTarget> target);
 std::unique_ptr<std::pmr::memory_resource> unsync_pool_view(std::uint8_t* heads, std::size_t largest,
                                                             rust::Box<ViewTarget> target);
+std::unique_ptr<std::pmr::memory_resource> plain_view(rust::Box<ViewTarget> target);
 std::unique_ptr<std::pmr::memory_resource> sync_pool_view(const std::uint8_t* key, std::size_t largest,
                                                           rust::Box<ViewTarget> target);
 

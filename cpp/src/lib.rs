@@ -97,6 +97,13 @@ mod ffi {
     }
 
     extern "Rust" {
+        fn heap_allocate(size: usize, align: usize) -> *mut u8;
+        unsafe fn heap_deallocate(ptr: *mut u8, size: usize, align: usize);
+        fn heap_purge() -> usize;
+        fn heap_mapped() -> usize;
+    }
+
+    extern "Rust" {
         type ViewTarget;
 
         fn object(self: &ViewTarget) -> *const u8;
@@ -132,6 +139,8 @@ mod ffi {
             largest: usize,
             target: Box<ViewTarget>,
         ) -> UniquePtr<memory_resource>;
+        /// A C++ view of a Rust resource with no inline fast path (the `Heap`).
+        fn plain_view(target: Box<ViewTarget>) -> UniquePtr<memory_resource>;
         /// A C++ view of a Rust `SyncPool`.
         unsafe fn sync_pool_view(key: *const u8, largest: usize, target: Box<ViewTarget>)
         -> UniquePtr<memory_resource>;
@@ -480,6 +489,31 @@ impl SyncPoolCore {
     fn bytes_held(&self) -> usize {
         self.0.bytes_held()
     }
+}
+
+/// `memres::heap_resource()`'s allocate: null on failure (C++ throws).
+fn heap_allocate(size: usize, align: usize) -> *mut u8 {
+    // Distinct pointers for zero-byte requests, as std's resources give.
+    allocate_raw(&memres::Heap, size.max(1), align)
+}
+
+/// `memres::heap_resource()`'s deallocate.
+///
+/// # Safety
+/// `ptr` came from [`heap_allocate`] with this size and alignment.
+unsafe fn heap_deallocate(ptr: *mut u8, size: usize, align: usize) {
+    if let Some((ptr, layout)) = block_of(ptr, size.max(1), align) {
+        // SAFETY: the caller's contract.
+        unsafe { MemoryResource::deallocate(&memres::Heap, ptr, layout) }
+    }
+}
+
+fn heap_purge() -> usize {
+    memres::Heap::purge()
+}
+
+fn heap_mapped() -> usize {
+    memres::Heap::stats().mapped
 }
 
 /// The calling thread's cache hint (see `SyncPool::cache_hint`).

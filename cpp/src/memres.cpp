@@ -199,7 +199,43 @@ const void* view_object(const view_target* target) noexcept { return target_of(t
 
 }  // namespace memres::detail
 
+namespace memres {
+namespace {
+
+// memres::heap_resource(): each call goes straight to the Rust heap.
+class heap_resource_impl final : public std::pmr::memory_resource {
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    detail::check_alignment("memres::heap_resource()", alignment);
+    if (void* p = ffi::heap_allocate(bytes, alignment)) return p;
+    throw std::bad_alloc();
+  }
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+    ffi::heap_deallocate(static_cast<std::uint8_t*>(p), bytes, alignment);
+  }
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+};
+
+}  // namespace
+
+std::pmr::memory_resource* heap_resource() noexcept {
+  // Built in place and never destroyed, so it outlives every static that
+  // may use it during exit (as new_delete_resource() does).
+  alignas(heap_resource_impl) static unsigned char storage[sizeof(heap_resource_impl)];
+  static heap_resource_impl* const resource = new (storage) heap_resource_impl();
+  return resource;
+}
+
+heap_stats get_heap_stats() noexcept { return heap_stats{ffi::heap_mapped()}; }
+
+std::size_t heap_purge() noexcept { return ffi::heap_purge(); }
+
+}  // namespace memres
+
 namespace memres::ffi {
+
+std::unique_ptr<std::pmr::memory_resource> plain_view(rust::Box<ViewTarget> target) {
+  return std::make_unique<detail::plain_view>(detail::into_target(std::move(target)));
+}
 
 std::unique_ptr<std::pmr::memory_resource> monotonic_view(std::uint8_t* bump, rust::Box<ViewTarget> target) {
   return std::make_unique<detail::monotonic_view>(reinterpret_cast<detail::bump_state*>(bump),

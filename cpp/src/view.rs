@@ -31,7 +31,7 @@ use core::ptr::NonNull;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use cxx::UniquePtr;
-use memres::{AllocError, MemoryResource, Monotonic, SyncPool, UnsyncPool};
+use memres::{AllocError, Heap, MemoryResource, Monotonic, SyncPool, UnsyncPool};
 
 use crate::ffi;
 
@@ -145,6 +145,21 @@ where
 
 /// The erased `allocate` of a [`ViewTarget`]: the object, then the request.
 type ErasedAllocate = unsafe fn(*const (), Layout) -> Result<NonNull<[u8]>, AllocError>;
+
+impl sealed::Sealed for Heap {}
+impl Viewable for Heap {
+    fn make_view(&self) -> UniquePtr<ffi::memory_resource> {
+        // `Heap` is a unit struct: every value is the one heap, so views
+        // name one static value and compare equal.
+        static THE_HEAP: Heap = Heap;
+        ffi::plain_view(ViewTarget::new(&THE_HEAP))
+    }
+
+    unsafe fn view_free(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's contract.
+        unsafe { MemoryResource::deallocate(self, ptr, layout) }
+    }
+}
 
 /// A Rust resource with its type erased: what a C++ view's slow paths call.
 pub struct ViewTarget {

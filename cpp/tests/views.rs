@@ -176,3 +176,17 @@ fn only_cxx_created_memres_resources_downcast_to_rust_types() {
     let view = CxxView::of(&arena);
     assert!(through_cxx(&view).as_monotonic().is_none());
 }
+
+#[test]
+fn the_heap_goes_to_cxx_as_a_view_and_views_of_it_are_equal() {
+    let (a, b) = (CxxView::of(&memres::Heap), CxxView::of(&memres::Heap));
+    exercise(through_cxx(&a));
+    // A block from one view may be freed through the other (is_equal in C++).
+    let layout = Layout::from_size_align(4000, 64).unwrap();
+    let block = MemoryResource::allocate(&through_cxx(&a), layout).unwrap().cast::<u8>();
+    // SAFETY: both views are the one heap.
+    unsafe { MemoryResource::deallocate(&through_cxx(&b), block, layout) };
+    let mut v = Vec::new_in(through_cxx(&b));
+    v.extend(0..10_000u32);
+    assert_eq!(v.iter().map(|&x| u64::from(x)).sum::<u64>(), 49_995_000);
+}

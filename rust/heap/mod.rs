@@ -189,25 +189,13 @@ unsafe impl GlobalAlloc for Heap {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` is live (the caller's contract).
-        let usable = unsafe { Heap::usable_size(ptr) };
-        // In place when the block already has room and is not much too big.
-        if new_size <= usable && new_size >= usable / 2 {
-            return ptr;
-        }
-        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+        let Ok(new) = Layout::from_size_align(new_size, layout.align()) else {
             return core::ptr::null_mut();
         };
-        let Some(new) = Heap::alloc_block(new_layout) else {
-            return core::ptr::null_mut();
-        };
-        // SAFETY: both blocks are live and distinct; the old one holds
-        // `layout.size()` initialised bytes (the caller's contract).
-        unsafe {
-            core::ptr::copy_nonoverlapping(ptr, new.as_ptr(), layout.size().min(new_size));
-            Heap::free_block(ptr);
-        }
-        new.as_ptr()
+        // SAFETY: the caller's contract: a live, non-null block of `layout`
+        // (GlobalAlloc sizes are never zero).
+        unsafe { Heap::resize(NonNull::new_unchecked(ptr), layout, new) }
+            .map_or(core::ptr::null_mut(), |block| block.cast::<u8>().as_ptr())
     }
 }
 
@@ -229,6 +217,41 @@ unsafe impl Allocator for Heap {
             // SAFETY: the caller's contract: a live block of this heap.
             unsafe { Heap::free_block(ptr.as_ptr()) }
         }
+    }
+
+    unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded contract (`new.size() >= old.size()`).
+        unsafe { Heap::resize(ptr, old, new) }
+    }
+
+    unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded contract.
+        unsafe { Heap::resize(ptr, old, new) }
+    }
+}
+
+impl Heap {
+    /// Moves a block to a new layout, in place when its block has room
+    /// (and is not more than twice too big) and is aligned enough.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap allocated with `old`.
+    unsafe fn resize(ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if old.size() != 0 && ptr.as_ptr().addr() % new.align() == 0 {
+            // SAFETY: a live block (the caller's contract).
+            let usable = unsafe { Heap::usable_size(ptr.as_ptr()) };
+            if new.size() <= usable && new.size() >= usable / 2 && new.size() != 0 {
+                return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
+            }
+        }
+        let block = Allocator::allocate(&Heap, new)?;
+        // SAFETY: both blocks live and distinct; `old.size()` bytes are
+        // initialised (the caller's contract).
+        unsafe {
+            core::ptr::copy_nonoverlapping(ptr.as_ptr(), block.cast::<u8>().as_ptr(), old.size().min(new.size()));
+            Allocator::deallocate(&Heap, ptr, old);
+        }
+        Ok(block)
     }
 }
 

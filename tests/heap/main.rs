@@ -81,7 +81,9 @@ fn churn_keeps_contents_and_memory_bounded() {
                 Allocator::deallocate(&Heap, p, layout);
             }
         }
-        let size = 1 + (next() % if i % 50 == 0 { 60_000 } else { 600 }) as usize;
+        // Now and then a large block (smaller under Miri, which checks bytes slowly).
+        let large = if cfg!(miri) { 40_000 } else { 60_000 };
+        let size = 1 + (next() % if i % 50 == 0 { large } else { 600 }) as usize;
         let layout = Layout::from_size_align(size, 1 << (next() % 5)).unwrap();
         let p = Allocator::allocate(&Heap, layout).unwrap().cast::<u8>();
         let tag = i as u8;

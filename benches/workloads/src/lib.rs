@@ -39,6 +39,7 @@ use allocator_api2::vec::Vec;
 
 pub use ffi::{Resource, UpstreamUse};
 
+pub mod heaps;
 pub mod mixed;
 
 #[cxx::bridge(namespace = "memres::workloads")]

@@ -508,6 +508,26 @@ class synchronized_pool_resource : public std::pmr::memory_resource {
   std::pmr::memory_resource* upstream_;
 };
 
+/// The process-wide thread-caching heap (Rust: memres::Heap), like
+/// std::pmr::new_delete_resource(): never destroyed, usable from any thread,
+/// equal only to itself. Zero-byte requests return distinct pointers;
+/// requests the heap cannot serve (sizes near SIZE_MAX with any alignment)
+/// throw std::bad_alloc; an alignment that is not a power of two throws
+/// std::invalid_argument. Alignments up to any power of two the OS can map
+/// are honoured. Each call crosses into the Rust heap (a direct call, no
+/// inline fast path yet).
+std::pmr::memory_resource* heap_resource() noexcept;
+
+/// What memres's heap holds from the OS.
+struct heap_stats {
+  std::size_t mapped;  ///< bytes mapped and not yet unmapped
+};
+heap_stats get_heap_stats() noexcept;
+
+/// Gives the calling thread's free heap pages back to the OS now; returns
+/// the bytes (Rust: memres::Heap::purge).
+std::size_t heap_purge() noexcept;
+
 namespace detail {
 
 struct view_target;  // a Rust-owned resource, type-erased (memres_cxx::ViewTarget); opaque here
@@ -588,6 +608,20 @@ class unsync_pool_view final : public rust_view {
  private:
   void** heads_;
   std::size_t largest_;
+};
+
+// A view with no inline fast path: every call goes to the Rust resource.
+class plain_view final : public rust_view {
+ public:
+  explicit plain_view(view_target* target) noexcept : rust_view(target) {}
+
+ protected:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    return view_allocate_slow(target_, bytes + (bytes == 0), alignment);
+  }
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+    view_deallocate_slow(target_, p, bytes + (bytes == 0), alignment);
+  }
 };
 
 class sync_pool_view final : public rust_view {

@@ -1,0 +1,112 @@
+// memres::heap_resource(): std::pmr containers on it, std's edge cases
+// (zero bytes, SIZE_MAX, bad and huge alignments), frees from other threads.
+#include <memres/memres.hpp>
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <new>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../check.hpp"
+
+namespace {
+
+bool aligned(const void* p, std::size_t alignment) { return reinterpret_cast<std::uintptr_t>(p) % alignment == 0; }
+
+}  // namespace
+
+TEST(heap_resource_is_one_process_wide_resource) {
+  std::pmr::memory_resource* heap = memres::heap_resource();
+  REQUIRE(heap != nullptr);
+  CHECK(heap == memres::heap_resource());
+  CHECK(heap->is_equal(*memres::heap_resource()));
+  CHECK(!heap->is_equal(*std::pmr::new_delete_resource()));
+}
+
+TEST(containers_on_the_heap_give_the_same_results_as_on_new_delete) {
+  auto build = [](std::pmr::memory_resource* r) {
+    std::pmr::map<int, std::pmr::string> m(r);
+    std::pmr::list<int> l(r);
+    for (int i = 0; i < 20000; ++i) {
+      m.emplace(i * 7919 % 10007, std::pmr::string(static_cast<std::size_t>(i % 60), 'a'));
+      l.push_back(i);
+      if (i % 3 == 0) l.pop_front();
+    }
+    std::size_t h = m.size() * 31 + l.size();
+    for (const auto& [k, v] : m) h = h * 131 + static_cast<std::size_t>(k) + v.size();
+    return h;
+  };
+  CHECK(build(memres::heap_resource()) == build(std::pmr::new_delete_resource()));
+}
+
+TEST(zero_byte_requests_return_distinct_pointers) {
+  std::pmr::memory_resource* heap = memres::heap_resource();
+  void* a = heap->allocate(0, 8);
+  void* b = heap->allocate(0, 8);
+  CHECK(a != nullptr && b != nullptr && a != b);
+  heap->deallocate(a, 0, 8);
+  heap->deallocate(b, 0, 8);
+}
+
+TEST(alignments_up_to_a_megabyte_are_honoured) {
+  std::pmr::memory_resource* heap = memres::heap_resource();
+  for (std::size_t alignment = 1; alignment <= (std::size_t{1} << 20); alignment *= 2) {
+    for (std::size_t size : {std::size_t{1}, std::size_t{24}, std::size_t{5000}, std::size_t{100000}}) {
+      void* p = heap->allocate(size, alignment);
+      CHECK(aligned(p, alignment));
+      static_cast<char*>(p)[0] = 1;
+      static_cast<char*>(p)[size - 1] = 2;
+      heap->deallocate(p, size, alignment);
+    }
+  }
+}
+
+TEST(impossible_requests_throw_bad_alloc_and_bad_alignment_invalid_argument) {
+  std::pmr::memory_resource* heap = memres::heap_resource();
+  // libstdc++'s aligned new_delete_resource() returns a tiny block for
+  // allocate(SIZE_MAX, 8) (its size arithmetic overflows); ours throws.
+  volatile std::size_t max = SIZE_MAX;  // volatile: the compiler warns of constant huge sizes
+  CHECK_THROWS_AS(heap->allocate(max, 8), std::bad_alloc);
+  CHECK_THROWS_AS(heap->allocate(max - 4096, 64), std::bad_alloc);
+  CHECK_THROWS_AS(heap->allocate(max / 2, 1), std::bad_alloc);
+  CHECK_THROWS_AS(heap->allocate(64, 3), std::invalid_argument);
+  void* p = heap->allocate(64, 8);  // still usable
+  heap->deallocate(p, 64, 8);
+}
+
+TEST(blocks_freed_by_other_threads) {
+  std::pmr::memory_resource* heap = memres::heap_resource();
+  std::vector<std::pair<void*, std::size_t>> blocks;
+  for (std::size_t i = 0; i < 20000; ++i) {
+    const std::size_t size = 16 + (i * 37) % 3000;
+    void* p = heap->allocate(size, 8);
+    static_cast<unsigned char*>(p)[size - 1] = static_cast<unsigned char>(i);
+    blocks.emplace_back(p, size);
+  }
+  std::thread other([&] {
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+      auto [p, size] = blocks[i];
+      CHECK(static_cast<unsigned char*>(p)[size - 1] == static_cast<unsigned char>(i));
+      heap->deallocate(p, size, 8);
+    }
+  });
+  other.join();
+  // The owner gets the blocks back.
+  std::pmr::vector<int> v(heap);
+  for (int i = 0; i < 100000; ++i) v.push_back(i);
+  CHECK(v[99999] == 99999);
+}
+
+TEST(stats_and_purge) {
+  std::pmr::memory_resource* heap = memres::heap_resource();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 2000; ++i) blocks.push_back(heap->allocate(6000, 8));
+  CHECK(memres::get_heap_stats().mapped >= 2000u * 6000u);
+  for (void* p : blocks) heap->deallocate(p, 6000, 8);
+  CHECK(memres::heap_purge() > 0);
+}
