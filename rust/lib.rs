@@ -10,6 +10,7 @@
 //! | monotonic (bump) arena | [`Monotonic`] | `memres::monotonic_buffer_resource` |
 //! | unsynchronized pool | [`UnsyncPool`] | `memres::unsynchronized_pool_resource` |
 //! | synchronized pool (per-thread caches) | [`SyncPool`] | `memres::synchronized_pool_resource` |
+//! | thread-caching general heap | [`Heap`] (also `#[global_allocator]`) | `memres::heap_resource()` |
 //!
 //! Every resource implements [`MemoryResource`], the pmr-shaped trait, and takes
 //! an *upstream* resource to get its memory from, so resources chain as in
@@ -30,9 +31,10 @@
 //! ```
 //!
 //! ## Layers
-//! `resource` (the trait and the system upstreams) and `os` (the only calls
-//! into the operating system) → `monotonic`, `pool` (resources); `debug` holds the
-//! debug aids every resource uses. A lower layer never names a higher one;
+//! `resource` (the trait and the system upstreams), `os` (the only calls
+//! into the operating system) and `classes` (the size classes) →
+//! `monotonic`, `pool`, `heap` (resources); `debug` holds the debug aids
+//! every resource uses. A lower layer never names a higher one;
 //! see `ARCHITECTURE.md`.
 #![cfg_attr(feature = "nightly", feature(allocator_api))]
 #![warn(missing_docs)]

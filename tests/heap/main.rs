@@ -29,8 +29,9 @@ fn every_layout_is_aligned_writable_and_disjoint() {
 #[test]
 fn large_and_highly_aligned_blocks() {
     let mut blocks = Blocks::default();
-    let big = if cfg!(miri) { 1 << 20 } else { 16 << 20 };
-    for (size, align) in [(40_000, 8), (1 << 20, 8), (big, 16), (100, 8192), (100, 64 << 10), (5000, 1 << 20)] {
+    // Miri reads every byte it checks one by one: smaller blocks there.
+    let (mid, big) = if cfg!(miri) { (100_000, 200_000) } else { (1 << 20, 16 << 20) };
+    for (size, align) in [(40_000, 8), (mid, 8), (big, 16), (100, 8192), (100, 64 << 10), (5000, 1 << 20)] {
         let layout = Layout::from_size_align(size, align).unwrap();
         blocks.add(Allocator::allocate(&Heap, layout).unwrap(), layout);
     }
@@ -91,11 +92,13 @@ fn churn_keeps_contents_and_memory_bounded() {
         unsafe { p.as_ptr().write_bytes(tag, size) };
         *slot = Some((p, layout, tag));
     };
-    for i in 0..scaled(20_000) {
+    // Miri checks every byte it reads: a tenth of the (already scaled) rounds.
+    let rounds = |n: usize| if cfg!(miri) { scaled(n) / 10 } else { n };
+    for i in 0..rounds(20_000) {
         round(i, &mut next);
     }
     let mapped = Heap::stats().mapped;
-    for i in 0..scaled(60_000) {
+    for i in 0..rounds(60_000) {
         round(i, &mut next);
     }
     // Other tests run in parallel threads: allow them some room.

@@ -1,8 +1,11 @@
 //! memres's `Heap` against mimalloc, jemalloc and glibc, side by side in one
 //! run: the same generic workloads (`memres_workloads::heaps`) through each
 //! allocator as an allocator-api2 `Allocator` (the peers' `GlobalAlloc`
-//! wrapped by `ViaGlobalAlloc`; glibc is `System`). `python3
-//! benches/report.py` prints the ratio tables of BENCHMARKS.md.
+//! wrapped by `ViaGlobalAlloc`; glibc is `System`).
+//!
+//! ```text
+//! cargo bench -p memres-workloads --bench heap
+//! ```
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -1,0 +1,160 @@
+//! Differential fuzzing of `memres::Heap` against a model of live blocks.
+//!
+//! The bytes decode into allocations (small classes, large blocks, huge
+//! alignments, sizes no machine has), frees in any order, grow/shrink
+//! through `Allocator` and `realloc` through `GlobalAlloc`, frees from a
+//! short-lived thread (a cross-thread free; the thread's exit abandons its
+//! heap), and `purge`. The model keeps each live block with its byte
+//! pattern and checks alignment, non-overlap, contents across every
+//! operation, and that only impossible sizes fail.
+#![no_main]
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+use std::collections::BTreeMap;
+
+use arbitrary::Arbitrary;
+use memres::{Allocator, Heap};
+
+const MAX_OPS: usize = 512;
+
+#[derive(Arbitrary, Debug)]
+enum Size {
+    Tiny(u8),
+    Medium(u16),
+    Large(u8), // n * 64 KiB: large blocks of their own mapping
+    Huge(u8),  // near isize::MAX: must fail cleanly
+}
+
+impl Size {
+    fn bytes(&self) -> usize {
+        match *self {
+            Size::Tiny(n) => n as usize,
+            Size::Medium(n) => n as usize,
+            Size::Large(n) => (n as usize % 16) * 65_536 + 32_769,
+            Size::Huge(n) => isize::MAX as usize - (n as usize) * 4096 - (1 << 24),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Alloc { size: Size, align_log2: u8 },
+    Free { index: u16 },
+    Resize { index: u16, size: Size, through_realloc: bool },
+    FreeElsewhere { index: u16 },
+    Purge,
+}
+
+struct Live {
+    ptr: NonNull<u8>,
+    layout: Layout,
+    tag: u8,
+}
+
+// SAFETY: plain memory owned by the model.
+unsafe impl Send for Live {}
+
+fn check(live: &Live) {
+    // SAFETY: a live block of `layout.size()` bytes, written with `tag`.
+    let bytes = unsafe { core::slice::from_raw_parts(live.ptr.as_ptr(), live.layout.size()) };
+    assert!(bytes.iter().all(|&b| b == live.tag), "a live block's contents changed");
+}
+
+fn fill(live: &Live) {
+    // SAFETY: a live block of `layout.size()` bytes.
+    unsafe { live.ptr.as_ptr().write_bytes(live.tag, live.layout.size()) };
+}
+
+/// Checks that no two live blocks overlap.
+fn disjoint(blocks: &[Live]) {
+    let mut ranges = BTreeMap::new();
+    for b in blocks.iter().filter(|b| b.layout.size() > 0) {
+        ranges.insert(b.ptr.as_ptr().addr(), b.ptr.as_ptr().addr() + b.layout.size());
+    }
+    let mut end = 0;
+    for (&start, &stop) in &ranges {
+        assert!(start >= end, "live blocks overlap");
+        end = stop;
+    }
+}
+
+libfuzzer_sys::fuzz_target!(|ops: Vec<Op>| {
+    let mut blocks: Vec<Live> = Vec::new();
+    for (n, op) in ops.into_iter().take(MAX_OPS).enumerate() {
+        let tag = n as u8;
+        match op {
+            Op::Alloc { size, align_log2 } => {
+                let align = 1usize << (align_log2 % 24);
+                let Ok(layout) = Layout::from_size_align(size.bytes(), align) else { continue };
+                match Allocator::allocate(&Heap, layout) {
+                    Ok(block) => {
+                        assert_eq!(block.cast::<u8>().as_ptr().addr() % align, 0, "misaligned");
+                        let live = Live { ptr: block.cast(), layout, tag };
+                        fill(&live);
+                        blocks.push(live);
+                    }
+                    Err(_) => assert!(layout.size() > 1 << 40, "{layout:?} failed"),
+                }
+            }
+            Op::Free { index } if !blocks.is_empty() => {
+                let live = blocks.swap_remove(index as usize % blocks.len());
+                check(&live);
+                // SAFETY: a live block of the heap with this layout.
+                unsafe { Allocator::deallocate(&Heap, live.ptr, live.layout) };
+            }
+            Op::Resize { index, size, through_realloc } if !blocks.is_empty() => {
+                let i = index as usize % blocks.len();
+                check(&blocks[i]);
+                let old = blocks[i].layout;
+                let Ok(new) = Layout::from_size_align(size.bytes(), old.align()) else { continue };
+                let keep = old.size().min(new.size());
+                let moved = if through_realloc {
+                    if old.size() == 0 || new.size() == 0 {
+                        continue; // GlobalAlloc never sees zero sizes
+                    }
+                    // SAFETY: a live block of `old`; a non-zero new size.
+                    NonNull::new(unsafe { Heap.realloc(blocks[i].ptr.as_ptr(), old, new.size()) })
+                } else if new.size() >= old.size() {
+                    // SAFETY: a live block of `old`, growing.
+                    unsafe { Allocator::grow(&Heap, blocks[i].ptr, old, new) }.ok().map(|b| b.cast())
+                } else {
+                    // SAFETY: a live block of `old`, shrinking.
+                    unsafe { Allocator::shrink(&Heap, blocks[i].ptr, old, new) }.ok().map(|b| b.cast())
+                };
+                match moved {
+                    Some(ptr) => {
+                        // SAFETY: the first `keep` bytes moved with the block.
+                        let kept = unsafe { core::slice::from_raw_parts(ptr.as_ptr(), keep) };
+                        assert!(kept.iter().all(|&b| b == blocks[i].tag), "resize lost contents");
+                        assert_eq!(ptr.as_ptr().addr() % old.align(), 0);
+                        blocks[i] = Live { ptr, layout: new, tag };
+                        fill(&blocks[i]);
+                    }
+                    None => assert!(new.size() > 1 << 40, "{new:?} failed"),
+                }
+            }
+            Op::FreeElsewhere { index } if !blocks.is_empty() => {
+                let live = blocks.swap_remove(index as usize % blocks.len());
+                std::thread::spawn(move || {
+                    check(&live);
+                    // SAFETY: a live block of the heap with this layout.
+                    unsafe { Allocator::deallocate(&Heap, live.ptr, live.layout) };
+                })
+                .join()
+                .unwrap();
+            }
+            Op::Purge => {
+                Heap::purge();
+            }
+            _ => {}
+        }
+        // Contents are checked when a block is touched and at the end.
+        disjoint(&blocks);
+    }
+    for live in blocks {
+        check(&live);
+        // SAFETY: live blocks of the heap with their layouts.
+        unsafe { Allocator::deallocate(&Heap, live.ptr, live.layout) };
+    }
+});
