@@ -18,7 +18,9 @@
 //!   the page runs dry, so a producer/consumer pair recycles blocks instead
 //!   of growing the heap.
 //! - **Large blocks** (over 32 KiB, or aligned beyond 4 KiB) get a mapping
-//!   of their own, with the header in front; freeing unmaps it.
+//!   of their own, with the header in front and room to grow in place;
+//!   freed mappings wait in a small cache for reuse until they decay
+//!   (`large.rs`).
 //! - **Thread exit**: empty segments go back to the OS, the others are
 //!   abandoned to a global list with their live blocks and adopted by the
 //!   next thread that needs a page. After its thread-locals are destroyed,
@@ -53,6 +55,7 @@
 //! Under Miri the OS layer backs segments with `std::alloc::System`, so the
 //! same code runs there.
 
+mod large;
 mod segment;
 mod thread;
 
@@ -102,12 +105,13 @@ impl Heap {
         HeapStats { mapped: crate::os::MAPPED.load(core::sync::atomic::Ordering::Relaxed) }
     }
 
-    /// Returns the calling thread's free memory to the OS now: the pages of
-    /// its segments that hold no block (they stay mapped and fault back in
-    /// as zero pages when reused) and its spare segment. Returns the bytes
-    /// handed back. Other threads' free pages are theirs to purge.
+    /// Returns free memory to the OS now: the calling thread's pages that
+    /// hold no block (they stay mapped and fault back in as zero pages when
+    /// reused), its spare segment, and the cache of freed large blocks.
+    /// Returns the bytes handed back. Other threads' free pages are theirs
+    /// to purge.
     pub fn purge() -> usize {
-        thread::purge_local()
+        thread::purge_local() + large::purge()
     }
 
     /// Allocates a block for `layout` (a zero size is served as one byte).
@@ -118,7 +122,7 @@ impl Heap {
             // SAFETY: `heap` is this thread's record.
             unsafe { ThreadHeap::pop(heap, class).or_else(|| thread::allocate_slow(heap, class)) }
         } else {
-            Segment::new_large(layout)
+            large::allocate(layout).map(|(block, _)| block)
         }
     }
 
@@ -133,7 +137,7 @@ impl Heap {
         unsafe {
             let seg = segment_of(ptr);
             if (*seg).kind == Kind::Large {
-                return Segment::free(seg);
+                return large::free(seg);
             }
             let page = Segment::page_of(seg, ptr);
             let heap = thread::local();
@@ -179,6 +183,19 @@ unsafe impl GlobalAlloc for Heap {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if class_of(layout, SMALL_MAX).is_none() {
+            // A fresh mapping is zero already: touching it would only fault
+            // its pages in.
+            return match large::allocate(layout) {
+                Some((block, true)) => block.as_ptr(),
+                Some((block, false)) => {
+                    // SAFETY: a block of at least `layout.size()` bytes.
+                    unsafe { block.as_ptr().write_bytes(0, layout.size()) };
+                    block.as_ptr()
+                }
+                None => core::ptr::null_mut(),
+            };
+        }
         // SAFETY: forwarded contract.
         let ptr = unsafe { self.alloc(layout) };
         if !ptr.is_null() {
@@ -219,6 +236,15 @@ unsafe impl Allocator for Heap {
         }
     }
 
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(NonNull::slice_from_raw_parts(crate::resource::dangling_for(layout), 0));
+        }
+        // SAFETY: a non-zero size.
+        let block = NonNull::new(unsafe { GlobalAlloc::alloc_zeroed(self, layout) }).ok_or(AllocError)?;
+        Ok(NonNull::slice_from_raw_parts(block, layout.size()))
+    }
+
     unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: forwarded contract (`new.size() >= old.size()`).
         unsafe { Heap::resize(ptr, old, new) }
@@ -237,10 +263,18 @@ impl Heap {
     /// # Safety
     /// `ptr` is a live block of this heap allocated with `old`.
     unsafe fn resize(ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        if old.size() != 0 && ptr.as_ptr().addr() % new.align() == 0 {
+        if old.size() != 0 && new.size() != 0 && ptr.as_ptr().addr() % new.align() == 0 {
             // SAFETY: a live block (the caller's contract).
             let usable = unsafe { Heap::usable_size(ptr.as_ptr()) };
-            if new.size() <= usable && new.size() >= usable / 2 && new.size() != 0 {
+            // A small block stays if the new size has its class; a large
+            // one while it fits its reserve and stays large (a block that
+            // shrinks to a small size moves, so its mapping can go).
+            let fits = if old.size() > SMALL_MAX || usable > SMALL_MAX {
+                new.size() <= usable && new.size() > SMALL_MAX
+            } else {
+                new.size() <= usable && new.size() > usable / 2
+            };
+            if fits {
                 return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
             }
         }

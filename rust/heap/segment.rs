@@ -15,7 +15,6 @@
 //! multiple of [`SEGMENT_SIZE`] names such a header (small blocks never
 //! start at offset 0: the header page comes first).
 
-use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
@@ -83,9 +82,9 @@ pub(super) struct Segment {
     pub(super) kind: Kind,
     /// The mapping this segment lives in (for a large block with a huge
     /// alignment, it starts before the header).
-    map: NonNull<u8>,
-    map_size: usize,
-    map_align: usize,
+    pub(super) map: NonNull<u8>,
+    pub(super) map_size: usize,
+    pub(super) map_align: usize,
     /// Large: the bytes usable from the block's start.
     pub(super) large_size: usize,
     /// Small: pages in use (the header page not counted).
@@ -122,7 +121,7 @@ impl Segment {
     /// # Safety
     /// `seg` is the start of a fresh zeroed header inside `map`.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn init(
+    pub(super) unsafe fn init(
         seg: NonNull<Segment>,
         owner: *mut ThreadHeap,
         kind: Kind,
@@ -308,28 +307,5 @@ impl Segment {
                 Err(now) => head = now,
             }
         }
-    }
-
-    /// Maps a segment holding one large block for `layout`; returns the block.
-    pub(super) fn new_large(layout: Layout) -> Option<NonNull<u8>> {
-        let page = os::page_size();
-        let align = layout.align();
-        let (offset, map_align, header_at) = if align < SEGMENT_SIZE {
-            (align.max(PAGE_SIZE), SEGMENT_SIZE, 0)
-        } else {
-            (align, align, align - SEGMENT_SIZE)
-        };
-        let size = offset.checked_add(layout.size().max(1))?.checked_next_multiple_of(page)?;
-        if size > isize::MAX as usize {
-            return None;
-        }
-        let map = os::map(size, map_align)?;
-        let seg = map.as_ptr().wrapping_add(header_at).cast::<Segment>();
-        // SAFETY: the header's place is fresh zeroed memory of the mapping,
-        // aligned to SEGMENT_SIZE and followed by at least the block.
-        unsafe {
-            Self::init(NonNull::new_unchecked(seg), ptr::null_mut(), Kind::Large, map, size, map_align, size - offset)
-        };
-        NonNull::new(map.as_ptr().wrapping_add(offset))
     }
 }

@@ -1,0 +1,185 @@
+//! Large blocks: one mapping each, with room to grow, and a cache of freed
+//! mappings so that a program that allocates and frees big blocks in a loop
+//! neither maps nor faults its memory in again each time.
+//!
+//! A large block's mapping reserves twice the block (up to 64 MiB extra) of
+//! address space; untouched pages cost no memory, and `realloc` grows in
+//! place until the reserve is used up. A freed mapping goes to the cache
+//! (at most [`CACHE_ENTRIES`] mappings and [`CACHE_BYTES`] bytes); an
+//! allocation takes a cached mapping that fits without wasting more than
+//! 4x. Mappings idle in the cache for [`DECAY`] are unmapped at the next
+//! large allocation or free; [`Heap::purge`](super::Heap::purge) unmaps them
+//! all at once.
+//!
+//! # Invariants
+//! The cache owns its mappings (no block lives in them) and is only
+//! touched under its lock. A cached mapping's header stays valid; reuse
+//! rewrites only the usable size.
+
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::segment::{Kind, PAGE_SIZE, SEGMENT_SIZE, Segment};
+use crate::os;
+
+/// Mappings the cache keeps at most.
+const CACHE_ENTRIES: usize = 16;
+/// Bytes the cache keeps at most.
+const CACHE_BYTES: usize = 256 << 20;
+/// How long a freed mapping waits for reuse before it is unmapped.
+const DECAY: Duration = Duration::from_secs(1);
+
+struct Cached {
+    seg: *mut Segment,
+    size: usize,
+    since: Option<Instant>,
+}
+
+struct Cache {
+    entries: [Cached; CACHE_ENTRIES],
+    len: usize,
+    bytes: usize,
+}
+
+// SAFETY: the cached mappings are plain memory owned by the cache, used
+// only under its lock.
+unsafe impl Send for Cache {}
+
+static CACHE: Mutex<Cache> = Mutex::new(Cache {
+    entries: [const { Cached { seg: ptr::null_mut(), size: 0, since: None } }; CACHE_ENTRIES],
+    len: 0,
+    bytes: 0,
+});
+
+fn cache() -> std::sync::MutexGuard<'static, Cache> {
+    CACHE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Cache {
+    /// Removes entry `i` and returns its segment.
+    fn take(&mut self, i: usize) -> *mut Segment {
+        let seg = self.entries[i].seg;
+        self.bytes -= self.entries[i].size;
+        self.len -= 1;
+        self.entries.swap(i, self.len);
+        self.entries[self.len].seg = ptr::null_mut();
+        seg
+    }
+
+    /// Unmaps the entries idle longer than `DECAY` (all of them if `all`);
+    /// returns the bytes unmapped.
+    fn expire(&mut self, all: bool) -> usize {
+        let now = Instant::now();
+        let mut released = 0;
+        let mut i = 0;
+        while i < self.len {
+            let old = self.entries[i].since.is_none_or(|t| now.duration_since(t) >= DECAY);
+            if all || old {
+                released += self.entries[i].size;
+                let seg = self.take(i);
+                // SAFETY: a cached mapping holds no block.
+                unsafe { Segment::free(seg) };
+            } else {
+                i += 1;
+            }
+        }
+        released
+    }
+}
+
+/// Where a large block starts in its mapping, and the mapping's alignment.
+fn placement(align: usize) -> (usize, usize, usize) {
+    if align < SEGMENT_SIZE {
+        // The header at the start, the block at a page (or its alignment).
+        (align.max(PAGE_SIZE), SEGMENT_SIZE, 0)
+    } else {
+        // The block at the start of a segment-aligned address, the header
+        // one segment before it (see `segment_of`).
+        (align, align, align - SEGMENT_SIZE)
+    }
+}
+
+/// Allocates a large block; also says whether its memory is known to be
+/// zero (a fresh mapping).
+pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
+    let size = layout.size().max(1);
+    let (offset, map_align, header_at) = placement(layout.align());
+    if header_at == 0 {
+        let mut cache = cache();
+        cache.expire(false);
+        let found = (0..cache.len).find(|&i| {
+            let capacity = cache.entries[i].size.saturating_sub(offset);
+            capacity >= size && capacity / 4 <= size
+        });
+        if let Some(i) = found {
+            let seg = cache.take(i);
+            drop(cache);
+            // SAFETY: a cached mapping is ours; its header is valid.
+            unsafe {
+                (*seg).large_size = (*seg).map_size - offset;
+                return Some((NonNull::new_unchecked(seg.cast::<u8>().add(offset)), false));
+            }
+        }
+    }
+    // Twice the block (up to 64 MiB more) of address space, to grow into.
+    let page = os::page_size();
+    let reserve = size.checked_add(size.min(64 << 20))?;
+    let map_size = offset.checked_add(reserve)?.checked_next_multiple_of(page)?;
+    if map_size > isize::MAX as usize {
+        return None;
+    }
+    let map = os::map(map_size, map_align)?;
+    let seg = map.as_ptr().wrapping_add(header_at).cast::<Segment>();
+    // SAFETY: the header's place is fresh zeroed memory of the mapping,
+    // aligned to SEGMENT_SIZE and followed by the block.
+    unsafe {
+        Segment::init(
+            NonNull::new_unchecked(seg),
+            ptr::null_mut(),
+            Kind::Large,
+            map,
+            map_size,
+            map_align,
+            map_size - offset,
+        )
+    };
+    Some((NonNull::new(map.as_ptr().wrapping_add(offset))?, true))
+}
+
+/// Frees a large block: its mapping goes to the cache, or back to the OS.
+///
+/// # Safety
+/// `seg` is the header of a large block nobody uses any more.
+pub(super) unsafe fn free(seg: *mut Segment) {
+    // SAFETY: the header is valid until the mapping goes.
+    let (size, align, map) = unsafe { ((*seg).map_size, (*seg).map_align, (*seg).map) };
+    if align == SEGMENT_SIZE && map.as_ptr().cast() == seg && size <= CACHE_BYTES / 4 {
+        let mut cache = cache();
+        cache.expire(false);
+        if cache.len == CACHE_ENTRIES || cache.bytes + size > CACHE_BYTES {
+            // Make room: the oldest entries go first.
+            let oldest = (0..cache.len).min_by_key(|&i| cache.entries[i].since);
+            if let Some(i) = oldest {
+                let old = cache.take(i);
+                // SAFETY: a cached mapping holds no block.
+                unsafe { Segment::free(old) };
+            }
+        }
+        if cache.len < CACHE_ENTRIES && cache.bytes + size <= CACHE_BYTES {
+            let len = cache.len;
+            cache.entries[len] = Cached { seg, size, since: Some(Instant::now()) };
+            cache.len += 1;
+            cache.bytes += size;
+            return;
+        }
+    }
+    // SAFETY: the caller's contract.
+    unsafe { Segment::free(seg) }
+}
+
+/// Unmaps every cached mapping; returns the bytes.
+pub(super) fn purge() -> usize {
+    cache().expire(true)
+}
