@@ -107,11 +107,12 @@ impl Heap {
 
     /// Returns free memory to the OS now: the calling thread's pages that
     /// hold no block (they stay mapped and fault back in as zero pages when
-    /// reused), its spare segment, and the cache of freed large blocks.
+    /// reused), its spare segment, the empty segments kept for other
+    /// threads, and the cache of freed large blocks.
     /// Returns the bytes handed back. Other threads' free pages are theirs
     /// to purge.
     pub fn purge() -> usize {
-        thread::purge_local() + large::purge()
+        thread::purge_local() + thread::purge_empty_segments() + large::purge()
     }
 
     /// Allocates a block for `layout` (a zero size is served as one byte).

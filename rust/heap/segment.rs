@@ -42,7 +42,9 @@ pub(super) struct Block {
 }
 
 /// One page of a small segment. All fields but `thread_free` belong to
-/// the segment's owner thread.
+/// the segment's owner thread. One cache line each, so that pages in use by
+/// different threads (after an adoption) never share a line.
+#[repr(C, align(64))]
 pub(super) struct Page {
     /// Free blocks the owner allocates from (and frees to).
     pub(super) free: *mut Block,
@@ -89,8 +91,11 @@ pub(super) struct Segment {
     pub(super) large_size: usize,
     /// Small: pages in use (the header page not counted).
     pub(super) used_pages: usize,
-    /// The owner's list of segments, or the abandoned list.
+    /// The owner's list of segments, the abandoned list, or the cache of
+    /// empty segments.
     pub(super) next: *mut Segment,
+    /// When it went into the cache of empty segments.
+    pub(super) idle_since: Option<std::time::Instant>,
     pub(super) pages: [Page; PAGES],
 }
 
@@ -142,6 +147,7 @@ impl Segment {
             (&raw mut (*s).large_size).write(large_size);
             (&raw mut (*s).used_pages).write(0);
             (&raw mut (*s).next).write(ptr::null_mut());
+            (&raw mut (*s).idle_since).write(None);
         }
     }
 

@@ -81,6 +81,91 @@ struct Abandoned(*mut Segment);
 unsafe impl Send for Abandoned {}
 static ABANDONED: Mutex<Abandoned> = Mutex::new(Abandoned(ptr::null_mut()));
 
+/// Empty small segments kept for the next thread that needs pages (so
+/// short-lived threads do not map and fault in fresh segments each time),
+/// newest first. Kept at most [`EMPTY_KEEP`]; unmapped after [`EMPTY_DECAY`]
+/// idle.
+struct Empties {
+    head: *mut Segment,
+    len: usize,
+}
+// SAFETY: as for `Unused`.
+unsafe impl Send for Empties {}
+static EMPTIES: Mutex<Empties> = Mutex::new(Empties { head: ptr::null_mut(), len: 0 });
+const EMPTY_KEEP: usize = 8;
+const EMPTY_DECAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Empties {
+    /// Unmaps the segments idle past the decay (all, if `all`); returns the bytes.
+    fn expire(&mut self, all: bool) -> usize {
+        let now = std::time::Instant::now();
+        let mut released = 0;
+        let mut link = &raw mut self.head;
+        // SAFETY: the list's segments are the cache's own, under its lock.
+        unsafe {
+            while !(*link).is_null() {
+                let seg = *link;
+                let old = (*seg).idle_since.is_none_or(|t| now.duration_since(t) >= EMPTY_DECAY);
+                if all || old {
+                    *link = (*seg).next;
+                    self.len -= 1;
+                    released += super::segment::SEGMENT_SIZE;
+                    Segment::free(seg);
+                } else {
+                    link = &raw mut (*seg).next;
+                }
+            }
+        }
+        released
+    }
+
+    /// Keeps an empty segment, or unmaps it if the cache is full.
+    ///
+    /// # Safety
+    /// `seg` is an empty small segment nobody else holds.
+    unsafe fn keep(&mut self, seg: *mut Segment) {
+        self.expire(false);
+        // SAFETY: the caller's contract.
+        unsafe {
+            if self.len >= EMPTY_KEEP {
+                return Segment::free(seg);
+            }
+            (*seg).owner.store(ptr::null_mut(), Ordering::Relaxed);
+            (*seg).idle_since = Some(std::time::Instant::now());
+            (*seg).next = self.head;
+        }
+        self.head = seg;
+        self.len += 1;
+    }
+
+    /// Takes a kept segment for `owner`.
+    fn take(&mut self, owner: *mut ThreadHeap) -> Option<*mut Segment> {
+        self.expire(false);
+        let seg = self.head;
+        if seg.is_null() {
+            return None;
+        }
+        // SAFETY: ours under the lock; no block lives in it.
+        unsafe {
+            self.head = (*seg).next;
+            (*seg).next = ptr::null_mut();
+            (*seg).idle_since = None;
+            (*seg).owner.store(owner, Ordering::Relaxed);
+        }
+        self.len -= 1;
+        Some(seg)
+    }
+}
+
+fn empties() -> std::sync::MutexGuard<'static, Empties> {
+    EMPTIES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Unmaps the kept empty segments; returns the bytes.
+pub(super) fn purge_empty_segments() -> usize {
+    empties().expire(true)
+}
+
 /// The heap of threads whose thread-locals are gone.
 struct Orphan(*mut ThreadHeap);
 // SAFETY: used only under its lock.
@@ -246,6 +331,8 @@ unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Option<*mut Page> {
             core::mem::replace(&mut (*heap).spare, ptr::null_mut())
         } else if let Some(seg) = adopt(heap) {
             seg
+        } else if let Some(seg) = empties().take(heap) {
+            seg
         } else {
             Segment::new_small(heap)?.as_ptr()
         };
@@ -342,7 +429,7 @@ unsafe fn retire(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
             if (*heap).spare.is_null() {
                 (*heap).spare = seg;
             } else {
-                Segment::free(seg);
+                empties().keep(seg);
             }
         }
     }
@@ -401,12 +488,12 @@ unsafe fn abandon(heap: *mut ThreadHeap) {
                 (*seg).next = abandoned.0;
                 abandoned.0 = seg;
             } else {
-                Segment::free(seg);
+                empties().keep(seg);
             }
             seg = next;
         }
         if !(*heap).spare.is_null() {
-            Segment::free((*heap).spare);
+            empties().keep((*heap).spare);
         }
         heap.write(ThreadHeap::new());
         let mut unused = UNUSED.lock().unwrap_or_else(PoisonError::into_inner);
