@@ -6,8 +6,10 @@
 //! address space; untouched pages cost no memory, and `realloc` grows in
 //! place until the reserve is used up. A freed mapping goes to the cache
 //! (at most [`CACHE_ENTRIES`] mappings and [`CACHE_BYTES`] bytes); an
-//! allocation takes a cached mapping that fits without wasting more than
-//! 4x. Mappings idle in the cache for [`DECAY`] are unmapped at the next
+//! allocation takes the most recently freed mapping that fits (wasting at
+//! most 8x or 32 MiB), and a new mapping unmaps the cached ones too small
+//! for it, so a loop over block sizes keeps one resident mapping, not one
+//! per size. Mappings idle in the cache for [`DECAY`] are unmapped at the next
 //! large allocation or free; [`Heap::purge`](super::Heap::purge) unmaps them
 //! all at once.
 //!
@@ -109,10 +111,29 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
     if header_at == 0 {
         let mut cache = cache();
         cache.expire(false);
-        let found = (0..cache.len).find(|&i| {
-            let capacity = cache.entries[i].size.saturating_sub(offset);
-            capacity >= size && capacity / 4 <= size
-        });
+        // The most recently freed mapping that fits (its pages are the
+        // likeliest to be resident), unless it would waste more than 8x
+        // (and more than 32 MiB) on this block.
+        let fits = |c: &Cached| {
+            let capacity = c.size.saturating_sub(offset);
+            capacity >= size && (capacity / 8 <= size || capacity - size <= 32 << 20)
+        };
+        let found = (0..cache.len).filter(|&i| fits(&cache.entries[i])).max_by_key(|&i| cache.entries[i].since);
+        if found.is_none() {
+            // A new mapping supersedes the cached ones too small for this
+            // block: a program cycling through block sizes keeps the
+            // largest mapping resident, not one of each size.
+            let mut i = 0;
+            while i < cache.len {
+                if cache.entries[i].size.saturating_sub(offset) < size {
+                    let seg = cache.take(i);
+                    // SAFETY: a cached mapping holds no block.
+                    unsafe { Segment::free(seg) };
+                } else {
+                    i += 1;
+                }
+            }
+        }
         if let Some(i) = found {
             let seg = cache.take(i);
             drop(cache);

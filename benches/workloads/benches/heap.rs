@@ -45,6 +45,7 @@ fn heaps(c: &mut Criterion) {
     group!(c, "heap/producer_consumer_100k", |a| heaps::producer_consumer(a, black_box(100_000)));
     group!(c, "heap/larson_2threads_50k", |a| heaps::larson(a, 2, black_box(50_000)));
     group!(c, "heap/cache_scratch_2threads_10k", |a| heaps::cache_scratch(a, 2, black_box(10_000)));
+    group!(c, "heap/big_blocks_5_to_25mib_x10", |a| heaps::big_blocks(a, black_box(10)));
 }
 
 criterion_group! {
