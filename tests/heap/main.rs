@@ -30,7 +30,7 @@ fn every_layout_is_aligned_writable_and_disjoint() {
 fn large_and_highly_aligned_blocks() {
     let mut blocks = Blocks::default();
     // Miri reads every byte it checks one by one: smaller blocks there.
-    let (mid, big) = if cfg!(miri) { (100_000, 200_000) } else { (1 << 20, 16 << 20) };
+    let (mid, big) = if cfg!(miri) { (50_000, 70_000) } else { (1 << 20, 16 << 20) };
     for (size, align) in [(40_000, 8), (mid, 8), (big, 16), (100, 8192), (100, 64 << 10), (5000, 1 << 20)] {
         let layout = Layout::from_size_align(size, align).unwrap();
         blocks.add(Allocator::allocate(&Heap, layout).unwrap(), layout);
