@@ -100,13 +100,18 @@ fn hold<A: Allocator>(alloc: &A, size: usize, tag: u8) -> Held {
 
 /// Reads the block's bytes into the checksum and frees it.
 fn release<A: Allocator>(alloc: &A, held: Held, h: u64) -> u64 {
+    mix(h, release_digest(alloc, held))
+}
+
+/// Frees the block and returns a digest of its bytes and size, for
+/// checksums whose order of frees depends on thread timing (summed).
+fn release_digest<A: Allocator>(alloc: &A, held: Held) -> u64 {
+    let size = held.layout.size();
     // SAFETY: a live block written by `hold`.
-    let h = unsafe {
-        mix(mix(h, u64::from(*held.ptr.as_ptr())), u64::from(*held.ptr.as_ptr().add(held.layout.size() - 1)))
-    };
+    let (first, last) = unsafe { (*held.ptr.as_ptr(), *held.ptr.as_ptr().add(size - 1)) };
     // SAFETY: allocated by `hold` with this layout.
     unsafe { alloc.deallocate(held.ptr, held.layout) };
-    h
+    mix(mix(size as u64, u64::from(first)), u64::from(last))
 }
 
 /// A producer thread allocates `n` blocks of 16..=256 bytes and sends them
@@ -126,12 +131,15 @@ pub fn producer_consumer<A: Allocator + Copy + Send + 'static>(alloc: A, n: usiz
 /// Larson-style: `threads` threads each keep 1000 live blocks of 16..=512
 /// bytes and replace random ones `n` times; every 1000 replacements a
 /// thread hands 100 of its blocks to the next thread, which frees them.
+/// Which thread frees a handed-over block depends on timing, so the
+/// checksum is a sum of block digests: every block is freed exactly once.
 pub fn larson<A: Allocator + Copy + Send + 'static>(alloc: A, threads: usize, n: usize) -> u64 {
     let mailboxes: Arc<Vec<Mutex<Vec<Held>>>> = Arc::new((0..threads).map(|_| Mutex::new(Vec::new())).collect());
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let mailboxes = Arc::clone(&mailboxes);
             thread::spawn(move || {
+                let sum = |h: u64, held: Held| h.wrapping_add(release_digest(&alloc, held));
                 let mut rng = XorShift64(0x2545_f491_4f6c_dd1d + t as u64);
                 let mut slots: Vec<Held> = (0..1000).map(|i| hold(&alloc, 16 + i % 497, i as u8)).collect();
                 let mut h = 0;
@@ -139,23 +147,23 @@ pub fn larson<A: Allocator + Copy + Send + 'static>(alloc: A, threads: usize, n:
                     let at = (rng.next() % 1000) as usize;
                     let size = 16 + (rng.next() % 497) as usize;
                     let old = core::mem::replace(&mut slots[at], hold(&alloc, size, i as u8));
-                    h = release(&alloc, old, h);
+                    h = sum(h, old);
                     if i % 1000 == 999 {
                         let gift: Vec<Held> = (0..100).map(|j| hold(&alloc, 16 + j * 5, j as u8)).collect();
                         mailboxes[(t + 1) % threads].lock().expect("not poisoned").extend(gift);
                         let received = core::mem::take(&mut *mailboxes[t].lock().expect("not poisoned"));
-                        h = received.into_iter().fold(h, |h, held| release(&alloc, held, h));
+                        h = received.into_iter().fold(h, sum);
                     }
                 }
-                slots.into_iter().fold(h, |h, held| release(&alloc, held, h))
+                slots.into_iter().fold(h, sum)
             })
         })
         .collect();
-    let h = workers.into_iter().fold(0, |h, w| mix(h, w.join().expect("no panic")));
+    let h = workers.into_iter().fold(0u64, |h, w| h.wrapping_add(w.join().expect("no panic")));
     let leftovers: Vec<Held> =
         mailboxes.iter().flat_map(|m| core::mem::take(&mut *m.lock().expect("not poisoned"))).collect();
     // What was handed over at the end is freed by this thread.
-    leftovers.into_iter().fold(h, |h, held| release(&alloc, held, h))
+    leftovers.into_iter().fold(h, |h, held| h.wrapping_add(release_digest(&alloc, held)))
 }
 
 /// Cache-scratch (passive false sharing): the main thread allocates one
