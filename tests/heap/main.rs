@@ -226,11 +226,16 @@ fn freed_large_blocks_are_reused_without_a_new_mapping() {
 
 #[test]
 fn large_blocks_grow_in_place_within_their_reserve() {
-    let small = Layout::from_size_align(100_000, 8).unwrap();
+    // Aligned to a segment, so the block gets a fresh mapping (the cache of
+    // freed mappings, shared with tests running in parallel, serves only
+    // smaller alignments), whose reserve is twice the block.
+    let align = 4 << 20;
+    let small = Layout::from_size_align(100_000, align).unwrap();
+    let big = Layout::from_size_align(190_000, align).unwrap();
     let block = Allocator::allocate(&Heap, small).unwrap().cast::<u8>();
     // SAFETY: a live block of `small`, grown within twice its size.
-    let grown = unsafe { Allocator::grow(&Heap, block, small, Layout::from_size_align(190_000, 8).unwrap()) }.unwrap();
+    let grown = unsafe { Allocator::grow(&Heap, block, small, big) }.unwrap();
     assert_eq!(grown.cast::<u8>(), block, "grew in place");
-    // SAFETY: a live block of 190 000 bytes.
-    unsafe { Allocator::deallocate(&Heap, block, Layout::from_size_align(190_000, 8).unwrap()) };
+    // SAFETY: a live block of `big`.
+    unsafe { Allocator::deallocate(&Heap, block, big) };
 }
