@@ -10,36 +10,14 @@
 //! with mimalloc or tcmalloc preloaded as the process allocator are run by
 //! `benches/preload.sh`, one process per allocator.)
 
-use core::alloc::Layout;
-use core::ptr::NonNull;
-use std::alloc::GlobalAlloc;
 use std::hint::black_box;
 use std::time::Duration;
 
-use allocator_api2::alloc::{AllocError, Allocator, Global};
+use allocator_api2::alloc::Global;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use memres::{SyncPool, UnsyncPool};
 use memres_workloads as w;
-
-/// The mimalloc crate's allocator as an allocator-api2 `Allocator`, so the
-/// same generic workload runs on it (the workloads never ask for zero bytes).
-#[derive(Clone, Copy)]
-struct Mimalloc;
-
-// SAFETY: forwards to mimalloc, which returns blocks of the requested layout
-// that stay valid until freed.
-unsafe impl Allocator for Mimalloc {
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: the workloads' layouts are never zero-sized.
-        let ptr = unsafe { mimalloc::MiMalloc.alloc(layout) };
-        NonNull::new(ptr).map(|p| NonNull::slice_from_raw_parts(p, layout.size())).ok_or(AllocError)
-    }
-
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: allocated by `allocate` above with `layout`.
-        unsafe { mimalloc::MiMalloc.dealloc(ptr.as_ptr(), layout) }
-    }
-}
+use memres_workloads::heaps::ViaGlobalAlloc;
 
 const CHURN_N: usize = 100_000;
 
@@ -50,7 +28,9 @@ fn rust(c: &mut Criterion) {
     group.bench_function("memres_unsync_pool", |b| b.iter(|| w::churn_rust(&unsync, black_box(CHURN_N))));
     let sync = SyncPool::new();
     group.bench_function("memres_sync_pool", |b| b.iter(|| w::churn_rust(&sync, black_box(CHURN_N))));
-    group.bench_function("mimalloc", |b| b.iter(|| w::churn_rust(Mimalloc, black_box(CHURN_N))));
+    group.bench_function("mimalloc", |b| {
+        b.iter(|| w::churn_rust(ViaGlobalAlloc(&mimalloc::MiMalloc), black_box(CHURN_N)))
+    });
     group.bench_function("global_glibc", |b| b.iter(|| w::churn_rust(Global, black_box(CHURN_N))));
     group.finish();
 }

@@ -327,25 +327,25 @@ unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Option<*mut Page> {
             }
             seg = (*seg).next;
         }
-        let seg = if !(*heap).spare.is_null() {
-            core::mem::replace(&mut (*heap).spare, ptr::null_mut())
-        } else if let Some(seg) = adopt(heap) {
-            seg
-        } else if let Some(seg) = empties().take(heap) {
-            seg
-        } else {
-            Segment::new_small(heap)?.as_ptr()
-        };
-        (*seg).next = (*heap).segments;
-        (*heap).segments = seg;
-        if let Some(page) = Segment::take_page(seg, class) {
-            return Some(page);
+        // Sources in order of cheapness; only an adopted segment can come
+        // full, and then the next source is tried (the abandoned list
+        // shrinks each time, and a new segment always has a free page).
+        loop {
+            let seg = if !(*heap).spare.is_null() {
+                core::mem::replace(&mut (*heap).spare, ptr::null_mut())
+            } else if let Some(seg) = adopt(heap) {
+                seg
+            } else if let Some(seg) = empties().take(heap) {
+                seg
+            } else {
+                Segment::new_small(heap)?.as_ptr()
+            };
+            (*seg).next = (*heap).segments;
+            (*heap).segments = seg;
+            if let Some(page) = Segment::take_page(seg, class) {
+                return Some(page);
+            }
         }
-        // An adopted segment may be full: a new one then.
-        let seg = Segment::new_small(heap)?.as_ptr();
-        (*seg).next = (*heap).segments;
-        (*heap).segments = seg;
-        Segment::take_page(seg, class)
     }
 }
 
