@@ -110,6 +110,24 @@ pub(crate) unsafe fn purge(ptr: *mut u8, len: usize) -> usize {
     }
 }
 
+/// Asks for transparent huge pages on the whole 2 MiB pages of
+/// `[ptr, ptr + len)` (a hint; ignored where the OS has none).
+pub(crate) fn advise_huge(ptr: *mut u8, len: usize) {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = ptr.addr().next_multiple_of(HUGE);
+        let end = (ptr.addr() + len) & !(HUGE - 1);
+        if end > start {
+            // SAFETY: a hint on whole pages of a mapping of ours; it does
+            // not change their contents.
+            unsafe { libc::madvise(ptr.with_addr(start).cast(), end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    let _ = (ptr, len);
+}
+
 /// The size of a virtual-memory page.
 pub(crate) fn page_size() -> usize {
     #[cfg(all(unix, not(miri)))]
@@ -149,5 +167,113 @@ pub(crate) unsafe fn protect(ptr: *mut u8, len: usize, accessible: bool) -> bool
     {
         let _ = (ptr, len, accessible);
         false
+    }
+}
+
+/// Runs `f` on the value of environment variable `name`, if it is set.
+/// Reads the C environment directly: it must not allocate, as the heap asks
+/// before it is ready. (Under Miri, whose isolation hides the host's
+/// environment: never set.)
+pub(crate) fn env<R>(name: &core::ffi::CStr, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    #[cfg(all(unix, not(miri)))]
+    {
+        // SAFETY: getenv reads the environment; the string it returns is
+        // only read here, before this thread could change the environment.
+        let value = unsafe { libc::getenv(name.as_ptr()) };
+        if value.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null getenv result is a NUL-terminated string.
+        Some(f(unsafe { core::ffi::CStr::from_ptr(value) }.to_bytes()))
+    }
+    #[cfg(not(all(unix, not(miri))))]
+    {
+        let _ = (name, f);
+        None
+    }
+}
+
+/// The CPUs this process may use: `MEMRES_HEAP_CPUS` if set, else the
+/// fewer of the CPUs it may run on (affinity) and its container's CPU quota
+/// (cgroup v2 `cpu.max`, rounded up); 8 where neither is known. Read once;
+/// does not allocate.
+pub(crate) fn cpus() -> usize {
+    static CPUS: AtomicUsize = AtomicUsize::new(0);
+    let mut cpus = CPUS.load(Ordering::Relaxed);
+    if cpus == 0 {
+        let from_env = env(c"MEMRES_HEAP_CPUS", |v| core::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
+        // Neither known (not Linux, or Miri): assume a small machine.
+        let found = affinity_cpus().min(quota_cpus());
+        let found = if found == usize::MAX { 8 } else { found };
+        cpus = from_env.flatten().unwrap_or(found).clamp(1, 1 << 16);
+        CPUS.store(cpus, Ordering::Relaxed);
+    }
+    cpus
+}
+
+/// CPUs in this thread's affinity mask.
+fn affinity_cpus() -> usize {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set, filled in by the
+        // call for this thread (pid 0).
+        unsafe {
+            let mut set: libc::cpu_set_t = core::mem::zeroed();
+            if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+                return (libc::CPU_COUNT(&set) as usize).max(1);
+            }
+        }
+    }
+    usize::MAX
+}
+
+/// The cgroup v2 CPU quota, rounded up; unlimited if there is none.
+fn quota_cpus() -> usize {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    {
+        let mut buf = [0u8; 64];
+        // SAFETY: open/read/close on a NUL-terminated path into a stack
+        // buffer of the length passed.
+        let len = unsafe {
+            let fd = libc::open(c"/sys/fs/cgroup/cpu.max".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return usize::MAX;
+            }
+            let len = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            libc::close(fd);
+            len
+        };
+        if let Ok(len) = usize::try_from(len) {
+            return parse_cpu_max(&buf[..len]).unwrap_or(usize::MAX);
+        }
+    }
+    usize::MAX
+}
+
+/// `"quota period"` → CPUs (rounded up); `None` for `"max ..."` or junk.
+pub(crate) fn parse_cpu_max(text: &[u8]) -> Option<usize> {
+    let text = core::str::from_utf8(text).ok()?;
+    let mut fields = text.split_whitespace();
+    let quota: u64 = fields.next()?.parse().ok()?;
+    let period: u64 = fields.next().map_or(Some(100_000), |p| p.parse().ok())?;
+    if period == 0 {
+        return None;
+    }
+    usize::try_from(quota.div_ceil(period).max(1)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpu_max;
+
+    #[test]
+    fn cpu_max_is_quota_over_period_rounded_up() {
+        assert_eq!(parse_cpu_max(b"200000 100000\n"), Some(2));
+        assert_eq!(parse_cpu_max(b"150000 100000"), Some(2));
+        assert_eq!(parse_cpu_max(b"50000 100000"), Some(1));
+        assert_eq!(parse_cpu_max(b"400000"), Some(4));
+        assert_eq!(parse_cpu_max(b"max 100000\n"), None);
+        assert_eq!(parse_cpu_max(b"100 0"), None);
+        assert_eq!(parse_cpu_max(b""), None);
     }
 }

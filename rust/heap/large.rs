@@ -23,8 +23,15 @@ use core::ptr::{self, NonNull};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::limit;
 use super::segment::{Kind, PAGE_SIZE, SEGMENT_SIZE, Segment};
+use super::stats::{self, LARGE_BYTES, LARGE_LIVE, RESIDENT};
 use crate::os;
+
+/// Blocks from this size up ask for transparent huge pages: they are
+/// likely to be touched whole, and a 2 MiB page then saves 511 faults and
+/// TLB misses. Smaller ones would round their resident memory up.
+const HUGE_FROM: usize = 4 << 20;
 
 /// Mappings the cache keeps at most.
 const CACHE_ENTRIES: usize = 16;
@@ -140,6 +147,10 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
             // SAFETY: a cached mapping is ours; its header is valid.
             unsafe {
                 (*seg).large_size = (*seg).map_size - offset;
+                if !account(seg, size) {
+                    Segment::free(seg);
+                    return None;
+                }
                 return Some((NonNull::new_unchecked(seg.cast::<u8>().add(offset)), false));
             }
         }
@@ -151,7 +162,17 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
     if map_size > isize::MAX as usize {
         return None;
     }
-    let map = os::map(map_size, map_align)?;
+    let header = Segment::header_bytes();
+    if !limit::charge(header) {
+        return None;
+    }
+    let Some(map) = os::map(map_size, map_align) else {
+        stats::sub(&RESIDENT, header);
+        return None;
+    };
+    if size >= HUGE_FROM {
+        os::advise_huge(map.as_ptr().wrapping_add(offset), size);
+    }
     let seg = map.as_ptr().wrapping_add(header_at).cast::<Segment>();
     // SAFETY: the header's place is fresh zeroed memory of the mapping,
     // aligned to SEGMENT_SIZE and followed by the block.
@@ -164,9 +185,57 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
             map_size,
             map_align,
             map_size - offset,
-        )
+        );
+        if !account(seg, size) {
+            Segment::free(seg);
+            return None;
+        }
     };
     Some((NonNull::new(map.as_ptr().wrapping_add(offset))?, true))
+}
+
+/// Counts a block of `size` bytes handed out from the large segment `seg`
+/// (fresh or reused) in the stats, charging memory it has not touched yet
+/// to the limit; false if the limit refused (nothing counted then).
+///
+/// # Safety
+/// `seg` is a large segment with no live block.
+unsafe fn account(seg: *mut Segment, size: usize) -> bool {
+    let rounded = size.next_multiple_of(os::page_size());
+    // SAFETY: the caller's contract: the header is ours.
+    unsafe {
+        let growth = rounded.saturating_sub((*seg).touched);
+        if growth > 0 && !limit::charge(growth) {
+            return false;
+        }
+        (*seg).touched += growth;
+        (*seg).block_size = rounded;
+    }
+    stats::add(&LARGE_LIVE, 1);
+    stats::add(&LARGE_BYTES, rounded);
+    true
+}
+
+/// A large block changes size in place (within its mapping): updates the
+/// stats, charging new memory to the limit; false if the limit refused.
+///
+/// # Safety
+/// `seg` is the header of a live large block, `new_size` within its usable
+/// size, and the caller owns the block.
+pub(super) unsafe fn resize(seg: *mut Segment, new_size: usize) -> bool {
+    let rounded = new_size.next_multiple_of(os::page_size());
+    // SAFETY: the caller owns the block, and with it these header fields.
+    unsafe {
+        let growth = rounded.saturating_sub((*seg).touched);
+        if growth > 0 && !limit::charge(growth) {
+            return false;
+        }
+        (*seg).touched += growth;
+        let old = core::mem::replace(&mut (*seg).block_size, rounded);
+        stats::sub(&LARGE_BYTES, old);
+    }
+    stats::add(&LARGE_BYTES, rounded);
+    true
 }
 
 /// Frees a large block: its mapping goes to the cache, or back to the OS.
@@ -175,7 +244,9 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
 /// `seg` is the header of a large block nobody uses any more.
 pub(super) unsafe fn free(seg: *mut Segment) {
     // SAFETY: the header is valid until the mapping goes.
-    let (size, align, map) = unsafe { ((*seg).map_size, (*seg).map_align, (*seg).map) };
+    let (size, align, map, block) = unsafe { ((*seg).map_size, (*seg).map_align, (*seg).map, (*seg).block_size) };
+    stats::sub(&LARGE_LIVE, 1);
+    stats::sub(&LARGE_BYTES, block);
     if align == SEGMENT_SIZE && map.as_ptr().cast() == seg && size <= CACHE_BYTES / 4 {
         let mut cache = cache();
         cache.expire(false);
@@ -198,6 +269,11 @@ pub(super) unsafe fn free(seg: *mut Segment) {
     }
     // SAFETY: the caller's contract.
     unsafe { Segment::free(seg) }
+}
+
+/// Unmaps the cached mappings idle past the decay.
+pub(super) fn expire() {
+    cache().expire(false);
 }
 
 /// Unmaps every cached mapping; returns the bytes.

@@ -27,6 +27,18 @@
 //!   a thread allocates from one shared *orphan* heap behind a lock.
 //! - **Reentrancy**: the heap's metadata lives in segment headers and
 //!   OS-mapped records; nothing here calls the global allocator.
+//! - **Returning memory**: a page whose blocks are all free goes back to
+//!   its segment and stays resident for reuse; a thread's slow path runs a
+//!   decay pass every second or so, which purges (`MADV_DONTNEED`) the free
+//!   pages that were free at the previous pass too, and moves an unused
+//!   spare segment to the shared cache of empty segments, which unmaps after
+//!   its own decay. A thread keeps at most 16 MiB of free pages resident;
+//!   [`Heap::purge`] hands back what it can at once. The shared caches are
+//!   sized by the CPUs the process may use ([`Heap::cpus`]).
+//! - **Stats and limits** (`stats.rs`, `limit.rs`): nothing is counted on
+//!   the fast paths; [`Heap::stats`] walks the page records. New memory is
+//!   charged against an optional soft limit (purge first) and hard limit
+//!   (fail the allocation).
 //!
 //! # Invariants
 //! - A page's `free` list, `used` count and queue links are touched only by
@@ -56,7 +68,9 @@
 //! same code runs there.
 
 mod large;
+mod limit;
 mod segment;
+mod stats;
 mod thread;
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -68,6 +82,9 @@ use crate::classes::class_of;
 use crate::resource::MemoryResource;
 use segment::{Kind, SMALL_MAX, Segment, segment_of};
 use thread::ThreadHeap;
+
+pub use limit::HeapLimits;
+pub use stats::{HEAP_CLASS_COUNT, HeapClassStats, HeapStats};
 
 /// The process-wide thread-caching heap, usable as `#[global_allocator]`,
 /// as an allocator-api2 [`Allocator`] and as a [`MemoryResource`].
@@ -90,19 +107,58 @@ use thread::ThreadHeap;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Heap;
 
-/// What the heap holds from the OS.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct HeapStats {
-    /// Bytes mapped from the OS and not yet unmapped (segments, large
-    /// blocks, thread records).
-    pub mapped: usize,
-}
-
 impl Heap {
-    /// What the heap holds from the OS now.
+    /// The heap's totals now: allocated, active, resident, mapped and
+    /// retained bytes (see [`HeapStats`] for what each means and how to
+    /// read them). Sums every thread's counters: cheap, but not free.
     pub fn stats() -> HeapStats {
-        HeapStats { mapped: crate::os::MAPPED.load(core::sync::atomic::Ordering::Relaxed) }
+        stats::stats()
+    }
+
+    /// Per size class: block size, live blocks and the bytes of the pages
+    /// holding them; one entry per small class, then one for the large
+    /// blocks. Walks every segment's page records: for diagnosis, not for
+    /// a hot loop.
+    ///
+    /// ```
+    /// use memres::Heap;
+    ///
+    /// let classes = Heap::class_stats();
+    /// let busiest = classes.iter().max_by_key(|c| c.live).unwrap();
+    /// println!("{} live blocks of {} bytes", busiest.live, busiest.size);
+    /// ```
+    pub fn class_stats() -> [HeapClassStats; HEAP_CLASS_COUNT] {
+        stats::class_stats()
+    }
+
+    /// Sets the memory limits (see [`HeapLimits`]), replacing those from
+    /// the environment (`MEMRES_HEAP_LIMIT`, `MEMRES_HEAP_SOFT_LIMIT`).
+    /// Memory already held is not taken back by a lower limit, but no more
+    /// is taken past it.
+    ///
+    /// ```
+    /// use memres::{Heap, HeapLimits};
+    ///
+    /// let before = Heap::limits();
+    /// Heap::set_limits(HeapLimits { soft: Some(1 << 30), hard: Some(2 << 30) });
+    /// assert_eq!(Heap::limits().hard, Some(2 << 30));
+    /// Heap::set_limits(before);
+    /// ```
+    pub fn set_limits(limits: HeapLimits) {
+        limit::set(limits);
+    }
+
+    /// The memory limits in force.
+    pub fn limits() -> HeapLimits {
+        limit::get()
+    }
+
+    /// The CPUs the heap sizes its shared caches for: `MEMRES_HEAP_CPUS` if
+    /// set, else the fewer of the CPUs this process may run on and its
+    /// container's CPU quota (cgroup v2 `cpu.max`), so a container limited
+    /// to 2 CPUs on a 64-CPU host does not keep caches for 64.
+    pub fn cpus() -> usize {
+        crate::os::cpus()
     }
 
     /// Returns free memory to the OS now: the calling thread's pages that
@@ -112,7 +168,7 @@ impl Heap {
     /// Returns the bytes handed back. Other threads' free pages are theirs
     /// to purge.
     pub fn purge() -> usize {
-        thread::purge_local() + thread::purge_empty_segments() + large::purge()
+        purge_shared()
     }
 
     /// Allocates a block for `layout` (a zero size is served as one byte).
@@ -145,6 +201,7 @@ impl Heap {
             if (*seg).owner.load(core::sync::atomic::Ordering::Relaxed) == heap {
                 thread::free_local(heap, seg, page, ptr);
             } else {
+                thread::count_remote_free(heap, (*page).class.load(core::sync::atomic::Ordering::Relaxed) as usize);
                 Segment::free_remote(page, ptr.cast());
             }
         }
@@ -162,7 +219,8 @@ impl Heap {
             if (*seg).kind == Kind::Large {
                 (*seg).large_size
             } else {
-                crate::classes::class_size((*Segment::page_of(seg, ptr)).class as usize)
+                let class = (*Segment::page_of(seg, ptr)).class.load(core::sync::atomic::Ordering::Relaxed);
+                crate::classes::class_size(class as usize)
             }
         }
     }
@@ -270,12 +328,15 @@ impl Heap {
             // A small block stays if the new size has its class; a large
             // one while it fits its reserve and stays large (a block that
             // shrinks to a small size moves, so its mapping can go).
-            let fits = if old.size() > SMALL_MAX || usable > SMALL_MAX {
-                new.size() <= usable && new.size() > SMALL_MAX
-            } else {
-                new.size() <= usable && new.size() > usable / 2
-            };
-            if fits {
+            if old.size() > SMALL_MAX || usable > SMALL_MAX {
+                if new.size() <= usable && new.size() > SMALL_MAX {
+                    // SAFETY: a live large block, the caller's to resize,
+                    // and the new size within its usable size.
+                    if unsafe { large::resize(segment_of(ptr.as_ptr()), new.size()) } {
+                        return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
+                    }
+                }
+            } else if new.size() <= usable && new.size() > usable / 2 {
                 return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
             }
         }
@@ -288,6 +349,72 @@ impl Heap {
         }
         Ok(block)
     }
+}
+
+/// What a foreign fast path (C++'s `heap_resource()`) needs to allocate and
+/// free small blocks inline, on the calling thread only (from
+/// [`Heap::fast_path`]). All offsets in bytes.
+///
+/// - **Allocate** a block of size class `c` (the classes of
+///   [`Heap::class_stats`]; requests over 32 KiB or aligned beyond 4 KiB
+///   are never inline): `heap = *local_slot`; `page = heap.queues[c].head`
+///   (queues at offset 0, `queue_stride` apart, head first); if `page` is
+///   not null and its free list (first word) is not null, pop the block
+///   (the block's first word is the next) and store `used + 1` into the
+///   page's `u32` `used` (at `page_used_offset`, a relaxed atomic store).
+///   Otherwise call the heap.
+/// - **Free** a small block `p`: `seg = p & !(segment_size - 1)`; if the
+///   pointer-sized atomic at `seg` (the owner, relaxed load) equals `heap`,
+///   the page is `seg + pages_offset + ((p - seg) >> page_shift) *
+///   page_stride`; if its `used` is above 1, push `p` onto its free list
+///   and store `used - 1`. Otherwise call the heap (which also handles a
+///   page becoming empty).
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct HeapFastPath {
+    /// Where the calling thread's record pointer lives (valid until the
+    /// thread ends; the pointer in it may change at any call into the heap).
+    pub local_slot: NonNull<*mut u8>,
+    /// Bytes from one class's queue to the next in a record.
+    pub queue_stride: usize,
+    /// Size and alignment of a small segment.
+    pub segment_size: usize,
+    /// Where a segment's page records start.
+    pub pages_offset: usize,
+    /// Bytes from one page record to the next.
+    pub page_stride: usize,
+    /// log2 of the bytes of memory one page record covers.
+    pub page_shift: u32,
+    /// Where a page record's `u32` count of used blocks lies.
+    pub page_used_offset: usize,
+    /// The largest size served from pages.
+    pub small_max: usize,
+    /// Small size classes.
+    pub classes: usize,
+}
+
+impl Heap {
+    /// The layout a foreign fast path relies on (see [`HeapFastPath`]).
+    pub fn fast_path() -> HeapFastPath {
+        HeapFastPath {
+            // SAFETY: the address of a thread-local is never null.
+            local_slot: unsafe { NonNull::new_unchecked(thread::local_slot().cast()) },
+            queue_stride: size_of::<thread::Queue>(),
+            segment_size: segment::SEGMENT_SIZE,
+            pages_offset: core::mem::offset_of!(Segment, pages),
+            page_stride: size_of::<segment::Page>(),
+            page_shift: segment::PAGE_SHIFT,
+            page_used_offset: core::mem::offset_of!(segment::Page, used),
+            small_max: SMALL_MAX,
+            classes: segment::SMALL_CLASSES,
+        }
+    }
+}
+
+/// Purges what the calling thread may: its own free pages and spare, the
+/// shared empty segments and the cache of large blocks; returns the bytes.
+fn purge_shared() -> usize {
+    thread::purge_local() + thread::purge_empty_segments() + large::purge()
 }
 
 // SAFETY: as for `Allocator`.

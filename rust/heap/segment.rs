@@ -16,8 +16,10 @@
 //! start at offset 0: the header page comes first).
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
+use super::limit;
+use super::stats::{self, RESIDENT};
 use super::thread::ThreadHeap;
 use crate::classes::{class_of_size, class_size};
 use crate::os;
@@ -44,20 +46,26 @@ pub(super) struct Block {
 /// One page of a small segment. All fields but `thread_free` belong to
 /// the segment's owner thread. One cache line each, so that pages in use by
 /// different threads (after an adoption) never share a line.
+///
+/// `used` and `class` are atomics only so that the stats may read them from
+/// another thread: the owner alone writes them, with a relaxed load and
+/// store (plain moves, no read-modify-write).
 #[repr(C, align(64))]
 pub(super) struct Page {
     /// Free blocks the owner allocates from (and frees to).
     pub(super) free: *mut Block,
     /// Blocks handed out and not yet freed back to `free` (blocks freed by
     /// other threads count until the owner collects them).
-    pub(super) used: u32,
+    pub(super) used: AtomicU32,
     /// Blocks carved from the page's memory so far, out of `capacity`.
     pub(super) carved: u32,
     pub(super) capacity: u32,
-    pub(super) class: u32,
+    pub(super) class: AtomicU32,
     pub(super) in_use: bool,
     /// Touched since it was last purged (or mapped).
     pub(super) dirty: bool,
+    /// Free and dirty at the last decay pass: purged at the next.
+    pub(super) stale: bool,
     /// Blocks freed by other threads: pushed with an atomic CAS, taken
     /// whole by the owner (one swap).
     pub(super) thread_free: AtomicPtr<Block>,
@@ -75,7 +83,9 @@ pub(super) enum Kind {
     Large,
 }
 
-/// The header at the start of every segment.
+/// The header at the start of every segment. `#[repr(C)]` for foreign fast
+/// paths: `owner` first, `pages` at a fixed offset (see `Heap::fast_path`).
+#[repr(C)]
 pub(super) struct Segment {
     /// The thread heap whose thread may use the pages without atomics; null
     /// while the segment is abandoned. Written by the owner (or an
@@ -91,9 +101,18 @@ pub(super) struct Segment {
     pub(super) large_size: usize,
     /// Small: pages in use (the header page not counted).
     pub(super) used_pages: usize,
+    /// Small: free pages that are dirty (resident, not yet purged).
+    pub(super) free_dirty: usize,
+    /// Large: the block's size as counted in the stats (page-rounded), and
+    /// the most of the block ever handed out (resident until unmapped).
+    pub(super) block_size: usize,
+    pub(super) touched: usize,
     /// The owner's list of segments, the abandoned list, or the cache of
     /// empty segments.
     pub(super) next: *mut Segment,
+    /// Small: the list of every small segment (`stats::SEGMENTS`).
+    pub(super) all_prev: *mut Segment,
+    pub(super) all_next: *mut Segment,
     /// When it went into the cache of empty segments.
     pub(super) idle_since: Option<std::time::Instant>,
     pub(super) pages: [Page; PAGES],
@@ -111,13 +130,27 @@ pub(super) unsafe fn segment_of(ptr: *mut u8) -> *mut Segment {
 }
 
 impl Segment {
-    /// Maps and initialises an empty small segment owned by `owner`.
+    /// Bytes of a segment's header that are touched (resident).
+    pub(super) fn header_bytes() -> usize {
+        size_of::<Segment>().next_multiple_of(os::page_size())
+    }
+
+    /// Maps and initialises an empty small segment owned by `owner`; `None`
+    /// if the OS refuses or the memory limit does.
     pub(super) fn new_small(owner: *mut ThreadHeap) -> Option<NonNull<Segment>> {
-        let map = os::map(SEGMENT_SIZE, SEGMENT_SIZE)?;
+        if !limit::charge(Self::header_bytes()) {
+            return None;
+        }
+        let Some(map) = os::map(SEGMENT_SIZE, SEGMENT_SIZE) else {
+            stats::sub(&RESIDENT, Self::header_bytes());
+            return None;
+        };
         let seg = map.cast::<Segment>();
         // SAFETY: a fresh, zeroed mapping, larger than the header and
         // aligned for it; zero is a valid `Page` (null lists, not in use).
         unsafe { Self::init(seg, owner, Kind::Small, map, SEGMENT_SIZE, SEGMENT_SIZE, 0) };
+        // SAFETY: a new small segment, listed once.
+        unsafe { stats::list_segment(seg.as_ptr()) };
         Some(seg)
     }
 
@@ -146,7 +179,12 @@ impl Segment {
             (&raw mut (*s).map_align).write(map_align);
             (&raw mut (*s).large_size).write(large_size);
             (&raw mut (*s).used_pages).write(0);
+            (&raw mut (*s).free_dirty).write(0);
+            (&raw mut (*s).block_size).write(0);
+            (&raw mut (*s).touched).write(0);
             (&raw mut (*s).next).write(ptr::null_mut());
+            (&raw mut (*s).all_prev).write(ptr::null_mut());
+            (&raw mut (*s).all_next).write(ptr::null_mut());
             (&raw mut (*s).idle_since).write(None);
         }
     }
@@ -158,6 +196,18 @@ impl Segment {
     pub(super) unsafe fn free(seg: *mut Segment) {
         // SAFETY: the header is live until the unmap below.
         let (map, size, align) = unsafe { ((*seg).map, (*seg).map_size, (*seg).map_align) };
+        // SAFETY: as above; no page is in use, so every dirty page is free.
+        // A small segment leaves the list the stats walk before it goes.
+        let resident = unsafe {
+            match (*seg).kind {
+                Kind::Small => {
+                    stats::unlist_segment(seg);
+                    (*seg).free_dirty * PAGE_SIZE
+                }
+                Kind::Large => (*seg).touched,
+            }
+        };
+        stats::sub(&RESIDENT, Self::header_bytes() + resident);
         // SAFETY: the caller's contract; `map` came from `os::map(size, align)`.
         unsafe { os::unmap(map, size, align) }
     }
@@ -178,35 +228,50 @@ impl Segment {
         seg.cast::<u8>().wrapping_add(index * PAGE_SIZE)
     }
 
-    /// Takes a free page of this segment for `class`, if there is one.
+    /// Takes a free page of this segment for `class`, if there is one: a
+    /// dirty one if it has any (its memory is resident already). Also says
+    /// whether the page was clean: new memory, which the caller charges to
+    /// [`limit`] (and gives back with [`unwind_take`](Self::unwind_take) if
+    /// the limit says no).
     ///
     /// # Safety
     /// The caller owns `seg` (a small segment).
-    pub(super) unsafe fn take_page(seg: *mut Segment, class: usize) -> Option<*mut Page> {
+    pub(super) unsafe fn take_page(seg: *mut Segment, class: usize) -> Option<(*mut Page, bool)> {
         // SAFETY: owner-only fields of a live segment.
         unsafe {
             if (*seg).used_pages == PAGES - 1 {
                 return None;
             }
+            // The first free dirty page, else the first free page.
+            let mut pick: *mut Page = ptr::null_mut();
             for index in 1..PAGES {
                 let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
-                if !(*page).in_use {
-                    let size = class_size(class);
-                    (*page).in_use = true;
-                    (*page).dirty = true;
-                    (*page).class = class as u32;
-                    (*page).capacity = (PAGE_SIZE / size) as u32;
-                    (*page).carved = 0;
-                    (*page).used = 0;
-                    (*page).free = ptr::null_mut();
-                    (*page).next = ptr::null_mut();
-                    (*page).prev = ptr::null_mut();
-                    (*seg).used_pages += 1;
-                    return Some(page);
+                if !(*page).in_use && (pick.is_null() || (*page).dirty) {
+                    pick = page;
+                    if (*page).dirty || (*seg).free_dirty == 0 {
+                        break;
+                    }
                 }
             }
+            let page = pick;
+            let size = class_size(class);
+            let clean = !(*page).dirty;
+            if !clean {
+                (*seg).free_dirty -= 1;
+            }
+            (*page).in_use = true;
+            (*page).dirty = true;
+            (*page).stale = false;
+            (*page).class.store(class as u32, Ordering::Relaxed);
+            (*page).capacity = (PAGE_SIZE / size) as u32;
+            (*page).carved = 0;
+            (*page).used.store(0, Ordering::Relaxed);
+            (*page).free = ptr::null_mut();
+            (*page).next = ptr::null_mut();
+            (*page).prev = ptr::null_mut();
+            (*seg).used_pages += 1;
+            Some((page, clean))
         }
-        None
     }
 
     /// Gives page `page` back to its segment; returns whether the segment
@@ -221,7 +286,23 @@ impl Segment {
             (*page).in_use = false;
             (*page).free = ptr::null_mut();
             (*seg).used_pages -= 1;
+            (*seg).free_dirty += 1;
             (*seg).used_pages == 0
+        }
+    }
+
+    /// A page taken by [`take_page`](Self::take_page) that the memory limit
+    /// refused: back to its segment, clean as it was.
+    ///
+    /// # Safety
+    /// As for [`release_page`](Self::release_page); the page was clean
+    /// when taken and nothing has touched it.
+    pub(super) unsafe fn unwind_take(seg: *mut Segment, page: *mut Page) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            Self::release_page(seg, page);
+            (*page).dirty = false;
+            (*seg).free_dirty -= 1;
         }
     }
 
@@ -231,17 +312,50 @@ impl Segment {
     /// # Safety
     /// The caller owns the small segment `seg`.
     pub(super) unsafe fn purge_free_pages(seg: *mut Segment) -> usize {
+        // SAFETY: the caller's contract.
+        unsafe { Self::purge_where(seg, |_| true) }
+    }
+
+    /// A decay pass: purges the free pages that were free and dirty at the
+    /// previous pass too, and marks the others to go at the next. Returns
+    /// the bytes handed back.
+    ///
+    /// # Safety
+    /// The caller owns the small segment `seg`.
+    pub(super) unsafe fn decay(seg: *mut Segment) -> usize {
+        // SAFETY: the caller's contract.
+        unsafe {
+            Self::purge_where(seg, |page| {
+                let stale = (*page).stale;
+                (*page).stale = true;
+                stale
+            })
+        }
+    }
+
+    /// Purges the free, dirty pages for which `purge` says yes.
+    ///
+    /// # Safety
+    /// The caller owns the small segment `seg`.
+    unsafe fn purge_where(seg: *mut Segment, mut purge: impl FnMut(*mut Page) -> bool) -> usize {
         let mut released = 0;
-        for index in 1..PAGES {
-            // SAFETY: owner-only fields; a free page holds no live block.
-            unsafe {
+        // SAFETY: owner-only fields; a free page holds no live block.
+        unsafe {
+            if (*seg).free_dirty == 0 {
+                return 0;
+            }
+            for index in 1..PAGES {
                 let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
-                if !(*page).in_use && (*page).dirty {
-                    released += os::purge(Self::page_area(seg, index), PAGE_SIZE);
+                if !(*page).in_use && (*page).dirty && purge(page) {
+                    os::purge(Self::page_area(seg, index), PAGE_SIZE);
                     (*page).dirty = false;
+                    (*page).stale = false;
+                    (*seg).free_dirty -= 1;
+                    released += PAGE_SIZE;
                 }
             }
         }
+        stats::sub(&RESIDENT, released);
         released
     }
 
@@ -258,7 +372,7 @@ impl Segment {
             if carved == capacity {
                 return false;
             }
-            let size = class_size((*page).class as usize);
+            let size = class_size((*page).class.load(Ordering::Relaxed) as usize);
             let count = (4096 / size).clamp(1, capacity - carved);
             let index = (page.addr() - (&raw mut (*seg).pages).addr()) / size_of::<Page>();
             let area = Self::page_area(seg, index);
@@ -274,11 +388,12 @@ impl Segment {
         true
     }
 
-    /// Moves the blocks other threads freed into `free`; returns how many.
+    /// Moves the blocks other threads freed into `free`, counting them in
+    /// `heap`'s stats; returns how many.
     ///
     /// # Safety
-    /// The caller owns the page.
-    pub(super) unsafe fn collect(page: *mut Page) -> u32 {
+    /// The caller owns the page and has exclusive use of `heap`.
+    pub(super) unsafe fn collect(page: *mut Page, heap: *mut ThreadHeap) -> u32 {
         // SAFETY: `thread_free` is atomic; the other fields are the owner's.
         unsafe {
             let mut list = (*page).thread_free.swap(ptr::null_mut(), Ordering::Acquire);
@@ -290,7 +405,11 @@ impl Segment {
                 list = next;
                 n += 1;
             }
-            (*page).used -= n;
+            let used = (*page).used.load(Ordering::Relaxed);
+            (*page).used.store(used - n, Ordering::Relaxed);
+            if n > 0 {
+                ThreadHeap::count_collected(heap, (*page).class.load(Ordering::Relaxed) as usize, n);
+            }
             n
         }
     }

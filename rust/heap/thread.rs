@@ -20,12 +20,18 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError};
 
-use super::segment::{Block, Page, SMALL_CLASSES, Segment};
+use std::time::{Duration, Instant};
+
+use super::limit;
+use super::segment::{Block, PAGE_SIZE, Page, SMALL_CLASSES, Segment};
+use super::stats::{self, Counter};
 use crate::os;
 
 /// A queue of the pages of one class; the head is where allocation looks.
+/// `#[repr(C)]` for foreign fast paths (see `Heap::fast_path`).
 #[derive(Clone, Copy)]
-struct Queue {
+#[repr(C)]
+pub(super) struct Queue {
     head: *mut Page,
     tail: *mut Page,
     len: usize,
@@ -35,13 +41,37 @@ struct Queue {
 #[repr(C)]
 pub(crate) struct ThreadHeap {
     queues: [Queue; SMALL_CLASSES],
+    /// Per class: blocks this thread freed into pages it does not own, and
+    /// blocks it collected from its pages' remote lists, since the record
+    /// was last folded into the totals (see `stats.rs`).
+    remote_frees: [Counter; SMALL_CLASSES],
+    collected: [Counter; SMALL_CLASSES],
     /// Small segments this heap owns (linked through `Segment::next`).
     segments: *mut Segment,
     /// One empty segment kept for reuse instead of a map/unmap pair.
     spare: *mut Segment,
+    /// The spare was already spare at the last decay pass.
+    spare_stale: bool,
+    /// Slow-path events (refills, retired pages), to pace the decay passes.
+    events: u32,
+    /// When the next decay pass is due.
+    next_pass: Option<Instant>,
+    /// The last purge request (`limit::PURGE_REQUESTS`) this heap served.
+    purge_seen: usize,
     /// The registry's list of unused records.
     next_unused: *mut ThreadHeap,
+    /// The list of every record (`stats::RECORDS`); set once, when made.
+    next_record: *mut ThreadHeap,
 }
+
+/// How long a free page stays resident unused (between one and two of
+/// these, at the thread's next slow path) before it is purged.
+const DECAY: Duration = Duration::from_secs(1);
+/// Free pages a thread keeps resident at most; past it they are purged at
+/// once (checked every [`PACE`] slow-path events).
+const THREAD_CACHE_CAP: usize = 16 << 20;
+/// Slow-path events between looks at the clock and the cache size.
+const PACE: u32 = 32;
 
 /// The record of a thread without a heap (see the module doc).
 struct Empty(UnsafeCell<ThreadHeap>);
@@ -69,6 +99,12 @@ pub(super) fn local() -> *mut ThreadHeap {
     LOCAL.with(Cell::get)
 }
 
+/// Where this thread keeps its record pointer: valid, and always pointing
+/// at a valid record, until the thread ends (`LOCAL` has no destructor).
+pub(super) fn local_slot() -> *mut *mut ThreadHeap {
+    LOCAL.with(Cell::as_ptr)
+}
+
 /// Records of exited threads, for reuse.
 struct Unused(*mut ThreadHeap);
 // SAFETY: the records are plain memory handed between threads under the lock.
@@ -83,7 +119,7 @@ static ABANDONED: Mutex<Abandoned> = Mutex::new(Abandoned(ptr::null_mut()));
 
 /// Empty small segments kept for the next thread that needs pages (so
 /// short-lived threads do not map and fault in fresh segments each time),
-/// newest first. Kept at most [`EMPTY_KEEP`]; unmapped after [`EMPTY_DECAY`]
+/// newest first. Kept at most [`empty_keep`]; unmapped after [`EMPTY_DECAY`]
 /// idle.
 struct Empties {
     head: *mut Segment,
@@ -92,7 +128,11 @@ struct Empties {
 // SAFETY: as for `Unused`.
 unsafe impl Send for Empties {}
 static EMPTIES: Mutex<Empties> = Mutex::new(Empties { head: ptr::null_mut(), len: 0 });
-const EMPTY_KEEP: usize = 8;
+/// Two empty segments per CPU the process may use (by its container's
+/// quota, see `os::cpus`), at least 4 and at most 64.
+fn empty_keep() -> usize {
+    os::cpus().saturating_mul(2).clamp(4, 64)
+}
 const EMPTY_DECAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Empties {
@@ -127,7 +167,7 @@ impl Empties {
         self.expire(false);
         // SAFETY: the caller's contract.
         unsafe {
-            if self.len >= EMPTY_KEEP {
+            if self.len >= empty_keep() {
                 return Segment::free(seg);
             }
             (*seg).owner.store(ptr::null_mut(), Ordering::Relaxed);
@@ -191,10 +231,48 @@ impl ThreadHeap {
     const fn new() -> Self {
         ThreadHeap {
             queues: [Queue { head: ptr::null_mut(), tail: ptr::null_mut(), len: 0 }; SMALL_CLASSES],
+            remote_frees: [const { Counter::new() }; SMALL_CLASSES],
+            collected: [const { Counter::new() }; SMALL_CLASSES],
             segments: ptr::null_mut(),
             spare: ptr::null_mut(),
+            spare_stale: false,
+            events: 0,
+            next_pass: None,
+            purge_seen: 0,
             next_unused: ptr::null_mut(),
+            next_record: ptr::null_mut(),
         }
+    }
+
+    /// Adds this record's remote-free and collected counts to `counts`.
+    ///
+    /// # Safety
+    /// `heap` is a record (records are never unmapped).
+    pub(super) unsafe fn add_counts(heap: *mut ThreadHeap, counts: &mut [(usize, usize); SMALL_CLASSES]) {
+        // SAFETY: the counters are atomics; the record lives forever.
+        let (remote, collected) = unsafe { (&(*heap).remote_frees, &(*heap).collected) };
+        for (class, (frees, back)) in counts.iter_mut().enumerate() {
+            *frees = frees.wrapping_add(remote[class].get());
+            *back = back.wrapping_add(collected[class].get());
+        }
+    }
+
+    /// Counts `n` blocks of `class` collected from a remote list.
+    ///
+    /// # Safety
+    /// The caller has exclusive use of `heap`.
+    pub(super) unsafe fn count_collected(heap: *mut ThreadHeap, class: usize, n: u32) {
+        // SAFETY: the caller's contract.
+        unsafe { (*heap).collected[class].add(n as usize) };
+    }
+
+    /// The next record in the list of all records.
+    ///
+    /// # Safety
+    /// `heap` is a listed record, and the caller holds the list's lock.
+    pub(super) unsafe fn next_record(heap: *mut ThreadHeap) -> *mut ThreadHeap {
+        // SAFETY: written once, under the lock, before the record is listed.
+        unsafe { (*heap).next_record }
     }
 
     /// Pops a block of `class` from the head page: the allocation fast path.
@@ -214,7 +292,8 @@ impl ThreadHeap {
                 return None;
             }
             (*page).free = (*block).next;
-            (*page).used += 1;
+            let used = (*page).used.load(Ordering::Relaxed);
+            (*page).used.store(used + 1, Ordering::Relaxed);
             Some(NonNull::new_unchecked(block.cast()))
         }
     }
@@ -264,13 +343,34 @@ fn attach() -> Option<*mut ThreadHeap> {
     Some(heap)
 }
 
-/// Maps a fresh, empty record.
+/// Maps a fresh, empty record and lists it for the stats.
 fn new_record() -> Option<*mut ThreadHeap> {
     let size = size_of::<ThreadHeap>().next_multiple_of(os::page_size());
     let record = os::map(size, os::page_size())?.cast::<ThreadHeap>().as_ptr();
-    // SAFETY: fresh memory, large and aligned enough.
-    unsafe { record.write(ThreadHeap::new()) };
+    stats::add(&stats::RESIDENT, size);
+    let mut records = stats::records();
+    // SAFETY: fresh memory, large and aligned enough; listed under the lock.
+    unsafe {
+        record.write(ThreadHeap::new());
+        (*record).next_record = records.0;
+    }
+    records.0 = record;
     Some(record)
+}
+
+/// Counts a free of a block of `class` by a thread that does not own its
+/// segment, in that thread's record (or, if it has none, the shared count).
+///
+/// # Safety
+/// `heap` is this thread's record (or `EMPTY`).
+#[inline]
+pub(super) unsafe fn count_remote_free(heap: *mut ThreadHeap, class: usize) {
+    if heap == empty() {
+        stats::STRAY_FREES[class].fetch_add(1, Ordering::Relaxed);
+    } else {
+        // SAFETY: this thread's own record.
+        unsafe { (*heap).remote_frees[class].add(1) };
+    }
 }
 
 /// Finds a block for `class`: collects frees into the head page, tries a
@@ -283,10 +383,11 @@ unsafe fn refill(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
     const SCAN: usize = 8;
     // SAFETY: the caller's exclusive use of `heap` and its pages.
     unsafe {
+        tick(heap);
         let queue = &raw mut (*heap).queues[class];
         for _ in 0..SCAN.min((*queue).len) {
             let page = (*queue).head;
-            Segment::collect(page);
+            Segment::collect(page, heap);
             if (*page).free.is_null() {
                 Segment::carve(segment_of_page(page), page);
             }
@@ -322,8 +423,8 @@ unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Option<*mut Page> {
     unsafe {
         let mut seg = (*heap).segments;
         while !seg.is_null() {
-            if let Some(page) = Segment::take_page(seg, class) {
-                return Some(page);
+            if let Some(page) = take_charged(seg, class) {
+                return page;
             }
             seg = (*seg).next;
         }
@@ -335,17 +436,37 @@ unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Option<*mut Page> {
                 core::mem::replace(&mut (*heap).spare, ptr::null_mut())
             } else if let Some(seg) = adopt(heap) {
                 seg
-            } else if let Some(seg) = empties().take(heap) {
-                seg
             } else {
-                Segment::new_small(heap)?.as_ptr()
+                let kept = empties().take(heap);
+                match kept {
+                    Some(seg) => seg,
+                    None => Segment::new_small(heap)?.as_ptr(),
+                }
             };
             (*seg).next = (*heap).segments;
             (*heap).segments = seg;
-            if let Some(page) = Segment::take_page(seg, class) {
-                return Some(page);
+            if let Some(page) = take_charged(seg, class) {
+                return page;
             }
         }
+    }
+}
+
+/// Takes a free page of `seg` for `class` (`None`: the segment is full),
+/// charging it to the memory limit if it is new memory (`Some(None)`: the
+/// limit refused).
+///
+/// # Safety
+/// The caller owns `seg`.
+unsafe fn take_charged(seg: *mut Segment, class: usize) -> Option<Option<*mut Page>> {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let (page, clean) = Segment::take_page(seg, class)?;
+        if clean && !limit::charge(PAGE_SIZE) {
+            Segment::unwind_take(seg, page);
+            return Some(None);
+        }
+        Some(Some(page))
     }
 }
 
@@ -374,11 +495,11 @@ unsafe fn adopt(heap: *mut ThreadHeap) -> Option<*mut Segment> {
             if !(*page).in_use {
                 continue;
             }
-            Segment::collect(page);
-            if (*page).used == 0 {
+            Segment::collect(page, heap);
+            if (*page).used.load(Ordering::Relaxed) == 0 {
                 Segment::release_page(seg, page);
             } else {
-                push_back(&raw mut (*heap).queues[(*page).class as usize], page);
+                push_back(&raw mut (*heap).queues[(*page).class.load(Ordering::Relaxed) as usize], page);
             }
         }
     }
@@ -397,8 +518,9 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, seg: *mut Segment, page: 
         let block = ptr.cast::<Block>();
         (*block).next = (*page).free;
         (*page).free = block;
-        (*page).used -= 1;
-        if (*page).used == 0 {
+        let used = (*page).used.load(Ordering::Relaxed) - 1;
+        (*page).used.store(used, Ordering::Relaxed);
+        if used == 0 {
             retire(heap, seg, page);
         }
     }
@@ -414,7 +536,7 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, seg: *mut Segment, page: 
 unsafe fn retire(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
     // SAFETY: the caller's contract.
     unsafe {
-        let queue = &raw mut (*heap).queues[(*page).class as usize];
+        let queue = &raw mut (*heap).queues[(*page).class.load(Ordering::Relaxed) as usize];
         if (*queue).len <= 1 {
             return;
         }
@@ -428,8 +550,62 @@ unsafe fn retire(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
             *link = (*seg).next;
             if (*heap).spare.is_null() {
                 (*heap).spare = seg;
+                (*heap).spare_stale = false;
             } else {
                 empties().keep(seg);
+            }
+        }
+        tick(heap);
+    }
+}
+
+/// Counts a slow-path event; every [`PACE`] of them, serves a purge request
+/// and keeps the thread's free pages under [`THREAD_CACHE_CAP`], and every
+/// [`DECAY`] runs a decay pass: free pages (and a spare segment) unused
+/// since the last pass are handed back.
+///
+/// # Safety
+/// The caller has exclusive use of `heap`, and no page is half taken.
+unsafe fn tick(heap: *mut ThreadHeap) {
+    // SAFETY: the caller's exclusive use; segments in the list are ours.
+    unsafe {
+        (*heap).events = (*heap).events.wrapping_add(1);
+        if (*heap).events % PACE != 0 {
+            return;
+        }
+        let requests = limit::PURGE_REQUESTS.load(Ordering::Relaxed);
+        let mut free_dirty = 0;
+        let mut seg = (*heap).segments;
+        while !seg.is_null() {
+            free_dirty += (*seg).free_dirty;
+            seg = (*seg).next;
+        }
+        if requests != (*heap).purge_seen || free_dirty * PAGE_SIZE > THREAD_CACHE_CAP {
+            (*heap).purge_seen = requests;
+            purge_heap(heap);
+            return;
+        }
+        let now = Instant::now();
+        if (*heap).next_pass.is_some_and(|due| now < due) {
+            return;
+        }
+        (*heap).next_pass = Some(now + DECAY);
+        if free_dirty > 0 {
+            let mut seg = (*heap).segments;
+            while !seg.is_null() {
+                Segment::decay(seg);
+                seg = (*seg).next;
+            }
+        }
+        // The shared caches decay on their own use; a pass also expires them,
+        // so a quiet cache does not keep its memory forever.
+        empties().expire(false);
+        super::large::expire();
+        if !(*heap).spare.is_null() {
+            if (*heap).spare_stale {
+                empties().keep(core::mem::replace(&mut (*heap).spare, ptr::null_mut()));
+            } else {
+                (*heap).spare_stale = true;
             }
         }
     }
@@ -443,6 +619,16 @@ pub(super) fn purge_local() -> usize {
         return 0;
     }
     // SAFETY: this thread's record, used only by this thread.
+    unsafe { purge_heap(heap) }
+}
+
+/// Gives `heap`'s free pages back to the OS, and its spare segment;
+/// returns the bytes.
+///
+/// # Safety
+/// The caller has exclusive use of `heap`, and no page is half taken.
+unsafe fn purge_heap(heap: *mut ThreadHeap) -> usize {
+    // SAFETY: the caller's contract.
     unsafe {
         let mut released = 0;
         let mut seg = (*heap).segments;
@@ -474,8 +660,8 @@ unsafe fn abandon(heap: *mut ThreadHeap) {
             for index in 1..super::segment::PAGES {
                 let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
                 if (*page).in_use {
-                    Segment::collect(page);
-                    if (*page).used == 0 {
+                    Segment::collect(page, heap);
+                    if (*page).used.load(Ordering::Relaxed) == 0 {
                         Segment::release_page(seg, page);
                     } else {
                         live = true;
@@ -495,7 +681,17 @@ unsafe fn abandon(heap: *mut ThreadHeap) {
         if !(*heap).spare.is_null() {
             empties().keep((*heap).spare);
         }
+        // The counts go to the totals and the record is cleared under the
+        // list's lock, so a reader sees them once.
+        let records = stats::records();
+        for class in 0..SMALL_CLASSES {
+            stats::RETIRED[class].0.fetch_add((*heap).remote_frees[class].get(), Ordering::Relaxed);
+            stats::RETIRED[class].1.fetch_add((*heap).collected[class].get(), Ordering::Relaxed);
+        }
+        let next_record = (*heap).next_record;
         heap.write(ThreadHeap::new());
+        (*heap).next_record = next_record;
+        drop(records);
         let mut unused = UNUSED.lock().unwrap_or_else(PoisonError::into_inner);
         (*heap).next_unused = unused.0;
         unused.0 = heap;

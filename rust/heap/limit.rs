@@ -1,0 +1,131 @@
+//! The heap's optional memory limit.
+//!
+//! Every byte of new memory the heap is about to touch — a clean page, a
+//! segment header, a large block or its growth — is *charged* here first,
+//! against the resident count of [`stats`](super::stats). Past the soft
+//! limit the heap purges: the empty segments and large blocks it keeps, the
+//! calling thread's free pages, and it asks every other thread to purge
+//! its own at its next slow path. Past the hard limit (after that purge)
+//! the allocation fails, so a program sees null / `Err` / `std::bad_alloc`
+//! it can handle instead of being killed by the OOM killer.
+//!
+//! Limits come from [`Heap::set_limits`](super::Heap::set_limits) or, read
+//! at the first charge, the environment: `MEMRES_HEAP_LIMIT` (hard) and
+//! `MEMRES_HEAP_SOFT_LIMIT`, in bytes with an optional `K`, `M` or `G`
+//! suffix (powers of 1024).
+
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::stats::{self, RESIDENT};
+
+/// Limits on the heap's resident memory (see
+/// [`HeapStats::resident`](super::HeapStats::resident)); `None` is no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeapLimits {
+    /// Past this, the heap hands its free memory back to the OS before it
+    /// takes more.
+    pub soft: Option<usize>,
+    /// Past this, allocations fail.
+    pub hard: Option<usize>,
+}
+
+static SOFT: AtomicUsize = AtomicUsize::new(usize::MAX);
+static HARD: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// 0: the environment is not read yet; 1: it is.
+static ENV_READ: AtomicU8 = AtomicU8::new(0);
+/// Bumped to ask every thread to purge its free pages.
+pub(super) static PURGE_REQUESTS: AtomicUsize = AtomicUsize::new(0);
+/// When the soft limit last made the heap purge: at most one purge per
+/// [`SOFT_PURGE_EVERY`], so a heap that stays past it does not spend its
+/// time purging.
+static LAST_SOFT_PURGE: Mutex<Option<Instant>> = Mutex::new(None);
+const SOFT_PURGE_EVERY: Duration = Duration::from_millis(10);
+
+fn read_env() {
+    if ENV_READ.load(Ordering::Acquire) == 1 {
+        return;
+    }
+    let size = |name: &core::ffi::CStr| crate::os::env(name, parse_size).flatten();
+    if let Some(hard) = size(c"MEMRES_HEAP_LIMIT") {
+        HARD.store(hard, Ordering::Relaxed);
+    }
+    if let Some(soft) = size(c"MEMRES_HEAP_SOFT_LIMIT") {
+        SOFT.store(soft, Ordering::Relaxed);
+    }
+    ENV_READ.store(1, Ordering::Release);
+}
+
+/// `123`, `64K`, `512M`, `2G` (powers of 1024); `None` if malformed.
+pub(super) fn parse_size(text: &[u8]) -> Option<usize> {
+    let (digits, unit) = match text.last()? {
+        b'k' | b'K' => (&text[..text.len() - 1], 1 << 10),
+        b'm' | b'M' => (&text[..text.len() - 1], 1 << 20),
+        b'g' | b'G' => (&text[..text.len() - 1], 1 << 30),
+        _ => (text, 1),
+    };
+    let number: usize = core::str::from_utf8(digits).ok()?.parse().ok()?;
+    number.checked_mul(unit)
+}
+
+pub(super) fn set(limits: HeapLimits) {
+    read_env();
+    SOFT.store(limits.soft.unwrap_or(usize::MAX), Ordering::Relaxed);
+    HARD.store(limits.hard.unwrap_or(usize::MAX), Ordering::Relaxed);
+}
+
+pub(super) fn get() -> HeapLimits {
+    read_env();
+    let limit = |v: usize| (v != usize::MAX).then_some(v);
+    HeapLimits { soft: limit(SOFT.load(Ordering::Relaxed)), hard: limit(HARD.load(Ordering::Relaxed)) }
+}
+
+/// Counts `bytes` of new memory as resident; false (and nothing counted)
+/// if that would pass the hard limit even after purging.
+pub(super) fn charge(bytes: usize) -> bool {
+    read_env();
+    let now = RESIDENT.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    let (soft, hard) = (SOFT.load(Ordering::Relaxed), HARD.load(Ordering::Relaxed));
+    if now <= soft.min(hard) {
+        return true;
+    }
+    if now > hard || soft_purge_due() {
+        PURGE_REQUESTS.fetch_add(1, Ordering::Relaxed);
+        super::purge_shared();
+    }
+    if RESIDENT.load(Ordering::Relaxed) > hard {
+        stats::sub(&RESIDENT, bytes);
+        return false;
+    }
+    true
+}
+
+fn soft_purge_due() -> bool {
+    let Ok(mut last) = LAST_SOFT_PURGE.try_lock() else {
+        return false; // another thread is purging right now
+    };
+    let now = Instant::now();
+    if last.is_some_and(|t| now.duration_since(t) < SOFT_PURGE_EVERY) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes_and_reject_junk() {
+        assert_eq!(parse_size(b"4096"), Some(4096));
+        assert_eq!(parse_size(b"64K"), Some(64 << 10));
+        assert_eq!(parse_size(b"512m"), Some(512 << 20));
+        assert_eq!(parse_size(b"2G"), Some(2 << 30));
+        assert_eq!(parse_size(b"99999999999999999999G"), None);
+        for junk in [&b""[..], b"G", b"12 M", b"-1", b"1.5G", b"12MB"] {
+            assert_eq!(parse_size(junk), None, "{:?}", core::str::from_utf8(junk));
+        }
+    }
+}
