@@ -43,6 +43,35 @@ mod ffi {
         upstream_frees: u64,
     }
 
+    /// Mirror of `memres::HeapStats` for C++.
+    struct HeapStats {
+        allocated: usize,
+        active: usize,
+        resident: usize,
+        mapped: usize,
+        retained: usize,
+    }
+
+    /// `memres::HeapFastPath` without the per-thread slot: the layout C++'s
+    /// inline heap fast path checks its own against.
+    struct HeapLayout {
+        queue_stride: usize,
+        segment_size: usize,
+        pages_offset: usize,
+        page_stride: usize,
+        page_shift: u32,
+        page_used_offset: usize,
+        small_max: usize,
+        classes: usize,
+    }
+
+    /// Mirror of `memres::HeapClassStats` for C++.
+    struct HeapClassStats {
+        size: usize,
+        live: usize,
+        active: usize,
+    }
+
     /// `std::pmr::pool_options` as it crosses the bridge.
     struct PoolOpts {
         max_blocks_per_chunk: usize,
@@ -100,7 +129,12 @@ mod ffi {
         fn heap_allocate(size: usize, align: usize) -> *mut u8;
         unsafe fn heap_deallocate(ptr: *mut u8, size: usize, align: usize);
         fn heap_purge() -> usize;
-        fn heap_mapped() -> usize;
+        fn heap_layout() -> HeapLayout;
+        fn heap_local_slot() -> *mut u8;
+        fn heap_stats() -> HeapStats;
+        fn heap_class_stats(out: &mut [HeapClassStats]) -> usize;
+        fn heap_set_limits(soft: usize, hard: usize);
+        fn heap_limits(soft: &mut usize, hard: &mut usize);
     }
 
     extern "Rust" {
@@ -512,8 +546,55 @@ fn heap_purge() -> usize {
     memres::Heap::purge()
 }
 
-fn heap_mapped() -> usize {
-    memres::Heap::stats().mapped
+fn heap_layout() -> ffi::HeapLayout {
+    let f = memres::Heap::fast_path();
+    ffi::HeapLayout {
+        queue_stride: f.queue_stride,
+        segment_size: f.segment_size,
+        pages_offset: f.pages_offset,
+        page_stride: f.page_stride,
+        page_shift: f.page_shift,
+        page_used_offset: f.page_used_offset,
+        small_max: f.small_max,
+        classes: f.classes,
+    }
+}
+
+/// The calling thread's heap record slot (see `memres::HeapFastPath`).
+fn heap_local_slot() -> *mut u8 {
+    memres::Heap::fast_path().local_slot.as_ptr().cast()
+}
+
+fn heap_stats() -> ffi::HeapStats {
+    let s = memres::Heap::stats();
+    ffi::HeapStats {
+        allocated: s.allocated,
+        active: s.active,
+        resident: s.resident,
+        mapped: s.mapped,
+        retained: s.retained,
+    }
+}
+
+/// Fills `out` with the first classes' counts; returns how many there are.
+fn heap_class_stats(out: &mut [ffi::HeapClassStats]) -> usize {
+    let classes = memres::Heap::class_stats();
+    for (slot, c) in out.iter_mut().zip(&classes) {
+        *slot = ffi::HeapClassStats { size: c.size, live: c.live, active: c.active };
+    }
+    classes.len()
+}
+
+/// Limits from C++, where 0 means none.
+fn heap_set_limits(soft: usize, hard: usize) {
+    let limit = |bytes: usize| (bytes != 0).then_some(bytes);
+    memres::Heap::set_limits(memres::HeapLimits { soft: limit(soft), hard: limit(hard) });
+}
+
+fn heap_limits(soft: &mut usize, hard: &mut usize) {
+    let limits = memres::Heap::limits();
+    *soft = limits.soft.unwrap_or(0);
+    *hard = limits.hard.unwrap_or(0);
 }
 
 /// The calling thread's cache hint (see `SyncPool::cache_hint`).

@@ -2,6 +2,8 @@
 // the Rust core, and the upstream calls the Rust core makes into C++.
 #include "memres/memres.hpp"
 
+#include <atomic>
+#include <cstddef>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
@@ -202,30 +204,142 @@ const void* view_object(const view_target* target) noexcept { return target_of(t
 namespace memres {
 namespace {
 
-// memres::heap_resource(): each call goes straight to the Rust heap.
+// The Rust heap's layout as the inline fast path below sees it
+// (memres::HeapFastPath documents the protocol). heap_resource_impl checks
+// it against the Rust heap's once and calls into Rust for every request if
+// it differs.
+namespace heap_layout {
+constexpr std::size_t small_max = 32 << 10;
+constexpr std::size_t segment_size = std::size_t{1} << 22;
+constexpr unsigned page_shift = 16;
+struct block {
+  block* next;
+};
+struct alignas(64) page {
+  block* free;
+  std::atomic<std::uint32_t> used;  // written by the owner thread only
+};
+struct queue {
+  page* head;
+  page* tail;
+  std::size_t len;
+};
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(sizeof(std::atomic<void*>) == sizeof(void*) && std::atomic<void*>::is_always_lock_free);
+}  // namespace heap_layout
+
+// This thread's heap record slot (a Rust thread-local), fetched once.
+thread_local void* const* tl_heap_slot = nullptr;
+
+// memres::heap_resource(): small blocks inline from the calling thread's
+// heap record; everything else (and every miss) in Rust.
 class heap_resource_impl final : public std::pmr::memory_resource {
+ public:
+  heap_resource_impl() noexcept {
+    const ffi::HeapLayout l = ffi::heap_layout();
+    pages_offset_ = l.pages_offset;
+    inline_ = l.queue_stride == sizeof(heap_layout::queue) && l.segment_size == heap_layout::segment_size &&
+              l.page_stride == sizeof(heap_layout::page) && l.page_shift == heap_layout::page_shift &&
+              l.page_used_offset == offsetof(heap_layout::page, used) && l.small_max == heap_layout::small_max &&
+              l.classes == detail::pool_class_of_size(heap_layout::small_max) + 1;
+#if defined(MEMRES_DEBUG_CHECKS)
+    inline_ = false;
+#endif
+  }
+
+  bool inline_fast_path() const noexcept { return inline_; }
+
+ private:
+  static void* const* slot() noexcept {
+    void* const* s = tl_heap_slot;
+    if (s == nullptr) tl_heap_slot = s = reinterpret_cast<void* const*>(ffi::heap_local_slot());
+    return s;
+  }
+
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+#if !defined(MEMRES_DEBUG_CHECKS)
+    const std::size_t c = detail::pool_class_of(bytes, alignment, heap_layout::small_max);
+    if (inline_ && c < detail::pool_class_count) {
+      auto* queues = static_cast<heap_layout::queue*>(*slot());
+      if (heap_layout::page* page = queues[c].head) {
+        if (heap_layout::block* b = page->free) {
+          page->free = b->next;
+          page->used.store(page->used.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+          return b;
+        }
+      }
+    }
+#endif
     detail::check_alignment("memres::heap_resource()", alignment);
     if (void* p = ffi::heap_allocate(bytes, alignment)) return p;
     throw std::bad_alloc();
   }
+
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+#if !defined(MEMRES_DEBUG_CHECKS)
+    if (inline_ && detail::pool_class_of(bytes, alignment, heap_layout::small_max) < detail::pool_class_count) {
+      const auto addr = reinterpret_cast<std::uintptr_t>(p);
+      const std::uintptr_t seg = addr & ~(heap_layout::segment_size - 1);
+      const auto* owner = reinterpret_cast<const std::atomic<void*>*>(seg);
+      if (owner->load(std::memory_order_relaxed) == *slot()) {
+        auto* page = reinterpret_cast<heap_layout::page*>(seg + pages_offset_ +
+                                                          ((addr - seg) >> heap_layout::page_shift) *
+                                                              sizeof(heap_layout::page));
+        const std::uint32_t used = page->used.load(std::memory_order_relaxed);
+        if (used > 1) {  // the last block of a page goes through Rust, which retires the page
+          auto* b = static_cast<heap_layout::block*>(p);
+          b->next = page->free;
+          page->free = b;
+          page->used.store(used - 1, std::memory_order_relaxed);
+          return;
+        }
+      }
+    }
+#endif
     ffi::heap_deallocate(static_cast<std::uint8_t*>(p), bytes, alignment);
   }
+
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+
+  std::size_t pages_offset_ = 0;
+  bool inline_ = false;
 };
 
-}  // namespace
-
-std::pmr::memory_resource* heap_resource() noexcept {
+heap_resource_impl& the_heap() noexcept {
   // Built in place and never destroyed, so it outlives every static that
   // may use it during exit (as new_delete_resource() does).
   alignas(heap_resource_impl) static unsigned char storage[sizeof(heap_resource_impl)];
   static heap_resource_impl* const resource = new (storage) heap_resource_impl();
-  return resource;
+  return *resource;
 }
 
-heap_stats get_heap_stats() noexcept { return heap_stats{ffi::heap_mapped()}; }
+}  // namespace
+
+std::pmr::memory_resource* heap_resource() noexcept { return &the_heap(); }
+
+bool detail::heap_inline_fast_path() noexcept { return the_heap().inline_fast_path(); }
+
+heap_stats get_heap_stats() noexcept {
+  const ffi::HeapStats s = ffi::heap_stats();
+  return {s.allocated, s.active, s.resident, s.mapped, s.retained};
+}
+
+std::vector<heap_class_stats> get_heap_class_stats() {
+  std::vector<ffi::HeapClassStats> raw(ffi::heap_class_stats({}));  // first call: how many
+  ffi::heap_class_stats(rust::Slice<ffi::HeapClassStats>(raw.data(), raw.size()));
+  std::vector<heap_class_stats> out;
+  out.reserve(raw.size());
+  for (const ffi::HeapClassStats& c : raw) out.push_back({c.size, c.live, c.active});
+  return out;
+}
+
+void set_heap_limits(heap_limits limits) noexcept { ffi::heap_set_limits(limits.soft, limits.hard); }
+
+heap_limits get_heap_limits() noexcept {
+  heap_limits limits;
+  ffi::heap_limits(limits.soft, limits.hard);
+  return limits;
+}
 
 std::size_t heap_purge() noexcept { return ffi::heap_purge(); }
 

@@ -18,6 +18,7 @@
 #include <memory_resource>
 #include <new>
 #include <stdexcept>
+#include <vector>
 
 // MEMRES_DEBUG_CHECKS (CMake option of that name, which also builds the Rust
 // core with `debug-checks`): every allocation is recorded and every
@@ -514,15 +515,47 @@ class synchronized_pool_resource : public std::pmr::memory_resource {
 /// requests the heap cannot serve (sizes near SIZE_MAX with any alignment)
 /// throw std::bad_alloc; an alignment that is not a power of two throws
 /// std::invalid_argument. Alignments up to any power of two the OS can map
-/// are honoured. Each call crosses into the Rust heap (a direct call, no
-/// inline fast path yet).
+/// are honoured. Small blocks are allocated, and freed by the thread that
+/// allocated them, inline from the thread's heap; the rest calls into Rust.
 std::pmr::memory_resource* heap_resource() noexcept;
 
-/// What memres's heap holds from the OS.
+namespace detail {
+// Whether heap_resource() found the Rust heap's layout as it expects and
+// serves small blocks inline (always false under MEMRES_DEBUG_CHECKS, whose
+// builds take no inline path).
+bool heap_inline_fast_path() noexcept;
+}  // namespace detail
+
+/// The heap's totals (Rust: memres::HeapStats, which says how to read them:
+/// allocated growing is a leak; resident far above allocated is
+/// fragmentation or free pages not handed back yet).
 struct heap_stats {
-  std::size_t mapped;  ///< bytes mapped and not yet unmapped
+  std::size_t allocated;  ///< bytes in live blocks (at their size class)
+  std::size_t active;     ///< bytes of pages holding live blocks
+  std::size_t resident;   ///< bytes touched and not handed back (upper bound)
+  std::size_t mapped;     ///< bytes mapped and not yet unmapped
+  std::size_t retained;   ///< mapped - resident: address space only
 };
 heap_stats get_heap_stats() noexcept;
+
+/// One size class of the heap; the last entry is the large blocks (size 0).
+struct heap_class_stats {
+  std::size_t size;    ///< the class's block size
+  std::size_t live;    ///< blocks live now
+  std::size_t active;  ///< bytes of the pages holding them (64 KiB each)
+};
+std::vector<heap_class_stats> get_heap_class_stats();
+
+/// The heap's memory limits on its resident bytes; 0 is no limit. Past
+/// `soft` the heap purges free memory first; past `hard` allocations throw
+/// std::bad_alloc. Also set by MEMRES_HEAP_SOFT_LIMIT / MEMRES_HEAP_LIMIT
+/// (bytes, with an optional K, M or G suffix).
+struct heap_limits {
+  std::size_t soft = 0;
+  std::size_t hard = 0;
+};
+void set_heap_limits(heap_limits limits) noexcept;
+heap_limits get_heap_limits() noexcept;
 
 /// Gives the calling thread's free heap pages back to the OS now; returns
 /// the bytes (Rust: memres::Heap::purge).

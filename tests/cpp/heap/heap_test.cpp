@@ -3,6 +3,7 @@
 #include <memres/memres.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <list>
 #include <map>
 #include <new>
@@ -102,11 +103,73 @@ TEST(blocks_freed_by_other_threads) {
   CHECK(v[99999] == 99999);
 }
 
+TEST(small_blocks_take_the_inline_path) {
+#if defined(MEMRES_DEBUG_CHECKS)
+  CHECK(!memres::detail::heap_inline_fast_path());
+#else
+  CHECK(memres::detail::heap_inline_fast_path());
+#endif
+  // Blocks that fill pages and empty them again (the last free of a page
+  // goes through Rust), with contents checked.
+  std::pmr::memory_resource* heap = memres::heap_resource();
+  const std::size_t base = memres::get_heap_stats().allocated;
+  std::vector<unsigned char*> blocks;
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t i = 0; i < 20000; ++i) {
+      const std::size_t size = 1 + (i * 37) % 700;
+      auto* p = static_cast<unsigned char*>(heap->allocate(size, 8));
+      std::memset(p, static_cast<int>(i & 0xff), size);
+      blocks.push_back(p);
+    }
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+      const std::size_t size = 1 + (i * 37) % 700;
+      CHECK(blocks[i][0] == static_cast<unsigned char>(i & 0xff) && blocks[i][size - 1] == blocks[i][0]);
+      heap->deallocate(blocks[i], size, 8);
+    }
+    blocks.clear();
+  }
+  CHECK(memres::get_heap_stats().allocated == base);
+}
+
 TEST(stats_and_purge) {
   std::pmr::memory_resource* heap = memres::heap_resource();
+  const memres::heap_stats base = memres::get_heap_stats();
+  const std::vector<memres::heap_class_stats> classes = memres::get_heap_class_stats();
+  CHECK(classes.size() > 40 && classes.back().size == 0);
+  std::size_t cls = 0;
+  while (classes[cls].size < 6000) ++cls;
   std::vector<void*> blocks;
   for (int i = 0; i < 2000; ++i) blocks.push_back(heap->allocate(6000, 8));
-  CHECK(memres::get_heap_stats().mapped >= 2000u * 6000u);
+  const memres::heap_stats during = memres::get_heap_stats();
+  CHECK(during.allocated >= base.allocated + 2000u * 6000u);
+  CHECK(during.active >= during.allocated && during.resident >= during.active);
+  CHECK(during.mapped == during.resident + during.retained);
+  CHECK(memres::get_heap_class_stats()[cls].live == classes[cls].live + 2000);
   for (void* p : blocks) heap->deallocate(p, 6000, 8);
-  CHECK(memres::heap_purge() > 0);
+  CHECK(memres::get_heap_stats().allocated == base.allocated);
+  const std::size_t resident = memres::get_heap_stats().resident;
+  const std::size_t purged = memres::heap_purge();
+  CHECK(purged > 0);
+  CHECK(memres::get_heap_stats().resident + purged / 2 <= resident);
+}
+
+TEST(hard_limit_throws_bad_alloc_and_lifting_it_recovers) {
+  std::pmr::memory_resource* heap = memres::heap_resource();
+  memres::heap_purge();
+  const memres::heap_limits before = memres::get_heap_limits();
+  memres::set_heap_limits({0, memres::get_heap_stats().resident + (8u << 20)});
+  CHECK(memres::get_heap_limits().hard != 0 && memres::get_heap_limits().soft == 0);
+  std::vector<void*> blocks;
+  bool threw = false;
+  try {
+    for (int i = 0; i < 64; ++i) blocks.push_back(heap->allocate(1u << 20, 8));
+  } catch (const std::bad_alloc&) {
+    threw = true;
+  }
+  CHECK(threw);
+  CHECK(blocks.size() >= 4 && blocks.size() <= 8);
+  for (void* p : blocks) heap->deallocate(p, 1u << 20, 8);
+  memres::set_heap_limits(before);
+  void* p = heap->allocate(16u << 20, 8);
+  heap->deallocate(p, 16u << 20, 8);
 }
