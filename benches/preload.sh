@@ -30,9 +30,8 @@ out=$(mktemp)
 for ((round = 1; round <= rounds; round++)); do
   for work in churn_100k list_churn_100k map_churn_100k churn_2threads_100k producer_consumer_100k; do
     case $work in
-      churn_2threads* | producer*) ours=(memres_sync_pool std_sync_pool) ;;
-      map_churn*) ours=(memres_unsync_pool memres_sync_pool std_unsync_pool) ;;
-      *) ours=(memres_unsync_pool memres_sync_pool std_unsync_pool) ;;
+      churn_2threads* | producer*) ours=(memres_sync_pool std_sync_pool memres_heap) ;;
+      *) ours=(memres_unsync_pool memres_sync_pool std_unsync_pool memres_heap) ;;
     esac
     rows=("${configs[@]}")
     for r in "${ours[@]}"; do rows+=("$r (glibc)||$r"); done
@@ -50,8 +49,9 @@ times, rss, held = collections.defaultdict(list), collections.defaultdict(list),
 order = []
 for line in open(sys.argv[1]):
     work, name, result = line.rstrip("\n").split("|")
-    ns, kib, peak = map(int, result.split())
-    held[work, name] = peak
+    ns, kib, peak = result.split()
+    ns, kib = int(ns), int(kib)
+    held[work, name] = f"{int(peak) / 1024:.0f}" if peak != "-" else "—"  # no upstream of its own
     if (work, name) not in times:
         order.append((work, name))
     times[work, name].append(ns)
@@ -63,6 +63,6 @@ for work, name in order:
         base = statistics.median(times[work, "glibc new_delete"])
         print(f"\n{work}\n| resource (process allocator) | time vs glibc new_delete | median ms | peak RSS MiB | peak held from upstream KiB |\n|---|---|---|---|---|")
     t = statistics.median(times[work, name])
-    print(f"| {name} | {t / base:.2f}x | {t / 1e6:.2f} | {max(rss[work, name]) / 1024:.1f} | {held[work, name] / 1024:.0f} |")
+    print(f"| {name} | {t / base:.2f}x | {t / 1e6:.2f} | {max(rss[work, name]) / 1024:.1f} | {held[work, name]} |")
 PY
 rm -f "$out"

@@ -181,7 +181,7 @@ fn main() {
             .map(|&r| Peer {
                 name: r.name(),
                 run: Box::new(move || (work.run)(r)),
-                held: (r != Resource::MemresMonotonicReset).then(|| w::measure_upstream(&work, r).peak_bytes),
+                held: r.has_upstream().then(|| w::measure_upstream(&work, r).peak_bytes),
             })
             .collect();
         // Arenas are measured against std's arena; pools against plain new/delete.

@@ -1,7 +1,8 @@
 //! Times one C++ workload on one resource kind in this process and prints
 //! `<median ns per iteration> <peak RSS KiB> <peak bytes held from upstream>`
-//! (the last from one more, untimed run through a counting upstream; see
-//! `memres_workloads::measure_upstream`): the building block of
+//! (the last from one more, untimed run through a counting upstream, see
+//! `memres_workloads::measure_upstream`; `-` for a resource without an
+//! upstream of its own, such as the heap): the building block of
 //! `benches/preload.sh`, which runs it once per process allocator
 //! (`LD_PRELOAD`), since a process has only one.
 //!
@@ -48,8 +49,13 @@ fn main() {
         .collect();
     times.sort_unstable();
     let rss = peak_rss_kib();
-    let upstream = w::measure_upstream(work, resource);
-    println!("{} {} {}", times[times.len() / 2], rss, upstream.peak_bytes);
+    // The peak the resource held from its upstream, or "-" without one.
+    let held = if resource.has_upstream() {
+        w::measure_upstream(work, resource).peak_bytes.to_string()
+    } else {
+        "-".to_string()
+    };
+    println!("{} {} {}", times[times.len() / 2], rss, held);
 }
 
 /// The process's peak resident set size, in KiB (Linux: `VmHWM`).

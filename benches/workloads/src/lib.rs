@@ -73,6 +73,9 @@ mod ffi {
         StdSyncPool,
         /// A default-constructed `memres::synchronized_pool_resource`.
         MemresSyncPool,
+        /// `memres::heap_resource()`, the process-wide thread-caching heap
+        /// (it takes its memory from the OS: no upstream to count).
+        MemresHeap,
     }
 
     /// What the resources of one measured run took from their upstream
@@ -117,7 +120,7 @@ mod ffi {
 
 impl Resource {
     /// Every resource kind, in declaration order (for benchmark groups).
-    pub const ALL: [Resource; 9] = [
+    pub const ALL: [Resource; 10] = [
         Resource::NewDelete,
         Resource::StdMonotonic,
         Resource::StdMonotonicStackBuffer,
@@ -127,6 +130,7 @@ impl Resource {
         Resource::MemresUnsyncPool,
         Resource::StdSyncPool,
         Resource::MemresSyncPool,
+        Resource::MemresHeap,
     ];
 
     /// The kinds that monotonic workloads compare.
@@ -139,28 +143,39 @@ impl Resource {
     ];
 
     /// The kinds that single-threaded pool workloads compare.
-    pub const POOLS: [Resource; 5] = [
+    pub const POOLS: [Resource; 6] = [
         Resource::NewDelete,
         Resource::StdUnsyncPool,
         Resource::MemresUnsyncPool,
         Resource::StdSyncPool,
         Resource::MemresSyncPool,
+        Resource::MemresHeap,
     ];
 
     /// The pools, plus memres's arena as a floor: it frees nothing and
     /// allocates by a pointer bump, so what remains of its time is the
     /// workload's own work (random numbers, touching each block).
-    pub const POOLS_AND_FLOOR: [Resource; 6] = [
+    pub const POOLS_AND_FLOOR: [Resource; 7] = [
         Resource::NewDelete,
         Resource::StdUnsyncPool,
         Resource::MemresUnsyncPool,
         Resource::StdSyncPool,
         Resource::MemresSyncPool,
+        Resource::MemresHeap,
         Resource::MemresMonotonic,
     ];
 
     /// The kinds that threads may share (for the threaded workloads).
-    pub const SHARED: [Resource; 3] = [Resource::NewDelete, Resource::StdSyncPool, Resource::MemresSyncPool];
+    pub const SHARED: [Resource; 4] =
+        [Resource::NewDelete, Resource::StdSyncPool, Resource::MemresSyncPool, Resource::MemresHeap];
+
+    /// Whether a run on this kind takes its memory from an upstream made for
+    /// the run, which [`measure_upstream`](crate::measure_upstream) can
+    /// count: not the kept arena (it outlives the run) nor the heap (it maps
+    /// its memory from the OS, and keeps it across runs).
+    pub fn has_upstream(self) -> bool {
+        self != Resource::MemresMonotonicReset && self != Resource::MemresHeap
+    }
 
     /// A short name for reports and benchmark ids, e.g. `"std_monotonic"`.
     pub fn name(self) -> &'static str {
@@ -174,6 +189,7 @@ impl Resource {
             Resource::MemresUnsyncPool => "memres_unsync_pool",
             Resource::StdSyncPool => "std_sync_pool",
             Resource::MemresSyncPool => "memres_sync_pool",
+            Resource::MemresHeap => "memres_heap",
             // The enum is a C++ `enum class`: any u8 is a value.
             _ => "unknown",
         }
@@ -293,9 +309,10 @@ pub fn cxx_producer_consumer(resource: Resource, n: usize) -> u64 {
 /// measure. Only this thread's resources are counted.
 ///
 /// # Panics
-/// If the workload panics, or `resource` is [`Resource::MemresMonotonicReset`]
-/// (its arena outlives the run, so what it holds is not the run's).
+/// If the workload panics, or `resource` has no upstream of its own for
+/// the run (see [`Resource::has_upstream`]).
 pub fn measure_upstream(work: &CxxWorkload, resource: Resource) -> UpstreamUse {
+    assert!(resource.has_upstream(), "memres-workloads: {} has no upstream of its own to measure", resource.name());
     /// Ends the count even if the workload panics, so the thread is left clean.
     struct Stop;
     impl Drop for Stop {
@@ -565,7 +582,8 @@ mod tests {
         let floor = measure_upstream(&churn, Resource::NewDelete);
         assert!(floor.peak_bytes > 16 * 1000 && floor.peak_bytes <= 256 * 1000, "{floor:?}");
         assert_eq!(floor.held_bytes, 0);
-        for resource in Resource::POOLS.into_iter().chain([Resource::MemresMonotonic, Resource::StdMonotonic]) {
+        let measured = Resource::POOLS.into_iter().filter(|r| r.has_upstream());
+        for resource in measured.chain([Resource::MemresMonotonic, Resource::StdMonotonic]) {
             let use_ = measure_upstream(&churn, resource);
             assert!(use_.peak_bytes >= floor.peak_bytes, "{} {use_:?} vs {floor:?}", resource.name());
             assert_eq!(use_.held_bytes, 0, "{} kept memory after its run", resource.name());
@@ -581,7 +599,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "kept arena is not measured")]
+    #[should_panic(expected = "has no upstream of its own")]
     fn measuring_the_kept_arena_panics() {
         let list = CxxWorkload { name: "list", resources: &Resource::MONOTONIC, run: |r| cxx_list_build(r, 10) };
         measure_upstream(&list, Resource::MemresMonotonicReset);
@@ -599,7 +617,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), Resource::ALL.len());
-        assert_eq!(Resource { repr: 9 }.name(), "unknown");
+        assert_eq!(Resource { repr: Resource::ALL.len() as u8 }.name(), "unknown");
     }
 
     /// Asserts that a Rust workload gives the same checksum on the global

@@ -106,6 +106,8 @@ std::uint64_t with_resource(Resource kind, Body&& body) {
   switch (kind) {
     case Resource::NewDelete:
       return body(upstream);
+    case Resource::MemresHeap:
+      return body(memres::heap_resource());
     case Resource::StdMonotonic: {
       std::pmr::monotonic_buffer_resource resource(upstream);
       return body(&resource);
@@ -201,7 +203,8 @@ std::uint64_t churn_on(std::pmr::memory_resource* resource, std::size_t n) {
 // The threaded workloads share one resource between threads: only kinds
 // that allow it.
 void require_shareable(Resource kind) {
-  if (kind != Resource::NewDelete && kind != Resource::StdSyncPool && kind != Resource::MemresSyncPool)
+  if (kind != Resource::NewDelete && kind != Resource::StdSyncPool && kind != Resource::MemresSyncPool &&
+      kind != Resource::MemresHeap)
     throw std::invalid_argument("memres-workloads: threads may not share this resource");
 }
 
