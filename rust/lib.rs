@@ -14,7 +14,9 @@
 //!
 //! Every resource implements [`MemoryResource`], the pmr-shaped trait, and takes
 //! an *upstream* resource to get its memory from, so resources chain as in
-//! `std::pmr`. The default upstream is [`Global`], the program's global allocator.
+//! `std::pmr`. The default upstream is [`Global`], the program's global
+//! allocator: with `#[global_allocator] static A: Heap = Heap;` that is
+//! memres's [`Heap`] (or pass it: `Monotonic::new_in(Heap)`).
 //!
 //! ```
 //! use allocator_api2::vec::Vec;

@@ -168,6 +168,21 @@ fn collections_and_memory_resource() {
     let arena = memres::Monotonic::new_in(Heap);
     let mut w = Vec::new_in(&arena);
     w.extend(0..scaled(100_000) as u32);
+    let unsync = memres::UnsyncPool::new_in(Heap);
+    let sync = memres::SyncPool::new_in(Heap);
+    let mut x = Vec::new_in(&unsync);
+    let mut y = Vec::new_in(&sync);
+    for i in 0..scaled(10_000) as u32 {
+        let mut inner = Vec::new_in(&unsync);
+        inner.extend(0..i % 40);
+        x.push(inner);
+        y.push(i);
+    }
+    assert_eq!(x.iter().map(|v| v.len()).sum::<usize>(), (0..scaled(10_000)).map(|i| i % 40).sum::<usize>());
+    assert_eq!(w.iter().map(|&v| v as u64).sum::<u64>() + y.iter().map(|&v| v as u64).sum::<u64>(), {
+        let (a, b) = (scaled(100_000) as u64, scaled(10_000) as u64);
+        a * (a - 1) / 2 + b * (b - 1) / 2
+    });
     let block = MemoryResource::allocate(&Heap, Layout::new::<[u64; 4]>()).unwrap();
     // SAFETY: allocated just above.
     unsafe { MemoryResource::deallocate(&Heap, block.cast(), Layout::new::<[u64; 4]>()) };

@@ -108,3 +108,21 @@ fn large_blocks_strings_and_realloc() {
     v.shrink_to_fit();
     assert_eq!(v.iter().map(|&x| x as u64).sum::<u64>(), 499_999_500_000);
 }
+
+#[test]
+fn the_other_resources_default_upstream_is_then_the_heap() {
+    // `Global`, the default upstream, is the global allocator: the heap.
+    // The heap's stats count what the arena and pools take from it. (Other
+    // tests allocate meanwhile, so only a change of several MiB is checked.)
+    let before = memres::Heap::stats().allocated;
+    let arena = memres::Monotonic::with_capacity(16 << 20);
+    let pool = memres::SyncPool::new();
+    let block = memres::MemoryResource::allocate(&pool, std::alloc::Layout::new::<[u64; 8]>()).unwrap();
+    let during = memres::Heap::stats().allocated;
+    assert!(during >= before + (16 << 20), "{before} -> {during}: the arena's chunk is not the heap's");
+    // SAFETY: allocated just above with this layout.
+    unsafe { memres::MemoryResource::deallocate(&pool, block.cast(), std::alloc::Layout::new::<[u64; 8]>()) };
+    drop((arena, pool));
+    let after = memres::Heap::stats().allocated;
+    assert!(after + (12 << 20) <= during, "{during} -> {after}: the chunk did not go back to the heap");
+}

@@ -131,6 +131,24 @@ TEST(small_blocks_take_the_inline_path) {
   CHECK(memres::get_heap_stats().allocated == base);
 }
 
+TEST(the_heap_as_the_default_upstream_of_memres_resources) {
+  std::pmr::memory_resource* const old = std::pmr::set_default_resource(memres::heap_resource());
+  {
+    const std::size_t before = memres::get_heap_stats().allocated;
+    memres::monotonic_buffer_resource arena(1u << 20);
+    memres::unsynchronized_pool_resource unsync;
+    memres::synchronized_pool_resource sync;
+    CHECK(arena.upstream_resource() == memres::heap_resource());
+    CHECK(unsync.upstream_resource() == memres::heap_resource());
+    CHECK(sync.upstream_resource() == memres::heap_resource());
+    std::pmr::vector<int> a(&arena), b(&unsync), c(&sync);
+    for (int i = 0; i < 10000; ++i) a.push_back(i), b.push_back(i), c.push_back(i);
+    CHECK(a[9999] + b[9999] + c[9999] == 3 * 9999);
+    CHECK(memres::get_heap_stats().allocated >= before + (1u << 20));
+  }
+  std::pmr::set_default_resource(old);
+}
+
 TEST(stats_and_purge) {
   std::pmr::memory_resource* heap = memres::heap_resource();
   const memres::heap_stats base = memres::get_heap_stats();
