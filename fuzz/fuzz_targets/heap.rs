@@ -6,7 +6,8 @@
 //! short-lived thread (a cross-thread free; the thread's exit abandons its
 //! heap), and `purge`. The model keeps each live block with its byte
 //! pattern and checks alignment, non-overlap, contents across every
-//! operation, and that only impossible sizes fail.
+//! operation, that only impossible sizes fail, and that the heap's
+//! `allocated` stat is exactly what the live blocks account for.
 #![no_main]
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -50,6 +51,28 @@ struct Live {
     ptr: NonNull<u8>,
     layout: Layout,
     tag: u8,
+    /// What the block counts for in `Heap::stats().allocated`.
+    accounted: usize,
+}
+
+/// What a fresh block of `layout` counts for in the stats: its size class
+/// (sizes up to 32 KiB aligned to at most 4 KiB), else its page-rounded
+/// size; nothing for zero bytes (no block at all).
+fn accounted(layout: Layout) -> usize {
+    if layout.size() == 0 {
+        return 0;
+    }
+    let rounded = layout.size().max(layout.align()).next_multiple_of(layout.align());
+    let classes = Heap::class_stats();
+    let small = &classes[..classes.len() - 1];
+    match small.iter().find(|c| c.size >= rounded) {
+        Some(class) if layout.align() <= 4096 => class.size,
+        _ => layout.size().next_multiple_of(4096),
+    }
+}
+
+fn is_small(accounted_for: Layout) -> bool {
+    accounted_for.size() > 0 && accounted(accounted_for) <= 32 << 10 && accounted_for.align() <= 4096
 }
 
 // SAFETY: plain memory owned by the model.
@@ -80,6 +103,7 @@ fn disjoint(blocks: &[Live]) {
 }
 
 libfuzzer_sys::fuzz_target!(|ops: Vec<Op>| {
+    let base = Heap::stats().allocated;
     let mut blocks: Vec<Live> = Vec::new();
     for (n, op) in ops.into_iter().take(MAX_OPS).enumerate() {
         let tag = n as u8;
@@ -90,7 +114,7 @@ libfuzzer_sys::fuzz_target!(|ops: Vec<Op>| {
                 match Allocator::allocate(&Heap, layout) {
                     Ok(block) => {
                         assert_eq!(block.cast::<u8>().as_ptr().addr() % align, 0, "misaligned");
-                        let live = Live { ptr: block.cast(), layout, tag };
+                        let live = Live { ptr: block.cast(), layout, tag, accounted: accounted(layout) };
                         fill(&live);
                         blocks.push(live);
                     }
@@ -128,7 +152,10 @@ libfuzzer_sys::fuzz_target!(|ops: Vec<Op>| {
                         let kept = unsafe { core::slice::from_raw_parts(ptr.as_ptr(), keep) };
                         assert!(kept.iter().all(|&b| b == blocks[i].tag), "resize lost contents");
                         assert_eq!(ptr.as_ptr().addr() % old.align(), 0);
-                        blocks[i] = Live { ptr, layout: new, tag };
+                        // A small block resized in place keeps its class.
+                        let stayed = ptr == blocks[i].ptr && is_small(old) && is_small(new);
+                        let accounted = if stayed { blocks[i].accounted } else { accounted(new) };
+                        blocks[i] = Live { ptr, layout: new, tag, accounted };
                         fill(&blocks[i]);
                     }
                     None => assert!(new.size() > 1 << 40, "{new:?} failed"),
@@ -151,10 +178,13 @@ libfuzzer_sys::fuzz_target!(|ops: Vec<Op>| {
         }
         // Contents are checked when a block is touched and at the end.
         disjoint(&blocks);
+        let expected = base + blocks.iter().map(|b| b.accounted).sum::<usize>();
+        assert_eq!(Heap::stats().allocated, expected, "allocated disagrees with the live blocks");
     }
     for live in blocks {
         check(&live);
         // SAFETY: live blocks of the heap with their layouts.
         unsafe { Allocator::deallocate(&Heap, live.ptr, live.layout) };
     }
+    assert_eq!(Heap::stats().allocated, base, "allocated did not return to its baseline");
 });

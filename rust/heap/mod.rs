@@ -328,8 +328,10 @@ impl Heap {
             // A small block stays if the new size has its class; a large
             // one while it fits its reserve and stays large (a block that
             // shrinks to a small size moves, so its mapping can go).
-            if old.size() > SMALL_MAX || usable > SMALL_MAX {
-                if new.size() <= usable && new.size() > SMALL_MAX {
+            // SAFETY: a live block's header is readable.
+            let large = unsafe { (*segment_of(ptr.as_ptr())).kind == Kind::Large };
+            if large {
+                if new.size() <= usable && class_of(new, SMALL_MAX).is_none() {
                     // SAFETY: a live large block, the caller's to resize,
                     // and the new size within its usable size.
                     if unsafe { large::resize(segment_of(ptr.as_ptr()), new.size()) } {

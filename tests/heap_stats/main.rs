@@ -213,3 +213,22 @@ fn stats_read_while_threads_allocate() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
 }
+
+#[test]
+fn over_aligned_small_blocks_resized_in_place_are_counted_at_their_new_size() {
+    // Aligned beyond 4 KiB, a 12 KiB block is a large block with little
+    // room; growing it within that room must count the new size (found by
+    // the fuzzer's stats model: the in-place check took it for small).
+    let _turn = serial();
+    let base = Heap::stats().allocated;
+    let old = Layout::from_size_align(12494, 32768).unwrap();
+    let new = Layout::from_size_align(26917, 32768).unwrap();
+    let block = Heap.allocate(old).unwrap().cast::<u8>();
+    assert_eq!(Heap::stats().allocated - base, 16384);
+    // SAFETY: a live block of `old`, growing.
+    let block = unsafe { Heap.grow(block, old, new) }.unwrap().cast::<u8>();
+    assert_eq!(Heap::stats().allocated - base, 28672);
+    // SAFETY: the live block, now of `new`.
+    unsafe { Heap.deallocate(block, new) };
+    assert_eq!(Heap::stats().allocated, base);
+}
