@@ -4,4 +4,6 @@
 #[path = "shared/pool_model.rs"]
 mod pool_model;
 
-libfuzzer_sys::fuzz_target!(|input: pool_model::Input| pool_model::run::<memres::UnsyncPool<pool_model::Upstream>>(input));
+libfuzzer_sys::fuzz_target!(|input: pool_model::Input| pool_model::run::<memres::UnsyncPool<pool_model::Upstream>>(
+    input
+));

@@ -47,9 +47,9 @@ unsafe impl MemoryResource for Upstream {
 
 #[derive(Arbitrary, Debug)]
 enum Size {
-    Tiny(u8),      // 0..=255: the finest classes
-    Medium(u16),   // up to 64 KiB: coarse classes, or oversize
-    Huge(u8),      // near isize::MAX: must fail cleanly
+    Tiny(u8),    // 0..=255: the finest classes
+    Medium(u16), // up to 64 KiB: coarse classes, or oversize
+    Huge(u8),    // near isize::MAX: must fail cleanly
 }
 
 impl Size {
@@ -64,15 +64,29 @@ impl Size {
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Alloc { size: Size, align_log2: u8 },
-    Dealloc { index: u16 },
-    Grow { index: u16, extra: u16, align_log2: u8 },
-    Shrink { index: u16, keep_permille: u16 },
+    Alloc {
+        size: Size,
+        align_log2: u8,
+    },
+    Dealloc {
+        index: u16,
+    },
+    Grow {
+        index: u16,
+        extra: u16,
+        align_log2: u8,
+    },
+    Shrink {
+        index: u16,
+        keep_permille: u16,
+    },
     Trim,
     Release,
     /// Frees a block from a thread that then exits (a plain free on pools
     /// that cannot be shared).
-    FreeElsewhere { index: u16 },
+    FreeElsewhere {
+        index: u16,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -176,9 +190,11 @@ impl Pool for SyncPool<Upstream> {
         std::thread::scope(|s| {
             // SAFETY: forwarded contract; the address is re-derived from the
             // exposed pointer (raw pointers are not `Send`).
-            s.spawn(|| unsafe { self.deallocate(NonNull::new(std::ptr::with_exposed_provenance_mut(addr)).unwrap(), layout) })
-                .join()
-                .unwrap();
+            s.spawn(|| unsafe {
+                self.deallocate(NonNull::new(std::ptr::with_exposed_provenance_mut(addr)).unwrap(), layout)
+            })
+            .join()
+            .unwrap();
         });
         let _ = ptr.as_ptr().expose_provenance();
     }
