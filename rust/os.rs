@@ -110,6 +110,20 @@ pub(crate) unsafe fn purge(ptr: *mut u8, len: usize) -> usize {
     }
 }
 
+/// Registers handlers to run around `fork()` (`pthread_atfork`): before
+/// it, and after it in the parent and in the child. Nothing under Miri.
+pub(crate) fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
+    #[cfg(all(unix, not(miri)))]
+    // SAFETY: plain functions that live as long as the program. If the C
+    // library cannot register them (out of memory), forks go unprotected,
+    // as before this call.
+    unsafe {
+        libc::pthread_atfork(Some(prepare), Some(parent), Some(child));
+    }
+    #[cfg(not(all(unix, not(miri))))]
+    let _ = (prepare, parent, child);
+}
+
 /// Asks for transparent huge pages on the whole 2 MiB pages of
 /// `[ptr, ptr + len)` (a hint; ignored where the OS has none).
 pub(crate) fn advise_huge(ptr: *mut u8, len: usize) {

@@ -66,6 +66,17 @@ fn cache() -> std::sync::MutexGuard<'static, Cache> {
     CACHE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+static FORK: super::fork::ForkSlot<std::sync::MutexGuard<'static, Cache>> = super::fork::ForkSlot::new();
+
+/// Holds the cache's lock across a `fork()` (see `fork.rs`).
+pub(super) fn fork_hold() {
+    FORK.hold(cache());
+}
+
+pub(super) fn fork_release() {
+    FORK.release();
+}
+
 impl Cache {
     /// Removes entry `i` and returns its segment.
     fn take(&mut self, i: usize) -> *mut Segment {
@@ -121,9 +132,13 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
         // The most recently freed mapping that fits (its pages are the
         // likeliest to be resident), unless it would waste more than 8x
         // (and more than 32 MiB) on this block.
+        // Only a mapping whose block starts where this one will (what it has
+        // touched is counted from the block's start).
         let fits = |c: &Cached| {
+            // SAFETY: a cached mapping's header is the cache's, under its lock.
+            let same_offset = unsafe { (*c.seg).map_size - (*c.seg).large_size } == offset;
             let capacity = c.size.saturating_sub(offset);
-            capacity >= size && (capacity / 8 <= size || capacity - size <= 32 << 20)
+            same_offset && capacity >= size && (capacity / 8 <= size || capacity - size <= 32 << 20)
         };
         let found = (0..cache.len).filter(|&i| fits(&cache.entries[i])).max_by_key(|&i| cache.entries[i].since);
         if found.is_none() {

@@ -14,8 +14,8 @@
 //! `MEMRES_HEAP_SOFT_LIMIT`, in bytes with an optional `K`, `M` or `G`
 //! suffix (powers of 1024).
 
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, Once, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::stats::{self, RESIDENT};
@@ -33,8 +33,9 @@ pub struct HeapLimits {
 
 static SOFT: AtomicUsize = AtomicUsize::new(usize::MAX);
 static HARD: AtomicUsize = AtomicUsize::new(usize::MAX);
-/// 0: the environment is not read yet; 1: it is.
-static ENV_READ: AtomicU8 = AtomicU8::new(0);
+/// Reads the environment once; callers wait until it is read, so a limit
+/// set by the API is never overwritten by a late read.
+static ENV_READ: Once = Once::new();
 /// Bumped to ask every thread to purge its free pages.
 pub(super) static PURGE_REQUESTS: AtomicUsize = AtomicUsize::new(0);
 /// When the soft limit last made the heap purge: at most one purge per
@@ -44,17 +45,15 @@ static LAST_SOFT_PURGE: Mutex<Option<Instant>> = Mutex::new(None);
 const SOFT_PURGE_EVERY: Duration = Duration::from_millis(10);
 
 fn read_env() {
-    if ENV_READ.load(Ordering::Acquire) == 1 {
-        return;
-    }
-    let size = |name: &core::ffi::CStr| crate::os::env(name, parse_size).flatten();
-    if let Some(hard) = size(c"MEMRES_HEAP_LIMIT") {
-        HARD.store(hard, Ordering::Relaxed);
-    }
-    if let Some(soft) = size(c"MEMRES_HEAP_SOFT_LIMIT") {
-        SOFT.store(soft, Ordering::Relaxed);
-    }
-    ENV_READ.store(1, Ordering::Release);
+    ENV_READ.call_once(|| {
+        let size = |name: &core::ffi::CStr| crate::os::env(name, parse_size).flatten();
+        if let Some(hard) = size(c"MEMRES_HEAP_LIMIT") {
+            HARD.store(hard, Ordering::Relaxed);
+        }
+        if let Some(soft) = size(c"MEMRES_HEAP_SOFT_LIMIT") {
+            SOFT.store(soft, Ordering::Relaxed);
+        }
+    });
 }
 
 /// `123`, `64K`, `512M`, `2G` (powers of 1024); `None` if malformed.
@@ -101,9 +100,22 @@ pub(super) fn charge(bytes: usize) -> bool {
     true
 }
 
+static FORK: super::fork::ForkSlot<std::sync::MutexGuard<'static, Option<Instant>>> = super::fork::ForkSlot::new();
+
+/// Holds the limit's lock across a `fork()` (see `fork.rs`).
+pub(super) fn fork_hold() {
+    FORK.hold(LAST_SOFT_PURGE.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+}
+
+pub(super) fn fork_release() {
+    FORK.release();
+}
+
 fn soft_purge_due() -> bool {
-    let Ok(mut last) = LAST_SOFT_PURGE.try_lock() else {
-        return false; // another thread is purging right now
+    let mut last = match LAST_SOFT_PURGE.try_lock() {
+        Ok(last) => last,
+        Err(TryLockError::Poisoned(last)) => last.into_inner(),
+        Err(TryLockError::WouldBlock) => return false, // another thread is purging now
     };
     let now = Instant::now();
     if last.is_some_and(|t| now.duration_since(t) < SOFT_PURGE_EVERY) {

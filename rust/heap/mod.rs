@@ -59,6 +59,12 @@
 //!   thread's relaxed read of `owner` equals its own record exactly when it
 //!   owns the segment.
 //!
+//! - Locks are taken in one order, outermost first: the orphan heap, the
+//!   unused records, the abandoned segments, the empty segments, the cache
+//!   of large blocks, the soft limit's clock, the records list, the
+//!   segments list. `limit::charge` (which may purge) runs under no lock
+//!   but the orphan heap's. `fork.rs` takes them all in this order.
+//!
 //! Why no loom model: the one lock-free structure is the `thread_free`
 //! push/swap pair above, a multi-producer single-consumer stack whose
 //! consumer takes everything at once; every other shared structure is under
@@ -67,9 +73,11 @@
 //! Under Miri the OS layer backs segments with `std::alloc::System`, so the
 //! same code runs there.
 
+mod fork;
 mod large;
 mod limit;
 mod segment;
+mod segment_map;
 mod stats;
 mod thread;
 
@@ -110,7 +118,8 @@ pub struct Heap;
 impl Heap {
     /// The heap's totals now: allocated, active, resident, mapped and
     /// retained bytes (see [`HeapStats`] for what each means and how to
-    /// read them). Sums every thread's counters: cheap, but not free.
+    /// read them). Walks every segment's page records under the lock that
+    /// segments take to be unmapped: for monitoring, not for a hot loop.
     pub fn stats() -> HeapStats {
         stats::stats()
     }
@@ -207,11 +216,12 @@ impl Heap {
         }
     }
 
-    /// The bytes usable at `ptr` (at least the size it was allocated with).
+    /// The room at `ptr` for growing in place: its class size, or a large
+    /// block's mapping up to its end.
     ///
     /// # Safety
     /// `ptr` is a live block of this heap.
-    unsafe fn usable_size(ptr: *mut u8) -> usize {
+    unsafe fn room(ptr: *mut u8) -> usize {
         // SAFETY: as in `free_block`; a small page's class is fixed while
         // any of its blocks is live.
         unsafe {
@@ -222,6 +232,84 @@ impl Heap {
                 let class = (*Segment::page_of(seg, ptr)).class.load(core::sync::atomic::Ordering::Relaxed);
                 crate::classes::class_size(class as usize)
             }
+        }
+    }
+
+    /// Whether `ptr` points into a block this heap handed out (and has not
+    /// unmapped): false for null, for other allocators' memory, for the
+    /// stack and statics. It reads only the heap's own bookkeeping, never
+    /// the memory at `ptr`, so any address may be asked about. For a block
+    /// that was freed and whose memory the heap still holds, it says true.
+    ///
+    /// ```
+    /// use allocator_api2::boxed::Box;
+    /// use memres::Heap;
+    ///
+    /// let ours = Box::new_in(7u64, Heap);
+    /// let theirs = std::boxed::Box::new(7u64);
+    /// assert!(Heap::owns(&*ours as *const u64 as *const u8));
+    /// assert!(!Heap::owns(&*theirs as *const u64 as *const u8));
+    /// ```
+    pub fn owns(ptr: *const u8) -> bool {
+        let addr = ptr.addr();
+        let base = addr & !(segment::SEGMENT_SIZE - 1);
+        let base = if base == addr { base.wrapping_sub(segment::SEGMENT_SIZE) } else { base };
+        if addr == 0 || !segment_map::contains(base) {
+            return false;
+        }
+        let seg = ptr.with_addr(base).cast::<Segment>().cast_mut();
+        // SAFETY: the map says a header lives at `base`, mapped until its
+        // bit is cleared; `kind`, `map` and `map_size` do not change after
+        // the header is published.
+        unsafe {
+            match (*seg).kind {
+                Kind::Small => addr - base >= segment::PAGE_SIZE && addr - base < segment::SEGMENT_SIZE,
+                Kind::Large => {
+                    let start = (*seg).map.as_ptr().addr();
+                    addr >= start && addr - start < (*seg).map_size
+                }
+            }
+        }
+    }
+
+    /// The bytes usable in a live block: its size class's size, or a
+    /// large block's size rounded up to whole OS pages. At least the size
+    /// it was allocated or last resized with (`malloc_usable_size`).
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap.
+    pub unsafe fn usable_size(ptr: NonNull<u8>) -> usize {
+        // SAFETY: the caller's contract; as in `free_block`.
+        unsafe {
+            let seg = segment_of(ptr.as_ptr());
+            if (*seg).kind == Kind::Large { (*seg).block_size } else { Heap::room(ptr.as_ptr()) }
+        }
+    }
+
+    /// Frees a live block without its layout (C's `free`).
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap, freed once.
+    pub unsafe fn free(ptr: NonNull<u8>) {
+        // SAFETY: the caller's contract.
+        unsafe { Heap::free_block(ptr.as_ptr()) }
+    }
+
+    /// Resizes a live block without its old layout (C's `realloc`): in
+    /// place where it fits, else moved with its usable bytes. The new block
+    /// is aligned to `align` (which the old block must have been aligned
+    /// to as well). `None` if the heap cannot serve `new_size`; the old
+    /// block is then untouched.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap, aligned to `align`; `new_size`
+    /// is not zero; `align` is a power of two.
+    pub unsafe fn realloc_unsized(ptr: NonNull<u8>, new_size: usize, align: usize) -> Option<NonNull<u8>> {
+        let new = Layout::from_size_align(new_size, align).ok()?;
+        // SAFETY: the caller's contract; the usable bytes are the block's.
+        unsafe {
+            let old = Layout::from_size_align_unchecked(Heap::usable_size(ptr), align);
+            Heap::resize(ptr, old, new).ok().map(NonNull::cast)
         }
     }
 }
@@ -324,7 +412,7 @@ impl Heap {
     unsafe fn resize(ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         if old.size() != 0 && new.size() != 0 && ptr.as_ptr().addr() % new.align() == 0 {
             // SAFETY: a live block (the caller's contract).
-            let usable = unsafe { Heap::usable_size(ptr.as_ptr()) };
+            let usable = unsafe { Heap::room(ptr.as_ptr()) };
             // A small block stays if the new size has its class; a large
             // one while it fits its reserve and stays large (a block that
             // shrinks to a small size moves, so its mapping can go).
@@ -395,6 +483,12 @@ pub struct HeapFastPath {
     pub classes: usize,
 }
 
+// The offsets `HeapFastPath` fixes at zero rather than reports.
+const _: () = {
+    assert!(core::mem::offset_of!(Segment, owner) == 0);
+    assert!(core::mem::offset_of!(segment::Page, free) == 0);
+};
+
 impl Heap {
     /// The layout a foreign fast path relies on (see [`HeapFastPath`]).
     pub fn fast_path() -> HeapFastPath {
@@ -416,7 +510,7 @@ impl Heap {
 /// Purges what the calling thread may: its own free pages and spare, the
 /// shared empty segments and the cache of large blocks; returns the bytes.
 fn purge_shared() -> usize {
-    thread::purge_local() + thread::purge_empty_segments() + large::purge()
+    thread::purge_local() + thread::purge_empty_segments() + thread::purge_abandoned() + large::purge()
 }
 
 // SAFETY: as for `Allocator`.

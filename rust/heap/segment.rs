@@ -187,6 +187,8 @@ impl Segment {
             (&raw mut (*s).all_next).write(ptr::null_mut());
             (&raw mut (*s).idle_since).write(None);
         }
+        // Published once its header is complete (see segment_map).
+        super::segment_map::insert(s.addr());
     }
 
     /// Unmaps the segment.
@@ -194,6 +196,7 @@ impl Segment {
     /// # Safety
     /// Nothing in it is used any more.
     pub(super) unsafe fn free(seg: *mut Segment) {
+        super::segment_map::remove(seg.addr());
         // SAFETY: the header is live until the unmap below.
         let (map, size, align) = unsafe { ((*seg).map, (*seg).map_size, (*seg).map_align) };
         // SAFETY: as above; no page is in use, so every dirty page is free.
@@ -346,8 +349,12 @@ impl Segment {
             }
             for index in 1..PAGES {
                 let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
-                if !(*page).in_use && (*page).dirty && purge(page) {
-                    os::purge(Self::page_area(seg, index), PAGE_SIZE);
+                // A page the OS would not take back stays dirty (and counted).
+                if !(*page).in_use
+                    && (*page).dirty
+                    && purge(page)
+                    && os::purge(Self::page_area(seg, index), PAGE_SIZE) > 0
+                {
                     (*page).dirty = false;
                     (*page).stale = false;
                     (*seg).free_dirty -= 1;

@@ -82,6 +82,20 @@ fn segments() -> MutexGuard<'static, Segments> {
     SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+type Held = (MutexGuard<'static, Records>, MutexGuard<'static, Segments>);
+static FORK: super::fork::ForkSlot<Held> = super::fork::ForkSlot::new();
+
+/// Holds the lists' locks across a `fork()` (see `fork.rs`): the records,
+/// then the segments (innermost of all the heap's locks).
+pub(super) fn fork_hold() {
+    let records = records();
+    FORK.hold((records, segments()));
+}
+
+pub(super) fn fork_release() {
+    FORK.release();
+}
+
 /// Lists a new small segment.
 ///
 /// # Safety
@@ -215,14 +229,16 @@ pub(super) fn class_stats() -> [HeapClassStats; HEAP_CLASS_COUNT] {
             seg = unsafe { (*seg).all_next };
         }
     }
-    // Remote frees not collected yet: freed, but still in their pages.
+    // Remote frees not collected yet: freed, but still in their pages. The
+    // exited threads' totals are read under the records' lock, as an
+    // exiting thread moves its counts there under it: seen once, either way.
     let mut remote = [(0usize, 0usize); SMALL_CLASSES];
-    for (class, (frees, back)) in remote.iter_mut().enumerate() {
-        *frees = RETIRED[class].0.load(Ordering::Relaxed).wrapping_add(STRAY_FREES[class].load(Ordering::Relaxed));
-        *back = RETIRED[class].1.load(Ordering::Relaxed);
-    }
     {
         let records = records();
+        for (class, (frees, back)) in remote.iter_mut().enumerate() {
+            *frees = RETIRED[class].0.load(Ordering::Relaxed).wrapping_add(STRAY_FREES[class].load(Ordering::Relaxed));
+            *back = RETIRED[class].1.load(Ordering::Relaxed);
+        }
         let mut record = records.0;
         while !record.is_null() {
             // SAFETY: records live for the whole process; their counters

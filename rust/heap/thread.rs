@@ -64,6 +64,9 @@ pub(crate) struct ThreadHeap {
     next_record: *mut ThreadHeap,
 }
 
+// Foreign fast paths find the queues at the start of the record.
+const _: () = assert!(core::mem::offset_of!(ThreadHeap, queues) == 0 && core::mem::offset_of!(Queue, head) == 0);
+
 /// How long a free page stays resident unused (between one and two of
 /// these, at the thread's next slow path) before it is purged.
 const DECAY: Duration = Duration::from_secs(1);
@@ -206,11 +209,51 @@ pub(super) fn purge_empty_segments() -> usize {
     empties().expire(true)
 }
 
+/// Hands the free pages of abandoned segments back to the OS; returns the
+/// bytes. (Their pages with blocks freed by other threads are collected
+/// only when a thread adopts the segment.)
+pub(super) fn purge_abandoned() -> usize {
+    let abandoned = ABANDONED.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut released = 0;
+    let mut seg = abandoned.0;
+    while !seg.is_null() {
+        // SAFETY: a segment on the list has no owner and is only touched
+        // under the list's lock (adoption takes it off first).
+        unsafe {
+            released += Segment::purge_free_pages(seg);
+            seg = (*seg).next;
+        }
+    }
+    released
+}
+
 /// The heap of threads whose thread-locals are gone.
 struct Orphan(*mut ThreadHeap);
 // SAFETY: used only under its lock.
 unsafe impl Send for Orphan {}
 static ORPHAN: Mutex<Orphan> = Mutex::new(Orphan(ptr::null_mut()));
+
+type Held = (
+    std::sync::MutexGuard<'static, Orphan>,
+    std::sync::MutexGuard<'static, Unused>,
+    std::sync::MutexGuard<'static, Abandoned>,
+    std::sync::MutexGuard<'static, Empties>,
+);
+static FORK: super::fork::ForkSlot<Held> = super::fork::ForkSlot::new();
+
+/// Holds this module's locks across a `fork()` (see `fork.rs`), outermost
+/// first: the orphan heap, the unused records, the abandoned segments, the
+/// empty segments.
+pub(super) fn fork_hold() {
+    let orphan = ORPHAN.lock().unwrap_or_else(PoisonError::into_inner);
+    let unused = UNUSED.lock().unwrap_or_else(PoisonError::into_inner);
+    let abandoned = ABANDONED.lock().unwrap_or_else(PoisonError::into_inner);
+    FORK.hold((orphan, unused, abandoned, empties()));
+}
+
+pub(super) fn fork_release() {
+    FORK.release();
+}
 
 struct Exit;
 
@@ -337,6 +380,7 @@ fn attach() -> Option<*mut ThreadHeap> {
     let heap = if heap.is_null() { new_record()? } else { heap };
     LOCAL.with(|l| l.set(heap));
     STATE.with(|s| s.set(1));
+    super::fork::register();
     // Registering the destructor may allocate (through this heap: LOCAL is
     // set, so that is an ordinary allocation).
     EXIT.with(|_| ());

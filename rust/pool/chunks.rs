@@ -26,7 +26,7 @@ use core::ptr::{self, NonNull};
 use allocator_api2::alloc::AllocError;
 
 use crate::classes::{class_align, class_size};
-use crate::debug::{acquired, hand_out, releasing, retire};
+use crate::debug::{acquired, give_back, hand_out, releasing, retire};
 use crate::resource::MemoryResource;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -403,6 +403,9 @@ impl<U: MemoryResource> Source for Upstream<U> {
     }
 
     unsafe fn put(&self, ptr: NonNull<u8>, layout: Layout) {
+        // Unpoisoned as it leaves: an upstream that is not ASan's malloc
+        // (memres's heap, say) hands the memory out again as it is.
+        give_back(ptr.as_ptr(), layout.size());
         // SAFETY: forwarded contract.
         unsafe { self.resource.deallocate(ptr, layout) };
         self.frees.set(self.frees.get() + 1);

@@ -166,7 +166,7 @@ inline constexpr pool_small_table pool_small_classes{};
 // The class serving (bytes, alignment), or pool_class_count for requests the
 // pool hands to upstream (oversize, over-aligned, or a bad alignment).
 inline std::size_t pool_class_of(std::size_t bytes, std::size_t alignment, std::size_t largest) noexcept {
-  if (bytes > largest || alignment > pool_max_class_align || (alignment & (alignment - 1)) != 0)
+  if (bytes > largest || alignment > pool_max_class_align || alignment == 0 || (alignment & (alignment - 1)) != 0)
     return pool_class_count;
   std::size_t size = bytes < alignment ? alignment : bytes;
   size += (size == 0);

@@ -1,0 +1,69 @@
+//! `fork()`: the child must find every heap lock free.
+//!
+//! A thread that forks while another thread holds one of the heap's locks
+//! would leave the lock held forever in the child, whose only thread then
+//! deadlocks at its next slow path. So, through `pthread_atfork`, the
+//! forking thread takes every heap lock before the fork (in the heap's one
+//! lock order, outermost first) and releases them after it, in the parent
+//! and in the child.
+//!
+//! In the child, the other threads' records and segments stay as they were:
+//! their blocks may be freed (they go to remote lists nobody collects, so
+//! their memory is not reused), never corrupted.
+//!
+//! # Invariants
+//! Each [`ForkSlot`] is written only by the forking thread, between the
+//! prepare handler and the parent or child handler, which the C library
+//! runs in that thread.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// A lock guard kept across `fork()` (see the module doc).
+pub(super) struct ForkSlot<T>(UnsafeCell<Option<T>>);
+
+// SAFETY: only the forking thread touches a slot, between the atfork
+// handlers (see the module doc).
+unsafe impl<T> Sync for ForkSlot<T> {}
+
+impl<T> ForkSlot<T> {
+    pub(super) const fn new() -> Self {
+        ForkSlot(UnsafeCell::new(None))
+    }
+
+    pub(super) fn hold(&self, guard: T) {
+        // SAFETY: the forking thread alone, in the prepare handler.
+        unsafe { *self.0.get() = Some(guard) };
+    }
+
+    pub(super) fn release(&self) {
+        // SAFETY: the forking thread alone, in the parent or child handler.
+        drop(unsafe { (*self.0.get()).take() });
+    }
+}
+
+extern "C" fn prepare() {
+    // The lock order: the orphan heap's lock is held while records are
+    // taken and pages found (which may purge: empty segments, large blocks);
+    // the caches of empty segments and large blocks free segments, which
+    // leaves the stats' segment list (innermost).
+    super::thread::fork_hold();
+    super::large::fork_hold();
+    super::limit::fork_hold();
+    super::stats::fork_hold();
+}
+
+extern "C" fn after() {
+    super::stats::fork_release();
+    super::limit::fork_release();
+    super::large::fork_release();
+    super::thread::fork_release();
+}
+
+/// Installs the handlers, once per process.
+pub(super) fn register() {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if !DONE.swap(true, Ordering::AcqRel) {
+        crate::os::at_fork(prepare, after, after);
+    }
+}
