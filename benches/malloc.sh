@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Classic allocator benchmarks (benches/malloc/bench.c: small-object churn,
+# producer/consumer threads, larson-style server, big-block loop) as one C
+# program run under each process allocator by LD_PRELOAD: glibc, memres
+# (libmemres_malloc.so), and mimalloc, jemalloc and tcmalloc where their
+# Debian packages are installed (installed here if missing and possible).
+# One process per measurement, interleaved over rounds; prints median time
+# and peak RSS as ratios to glibc's.
+#
+#   bash benches/malloc.sh [rounds]      # default 3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+lib=/usr/lib/x86_64-linux-gnu
+mimalloc=$lib/libmimalloc.so.2
+jemalloc=$lib/libjemalloc.so.2
+tcmalloc=$lib/libtcmalloc_minimal.so.4
+if [[ ! -e $mimalloc || ! -e $jemalloc || ! -e $tcmalloc ]] && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+  pkgs="libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4"
+  apt-get install -y -qq $pkgs >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $pkgs >/dev/null 2>&1; } || true
+fi
+cargo build --release -q -p memres-malloc
+memres=$PWD/target/release/libmemres_malloc.so
+bin=target/malloc-bench
+cc -O2 -pthread -o "$bin" benches/malloc/bench.c
+
+configs=("glibc|" "memres|$memres")
+for peer in mimalloc jemalloc tcmalloc; do
+  if [[ -e ${!peer} ]]; then configs+=("$peer|${!peer}"); else echo "skipped: $peer (its Debian package is not installed)"; fi
+done
+
+out=$(mktemp)
+for ((round = 1; round <= rounds; round++)); do
+  for work in churn prodcons larson bigblocks; do
+    for config in "${configs[@]}"; do
+      IFS='|' read -r name preload <<<"$config"
+      echo "$work|$name|$(LD_PRELOAD=$preload "$bin" "$work" 5)" >>"$out"
+    done
+  done
+done
+python3 - "$out" <<'PY'
+import sys, statistics, collections
+times, rss, order = collections.defaultdict(list), collections.defaultdict(list), []
+for line in open(sys.argv[1]):
+    work, name, result = line.rstrip("\n").split("|")
+    ns, kib, _ = map(int, result.split())
+    if (work, name) not in times:
+        order.append((work, name))
+    times[work, name].append(ns)
+    rss[work, name].append(kib)
+print("| workload | allocator | median | time vs glibc | peak RSS | RSS vs glibc |")
+print("|---|---|---:|---:|---:|---:|")
+for work, name in order:
+    t, base = statistics.median(times[work, name]), statistics.median(times[work, "glibc"])
+    r, rbase = max(rss[work, name]), max(rss[work, "glibc"])
+    print(f"| {work} | {name} | {t / 1e6:.2f} ms | {t / base:.2f}x | {r / 1024:.1f} MiB | {r / rbase:.2f}x |")
+PY
+rm -f "$out"

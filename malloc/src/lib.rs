@@ -1,0 +1,492 @@
+//! memres's heap as the process allocator: `libmemres_malloc.so`.
+//!
+//! ```text
+//! LD_PRELOAD=target/release/libmemres_malloc.so some-program
+//! ```
+//!
+//! Exports the C allocation API (`malloc`, `free`, `calloc`, `realloc`,
+//! `reallocarray`, `posix_memalign`, `aligned_alloc`, `memalign`, `valloc`,
+//! `pvalloc`, `malloc_usable_size`) and C++'s `operator new`/`delete`
+//! family, all served by [`memres::Heap`], plus `memres_stats` and
+//! `memres_stats_print` (see `include/memres/malloc.h`). With
+//! `MEMRES_STATS=1` the heap's stats are printed to stderr at exit.
+//!
+//! # Semantics (glibc's, where C leaves a choice)
+//! - `malloc(0)` returns a unique pointer; `free(NULL)` does nothing;
+//!   `realloc(NULL, n)` is `malloc(n)`; `realloc(p, 0)` frees `p` and
+//!   returns null. Blocks are 16-byte aligned.
+//! - Failures return null with `errno = ENOMEM` (`EINVAL` for a bad
+//!   alignment); `posix_memalign` returns the error instead. `calloc` and
+//!   `reallocarray` detect overflow. `calloc` does not zero fresh OS pages.
+//! - `operator new` calls the new-handler and retries, then throws
+//!   `std::bad_alloc` (a small C++ helper, `src/new_handler.cpp`); the
+//!   `nothrow` forms return null.
+//!
+//! # Invariants
+//! - Nothing here allocates except through the heap, which never calls the
+//!   global allocator: reports are formatted on the stack and written with
+//!   `write(2)`; the environment is read with `getenv`.
+//! - A pointer the heap did not hand out ([`Heap::owns`] says no: memory
+//!   from before the library was loaded, or from another allocator) is
+//!   never touched: `free` and `malloc_usable_size` report it on stderr and
+//!   leave it alone; `realloc` reports it and returns null (`ENOMEM`), which
+//!   leaves the caller's block as it was.
+#![allow(non_snake_case)] // the C++ operators' mangled names
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ffi::{c_int, c_void};
+use core::fmt::Write as _;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use memres::Heap;
+
+// Rust code inside this library allocates from the heap directly.
+#[global_allocator]
+static ALLOCATOR: Heap = Heap;
+
+/// The alignment of every `malloc` block (`alignof(max_align_t)`).
+const MALLOC_ALIGN: usize = 16;
+
+fn set_errno(code: c_int) {
+    // SAFETY: the calling thread's errno, always valid.
+    unsafe { *libc::__errno_location() = code };
+}
+
+/// Allocates `size` bytes (a zero size as one) aligned to `align`; null
+/// with `ENOMEM` on failure.
+fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
+    let Ok(layout) = Layout::from_size_align(size.max(1), align) else {
+        set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    // SAFETY: a non-zero size.
+    let block = unsafe { if zeroed { Heap.alloc_zeroed(layout) } else { Heap.alloc(layout) } };
+    if block.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    block.cast()
+}
+
+/// Frees `ptr` if the heap owns it; reports it otherwise.
+fn release(ptr: *mut c_void, call: &str) {
+    let Some(block) = NonNull::new(ptr.cast::<u8>()) else { return };
+    if Heap::owns(block.as_ptr()) {
+        // SAFETY: a block of the heap; the C contract: freed once.
+        unsafe { Heap::free(block) }
+    } else {
+        report_foreign(call, ptr);
+    }
+}
+
+/// `malloc(3)`.
+#[unsafe(no_mangle)]
+pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    allocate(size, MALLOC_ALIGN, false)
+}
+
+/// `free(3)`.
+///
+/// # Safety
+/// `ptr` is null or a live block from this allocator, freed once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    release(ptr, "free");
+}
+
+/// `calloc(3)`: zeroed, and null with `ENOMEM` if `count * size` overflows.
+#[unsafe(no_mangle)]
+pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
+    match count.checked_mul(size) {
+        Some(bytes) => allocate(bytes, MALLOC_ALIGN, true),
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// `realloc(3)`, as glibc's: `realloc(NULL, n)` allocates, `realloc(p, 0)`
+/// frees and returns null.
+///
+/// # Safety
+/// `ptr` is null or a live block from this allocator.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+    let Some(block) = NonNull::new(ptr.cast::<u8>()) else {
+        return malloc(size);
+    };
+    if size == 0 {
+        release(ptr, "realloc");
+        return ptr::null_mut();
+    }
+    if !Heap::owns(block.as_ptr()) {
+        report_foreign("realloc", ptr);
+        set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    }
+    // SAFETY: a live block of the heap (the caller's contract), aligned to
+    // at least MALLOC_ALIGN as every block is; a non-zero size.
+    match unsafe { Heap::realloc_unsized(block, size, MALLOC_ALIGN) } {
+        Some(moved) => moved.as_ptr().cast(),
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// `reallocarray(3)`: `realloc(ptr, count * size)`, or null with `ENOMEM`
+/// (and `ptr` untouched) if the product overflows.
+///
+/// # Safety
+/// As for [`realloc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, count: usize, size: usize) -> *mut c_void {
+    match count.checked_mul(size) {
+        // SAFETY: the caller's contract.
+        Some(bytes) => unsafe { realloc(ptr, bytes) },
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// `posix_memalign(3)`: returns `EINVAL` unless `align` is a power of two
+/// and a multiple of `sizeof(void *)`, `ENOMEM` on failure (`*out` is
+/// untouched on error).
+///
+/// # Safety
+/// `out` is valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    if !align.is_power_of_two() || align % size_of::<*mut c_void>() != 0 {
+        return libc::EINVAL;
+    }
+    let saved = errno();
+    let block = allocate(size, align.max(MALLOC_ALIGN), false);
+    set_errno(saved); // posix_memalign reports through its result only
+    if block.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { out.write(block) };
+    0
+}
+
+fn errno() -> c_int {
+    // SAFETY: the calling thread's errno, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// `aligned_alloc(3)`: null with `EINVAL` unless `align` is a power of two.
+#[unsafe(no_mangle)]
+pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    allocate(size, align.max(MALLOC_ALIGN), false)
+}
+
+/// `memalign(3)`, as glibc's: an alignment that is not a power of two is
+/// rounded up to one.
+#[unsafe(no_mangle)]
+pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    match align.max(MALLOC_ALIGN).checked_next_power_of_two() {
+        Some(align) => allocate(size, align, false),
+        None => {
+            set_errno(libc::EINVAL);
+            ptr::null_mut()
+        }
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+}
+
+/// `valloc(3)`: page-aligned.
+#[unsafe(no_mangle)]
+pub extern "C" fn valloc(size: usize) -> *mut c_void {
+    allocate(size, page_size(), false)
+}
+
+/// `pvalloc(3)`: page-aligned, the size rounded up to whole pages (a zero
+/// size to one page).
+#[unsafe(no_mangle)]
+pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    let page = page_size();
+    match size.max(1).checked_next_multiple_of(page) {
+        Some(size) => allocate(size, page, false),
+        None => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// `malloc_usable_size(3)`: 0 for null (and for pointers this allocator
+/// did not hand out, which are reported).
+///
+/// # Safety
+/// `ptr` is null or a live block from this allocator.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
+    let Some(block) = NonNull::new(ptr.cast::<u8>()) else { return 0 };
+    if !Heap::owns(block.as_ptr()) {
+        report_foreign("malloc_usable_size", ptr);
+        return 0;
+    }
+    // SAFETY: a live block of the heap (the caller's contract).
+    unsafe { Heap::usable_size(block) }
+}
+
+/// For `new_handler.cpp`: a block of `size` bytes aligned to `align`, or
+/// null (without touching `errno`'s meaning for C++).
+#[unsafe(no_mangle)]
+pub extern "C" fn memres_malloc_aligned(size: usize, align: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        return ptr::null_mut();
+    }
+    allocate(size, align.max(MALLOC_ALIGN), false)
+}
+
+unsafe extern "C-unwind" {
+    /// C++ (`new_handler.cpp`): calls the new-handler and retries until an
+    /// allocation succeeds, or throws `std::bad_alloc` if there is none.
+    fn memres_new_failed(size: usize, align: usize) -> *mut c_void;
+}
+
+unsafe extern "C" {
+    /// C++: as `memres_new_failed`, but null instead of an exception.
+    fn memres_new_failed_nothrow(size: usize, align: usize) -> *mut c_void;
+}
+
+fn new(size: usize, align: usize) -> *mut c_void {
+    let block = memres_malloc_aligned(size, align);
+    if !block.is_null() {
+        return block;
+    }
+    // SAFETY: a C++ function that returns a block or throws; this frame is
+    // "C-unwind", so the exception passes through to the caller of new.
+    unsafe { memres_new_failed(size, align) }
+}
+
+fn new_nothrow(size: usize, align: usize) -> *mut c_void {
+    let block = memres_malloc_aligned(size, align);
+    if !block.is_null() {
+        return block;
+    }
+    // SAFETY: a C++ function that catches everything it throws.
+    unsafe { memres_new_failed_nothrow(size, align) }
+}
+
+/// The C++ `operator new`/`delete` family, by their Itanium ABI names
+/// (x86-64 and aarch64 Linux: `size_t` is `unsigned long`, `m`).
+mod cxx_operators {
+    use super::*;
+
+    type Nothrow = *const c_void; // const std::nothrow_t&
+
+    /// `operator new(size_t)`
+    #[unsafe(no_mangle)]
+    pub extern "C-unwind" fn _Znwm(size: usize) -> *mut c_void {
+        new(size, MALLOC_ALIGN)
+    }
+    /// `operator new[](size_t)`
+    #[unsafe(no_mangle)]
+    pub extern "C-unwind" fn _Znam(size: usize) -> *mut c_void {
+        new(size, MALLOC_ALIGN)
+    }
+    /// `operator new(size_t, const nothrow_t&)`
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _ZnwmRKSt9nothrow_t(size: usize, _: Nothrow) -> *mut c_void {
+        new_nothrow(size, MALLOC_ALIGN)
+    }
+    /// `operator new[](size_t, const nothrow_t&)`
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _ZnamRKSt9nothrow_t(size: usize, _: Nothrow) -> *mut c_void {
+        new_nothrow(size, MALLOC_ALIGN)
+    }
+    /// `operator new(size_t, align_val_t)`
+    #[unsafe(no_mangle)]
+    pub extern "C-unwind" fn _ZnwmSt11align_val_t(size: usize, align: usize) -> *mut c_void {
+        new(size, align)
+    }
+    /// `operator new[](size_t, align_val_t)`
+    #[unsafe(no_mangle)]
+    pub extern "C-unwind" fn _ZnamSt11align_val_t(size: usize, align: usize) -> *mut c_void {
+        new(size, align)
+    }
+    /// `operator new(size_t, align_val_t, const nothrow_t&)`
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _ZnwmSt11align_val_tRKSt9nothrow_t(size: usize, align: usize, _: Nothrow) -> *mut c_void {
+        new_nothrow(size, align)
+    }
+    /// `operator new[](size_t, align_val_t, const nothrow_t&)`
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _ZnamSt11align_val_tRKSt9nothrow_t(size: usize, align: usize, _: Nothrow) -> *mut c_void {
+        new_nothrow(size, align)
+    }
+
+    /// Every `operator delete` frees the block, whatever size, alignment or
+    /// tag it is given: the heap knows the block's size.
+    macro_rules! deletes {
+        ($($name:ident($($arg:ty),*) $what:literal;)*) => {$(
+            #[doc = concat!("`", $what, "`")]
+            ///
+            /// # Safety
+            /// The pointer is null or a live block of this allocator.
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn $name(ptr: *mut c_void, $(_: $arg),*) {
+                release(ptr, "operator delete");
+            }
+        )*};
+    }
+    deletes! {
+        _ZdlPv() "operator delete(void*)";
+        _ZdaPv() "operator delete[](void*)";
+        _ZdlPvm(usize) "operator delete(void*, size_t)";
+        _ZdaPvm(usize) "operator delete[](void*, size_t)";
+        _ZdlPvSt11align_val_t(usize) "operator delete(void*, align_val_t)";
+        _ZdaPvSt11align_val_t(usize) "operator delete[](void*, align_val_t)";
+        _ZdlPvmSt11align_val_t(usize, usize) "operator delete(void*, size_t, align_val_t)";
+        _ZdaPvmSt11align_val_t(usize, usize) "operator delete[](void*, size_t, align_val_t)";
+        _ZdlPvRKSt9nothrow_t(Nothrow) "operator delete(void*, const nothrow_t&)";
+        _ZdaPvRKSt9nothrow_t(Nothrow) "operator delete[](void*, const nothrow_t&)";
+        _ZdlPvSt11align_val_tRKSt9nothrow_t(usize, Nothrow) "operator delete(void*, align_val_t, const nothrow_t&)";
+        _ZdaPvSt11align_val_tRKSt9nothrow_t(usize, Nothrow) "operator delete[](void*, align_val_t, const nothrow_t&)";
+    }
+}
+
+/// The heap's totals, as `include/memres/malloc.h`'s `struct memres_stats`.
+#[repr(C)]
+pub struct MemresStats {
+    /// Bytes in live blocks.
+    pub allocated: usize,
+    /// Bytes of pages holding live blocks.
+    pub active: usize,
+    /// Bytes touched and not handed back to the OS (an upper bound).
+    pub resident: usize,
+    /// Bytes mapped from the OS.
+    pub mapped: usize,
+    /// Mapped but not resident.
+    pub retained: usize,
+}
+
+/// Fills `*out` with the heap's totals (see `memres::HeapStats`).
+///
+/// # Safety
+/// `out` is valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memres_stats(out: *mut MemresStats) {
+    let s = Heap::stats();
+    let stats = MemresStats {
+        allocated: s.allocated,
+        active: s.active,
+        resident: s.resident,
+        mapped: s.mapped,
+        retained: s.retained,
+    };
+    // SAFETY: the caller's contract.
+    unsafe { out.write(stats) };
+}
+
+/// Prints the heap's totals to stderr, one line.
+#[unsafe(no_mangle)]
+pub extern "C" fn memres_stats_print() {
+    print_stats(2);
+}
+
+/// A copy of stderr taken at load time for `MEMRES_STATS=1`'s report: many
+/// programs close stderr before exit (coreutils' `close_stdout`), and the
+/// report runs after them.
+static STATS_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
+
+fn print_stats(fd: c_int) {
+    let s = Heap::stats();
+    let mut line = StackText::new();
+    let kib = |b: usize| b.div_ceil(1024);
+    let _ = writeln!(
+        line,
+        "memres: allocated {} KiB, active {} KiB, resident {} KiB, mapped {} KiB, retained {} KiB",
+        kib(s.allocated),
+        kib(s.active),
+        kib(s.resident),
+        kib(s.mapped),
+        kib(s.retained)
+    );
+    line.write_to(fd);
+}
+
+extern "C" fn print_at_exit() {
+    print_stats(STATS_FD.load(Ordering::Relaxed));
+}
+
+/// Runs when the library is loaded: arranges `MEMRES_STATS=1`'s report.
+extern "C" fn on_load() {
+    // SAFETY: getenv with a NUL-terminated name; the value is read at once.
+    let value = unsafe { libc::getenv(c"MEMRES_STATS".as_ptr()) };
+    // SAFETY: a non-null getenv result is a NUL-terminated string.
+    if !value.is_null() && unsafe { core::ffi::CStr::from_ptr(value) }.to_bytes() == b"1" {
+        // SAFETY: duplicating a descriptor (a closed one gives -1, and the
+        // report is then lost); a plain function that lives as long as the
+        // program.
+        unsafe {
+            STATS_FD.store(libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3), Ordering::Relaxed);
+            libc::atexit(print_at_exit);
+        }
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ON_LOAD: extern "C" fn() = on_load;
+
+/// Text formatted into a fixed buffer on the stack (no allocation).
+struct StackText {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl StackText {
+    fn new() -> Self {
+        StackText { buf: [0; 256], len: 0 }
+    }
+
+    fn write_to(&self, fd: c_int) {
+        // SAFETY: writes bytes of our own buffer (a bad descriptor fails).
+        unsafe { libc::write(fd, self.buf.as_ptr().cast(), self.len) };
+    }
+}
+
+impl core::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Reports a pointer this allocator did not hand out (the first 16; then
+/// one line saying the rest are not shown).
+fn report_foreign(call: &str, ptr: *mut c_void) {
+    const SHOWN: usize = 16;
+    static REPORTED: AtomicUsize = AtomicUsize::new(0);
+    let n = REPORTED.fetch_add(1, Ordering::Relaxed);
+    let mut line = StackText::new();
+    if n < SHOWN {
+        let _ = writeln!(
+            line,
+            "memres: {call}({ptr:p}): not a block memres allocated (made before the library was loaded, or by \
+             another allocator); left alone"
+        );
+    } else if n == SHOWN {
+        let _ = writeln!(line, "memres: more pointers memres did not allocate; no longer reported");
+    }
+    line.write_to(2);
+}

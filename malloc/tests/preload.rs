@@ -1,0 +1,182 @@
+//! `libmemres_malloc.so` under `LD_PRELOAD`: a C program covering every
+//! exported function, a C++ program covering `operator new`/`delete`, the
+//! memory limit, and real programs from the machine, whose output must be
+//! the same with and without the library.
+//!
+//! Needs a C and a C++ compiler (`cc`, `c++`); a real program that is not
+//! installed is reported as skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The library, built from the current sources. A test cannot depend on a
+/// `cdylib` (cargo builds no such artifact for it), so the first call runs
+/// cargo, in a target folder of its own (the outer `cargo test` holds the
+/// usual one).
+fn library() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+            let target = root.join("target/malloc-test");
+            let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
+                .args(["build", "--quiet", "-p", "memres-malloc", "--manifest-path"])
+                .arg(root.join("Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target)
+                .env_remove("RUSTFLAGS")
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building libmemres_malloc.so failed");
+            target.join("debug/libmemres_malloc.so")
+        })
+        .clone()
+}
+
+fn programs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs")
+}
+
+/// Compiles `source` (C or C++ by its extension) into the test's scratch
+/// folder.
+fn compile(source: &str) -> PathBuf {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(source.replace('.', "_"));
+    let cpp = source.ends_with(".cpp");
+    let compiler = if cpp { "c++" } else { "cc" };
+    let mut cmd = Command::new(compiler);
+    cmd.arg(programs().join(source))
+        .arg("-o")
+        .arg(&out)
+        .arg("-O1")
+        .arg("-Wall")
+        .arg("-I")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("include"))
+        .arg("-pthread");
+    if cpp {
+        cmd.arg("-std=c++17");
+    } else {
+        cmd.arg("-ldl");
+    }
+    let status = cmd.status().unwrap_or_else(|e| panic!("{compiler} is needed to build {source}: {e}"));
+    assert!(status.success(), "{compiler} failed on {source}");
+    out
+}
+
+fn run(program: &Path, args: &[&str], env: &[(&str, &str)], preload: bool) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if preload {
+        cmd.env("LD_PRELOAD", library());
+    }
+    cmd.output().unwrap_or_else(|e| panic!("{}: {e}", program.display()))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn every_c_function_and_edge_case() {
+    let out = run(&compile("api_test.c"), &[], &[], true);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "api_test failed: {stderr}");
+    assert_eq!(stdout, "api_test: ok\n");
+    // The foreign pointers were reported, once per call, and nothing else.
+    assert_eq!(stderr.matches("not a block memres allocated").count(), 3, "{stderr}");
+    assert!(stderr.contains("free(") && stderr.contains("realloc(") && stderr.contains("malloc_usable_size("));
+}
+
+#[test]
+fn cxx_operators_new_and_delete() {
+    let out = run(&compile("new_test.cpp"), &[], &[], true);
+    assert!(out.status.success(), "new_test failed: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "new_test: ok\n");
+    assert_eq!(text(&out.stderr), "", "nothing reported");
+}
+
+#[test]
+fn the_hard_limit_makes_malloc_fail_instead_of_the_process() {
+    let program = compile("limit_test.c");
+    let out = run(&program, &[], &[("MEMRES_HEAP_LIMIT", "64M")], true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let fields: Vec<usize> = text(&out.stdout).split_whitespace().map(|f| f.parse().unwrap()).collect();
+    let [blocks, enomem, again] = fields[..] else { panic!("unexpected output {:?}", text(&out.stdout)) };
+    assert!((48..64).contains(&blocks), "{blocks} MiB under a 64 MiB limit");
+    assert_eq!((enomem, again), (1, 1), "malloc failed with ENOMEM, then worked again after frees");
+}
+
+#[test]
+fn stats_at_exit_with_memres_stats_1() {
+    let out = run(&compile("limit_test.c"), &[], &[("MEMRES_STATS", "1"), ("MEMRES_HEAP_LIMIT", "8M")], true);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success() && stderr.starts_with("memres: allocated "), "{stderr}");
+    assert!(stderr.contains("resident") && stderr.contains("mapped"));
+}
+
+/// Runs a program of the machine with and without the library and checks
+/// that it behaves the same; `None` if the program is not installed.
+fn same_with_and_without(program: &str, args: &[&str]) -> Option<()> {
+    let path = which(program)?;
+    let plain = run(&path, args, &[], false);
+    let preloaded = run(&path, args, &[("MEMRES_STATS", "1")], true);
+    assert!(plain.status.success(), "{program} failed on its own: {}", text(&plain.stderr));
+    assert!(preloaded.status.success(), "{program} failed under memres: {}", text(&preloaded.stderr));
+    assert!(plain.stdout == preloaded.stdout, "{program}: different output under memres");
+    let stderr = text(&preloaded.stderr);
+    assert!(stderr.contains("memres: allocated"), "{program} did not run on memres: {stderr}");
+    assert!(!stderr.contains("not a block memres allocated"), "{program}: {stderr}");
+    Some(())
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|p| p.is_file()));
+    if found.is_none() {
+        println!("skipped: {program} is not installed");
+    }
+    found
+}
+
+#[test]
+fn python_with_a_heavy_workload() {
+    let script = "import json, collections\n\
+                  rows = [{'id': i, 'name': str(i) * (i % 20), 'tags': list(range(i % 7))} for i in range(200000)]\n\
+                  text = json.dumps(rows)\n\
+                  back = json.loads(text)\n\
+                  c = collections.Counter(len(r['name']) for r in back)\n\
+                  print(len(text), sum(len(r['tags']) for r in back), sorted(c.items())[:5])";
+    same_with_and_without("python3", &["-c", script]);
+}
+
+#[test]
+fn sort_a_large_generated_file() {
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sort_input.txt");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut lines = String::new();
+    for _ in 0..300_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        lines.push_str(&format!("{:x} {}\n", x, x % 1000));
+    }
+    std::fs::write(&file, lines).unwrap();
+    same_with_and_without("sort", &[file.to_str().unwrap()]);
+}
+
+#[test]
+fn git_and_cmake() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_str().unwrap().to_string();
+    if repo_is_git(&repo) {
+        same_with_and_without("git", &["-C", &repo, "log", "--stat", "-n", "50"]);
+    } else {
+        println!("skipped: git log (not a git checkout)");
+    }
+    same_with_and_without("cmake", &["--version"]);
+}
+
+fn repo_is_git(repo: &str) -> bool {
+    Path::new(repo).join(".git").exists()
+}
