@@ -8,9 +8,22 @@
 # and peak RSS as ratios to glibc's.
 #
 #   bash benches/malloc.sh [rounds]      # default 3
+#   bash benches/malloc.sh --test        # each workload once on glibc and memres, no timing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
+if [[ $rounds == --test ]]; then
+  cargo build --release -q -p memres-malloc
+  cc -O2 -pthread -o target/malloc-bench benches/malloc/bench.c
+  for work in churn prodcons larson bigblocks; do
+    plain=$(target/malloc-bench "$work" 1)
+    ours=$(LD_PRELOAD=$PWD/target/release/libmemres_malloc.so target/malloc-bench "$work" 1)
+    # The checksums (third field) must agree.
+    [[ ${plain##* } == "${ours##* }" ]] || { echo "malloc.sh: $work: glibc gave '$plain', memres '$ours'" >&2; exit 1; }
+    echo "malloc.sh --test: $work ok"
+  done
+  exit 0
+fi
 lib=/usr/lib/x86_64-linux-gnu
 mimalloc=$lib/libmimalloc.so.2
 jemalloc=$lib/libjemalloc.so.2
