@@ -378,6 +378,9 @@ fn attach() -> Option<*mut ThreadHeap> {
         heap
     };
     let heap = if heap.is_null() { new_record()? } else { heap };
+    // SAFETY: the record is this thread's now. Purge requests made before
+    // it came are not its to serve.
+    unsafe { (*heap).purge_seen = limit::PURGE_REQUESTS.load(Ordering::Relaxed) };
     LOCAL.with(|l| l.set(heap));
     STATE.with(|s| s.set(1));
     super::fork::register();
@@ -629,9 +632,18 @@ unsafe fn tick(heap: *mut ThreadHeap) {
             purge_heap(heap);
             return;
         }
+        // A heap's first pass comes one interval after its first look: the
+        // pages it took over (adopted, or from the cache of empties) may be
+        // marked stale by their last owner's pass a moment ago, and short
+        // threads would purge, and fault in again, pages just freed.
         let now = Instant::now();
-        if (*heap).next_pass.is_some_and(|due| now < due) {
-            return;
+        match (*heap).next_pass {
+            Some(due) if now >= due => {}
+            Some(_) => return,
+            None => {
+                (*heap).next_pass = Some(now + DECAY);
+                return;
+            }
         }
         (*heap).next_pass = Some(now + DECAY);
         if free_dirty > 0 {

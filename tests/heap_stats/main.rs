@@ -133,9 +133,9 @@ fn free_pages_decay_while_the_thread_keeps_allocating() {
         dirty_free_pages();
         let before = Heap::stats().resident;
         // Keep the slow paths busy (pages of another class fill and empty)
-        // for over two decay intervals.
+        // for over three decay intervals (the first pass comes one interval in).
         let start = Instant::now();
-        while start.elapsed() < Duration::from_millis(2500) {
+        while start.elapsed() < Duration::from_millis(3500) {
             free((0..64).map(|_| alloc(3000)).collect::<Vec<_>>());
             std::thread::sleep(Duration::from_millis(5));
         }
