@@ -1,5 +1,6 @@
 // C++'s operator new/delete family under libmemres_malloc.so, run by
 // malloc/tests/preload.rs. Prints "new_test: ok".
+#include <dlfcn.h>
 #include <malloc.h>
 
 #include <cstdint>
@@ -32,6 +33,7 @@ static void handler() {
 }
 
 int main() {
+  CHECK(dlsym(RTLD_DEFAULT, "memres_stats") != nullptr);  // memres serves this program
   // Every form, and their blocks are the heap's (malloc_usable_size knows them).
   int* one = new int(7);
   int* many = new int[1000]();
