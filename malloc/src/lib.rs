@@ -26,18 +26,21 @@
 //! - Nothing here allocates except through the heap, which never calls the
 //!   global allocator: reports are formatted on the stack and written with
 //!   `write(2)`; the environment is read with `getenv`.
-//! - A pointer the heap did not hand out ([`Heap::owns`] says no: memory
-//!   from before the library was loaded, or from another allocator) is
-//!   never touched: `free` and `malloc_usable_size` report it on stderr and
-//!   leave it alone; `realloc` reports it and returns null (`ENOMEM`), which
-//!   leaves the caller's block as it was.
+//! - A pointer outside the heap's segments ([`Heap::owns`] says no: memory
+//!   from before the library was loaded, from another allocator, the stack
+//!   or statics) is never touched: `free` and `malloc_usable_size` report it
+//!   on stderr and leave it alone; `realloc` reports it and returns null
+//!   (`ENOMEM`), which leaves the caller's block as it was. (A pointer into
+//!   the heap's own memory that is not a live block, a double free, is the
+//!   caller's bug, as with any malloc.)
+//! - `free` leaves `errno` unchanged.
 #![allow(non_snake_case)] // the C++ operators' mangled names
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::{c_int, c_void};
 use core::fmt::Write as _;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use memres::Heap;
 
@@ -68,15 +71,19 @@ fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
     block.cast()
 }
 
-/// Frees `ptr` if the heap owns it; reports it otherwise.
+/// Frees `ptr` if the heap owns it; reports it otherwise. Leaves `errno`
+/// as it was (POSIX.1-2024 and glibc 2.33+ promise that of `free`), though
+/// a slow path may wait on a lock or read a file.
 fn release(ptr: *mut c_void, call: &str) {
     let Some(block) = NonNull::new(ptr.cast::<u8>()) else { return };
+    let saved = errno();
     if Heap::owns(block.as_ptr()) {
         // SAFETY: a block of the heap; the C contract: freed once.
         unsafe { Heap::free(block) }
     } else {
         report_foreign(call, ptr);
     }
+    set_errno(saved);
 }
 
 /// `malloc(3)`.
@@ -244,8 +251,9 @@ pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
     unsafe { Heap::usable_size(block) }
 }
 
-/// For `new_handler.cpp`: a block of `size` bytes aligned to `align`, or
-/// null (without touching `errno`'s meaning for C++).
+/// Internal (for `new_handler.cpp` and the operators, not in the header):
+/// a block of `size` bytes aligned to `align`, or null (`errno` is then
+/// `ENOMEM`).
 #[unsafe(no_mangle)]
 pub extern "C" fn memres_malloc_aligned(size: usize, align: usize) -> *mut c_void {
     if !align.is_power_of_two() {
@@ -403,8 +411,20 @@ pub extern "C" fn memres_stats_print() {
 
 /// A copy of stderr taken at load time for `MEMRES_STATS=1`'s report: many
 /// programs close stderr before exit (coreutils' `close_stdout`), and the
-/// report runs after them.
+/// report runs after them. With the file it named (device, inode): a
+/// program may close the copy too and open another file under its number,
+/// which must not receive the report.
 static STATS_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
+static STATS_FILE: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// The (device, inode) of an open descriptor.
+fn file_id(fd: c_int) -> Option<(u64, u64)> {
+    // SAFETY: a zeroed stat is a valid out-buffer; fstat fills it or fails.
+    unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then_some((st.st_dev, st.st_ino))
+    }
+}
 
 fn print_stats(fd: c_int) {
     let s = Heap::stats();
@@ -423,11 +443,21 @@ fn print_stats(fd: c_int) {
 }
 
 extern "C" fn print_at_exit() {
-    print_stats(STATS_FD.load(Ordering::Relaxed));
+    let fd = STATS_FD.load(Ordering::Relaxed);
+    let saved = (STATS_FILE[0].load(Ordering::Relaxed), STATS_FILE[1].load(Ordering::Relaxed));
+    if fd >= 0 && file_id(fd) == Some(saved) {
+        print_stats(fd);
+    }
 }
 
-/// Runs when the library is loaded: arranges `MEMRES_STATS=1`'s report.
+/// Runs when the library is loaded: installs the heap's `fork()` handlers
+/// now, before the program's libraries install theirs (so the heap's locks
+/// are taken last before a fork and released first after it), reads the
+/// CPU count (which opens a file: better here than inside a `malloc`), and
+/// arranges `MEMRES_STATS=1`'s report.
 extern "C" fn on_load() {
+    Heap::install_fork_handlers();
+    let _ = Heap::cpus();
     // SAFETY: getenv with a NUL-terminated name; the value is read at once.
     let value = unsafe { libc::getenv(c"MEMRES_STATS".as_ptr()) };
     // SAFETY: a non-null getenv result is a NUL-terminated string.
@@ -436,12 +466,19 @@ extern "C" fn on_load() {
         // report is then lost); a plain function that lives as long as the
         // program.
         unsafe {
-            STATS_FD.store(libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3), Ordering::Relaxed);
+            let fd = libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3);
+            if let Some((dev, ino)) = file_id(fd) {
+                STATS_FILE[0].store(dev, Ordering::Relaxed);
+                STATS_FILE[1].store(ino, Ordering::Relaxed);
+                STATS_FD.store(fd, Ordering::Relaxed);
+            }
             libc::atexit(print_at_exit);
         }
     }
 }
 
+// The C library calls `.init_array` entries with (argc, argv, envp); a
+// function that takes no arguments ignores them (SysV calling convention).
 #[used]
 #[unsafe(link_section = ".init_array")]
 static ON_LOAD: extern "C" fn() = on_load;

@@ -1,7 +1,8 @@
-//! `libmemres_malloc.so` under `LD_PRELOAD`: a C program covering every
-//! exported function, a C++ program covering `operator new`/`delete`, the
-//! memory limit, and real programs from the machine, whose output must be
-//! the same with and without the library.
+//! `libmemres_malloc.so` under `LD_PRELOAD`: the symbols it exports, a C
+//! program calling every exported C function with C's edge cases, a C++
+//! program calling every `operator new`/`delete` form, the memory limit,
+//! and real programs from the machine, whose output must be the same with
+//! and without the library.
 //!
 //! Needs a C and a C++ compiler (`cc`, `c++`); a real program that is not
 //! installed is reported as skipped.
@@ -78,6 +79,57 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// What the library must export: C's allocation API, the twenty C++
+/// operators (Itanium names, x86-64), and memres's stats.
+const EXPORTS: [&str; 33] = [
+    "malloc",
+    "free",
+    "calloc",
+    "realloc",
+    "reallocarray",
+    "posix_memalign",
+    "aligned_alloc",
+    "memalign",
+    "valloc",
+    "pvalloc",
+    "malloc_usable_size",
+    "memres_stats",
+    "memres_stats_print",
+    "_Znwm",
+    "_Znam",
+    "_ZnwmRKSt9nothrow_t",
+    "_ZnamRKSt9nothrow_t",
+    "_ZnwmSt11align_val_t",
+    "_ZnamSt11align_val_t",
+    "_ZnwmSt11align_val_tRKSt9nothrow_t",
+    "_ZnamSt11align_val_tRKSt9nothrow_t",
+    "_ZdlPv",
+    "_ZdaPv",
+    "_ZdlPvm",
+    "_ZdaPvm",
+    "_ZdlPvSt11align_val_t",
+    "_ZdaPvSt11align_val_t",
+    "_ZdlPvmSt11align_val_t",
+    "_ZdaPvmSt11align_val_t",
+    "_ZdlPvRKSt9nothrow_t",
+    "_ZdaPvRKSt9nothrow_t",
+    "_ZdlPvSt11align_val_tRKSt9nothrow_t",
+    "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+];
+
+#[test]
+fn the_library_exports_the_whole_api() {
+    // A missing operator would go unnoticed at run time: libstdc++'s own
+    // would serve it, and forward to our malloc/free.
+    let Some(nm) = which("nm") else { return };
+    let out = Command::new(nm).args(["-D", "--defined-only"]).arg(library()).output().expect("nm runs");
+    let listing = text(&out.stdout);
+    let exported: std::collections::HashSet<&str> =
+        listing.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+    let missing: Vec<_> = EXPORTS.iter().filter(|name| !exported.contains(*name)).collect();
+    assert!(missing.is_empty(), "not exported: {missing:?}");
+}
+
 #[test]
 fn every_c_function_and_edge_case() {
     let out = run(&compile("api_test.c"), &[], &[], true);
@@ -87,6 +139,7 @@ fn every_c_function_and_edge_case() {
     // The foreign pointers were reported, once per call, and nothing else.
     assert_eq!(stderr.matches("not a block memres allocated").count(), 3, "{stderr}");
     assert!(stderr.contains("free(") && stderr.contains("realloc(") && stderr.contains("malloc_usable_size("));
+    assert_eq!(stderr.matches("memres: allocated ").count(), 1, "memres_stats_print's line: {stderr}");
 }
 
 #[test]

@@ -43,6 +43,9 @@ impl<T> ForkSlot<T> {
 }
 
 extern "C" fn prepare() {
+    // The environment is read under a `Once`: a fork in the middle of that
+    // read would leave the child's `Once` running forever.
+    super::limit::read_env();
     // The lock order: the orphan heap's lock is held while records are
     // taken and pages found (which may purge: empty segments, large blocks);
     // the caches of empty segments and large blocks free segments, which

@@ -173,7 +173,10 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
     // Twice the block (up to 64 MiB more) of address space, to grow into.
     let page = os::page_size();
     let reserve = size.checked_add(size.min(64 << 20))?;
-    let map_size = offset.checked_add(reserve)?.checked_next_multiple_of(page)?;
+    // At least the whole 4 MiB region of the header: no other mapping may
+    // share a region whose header `Heap::owns` consults (the reserve costs
+    // address space only).
+    let map_size = offset.checked_add(reserve)?.checked_next_multiple_of(page)?.max(SEGMENT_SIZE - header_at);
     if map_size > isize::MAX as usize {
         return None;
     }
@@ -201,6 +204,11 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
             map_align,
             map_size - offset,
         );
+        // Published once its header is complete (see `Segment::new_small`).
+        if !super::segment_map::insert(seg.addr()) {
+            Segment::free(seg);
+            return None;
+        }
         if !account(seg, size) {
             Segment::free(seg);
             return None;

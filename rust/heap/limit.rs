@@ -44,7 +44,7 @@ pub(super) static PURGE_REQUESTS: AtomicUsize = AtomicUsize::new(0);
 static LAST_SOFT_PURGE: Mutex<Option<Instant>> = Mutex::new(None);
 const SOFT_PURGE_EVERY: Duration = Duration::from_millis(10);
 
-fn read_env() {
+pub(super) fn read_env() {
     ENV_READ.call_once(|| {
         let size = |name: &core::ffi::CStr| crate::os::env(name, parse_size).flatten();
         if let Some(hard) = size(c"MEMRES_HEAP_LIMIT") {

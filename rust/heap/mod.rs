@@ -162,6 +162,17 @@ impl Heap {
         limit::get()
     }
 
+    /// Installs the heap's `fork()` handlers (`pthread_atfork`), once: the
+    /// forking thread takes every heap lock before the fork and releases
+    /// them after, so the child never finds one held by a thread it does not
+    /// have. Done at a thread's first allocation anyway; a library that
+    /// makes the heap the process allocator calls it when it is loaded, so
+    /// the heap's handlers run closest to the fork (handlers installed
+    /// earlier prepare later).
+    pub fn install_fork_handlers() {
+        fork::register();
+    }
+
     /// The CPUs the heap sizes its shared caches for: `MEMRES_HEAP_CPUS` if
     /// set, else the fewer of the CPUs this process may run on and its
     /// container's CPU quota (cgroup v2 `cpu.max`), so a container limited
@@ -235,11 +246,13 @@ impl Heap {
         }
     }
 
-    /// Whether `ptr` points into a block this heap handed out (and has not
-    /// unmapped): false for null, for other allocators' memory, for the
-    /// stack and statics. It reads only the heap's own bookkeeping, never
-    /// the memory at `ptr`, so any address may be asked about. For a block
-    /// that was freed and whose memory the heap still holds, it says true.
+    /// Whether `ptr` points into the heap's memory (its segments and large
+    /// mappings, while it holds them): false for null, for other
+    /// allocators' memory, for the stack and statics. It reads only the
+    /// heap's own bookkeeping, never the memory at `ptr`, so any address the
+    /// caller can hold may be asked about. It is not a liveness check: for a
+    /// block that was freed and whose memory the heap still holds, it says
+    /// true.
     ///
     /// ```
     /// use allocator_api2::boxed::Box;
@@ -259,7 +272,9 @@ impl Heap {
         }
         let seg = ptr.with_addr(base).cast::<Segment>().cast_mut();
         // SAFETY: the map says a header lives at `base`, mapped until its
-        // bit is cleared; `kind`, `map` and `map_size` do not change after
+        // bit is cleared, and its whole region is the heap's (segment_map.rs),
+        // so `ptr` (which the caller holds) cannot be another mapping's while
+        // the bit is set; `kind`, `map` and `map_size` do not change after
         // the header is published.
         unsafe {
             match (*seg).kind {

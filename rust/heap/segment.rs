@@ -149,6 +149,14 @@ impl Segment {
         // SAFETY: a fresh, zeroed mapping, larger than the header and
         // aligned for it; zero is a valid `Page` (null lists, not in use).
         unsafe { Self::init(seg, owner, Kind::Small, map, SEGMENT_SIZE, SEGMENT_SIZE, 0) };
+        // Published once its header is complete; a segment `Heap::owns`
+        // could not recognise would be lost to `free`, so none is used.
+        if !super::segment_map::insert(seg.addr().get()) {
+            stats::sub(&RESIDENT, Self::header_bytes());
+            // SAFETY: our fresh mapping, unused.
+            unsafe { os::unmap(map, SEGMENT_SIZE, SEGMENT_SIZE) };
+            return None;
+        }
         // SAFETY: a new small segment, listed once.
         unsafe { stats::list_segment(seg.as_ptr()) };
         Some(seg)
@@ -187,8 +195,6 @@ impl Segment {
             (&raw mut (*s).all_next).write(ptr::null_mut());
             (&raw mut (*s).idle_since).write(None);
         }
-        // Published once its header is complete (see segment_map).
-        super::segment_map::insert(s.addr());
     }
 
     /// Unmaps the segment.

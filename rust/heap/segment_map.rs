@@ -7,7 +7,10 @@
 //! bits, mapped on first use with `MAP_NORESERVE`, so only the pages whose
 //! bits were ever set cost memory (one 4 KiB page of bits spans 128 GiB).
 //! A segment above 2^48 (only where a program asks the kernel for such
-//! addresses) is not recorded, and such pointers are reported foreign.
+//! addresses) cannot be recorded and is not used (its allocation fails).
+//! Every region with a header is the heap's whole (large mappings reserve at
+//! least the rest of their header's region), so a foreign pointer never
+//! lies in a region whose bit is set.
 //!
 //! # Invariants
 //! A region's bit is set (release) after its header is written and cleared
@@ -51,13 +54,15 @@ fn locate(addr: usize) -> Option<(usize, u64)> {
     (region < REGIONS).then_some((region / 64, 1 << (region % 64)))
 }
 
-/// Records that the segment header at `seg` exists.
-pub(super) fn insert(seg: usize) {
+/// Records that the segment header at `seg` exists; false if it cannot be
+/// recorded (the bitmap could not be mapped, or `seg` lies beyond it): the
+/// caller must not use the segment then.
+pub(super) fn insert(seg: usize) -> bool {
     debug_assert_eq!(seg % SEGMENT_SIZE, 0);
-    if let (Some(bits), Some((word, bit))) = (bits(), locate(seg)) {
-        // SAFETY: `word` < REGIONS / 64, inside the bitmap.
-        unsafe { (*bits.add(word)).fetch_or(bit, Ordering::Release) };
-    }
+    let (Some(bits), Some((word, bit))) = (bits(), locate(seg)) else { return false };
+    // SAFETY: `word` < REGIONS / 64, inside the bitmap.
+    unsafe { (*bits.add(word)).fetch_or(bit, Ordering::Release) };
+    true
 }
 
 /// Forgets the segment header at `seg` (before it is unmapped).

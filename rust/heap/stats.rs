@@ -176,7 +176,8 @@ pub struct HeapStats {
     /// heap's resident memory.
     pub resident: usize,
     /// Bytes mapped from the OS and not yet unmapped (segments, large
-    /// blocks and their room to grow, thread records).
+    /// blocks and their room to grow, thread records, and the 8 MiB map of
+    /// segment regions, touched only where bits are set).
     pub mapped: usize,
     /// Mapped but not resident: address space kept for reuse.
     pub retained: usize,

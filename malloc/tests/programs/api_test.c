@@ -40,9 +40,11 @@ static void zero_and_unique_pointers(void) {
   void* a = malloc(0);
   void* b = malloc(0);
   CHECK(a && b && a != b);
-  free(a);
+  errno = EDOM;
+  free(a); /* free leaves errno alone (POSIX.1-2024, glibc 2.33+) */
   free(b);
   free(NULL);
+  CHECK(errno == EDOM);
   CHECK(malloc_usable_size(NULL) == 0);
 }
 
@@ -104,9 +106,11 @@ static void realloc_keeps_contents(void) {
 
 static void aligned_allocations(void) {
   void* p = (void*)1;
+  errno = EDOM;
   CHECK(posix_memalign(&p, 3, 10) == EINVAL && p == (void*)1);
   CHECK(posix_memalign(&p, 4, 10) == EINVAL); /* not a multiple of sizeof(void*) */
   CHECK(posix_memalign(&p, 64, huge) == ENOMEM && p == (void*)1);
+  CHECK(errno == EDOM); /* posix_memalign reports through its result only */
   for (size_t a = 8; a <= (4u << 20); a *= 8) {
     CHECK(posix_memalign(&p, a, 100) == 0 && aligned(p, a));
     memset(p, 1, 100);
@@ -117,14 +121,33 @@ static void aligned_allocations(void) {
   free(p);
   errno = 0;
   CHECK(aligned_alloc(3, 10) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(aligned_alloc(0, 10) == NULL && errno == EINVAL);
   p = memalign(100, 10); /* rounded up to 128, as glibc does */
   CHECK(p && aligned(p, 128));
   free(p);
+  errno = 0;
+  CHECK(memalign(half + 1, 10) == NULL && errno == EINVAL); /* no power of two above it */
+  /* Aligned blocks, small and large, realloc'd: contents move, alignment
+   * may drop to malloc's (as C allows). */
+  for (size_t a = 4096; a <= (2u << 20); a *= 512) {
+    char* q = memalign(a, a == 4096 ? 100 : (3u << 20));
+    CHECK(q && aligned(q, a));
+    memcpy(q, "aligned", 8);
+    q = realloc(q, 5000);
+    CHECK(q && aligned(q, 16) && memcmp(q, "aligned", 8) == 0);
+    q = realloc(q, 8u << 20);
+    CHECK(q && memcmp(q, "aligned", 8) == 0);
+    free(q);
+  }
   long page = sysconf(_SC_PAGESIZE);
   p = valloc(10);
   CHECK(p && aligned(p, (size_t)page));
   free(p);
   p = pvalloc(1);
+  CHECK(p && aligned(p, (size_t)page) && malloc_usable_size(p) >= (size_t)page);
+  free(p);
+  p = pvalloc(0);
   CHECK(p && aligned(p, (size_t)page) && malloc_usable_size(p) >= (size_t)page);
   free(p);
 }
@@ -170,15 +193,31 @@ static void threads_and_cross_thread_frees(void) {
 
 static volatile int stop;
 
-static void* busy(void* arg) {
+/* Keeps the heap's slow paths and locks busy while the main thread forks:
+ * small blocks, large ones (the large-block cache's lock), and threads that
+ * start and exit (records, abandoned and empty segments). */
+static void* churn_thread(void* arg) {
   (void)arg;
-  while (!stop) free(malloc(100));
+  for (int i = 0; i < 1000; ++i) free(malloc((size_t)i * 7 + 1));
   return NULL;
 }
 
-static void fork_while_another_thread_allocates(void) {
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, busy, NULL) == 0);
+static void* busy(void* arg) {
+  size_t kind = (size_t)arg;
+  while (!stop) {
+    if (kind == 0) free(malloc(100));
+    if (kind == 1) free(malloc(1u << 20));
+    if (kind == 2) {
+      pthread_t t;
+      if (pthread_create(&t, NULL, churn_thread, NULL) == 0) pthread_join(t, NULL);
+    }
+  }
+  return NULL;
+}
+
+static void fork_while_other_threads_allocate(void) {
+  pthread_t busy_threads[3];
+  for (size_t k = 0; k < 3; ++k) CHECK(pthread_create(&busy_threads[k], NULL, busy, (void*)k) == 0);
   for (int round = 0; round < 20; ++round) {
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -193,7 +232,7 @@ static void fork_while_another_thread_allocates(void) {
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
   stop = 1;
-  CHECK(pthread_join(t, NULL) == 0);
+  for (size_t k = 0; k < 3; ++k) CHECK(pthread_join(busy_threads[k], NULL) == 0);
 }
 
 static void foreign_pointers_are_left_alone(void) {
@@ -223,10 +262,13 @@ int main(void) {
   aligned_allocations();
   stats_follow_the_blocks();
   threads_and_cross_thread_frees();
-  fork_while_another_thread_allocates();
+  fork_while_other_threads_allocate();
   foreign_pointers_are_left_alone();
   at_exit_block = malloc(100);
   CHECK(atexit(at_exit) == 0);
+  void (*print)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "memres_stats_print");
+  CHECK(print != NULL);
+  print(); /* one line on stderr, checked by preload.rs */
   puts("api_test: ok");
   return 0;
 }

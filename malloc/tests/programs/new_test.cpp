@@ -48,9 +48,22 @@ int main() {
   delete wide;
   delete[] wides;
   delete quiet;
-  ::operator delete(::operator new(100), 100);                                      // sized
+  // Every other form, by name (each symbol must be memres's: preload.rs
+  // checks the library exports all twenty).
+  ::operator delete(::operator new(100), 100);
+  ::operator delete[](::operator new[](100), 100);
   ::operator delete(::operator new(100, std::align_val_t{4096}), std::align_val_t{4096});
+  ::operator delete[](::operator new[](100, std::align_val_t{4096}), std::align_val_t{4096});
   ::operator delete(::operator new(100, std::align_val_t{64}), 100, std::align_val_t{64});
+  ::operator delete[](::operator new[](100, std::align_val_t{64}), 100, std::align_val_t{64});
+  ::operator delete(::operator new(100, std::nothrow), std::nothrow);
+  ::operator delete[](::operator new[](100, std::nothrow), std::nothrow);
+  void* a = ::operator new(100, std::align_val_t{128}, std::nothrow);
+  CHECK(reinterpret_cast<std::uintptr_t>(a) % 128 == 0);
+  ::operator delete(a, std::align_val_t{128}, std::nothrow);
+  a = ::operator new[](100, std::align_val_t{128}, std::nothrow);
+  CHECK(reinterpret_cast<std::uintptr_t>(a) % 128 == 0);
+  ::operator delete[](a, std::align_val_t{128}, std::nothrow);
 
   // Failure: nothrow gives null, the throwing forms call the handler, then throw.
   const std::size_t huge = std::numeric_limits<std::size_t>::max() / 2;
