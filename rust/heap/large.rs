@@ -89,7 +89,7 @@ impl Cache {
     }
 
     /// Unmaps the entries idle longer than `DECAY` (all of them if `all`);
-    /// returns the bytes unmapped.
+    /// returns the resident bytes handed back.
     fn expire(&mut self, all: bool) -> usize {
         let now = Instant::now();
         let mut released = 0;
@@ -97,10 +97,9 @@ impl Cache {
         while i < self.len {
             let old = self.entries[i].since.is_none_or(|t| now.duration_since(t) >= DECAY);
             if all || old {
-                released += self.entries[i].size;
                 let seg = self.take(i);
                 // SAFETY: a cached mapping holds no block.
-                unsafe { Segment::free(seg) };
+                released += unsafe { Segment::free(seg) };
             } else {
                 i += 1;
             }
@@ -291,7 +290,7 @@ pub(super) unsafe fn free(seg: *mut Segment) {
         }
     }
     // SAFETY: the caller's contract.
-    unsafe { Segment::free(seg) }
+    unsafe { Segment::free(seg) };
 }
 
 /// Unmaps the cached mappings idle past the decay.
@@ -299,7 +298,7 @@ pub(super) fn expire() {
     cache().expire(false);
 }
 
-/// Unmaps every cached mapping; returns the bytes.
+/// Unmaps every cached mapping; returns the resident bytes handed back.
 pub(super) fn purge() -> usize {
     cache().expire(true)
 }

@@ -185,8 +185,8 @@ impl Heap {
     /// hold no block (they stay mapped and fault back in as zero pages when
     /// reused), its spare segment, the empty segments kept for other
     /// threads, and the cache of freed large blocks.
-    /// Returns the bytes handed back. Other threads' free pages are theirs
-    /// to purge.
+    /// Returns the resident bytes handed back (not address space that was
+    /// never touched). Other threads' free pages are theirs to purge.
     pub fn purge() -> usize {
         purge_shared()
     }

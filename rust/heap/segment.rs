@@ -197,11 +197,13 @@ impl Segment {
         }
     }
 
-    /// Unmaps the segment.
+    /// Unmaps the segment; returns the resident bytes that go with it (its
+    /// header, dirty free pages or touched block: not its untouched address
+    /// space).
     ///
     /// # Safety
     /// Nothing in it is used any more.
-    pub(super) unsafe fn free(seg: *mut Segment) {
+    pub(super) unsafe fn free(seg: *mut Segment) -> usize {
         super::segment_map::remove(seg.addr());
         // SAFETY: the header is live until the unmap below.
         let (map, size, align) = unsafe { ((*seg).map, (*seg).map_size, (*seg).map_align) };
@@ -218,7 +220,8 @@ impl Segment {
         };
         stats::sub(&RESIDENT, Self::header_bytes() + resident);
         // SAFETY: the caller's contract; `map` came from `os::map(size, align)`.
-        unsafe { os::unmap(map, size, align) }
+        unsafe { os::unmap(map, size, align) };
+        Self::header_bytes() + resident
     }
 
     /// The page a block of this small segment lies in.

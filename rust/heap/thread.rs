@@ -152,8 +152,7 @@ impl Empties {
                 if all || old {
                     *link = (*seg).next;
                     self.len -= 1;
-                    released += super::segment::SEGMENT_SIZE;
-                    Segment::free(seg);
+                    released += Segment::free(seg);
                 } else {
                     link = &raw mut (*seg).next;
                 }
@@ -171,7 +170,8 @@ impl Empties {
         // SAFETY: the caller's contract.
         unsafe {
             if self.len >= empty_keep() {
-                return Segment::free(seg);
+                Segment::free(seg);
+                return;
             }
             (*seg).owner.store(ptr::null_mut(), Ordering::Relaxed);
             (*seg).idle_since = Some(std::time::Instant::now());
@@ -695,7 +695,7 @@ unsafe fn purge_heap(heap: *mut ThreadHeap) -> usize {
         let spare = core::mem::replace(&mut (*heap).spare, ptr::null_mut());
         if !spare.is_null() {
             released += Segment::purge_free_pages(spare);
-            Segment::free(spare);
+            released += Segment::free(spare);
         }
         released
     }
