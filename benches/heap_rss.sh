@@ -17,21 +17,5 @@ for ((round = 1; round <= rounds; round++)); do
     done
   done
 done
-python3 - "$out" <<'PY'
-import sys, statistics, collections
-times, rss, order = collections.defaultdict(list), collections.defaultdict(list), []
-for line in open(sys.argv[1]):
-    work, alloc, result = line.rstrip("\n").split("|")
-    ns, kib = map(int, result.split())
-    if (work, alloc) not in times:
-        order.append((work, alloc))
-    times[work, alloc].append(ns)
-    rss[work, alloc].append(kib)
-print("| workload | allocator | median | time vs mimalloc | peak RSS | RSS vs mimalloc |")
-print("|---|---|---:|---:|---:|---:|")
-for work, alloc in order:
-    t, base = statistics.median(times[work, alloc]), statistics.median(times[work, "mimalloc"])
-    r, rbase = max(rss[work, alloc]), max(rss[work, "mimalloc"])
-    print(f"| {work} | {alloc} | {t / 1e6:.2f} ms | {t / base:.2f}x | {r / 1024:.1f} MiB | {r / rbase:.2f}x |")
-PY
+python3 benches/ratio_table.py "$out" mimalloc
 rm -f "$out"

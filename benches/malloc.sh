@@ -51,21 +51,5 @@ for ((round = 1; round <= rounds; round++)); do
     done
   done
 done
-python3 - "$out" <<'PY'
-import sys, statistics, collections
-times, rss, order = collections.defaultdict(list), collections.defaultdict(list), []
-for line in open(sys.argv[1]):
-    work, name, result = line.rstrip("\n").split("|")
-    ns, kib, _ = map(int, result.split())
-    if (work, name) not in times:
-        order.append((work, name))
-    times[work, name].append(ns)
-    rss[work, name].append(kib)
-print("| workload | allocator | median | time vs glibc | peak RSS | RSS vs glibc |")
-print("|---|---|---:|---:|---:|---:|")
-for work, name in order:
-    t, base = statistics.median(times[work, name]), statistics.median(times[work, "glibc"])
-    r, rbase = max(rss[work, name]), max(rss[work, "glibc"])
-    print(f"| {work} | {name} | {t / 1e6:.2f} ms | {t / base:.2f}x | {r / 1024:.1f} MiB | {r / rbase:.2f}x |")
-PY
+python3 benches/ratio_table.py "$out" glibc
 rm -f "$out"

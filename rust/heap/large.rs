@@ -223,19 +223,32 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
 /// # Safety
 /// `seg` is a large segment with no live block.
 unsafe fn account(seg: *mut Segment, size: usize) -> bool {
-    let rounded = size.next_multiple_of(os::page_size());
     // SAFETY: the caller's contract: the header is ours.
-    unsafe {
-        let growth = rounded.saturating_sub((*seg).touched);
-        if growth > 0 && !limit::charge(growth) {
-            return false;
-        }
-        (*seg).touched += growth;
-        (*seg).block_size = rounded;
-    }
+    let Some(rounded) = (unsafe { touch(seg, size) }) else { return false };
+    // SAFETY: as above.
+    unsafe { (*seg).block_size = rounded };
     stats::add(&LARGE_LIVE, 1);
     stats::add(&LARGE_BYTES, rounded);
     true
+}
+
+/// The block of `seg` is to span `size` bytes: charges the pages it has
+/// never touched to the limit and counts them as touched. Returns the
+/// page-rounded size, or `None` (nothing counted) if the limit refused.
+///
+/// # Safety
+/// The caller owns the large segment's header.
+unsafe fn touch(seg: *mut Segment, size: usize) -> Option<usize> {
+    let rounded = size.next_multiple_of(os::page_size());
+    // SAFETY: the caller's contract.
+    unsafe {
+        let growth = rounded.saturating_sub((*seg).touched);
+        if growth > 0 && !limit::charge(growth) {
+            return None;
+        }
+        (*seg).touched += growth;
+    }
+    Some(rounded)
 }
 
 /// A large block changes size in place (within its mapping): updates the
@@ -245,17 +258,11 @@ unsafe fn account(seg: *mut Segment, size: usize) -> bool {
 /// `seg` is the header of a live large block, `new_size` within its usable
 /// size, and the caller owns the block.
 pub(super) unsafe fn resize(seg: *mut Segment, new_size: usize) -> bool {
-    let rounded = new_size.next_multiple_of(os::page_size());
     // SAFETY: the caller owns the block, and with it these header fields.
-    unsafe {
-        let growth = rounded.saturating_sub((*seg).touched);
-        if growth > 0 && !limit::charge(growth) {
-            return false;
-        }
-        (*seg).touched += growth;
-        let old = core::mem::replace(&mut (*seg).block_size, rounded);
-        stats::sub(&LARGE_BYTES, old);
-    }
+    let Some(rounded) = (unsafe { touch(seg, new_size) }) else { return false };
+    // SAFETY: as above.
+    let old = unsafe { core::mem::replace(&mut (*seg).block_size, rounded) };
+    stats::sub(&LARGE_BYTES, old);
     stats::add(&LARGE_BYTES, rounded);
     true
 }

@@ -265,8 +265,7 @@ impl Heap {
     /// ```
     pub fn owns(ptr: *const u8) -> bool {
         let addr = ptr.addr();
-        let base = addr & !(segment::SEGMENT_SIZE - 1);
-        let base = if base == addr { base.wrapping_sub(segment::SEGMENT_SIZE) } else { base };
+        let base = segment::header_addr(addr);
         if addr == 0 || !segment_map::contains(base) {
             return false;
         }

@@ -124,9 +124,17 @@ pub(super) struct Segment {
 /// `ptr` is a live block of this heap.
 #[inline(always)]
 pub(super) unsafe fn segment_of(ptr: *mut u8) -> *mut Segment {
-    let base = ptr.addr() & !(SEGMENT_SIZE - 1);
-    let base = if base == ptr.addr() { base - SEGMENT_SIZE } else { base };
-    ptr.with_addr(base).cast()
+    ptr.with_addr(header_addr(ptr.addr())).cast()
+}
+
+/// Where the header of a block at `addr` would be: `addr` rounded down to
+/// [`SEGMENT_SIZE`], or one segment before it if `addr` is itself a
+/// multiple (see the module doc). Wraps for addresses in the first segment,
+/// where no header can be.
+#[inline(always)]
+pub(super) fn header_addr(addr: usize) -> usize {
+    let base = addr & !(SEGMENT_SIZE - 1);
+    if base == addr { base.wrapping_sub(SEGMENT_SIZE) } else { base }
 }
 
 impl Segment {
