@@ -113,13 +113,14 @@ fn large_blocks_strings_and_realloc() {
 fn the_other_resources_default_upstream_is_then_the_heap() {
     // `Global`, the default upstream, is the global allocator: the heap.
     // The heap's stats count what the arena and pools take from it. (Other
-    // tests allocate meanwhile, so only a change of several MiB is checked.)
+    // tests allocate and free meanwhile, so only a change of most of the
+    // 16 MiB chunk is checked, either way: a CI run saw 16 MiB - 18 KiB.)
     let before = memres::Heap::stats().allocated;
     let arena = memres::Monotonic::with_capacity(16 << 20);
     let pool = memres::SyncPool::new();
     let block = memres::MemoryResource::allocate(&pool, std::alloc::Layout::new::<[u64; 8]>()).unwrap();
     let during = memres::Heap::stats().allocated;
-    assert!(during >= before + (16 << 20), "{before} -> {during}: the arena's chunk is not the heap's");
+    assert!(during >= before + (12 << 20), "{before} -> {during}: the arena's chunk is not the heap's");
     // SAFETY: allocated just above with this layout.
     unsafe { memres::MemoryResource::deallocate(&pool, block.cast(), std::alloc::Layout::new::<[u64; 8]>()) };
     drop((arena, pool));
