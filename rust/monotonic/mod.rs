@@ -18,6 +18,14 @@
 //! - `used_bytes == retired + (cursor - start)`, where `retired` counts the
 //!   bytes handed out from regions other than the current one this cycle;
 //! - `held` is the sum of the layouts' sizes of all chunks in both lists.
+//! - *Provenance*: `start`, `cursor` and `end` carry the provenance of their
+//!   region (the chunk's base pointer as upstream returned it, or the
+//!   caller's buffer), and every block pointer the arena returns is derived
+//!   from them. A pointer handed back by a caller (to `deallocate`, `grow`,
+//!   `shrink`) is used only for its address: it may carry a tag that covers
+//!   just its own block (Stacked Borrows) or that the caller's reborrows have
+//!   since restricted, so the arena re-derives it (`rebase`)
+//!   before storing it or handing it out.
 //!
 //! # Who may free what
 //! Nothing is freed one by one: `deallocate` of the most recent allocation
@@ -50,13 +58,18 @@ use self::chunk::{CHUNK_ALIGN, Chunk, ChunkList, FOOTER_SIZE};
 use crate::debug::{Ledger, Mark, give_back, hand_out, retire};
 use crate::resource::{MemoryResource, dangling_for};
 
-/// The default size of the first chunk, in bytes (std's libstdc++ uses 1 KiB too).
+/// The default usable size of the first chunk, in bytes (std's libstdc++
+/// uses 1 KiB too).
 const DEFAULT_INITIAL_SIZE: usize = 1024;
-/// The smallest chunk asked of upstream, so that growth from a tiny
-/// initial size does not crawl.
+/// The smallest usable chunk size asked of upstream, so that growth from a
+/// tiny initial size does not crawl.
 const MIN_CHUNK_SIZE: usize = 256;
-/// Geometric growth stops at this chunk size.
+/// Geometric growth stops at this usable chunk size.
 const MAX_CHUNK_SIZE: usize = 64 << 20;
+
+// Chunk sizes count usable bytes, as std's `initial_size` does: a chunk asked
+// of upstream is that plus its footer (libstdc++ and libc++ likewise add
+// their chunk header to the request rather than take it from the size).
 
 /// The cursor and the end of the region the arena bumps in.
 ///
@@ -68,8 +81,8 @@ const MAX_CHUNK_SIZE: usize = 64 << 20;
 #[repr(C)]
 #[derive(Debug)]
 pub struct BumpState {
-    cursor: Cell<*mut u8>,
-    end: Cell<*mut u8>,
+    pub(crate) cursor: Cell<*mut u8>,
+    pub(crate) end: Cell<*mut u8>,
 }
 
 /// A position in an arena, to [`rewind`](Monotonic::rewind) to.
@@ -182,7 +195,7 @@ pub struct Monotonic<'buf, U: MemoryResource = Global> {
     spare: ChunkList,
     /// Bytes handed out this cycle from regions other than the current one.
     retired: Cell<usize>,
-    /// Size of the next chunk asked of upstream.
+    /// Usable bytes of the next geometric chunk asked of upstream.
     next_size: Cell<usize>,
     /// What `next_size` starts from after `release`.
     initial_size: usize,
@@ -232,14 +245,17 @@ impl Monotonic<'static, Global> {
         Self::new_in(Global)
     }
 
-    /// An arena whose first chunk, of `bytes` bytes, is allocated now.
+    /// An arena whose first chunk, with room for `bytes` bytes of blocks, is
+    /// allocated now (upstream is asked for that plus the chunk's footer).
     ///
     /// # Panics
     /// If the global allocator cannot provide the chunk.
     ///
     /// ```
+    /// use core::alloc::Layout;
     /// let arena = memres::Monotonic::with_capacity(64 << 10);
-    /// assert!(arena.stats().held >= 64 << 10);
+    /// let _ = arena.allocate(Layout::from_size_align(64 << 10, 1).unwrap()).unwrap();
+    /// assert_eq!(arena.stats().upstream_allocs, 1); // all of it from the first chunk
     /// ```
     pub fn with_capacity(bytes: usize) -> Self {
         match Self::try_with_capacity_in(bytes, Global) {
@@ -281,20 +297,21 @@ impl<U: MemoryResource> Monotonic<'static, U> {
         Self::with_initial_size_in(DEFAULT_INITIAL_SIZE, upstream)
     }
 
-    /// An empty arena whose first chunk, when it is needed, will have `bytes`
-    /// bytes (as std's `initial_size`; zero means the default of 1 KiB).
+    /// An empty arena whose first chunk, when it is needed, will have room
+    /// for `bytes` bytes of blocks (as std's `initial_size`: upstream is asked
+    /// for that plus the chunk's footer; zero means the default of 1 KiB).
     pub fn with_initial_size_in(bytes: usize, upstream: U) -> Self {
         Self::from_parts(None, bytes, upstream)
     }
 
-    /// An arena whose first chunk, of `bytes` bytes, is taken from `upstream` now.
+    /// An arena whose first chunk, with room for `bytes` bytes of blocks, is
+    /// taken from `upstream` now.
     ///
     /// # Errors
     /// `AllocError` if upstream fails (or `bytes` is too large for a layout).
     pub fn try_with_capacity_in(bytes: usize, upstream: U) -> Result<Self, AllocError> {
         let arena = Self::with_initial_size_in(bytes, upstream);
-        let data = bytes.saturating_sub(FOOTER_SIZE).max(1);
-        let chunk = arena.acquire_chunk(data, 1)?;
+        let chunk = arena.acquire_chunk(bytes.max(1), 1)?;
         arena.push_used(chunk);
         arena.enter(Some(chunk), chunk.base(), chunk.data_end());
         Ok(arena)
@@ -364,6 +381,14 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     /// The pointer is valid while the arena is neither moved nor dropped.
     pub fn bump_state(&self) -> NonNull<BumpState> {
         NonNull::from(&self.bump)
+    }
+
+    /// The address `addr` in the current region, with the region's
+    /// provenance (see the module's invariants). Callers pass addresses within
+    /// `[start, end]`.
+    #[inline(always)]
+    fn rebase(&self, addr: usize) -> *mut u8 {
+        self.bump.cursor.get().with_addr(addr)
     }
 
     /// Allocates a block for `layout`.
@@ -454,13 +479,15 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         if minimal.size() > left {
             return Err(AllocError);
         }
-        // `next_size` counts the whole chunk; the data it leaves room for is
-        // what decides between a geometric chunk and one of the request's own.
+        // `next_size` counts usable bytes: a request that fits in them takes a
+        // geometric chunk, a larger one a chunk of its own.
         let next = self.next_size.get();
-        let geometric = data <= next - FOOTER_SIZE;
+        let geometric = data <= next;
         let preferred = if geometric {
-            // A geometric chunk, clipped to the budget.
-            Chunk::layout_for(next.min(left) - FOOTER_SIZE, align).filter(|l| l.size() <= left).unwrap_or(minimal)
+            // A geometric chunk, clipped to the budget (which counts whole
+            // chunks, footers included).
+            let room = next.min(left.saturating_sub(FOOTER_SIZE));
+            Chunk::layout_for(room, align).filter(|l| l.size() <= left).unwrap_or(minimal)
         } else {
             minimal // a chunk of its own
         };
@@ -531,7 +558,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         let ptr = ptr.as_ptr();
         self.ledger.check_free("Monotonic::deallocate", ptr, layout, || self.owns(ptr));
         if self.is_last(ptr, layout.size()) {
-            self.bump.cursor.set(ptr);
+            self.bump.cursor.set(self.rebase(ptr.addr()));
             // SAFETY: the block was the most recent one and is now freed.
             unsafe { retire(ptr, layout.size()) };
         }
@@ -576,8 +603,11 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         {
             self.ledger.check_free("Monotonic::grow", p, old, || self.owns(p));
             self.ledger.record(p, new);
+            let p = self.rebase(p.addr());
             self.bump.cursor.set(p.wrapping_add(new.size()));
             hand_out(p, new.size());
+            // SAFETY: `p` has the non-null address of `ptr`.
+            let ptr = unsafe { NonNull::new_unchecked(p) };
             return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
         }
         let block = self.allocate(new)?;
@@ -604,11 +634,18 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         if p.addr() & (new.align() - 1) == 0 {
             self.ledger.check_free("Monotonic::shrink", p, old, || self.owns(p));
             self.ledger.record(p, new);
-            if self.is_last(p, old.size()) {
-                self.bump.cursor.set(p.wrapping_add(new.size()));
-                // SAFETY: the tail past the new size is no longer part of the block.
-                unsafe { retire(p.wrapping_add(new.size()), old.size() - new.size()) };
+            if !self.is_last(p, old.size()) {
+                // Not in the current region (or not at its top): nothing to
+                // give back, and the block keeps the pointer it came with.
+                return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
             }
+            let p = self.rebase(p.addr());
+            let tail = p.wrapping_add(new.size());
+            self.bump.cursor.set(tail);
+            // SAFETY: the tail past the new size is no longer part of the block.
+            unsafe { retire(tail, old.size() - new.size()) };
+            // SAFETY: `p` has the non-null address of `ptr`.
+            let ptr = unsafe { NonNull::new_unchecked(p) };
             return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
         }
         let block = self.allocate(new)?;

@@ -156,6 +156,25 @@ fn growth_from_a_one_byte_initial_size() {
     assert!(arena.stats().chunks > 1);
 }
 
+/// The first chunk's size counts usable bytes, as std's `initial_size` does:
+/// one byte, then the rest, come from the first upstream request.
+#[test]
+fn initial_size_and_capacity_count_usable_bytes() {
+    let one = Layout::from_size_align(1, 1).unwrap();
+    for n in [1, 2, 7, 100, 255, 256, 999, 1000, 1024, 1025, 4000, 4096, 10_000, 65_536, 1_000_000] {
+        let upstream = Tracking::new();
+        let lazy = Monotonic::with_initial_size_in(n, &upstream);
+        lazy.allocate(one).unwrap();
+        lazy.allocate(Layout::from_size_align(n - 1, 1).unwrap()).unwrap();
+        assert_eq!(lazy.stats().upstream_allocs, 1, "with_initial_size_in({n})");
+        assert!(lazy.stats().held > n, "the footer comes on top of the {n} bytes");
+
+        let eager = Monotonic::try_with_capacity_in(n, &upstream).unwrap();
+        eager.allocate(Layout::from_size_align(n, 1).unwrap()).unwrap();
+        assert_eq!(eager.stats().upstream_allocs, 1, "try_with_capacity_in({n})");
+    }
+}
+
 #[test]
 fn stats_count_used_and_held() {
     let upstream = Tracking::new();

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alias_models;
 mod alloc;
 #[cfg(feature = "asan")]
 mod asan;
