@@ -1,6 +1,9 @@
 // memres::monotonic_buffer_resource: std's six constructors and their effects.
 #include <memres/memres.hpp>
 
+#include <cstdio>
+#include <memory_resource>
+
 #include "../support.hpp"
 
 using memres::monotonic_buffer_resource;
@@ -41,6 +44,28 @@ TEST(monotonic_cons_initial_size_sets_the_first_chunk) {
   REQUIRE(t.sizes.size() == 2);
   CHECK(t.sizes[1] >= 3000);
   CHECK(t.sizes[1] < 3000 + support::chunk_overhead);
+}
+
+// std's initial_size counts usable bytes: libstdc++ and libc++ add their
+// chunk header to the first upstream request, so allocate(1) then
+// allocate(initial_size - 1) fits the first chunk. The same check runs on
+// std's own class, so the test states std's behaviour, not ours.
+template <class Resource>
+static void initial_size_is_usable(const char* name) {
+  for (std::size_t n : {1, 2, 7, 100, 255, 256, 999, 1000, 1024, 1025, 4000, 4096, 10000, 65536, 1000000}) {
+    tracking_resource t;
+    Resource r(n, &t);
+    (void)r.allocate(1, 1);
+    if (n > 1) (void)r.allocate(n - 1, 1);
+    if (t.allocs != 1) std::fprintf(stderr, "%s, initial_size %zu: %zu upstream requests\n", name, n, t.allocs);
+    CHECK(t.allocs == 1);
+    CHECK(t.sizes.at(0) > n);  // the chunk's bookkeeping comes on top
+  }
+}
+
+TEST(monotonic_cons_initial_size_counts_usable_bytes_as_std_does) {
+  initial_size_is_usable<std::pmr::monotonic_buffer_resource>("std");
+  initial_size_is_usable<monotonic_buffer_resource>("memres");
 }
 
 TEST(monotonic_cons_buffer_is_used_first) {
