@@ -4,7 +4,7 @@
 //!   `memres::monotonic_buffer_resource`, reached three ways: through
 //!   `CxxResource` (every allocation a call into C++ and a virtual call),
 //!   through `CxxResource::as_monotonic()` (the Rust arena behind it,
-//!   directly), against a Rust-owned `Monotonic`.
+//!   directly, borrowed for each iteration), against a Rust-owned `Monotonic`.
 //! - A C++ `pmr::list` on a `CxxView` of a Rust-owned `Monotonic` against
 //!   one on a C++-created `memres::monotonic_buffer_resource`.
 //! - The mixed request (Rust parse, C++ transform, one arena) against the
@@ -28,7 +28,6 @@ fn rust_on_cxx(c: &mut Criterion) {
     let cxx_ptr = NonNull::from(cxx_arena.as_ref().expect("not null")).cast();
     // SAFETY: `cxx_arena` outlives every use below, all on this thread.
     let through_cxx = unsafe { CxxResource::from_raw(cxx_ptr) };
-    let direct = through_cxx.as_monotonic().expect("a memres arena");
     let reset_cxx = || {
         // SAFETY: a live C++ resource, on this thread, with nothing allocated from it alive.
         assert!(unsafe { mixed::reset_if_memres_arena(cxx_ptr.as_ptr().cast()) });
@@ -53,7 +52,9 @@ fn rust_on_cxx(c: &mut Criterion) {
         });
         group.bench_function("cxx_arena_via_as_monotonic", |b| {
             b.iter(|| {
-                let h = run(name, direct, black_box(n));
+                // The borrow ends before C++ resets the arena (a reset under a
+                // live borrow aborts).
+                let h = run(name, &*through_cxx.as_monotonic().expect("a memres arena"), black_box(n));
                 reset_cxx();
                 h
             })

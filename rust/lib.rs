@@ -43,6 +43,7 @@
 
 mod classes;
 mod debug;
+mod foreign;
 mod heap;
 mod monotonic;
 mod os;
@@ -51,6 +52,7 @@ mod resource;
 
 pub use allocator_api2::alloc::{AllocError, Allocator, Global};
 pub use debug::FREED_BYTE;
+pub use foreign::ForeignLayout;
 pub use heap::{HEAP_CLASS_COUNT, Heap, HeapClassStats, HeapFastPath, HeapLimits, HeapStats};
 pub use monotonic::{BumpState, Checkpoint, Monotonic, MonotonicStats};
 pub use pool::{ClassStats, POOL_CLASS_COUNT, PoolOptions, SyncPool, UnsyncPool};

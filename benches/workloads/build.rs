@@ -8,7 +8,14 @@
 fn main() {
     let memres_include = std::env::var("DEP_MEMRES_CXX_INCLUDE")
         .expect("DEP_MEMRES_CXX_INCLUDE is set by memres-cxx's build script (links = \"memres-cxx\")");
-    cxx_build::bridges(["src/lib.rs", "src/mixed.rs"])
+    let mut build = cxx_build::bridges(["src/lib.rs", "src/mixed.rs"]);
+    // Compile the header as the linked core needs (see memres-cxx's build.rs).
+    for (fact, define) in [("DEBUG_CHECKS", "MEMRES_DEBUG_CHECKS"), ("ASAN", "MEMRES_ASAN")] {
+        if std::env::var(format!("DEP_MEMRES_CXX_{fact}")).as_deref() == Ok("1") {
+            build.define(define, None);
+        }
+    }
+    build
         .file("src/workloads.cpp")
         .file("src/mixed.cpp")
         .include(&memres_include)

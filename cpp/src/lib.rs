@@ -26,9 +26,12 @@ use core::ptr::NonNull;
 
 use memres::{AllocError, Allocator, MemoryResource, Monotonic, PoolOptions, SyncPool, UnsyncPool};
 
+mod owned;
 mod view;
 
 pub use ffi::memory_resource;
+pub use owned::CxxBorrow;
+use owned::Owned;
 use view::take_panic_message;
 pub use view::{CxxView, ViewTarget, Viewable};
 
@@ -65,6 +68,24 @@ mod ffi {
         classes: usize,
     }
 
+    /// `memres::ForeignLayout`: what the header's inline fast paths mirror,
+    /// checked once at start-up (`check_mirrors` in memres.cpp).
+    struct ForeignLayout {
+        bump_size: usize,
+        bump_cursor: usize,
+        bump_end: usize,
+        hint_size: usize,
+        hint_key: usize,
+        hint_cache: usize,
+        cache_size: usize,
+        cache_heads: usize,
+        cache_room: usize,
+        pool_classes: usize,
+        pool_max_class_align: usize,
+        debug_checks: bool,
+        asan: bool,
+    }
+
     /// Mirror of `memres::HeapClassStats` for C++.
     struct HeapClassStats {
         size: usize,
@@ -82,13 +103,12 @@ mod ffi {
         type UnsyncPoolCore;
 
         unsafe fn unsync_pool_new(upstream: *mut memory_resource, options: PoolOpts) -> Box<UnsyncPoolCore>;
-        fn class_count() -> usize;
         fn heads(self: &UnsyncPoolCore) -> *mut u8;
         fn options(self: &UnsyncPoolCore) -> PoolOpts;
         fn allocate_slow(self: &UnsyncPoolCore, size: usize, align: usize) -> *mut u8;
         unsafe fn deallocate_slow(self: &UnsyncPoolCore, ptr: *mut u8, size: usize, align: usize);
-        fn release(self: &mut UnsyncPoolCore);
-        fn trim(self: &mut UnsyncPoolCore) -> usize;
+        fn release(self: &UnsyncPoolCore);
+        fn trim(self: &UnsyncPoolCore) -> usize;
         fn bytes_held(self: &UnsyncPoolCore) -> usize;
     }
 
@@ -101,8 +121,8 @@ mod ffi {
         fn options(self: &SyncPoolCore) -> PoolOpts;
         fn allocate_slow(self: &SyncPoolCore, size: usize, align: usize) -> *mut u8;
         unsafe fn deallocate_slow(self: &SyncPoolCore, ptr: *mut u8, size: usize, align: usize);
-        fn release(self: &mut SyncPoolCore);
-        fn trim(self: &mut SyncPoolCore) -> usize;
+        fn release(self: &SyncPoolCore);
+        fn trim(self: &SyncPoolCore) -> usize;
         fn bytes_held(self: &SyncPoolCore) -> usize;
     }
 
@@ -118,11 +138,19 @@ mod ffi {
         fn bump_state(self: &MonotonicCore) -> *mut u8;
         fn allocate_slow(self: &MonotonicCore, size: usize, align: usize) -> *mut u8;
         unsafe fn forget(self: &MonotonicCore, ptr: *mut u8, size: usize, align: usize);
-        fn reset(self: &mut MonotonicCore);
-        fn release(self: &mut MonotonicCore);
+        fn reset(self: &MonotonicCore);
+        fn release(self: &MonotonicCore);
         fn stats(self: &MonotonicCore) -> MonotonicStats;
         fn set_budget(self: &MonotonicCore, bytes: usize);
         fn budget(self: &MonotonicCore) -> usize;
+    }
+
+    extern "Rust" {
+        fn foreign_layout() -> ForeignLayout;
+        /// The pool class for a request, or the class count where the pool
+        /// goes to upstream: the rule the header's `pool_class_of` follows.
+        fn pool_class_of(size: usize, align: usize, largest: usize) -> usize;
+        fn pool_class_size(index: usize) -> usize;
     }
 
     extern "Rust" {
@@ -249,24 +277,42 @@ impl CxxResource {
     /// The Rust arena behind the resource, if it is a C++
     /// `memres::monotonic_buffer_resource` (checked with `dynamic_cast`):
     /// Rust code handed a C++-created arena allocates from it directly.
-    pub fn as_monotonic(&self) -> Option<&Monotonic<'static, CxxResource>> {
+    ///
+    /// The arena is borrowed, not just referenced: while the [`CxxBorrow`]
+    /// lives, the C++ object's `reset()`, `release()` and destructor abort
+    /// with a message instead of pulling the arena out from under Rust.
+    ///
+    /// ```no_run
+    /// # fn demo(cxx: memres_cxx::CxxResource) {
+    /// use allocator_api2::vec::Vec;
+    /// if let Some(arena) = cxx.as_monotonic() {
+    ///     let mut v = Vec::new_in(&*arena);
+    ///     v.push(1);
+    /// } // the borrow ends here; C++ may reset the arena again
+    /// # }
+    /// ```
+    pub fn as_monotonic(&self) -> Option<CxxBorrow<'_, Monotonic<'static, CxxResource>>> {
         // SAFETY: the resource is live (contract of `from_raw`); the core, if
-        // any, lives as long as the C++ object that owns it.
-        unsafe { ffi::monotonic_core_of(self.ptr.as_ptr()).as_ref() }.map(MonotonicCore::arena)
+        // any, lives as long as the C++ object that owns it, which cannot be
+        // destroyed while the borrow lives (it aborts instead).
+        unsafe { ffi::monotonic_core_of(self.ptr.as_ptr()).as_ref() }.map(|core| core.0.borrow())
     }
 
     /// The Rust pool behind the resource, if it is a C++
-    /// `memres::unsynchronized_pool_resource`.
-    pub fn as_unsync_pool(&self) -> Option<&UnsyncPool<CxxResource>> {
+    /// `memres::unsynchronized_pool_resource`; borrowed as in
+    /// [`as_monotonic`](Self::as_monotonic) (`trim()` gives nothing back
+    /// while the borrow lives).
+    pub fn as_unsync_pool(&self) -> Option<CxxBorrow<'_, UnsyncPool<CxxResource>>> {
         // SAFETY: as in `as_monotonic`.
-        unsafe { ffi::unsync_pool_core_of(self.ptr.as_ptr()).as_ref() }.map(UnsyncPoolCore::pool)
+        unsafe { ffi::unsync_pool_core_of(self.ptr.as_ptr()).as_ref() }.map(|core| core.0.borrow())
     }
 
     /// The Rust pool behind the resource, if it is a C++
-    /// `memres::synchronized_pool_resource`.
-    pub fn as_sync_pool(&self) -> Option<&SyncPool<SharedUpstream>> {
+    /// `memres::synchronized_pool_resource`; borrowed as in
+    /// [`as_monotonic`](Self::as_monotonic).
+    pub fn as_sync_pool(&self) -> Option<CxxBorrow<'_, SyncPool<SharedUpstream>>> {
         // SAFETY: as in `as_monotonic`.
-        unsafe { ffi::sync_pool_core_of(self.ptr.as_ptr()).as_ref() }.map(SyncPoolCore::pool)
+        unsafe { ffi::sync_pool_core_of(self.ptr.as_ptr()).as_ref() }.map(|core| core.0.borrow())
     }
 }
 
@@ -325,20 +371,17 @@ fn block_of(ptr: *mut u8, size: usize, align: usize) -> Option<(NonNull<u8>, Lay
 }
 
 /// The Rust object behind C++'s `memres::monotonic_buffer_resource`.
-pub struct MonotonicCore(Monotonic<'static, CxxResource>);
+pub struct MonotonicCore(Owned<Monotonic<'static, CxxResource>>);
+
+const MONOTONIC_CLASS: &str = "memres::monotonic_buffer_resource";
 
 impl MonotonicCore {
-    /// The arena, for Rust code handed a C++-created resource.
-    pub fn arena(&self) -> &Monotonic<'static, CxxResource> {
-        &self.0
-    }
-
     fn bump_state(&self) -> *mut u8 {
-        self.0.bump_state().as_ptr().cast()
+        self.0.get().bump_state().as_ptr().cast()
     }
 
     fn allocate_slow(&self, size: usize, align: usize) -> *mut u8 {
-        allocate_raw(&self.0, size, align)
+        allocate_raw(self.0.get(), size, align)
     }
 
     /// # Safety
@@ -346,20 +389,23 @@ impl MonotonicCore {
     unsafe fn forget(&self, ptr: *mut u8, size: usize, align: usize) {
         if let Some((ptr, layout)) = block_of(ptr, size, align) {
             // SAFETY: the caller's contract (C++ deallocate's precondition).
-            unsafe { self.0.forget(ptr, layout) }
+            unsafe { self.0.get().forget(ptr, layout) }
         }
     }
 
-    fn reset(&mut self) {
-        self.0.reset();
+    fn reset(&self) {
+        // SAFETY: C++'s reset() runs alone on the arena's thread (the class
+        // is single-threaded) and keeps no reference across the call.
+        unsafe { self.0.exclusive(MONOTONIC_CLASS, "reset", |arena| arena.reset()) };
     }
 
-    fn release(&mut self) {
-        self.0.release();
+    fn release(&self) {
+        // SAFETY: as in `reset`.
+        unsafe { self.0.exclusive(MONOTONIC_CLASS, "release", |arena| arena.release()) };
     }
 
     fn stats(&self) -> ffi::MonotonicStats {
-        let s = self.0.stats();
+        let s = self.0.get().stats();
         ffi::MonotonicStats {
             used: s.used,
             held: s.held,
@@ -370,11 +416,17 @@ impl MonotonicCore {
     }
 
     fn set_budget(&self, bytes: usize) {
-        self.0.set_budget(Some(bytes).filter(|&b| b != usize::MAX));
+        self.0.get().set_budget(Some(bytes).filter(|&b| b != usize::MAX));
     }
 
     fn budget(&self) -> usize {
-        self.0.budget().unwrap_or(usize::MAX)
+        self.0.get().budget().unwrap_or(usize::MAX)
+    }
+}
+
+impl Drop for MonotonicCore {
+    fn drop(&mut self) {
+        self.0.check_destroy(MONOTONIC_CLASS);
     }
 }
 
@@ -394,28 +446,25 @@ unsafe fn monotonic_new(
         Some(buf) if buffer_size > 0 => unsafe { Monotonic::from_raw_buffer_in(buf, buffer_size, upstream) },
         _ => Monotonic::with_initial_size_in(initial_size, upstream),
     };
-    Box::new(MonotonicCore(arena))
+    Box::new(MonotonicCore(Owned::new(arena)))
 }
 
 /// The Rust object behind C++'s `memres::unsynchronized_pool_resource`.
-pub struct UnsyncPoolCore(UnsyncPool<CxxResource>);
+pub struct UnsyncPoolCore(Owned<UnsyncPool<CxxResource>>);
 
 impl UnsyncPoolCore {
-    /// The pool, for Rust code handed a C++-created resource.
-    pub fn pool(&self) -> &UnsyncPool<CxxResource> {
-        &self.0
-    }
+    const CLASS: &str = "memres::unsynchronized_pool_resource";
 
     fn heads(&self) -> *mut u8 {
-        self.0.free_list_heads().as_ptr().cast()
+        self.0.get().free_list_heads().as_ptr().cast()
     }
 
     fn options(&self) -> ffi::PoolOpts {
-        pool_opts(self.0.options())
+        pool_opts(self.0.get().options())
     }
 
     fn allocate_slow(&self, size: usize, align: usize) -> *mut u8 {
-        allocate_raw(&self.0, size, align)
+        allocate_raw(self.0.get(), size, align)
     }
 
     /// # Safety
@@ -423,25 +472,51 @@ impl UnsyncPoolCore {
     unsafe fn deallocate_slow(&self, ptr: *mut u8, size: usize, align: usize) {
         if let Some((ptr, layout)) = block_of(ptr, size, align) {
             // SAFETY: the caller's contract (C++ deallocate's precondition).
-            unsafe { MemoryResource::deallocate(&self.0, ptr, layout) }
+            unsafe { MemoryResource::deallocate(self.0.get(), ptr, layout) }
         }
     }
 
-    fn release(&mut self) {
-        self.0.release();
+    fn release(&self) {
+        // SAFETY: C++'s release() overlaps no other call into the pool (std's
+        // rule for release(); the unsynchronized pool has one thread).
+        unsafe { self.0.exclusive(Self::CLASS, "release", |pool| pool.release()) };
     }
 
-    fn trim(&mut self) -> usize {
-        self.0.trim()
+    fn trim(&self) -> usize {
+        // SAFETY: as in `release`: the header documents trim() like release().
+        unsafe { self.0.exclusive_if_free(|pool| pool.trim()) }.unwrap_or(0)
     }
 
     fn bytes_held(&self) -> usize {
-        self.0.bytes_held()
+        self.0.get().bytes_held()
     }
 }
 
-fn class_count() -> usize {
-    memres::POOL_CLASS_COUNT
+fn foreign_layout() -> ffi::ForeignLayout {
+    let f = memres::ForeignLayout::get();
+    ffi::ForeignLayout {
+        bump_size: f.bump_size,
+        bump_cursor: f.bump_cursor,
+        bump_end: f.bump_end,
+        hint_size: f.hint_size,
+        hint_key: f.hint_key,
+        hint_cache: f.hint_cache,
+        cache_size: f.cache_size,
+        cache_heads: f.cache_heads,
+        cache_room: f.cache_room,
+        pool_classes: f.pool_classes,
+        pool_max_class_align: f.pool_max_class_align,
+        debug_checks: f.debug_checks,
+        asan: f.asan,
+    }
+}
+
+fn pool_class_of(size: usize, align: usize, largest: usize) -> usize {
+    memres::ForeignLayout::pool_class_of(size, align, largest).unwrap_or(memres::POOL_CLASS_COUNT)
+}
+
+fn pool_class_size(index: usize) -> usize {
+    memres::ForeignLayout::pool_class_size(index)
 }
 
 /// Pool options as they come from C++.
@@ -483,24 +558,21 @@ unsafe impl MemoryResource for SharedUpstream {
 }
 
 /// The Rust object behind C++'s `memres::synchronized_pool_resource`.
-pub struct SyncPoolCore(SyncPool<SharedUpstream>);
+pub struct SyncPoolCore(Owned<SyncPool<SharedUpstream>>);
 
 impl SyncPoolCore {
-    /// The pool, for Rust code handed a C++-created resource.
-    pub fn pool(&self) -> &SyncPool<SharedUpstream> {
-        &self.0
-    }
+    const CLASS: &str = "memres::synchronized_pool_resource";
 
     fn key(&self) -> *const u8 {
-        self.0.cache_key()
+        self.0.get().cache_key()
     }
 
     fn options(&self) -> ffi::PoolOpts {
-        pool_opts(self.0.options())
+        pool_opts(self.0.get().options())
     }
 
     fn allocate_slow(&self, size: usize, align: usize) -> *mut u8 {
-        allocate_raw(&self.0, size, align)
+        allocate_raw(self.0.get(), size, align)
     }
 
     /// # Safety
@@ -508,20 +580,23 @@ impl SyncPoolCore {
     unsafe fn deallocate_slow(&self, ptr: *mut u8, size: usize, align: usize) {
         if let Some((ptr, layout)) = block_of(ptr, size, align) {
             // SAFETY: the caller's contract (C++ deallocate's precondition).
-            unsafe { MemoryResource::deallocate(&self.0, ptr, layout) }
+            unsafe { MemoryResource::deallocate(self.0.get(), ptr, layout) }
         }
     }
 
-    fn release(&mut self) {
-        self.0.release();
+    fn release(&self) {
+        // SAFETY: C++'s release() overlaps no other call into the pool (std's
+        // rule for release(); the unsynchronized pool has one thread).
+        unsafe { self.0.exclusive(Self::CLASS, "release", |pool| pool.release()) };
     }
 
-    fn trim(&mut self) -> usize {
-        self.0.trim()
+    fn trim(&self) -> usize {
+        // SAFETY: as in `release`: the header documents trim() like release().
+        unsafe { self.0.exclusive_if_free(|pool| pool.trim()) }.unwrap_or(0)
     }
 
     fn bytes_held(&self) -> usize {
-        self.0.bytes_held()
+        self.0.get().bytes_held()
     }
 }
 
@@ -606,12 +681,24 @@ fn sync_hint_slot() -> *mut u8 {
 /// `upstream` must be a live resource that outlives the pool.
 unsafe fn sync_pool_new(upstream: *mut ffi::memory_resource, options: ffi::PoolOpts) -> Box<SyncPoolCore> {
     let upstream = CxxResource { ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream") };
-    Box::new(SyncPoolCore(SyncPool::with_options_in(pool_options(options), SharedUpstream(upstream))))
+    Box::new(SyncPoolCore(Owned::new(SyncPool::with_options_in(pool_options(options), SharedUpstream(upstream)))))
 }
 
 /// # Safety
 /// `upstream` must be a live resource that outlives the pool.
 unsafe fn unsync_pool_new(upstream: *mut ffi::memory_resource, options: ffi::PoolOpts) -> Box<UnsyncPoolCore> {
     let upstream = CxxResource { ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream") };
-    Box::new(UnsyncPoolCore(UnsyncPool::with_options_in(pool_options(options), upstream)))
+    Box::new(UnsyncPoolCore(Owned::new(UnsyncPool::with_options_in(pool_options(options), upstream))))
+}
+
+impl Drop for UnsyncPoolCore {
+    fn drop(&mut self) {
+        self.0.check_destroy(Self::CLASS);
+    }
+}
+
+impl Drop for SyncPoolCore {
+    fn drop(&mut self) {
+        self.0.check_destroy(Self::CLASS);
+    }
 }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
@@ -44,6 +45,7 @@ std::exception_ptr take_parked_exception() noexcept {
 }  // namespace memres::ffi
 
 namespace memres::detail {
+inline namespace MEMRES_CONFIG_NS {
 namespace {
 ffi::UnsyncPoolCore* pool_of(pool_core* core) { return reinterpret_cast<ffi::UnsyncPoolCore*>(core); }
 const ffi::UnsyncPoolCore* pool_of(const pool_core* core) { return reinterpret_cast<const ffi::UnsyncPoolCore*>(core); }
@@ -54,6 +56,74 @@ const ffi::UnsyncPoolCore* pool_of(const pool_core* core) { return reinterpret_c
   if (!panic.empty()) throw memres::rust_panic(std::string(panic).c_str());
   throw std::bad_alloc();
 }
+
+// What the header mirrors from the Rust core, compared with the core once
+// (memres::ForeignLayout): the layouts the inline fast paths read, the
+// features they follow, and the class table, at every class boundary. A
+// difference is a build error that got through (a header from another
+// memres, say); the process stops naming the first fact that differs.
+void check_mirrors_now() noexcept {
+  const ffi::ForeignLayout core = ffi::foreign_layout();
+  const auto same = [](const char* fact, std::size_t header, std::size_t rust) {
+    if (header == rust) return;
+    std::fprintf(stderr,
+                 "memres: <memres/memres.hpp> and the Rust core disagree on %s (header: %zu, core: %zu); "
+                 "build both from one memres\n",
+                 fact, header, rust);
+    std::abort();
+  };
+#if defined(MEMRES_DEBUG_CHECKS)
+  same("MEMRES_DEBUG_CHECKS (the core's debug-checks feature)", 1, core.debug_checks);
+#else
+  same("MEMRES_DEBUG_CHECKS (the core's debug-checks feature)", 0, core.debug_checks);
+#endif
+#if defined(MEMRES_ASAN)
+  same("MEMRES_ASAN (the core's asan feature)", 1, core.asan);
+#else
+  same("MEMRES_ASAN (the core's asan feature)", 0, core.asan);
+#endif
+  same("sizeof(bump_state)", sizeof(bump_state), core.bump_size);
+  same("offsetof(bump_state, cursor)", offsetof(bump_state, cursor), core.bump_cursor);
+  same("offsetof(bump_state, end)", offsetof(bump_state, end), core.bump_end);
+  same("sizeof(sync_hint)", sizeof(sync_hint), core.hint_size);
+  same("offsetof(sync_hint, key)", offsetof(sync_hint, key), core.hint_key);
+  same("offsetof(sync_hint, cache)", offsetof(sync_hint, cache), core.hint_cache);
+  same("sizeof(sync_cache)", sizeof(sync_cache), core.cache_size);
+  same("offsetof(sync_cache, heads)", offsetof(sync_cache, heads), core.cache_heads);
+  same("offsetof(sync_cache, room)", offsetof(sync_cache, room), core.cache_room);
+  same("pool_class_count", pool_class_count, core.pool_classes);
+  same("pool_max_class_align", pool_max_class_align, core.pool_max_class_align);
+  // Both sides map sizes to classes monotonically, so agreeing on each
+  // class's own size and the size just past it is agreeing on every size.
+  const std::size_t largest = ffi::pool_class_size(pool_class_count - 1);
+  for (std::size_t c = 0; c < pool_class_count; ++c) {
+    const std::size_t size = ffi::pool_class_size(c);
+    same("pool_class_of_size(a class's size)", pool_class_of_size(size), c);
+    same("pool_class_of(a class's size)", pool_class_of(size, 1, largest), c);
+    same("pool_class_of(one past a class's size)", pool_class_of(size + 1, 1, largest),
+         ffi::pool_class_of(size + 1, 1, largest));
+  }
+  for (std::size_t i = 1; i < sizeof pool_small_classes.classes; ++i)
+    same("pool_small_classes", pool_small_classes.classes[i], ffi::pool_class_of(i * 8, 1, largest));
+  // The rounding for alignment, around each power of two.
+  for (std::size_t align = 1; align <= 2 * pool_max_class_align; align *= 2)
+    for (std::size_t size : {std::size_t{0}, std::size_t{1}, align - 1, align, align + 1, 3 * align, 5 * align + 3})
+      same("pool_class_of(size, alignment)", pool_class_of(size, align, largest),
+           ffi::pool_class_of(size, align, largest));
+}
+
+}  // namespace
+
+void check_mirrors() noexcept {
+  static const bool checked = (check_mirrors_now(), true);
+  (void)checked;
+}
+
+std::size_t core_pool_class_of(std::size_t bytes, std::size_t alignment, std::size_t largest) noexcept {
+  return ffi::pool_class_of(bytes, alignment, largest);
+}
+
+namespace {
 
 void check_alignment(const char* who, std::size_t alignment) {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0)
@@ -67,6 +137,7 @@ const ffi::MonotonicCore* core_of(const monotonic_core* core) {
 
 monotonic_core* monotonic_create(std::pmr::memory_resource* upstream, void* buffer, std::size_t buffer_size,
                                  std::size_t initial_size) {
+  check_mirrors();
   if (upstream == nullptr) throw std::invalid_argument("memres::monotonic_buffer_resource: upstream is null");
   auto core = ffi::monotonic_new(upstream, static_cast<std::uint8_t*>(buffer), buffer_size, initial_size);
   return reinterpret_cast<monotonic_core*>(core.into_raw());
@@ -88,7 +159,7 @@ void* monotonic_allocate_slow(monotonic_core* core, std::size_t bytes, std::size
 
 pool_core* unsync_pool_create(std::pmr::memory_resource* upstream, const std::pmr::pool_options& options) {
   if (upstream == nullptr) throw std::invalid_argument("memres::unsynchronized_pool_resource: upstream is null");
-  if (ffi::class_count() != pool_class_count) std::abort();  // header and core disagree: a build error
+  check_mirrors();
   auto core = ffi::unsync_pool_new(upstream, {options.max_blocks_per_chunk, options.largest_required_pool_block});
   return reinterpret_cast<pool_core*>(core.into_raw());
 }
@@ -129,7 +200,7 @@ void find_sync_hint() noexcept {
 
 sync_pool_core* sync_pool_create(std::pmr::memory_resource* upstream, const std::pmr::pool_options& options) {
   if (upstream == nullptr) throw std::invalid_argument("memres::synchronized_pool_resource: upstream is null");
-  if (ffi::class_count() != pool_class_count) std::abort();  // header and core disagree: a build error
+  check_mirrors();
   auto core = ffi::sync_pool_new(upstream, {options.max_blocks_per_chunk, options.largest_required_pool_block});
   return reinterpret_cast<sync_pool_core*>(core.into_raw());
 }
@@ -199,6 +270,7 @@ void view_destroy(view_target* target) noexcept { rust::Box<ffi::ViewTarget>::fr
 
 const void* view_object(const view_target* target) noexcept { return target_of(target)->object(); }
 
+}  // inline namespace MEMRES_CONFIG_NS
 }  // namespace memres::detail
 
 namespace memres {
@@ -236,6 +308,7 @@ thread_local void* const* tl_heap_slot = nullptr;
 class heap_resource_impl final : public std::pmr::memory_resource {
  public:
   heap_resource_impl() noexcept {
+    detail::check_mirrors();
     const ffi::HeapLayout l = ffi::heap_layout();
     pages_offset_ = l.pages_offset;
     inline_ = l.queue_stride == sizeof(heap_layout::queue) && l.segment_size == heap_layout::segment_size &&
@@ -348,22 +421,26 @@ std::size_t heap_purge() noexcept { return ffi::heap_purge(); }
 namespace memres::ffi {
 
 std::unique_ptr<std::pmr::memory_resource> plain_view(rust::Box<ViewTarget> target) {
+  detail::check_mirrors();
   return std::make_unique<detail::plain_view>(detail::into_target(std::move(target)));
 }
 
 std::unique_ptr<std::pmr::memory_resource> monotonic_view(std::uint8_t* bump, rust::Box<ViewTarget> target) {
+  detail::check_mirrors();
   return std::make_unique<detail::monotonic_view>(reinterpret_cast<detail::bump_state*>(bump),
                                                   detail::into_target(std::move(target)));
 }
 
 std::unique_ptr<std::pmr::memory_resource> unsync_pool_view(std::uint8_t* heads, std::size_t largest,
                                                             rust::Box<ViewTarget> target) {
+  detail::check_mirrors();
   return std::make_unique<detail::unsync_pool_view>(reinterpret_cast<void**>(heads), largest,
                                                     detail::into_target(std::move(target)));
 }
 
 std::unique_ptr<std::pmr::memory_resource> sync_pool_view(const std::uint8_t* key, std::size_t largest,
                                                           rust::Box<ViewTarget> target) {
+  detail::check_mirrors();
   return std::make_unique<detail::sync_pool_view>(key, largest, detail::into_target(std::move(target)));
 }
 

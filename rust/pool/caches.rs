@@ -528,3 +528,18 @@ pub(super) fn forget(shared: &Arc<Shared>) {
 pub(super) fn hint_slot() -> NonNull<Hint> {
     HINT.with(|hint| NonNull::from(hint).cast())
 }
+
+/// Where `<memres/memres.hpp>` finds the fields of [`Hint`] and
+/// [`ThreadCache`]: `(hint size, key offset, cache offset, cache size,
+/// heads offset, room offset)`.
+pub(crate) fn foreign_layout() -> [usize; 6] {
+    use core::mem::{offset_of, size_of};
+    [
+        size_of::<Hint>(),
+        offset_of!(Hint, shared),
+        offset_of!(Hint, cache),
+        size_of::<ThreadCache>(),
+        offset_of!(ThreadCache, heads),
+        offset_of!(ThreadCache, room),
+    ]
+}

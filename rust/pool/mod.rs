@@ -16,6 +16,7 @@ use core::alloc::Layout;
 
 use crate::resource::MemoryResource;
 
+pub(crate) use caches::foreign_layout;
 pub use sync::SyncPool;
 pub use unsync::UnsyncPool;
 

@@ -78,4 +78,23 @@ bool reset_if_memres_arena(std::pmr::memory_resource* resource) noexcept {
   return arena != nullptr;
 }
 
+bool release_if_memres(std::pmr::memory_resource* resource) noexcept {
+  if (auto* arena = dynamic_cast<memres::monotonic_buffer_resource*>(resource)) {
+    arena->release();
+  } else if (auto* pool = dynamic_cast<memres::unsynchronized_pool_resource*>(resource)) {
+    pool->release();
+  } else if (auto* sync = dynamic_cast<memres::synchronized_pool_resource*>(resource)) {
+    sync->release();
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::size_t trim_if_memres_pool(std::pmr::memory_resource* resource) noexcept {
+  if (auto* pool = dynamic_cast<memres::unsynchronized_pool_resource*>(resource)) return pool->trim();
+  if (auto* sync = dynamic_cast<memres::synchronized_pool_resource*>(resource)) return sync->trim();
+  return static_cast<std::size_t>(-1);
+}
+
 }  // namespace memres::workloads

@@ -80,6 +80,18 @@ mod ffi {
         /// # Safety
         /// As `try_allocate`, and nothing allocated from it is used again.
         unsafe fn reset_if_memres_arena(resource: *mut memory_resource) -> bool;
+        /// `release()`s `resource` if it is one of the C++ `memres::`
+        /// resources; says whether it was.
+        ///
+        /// # Safety
+        /// As `reset_if_memres_arena`.
+        unsafe fn release_if_memres(resource: *mut memory_resource) -> bool;
+        /// `trim()`s `resource` if it is a C++ `memres::` pool: the bytes
+        /// given back, or `usize::MAX` if it is not such a pool.
+        ///
+        /// # Safety
+        /// As `try_allocate`.
+        unsafe fn trim_if_memres_pool(resource: *mut memory_resource) -> usize;
     }
 }
 
@@ -113,6 +125,26 @@ pub unsafe fn list_build_in(resource: *mut memres_cxx::memory_resource, n: usize
 pub unsafe fn reset_if_memres_arena(resource: *mut memres_cxx::memory_resource) -> bool {
     // SAFETY: the caller's contract.
     unsafe { ffi::reset_if_memres_arena(resource) }
+}
+
+/// `release()`s `resource` if it is one of the C++ `memres::` resources;
+/// says whether it was.
+///
+/// # Safety
+/// As [`reset_if_memres_arena`].
+pub unsafe fn release_if_memres(resource: *mut memres_cxx::memory_resource) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe { ffi::release_if_memres(resource) }
+}
+
+/// `trim()`s `resource` if it is a C++ `memres::` pool: the bytes given
+/// back, or `None` if it is not such a pool.
+///
+/// # Safety
+/// As [`try_allocate`].
+pub unsafe fn trim_if_memres_pool(resource: *mut memres_cxx::memory_resource) -> Option<usize> {
+    // SAFETY: the caller's contract.
+    Some(unsafe { ffi::trim_if_memres_pool(resource) }).filter(|&n| n != usize::MAX)
 }
 
 /// Where the C++ half of a request allocates.
@@ -296,7 +328,7 @@ mod tests {
         // SAFETY: `arena` outlives `cxx`'s uses.
         let cxx = unsafe { CxxResource::from_raw(NonNull::from(arena.as_ref().unwrap()).cast()) };
         let rust = cxx.as_monotonic().expect("a C++ memres::monotonic_buffer_resource");
-        let mut v = Vec::new_in(rust);
+        let mut v = Vec::new_in(&*rust);
         v.extend(0..1000u32);
         assert!(rust.stats().used >= 4000);
         // C++ allocates from the same arena after Rust.
@@ -310,16 +342,102 @@ mod tests {
         // SAFETY: as above.
         let cxx = unsafe { CxxResource::from_raw(NonNull::from(pool.as_ref().unwrap()).cast()) };
         let rust = cxx.as_unsync_pool().expect("a C++ memres::unsynchronized_pool_resource");
-        assert_eq!(churn_on(rust), churn_on(&UnsyncPool::new()));
+        assert_eq!(churn_on(&*rust), churn_on(&UnsyncPool::new()));
         let sync = make_resource(Resource::MemresSyncPool).unwrap();
         // SAFETY: as above.
         let cxx = unsafe { CxxResource::from_raw(NonNull::from(sync.as_ref().unwrap()).cast()) };
         let rust = cxx.as_sync_pool().expect("a C++ memres::synchronized_pool_resource");
-        assert_eq!(churn_on(rust), churn_on(&SyncPool::new()));
+        assert_eq!(churn_on(&*rust), churn_on(&SyncPool::new()));
         let std_pool = make_resource(Resource::StdUnsyncPool).unwrap();
         // SAFETY: as above.
         let cxx = unsafe { CxxResource::from_raw(NonNull::from(std_pool.as_ref().unwrap()).cast()) };
         assert!(cxx.as_unsync_pool().is_none(), "std's pool is not memres's");
+    }
+
+    /// A pool's `trim()` gives nothing back while Rust borrows the pool, and
+    /// does once the borrow is gone.
+    #[test]
+    fn trim_gives_nothing_back_under_a_rust_borrow() {
+        for kind in [Resource::MemresUnsyncPool, Resource::MemresSyncPool] {
+            let pool = make_resource(kind).unwrap();
+            let ptr = NonNull::from(pool.as_ref().unwrap());
+            // SAFETY: `pool` outlives `cxx`'s uses, all on this thread.
+            let cxx = unsafe { CxxResource::from_raw(ptr.cast()) };
+            let layout = Layout::from_size_align(64, 8).unwrap();
+            let held = {
+                let blocks: std::vec::Vec<_> =
+                    (0..1000).map(|_| MemoryResource::allocate(&cxx, layout).unwrap()).collect();
+                for block in blocks {
+                    // SAFETY: allocated just above with `layout`.
+                    unsafe { MemoryResource::deallocate(&cxx, block.cast(), layout) };
+                }
+                // SAFETY: a live C++ resource, on this thread.
+                let trim = |cxx: &CxxResource| unsafe { trim_if_memres_pool(cxx.as_ptr().cast()) };
+                let unsync = matches!(kind, Resource::MemresUnsyncPool).then(|| cxx.as_unsync_pool().unwrap());
+                let sync = matches!(kind, Resource::MemresSyncPool).then(|| cxx.as_sync_pool().unwrap());
+                assert_eq!(trim(&cxx), Some(0), "{kind:?}: trim() under a borrow");
+                drop((unsync, sync));
+                trim(&cxx)
+            };
+            assert!(held.is_some_and(|n| n > 0), "{kind:?}: trim() after the borrow gave back {held:?}");
+        }
+    }
+
+    /// What a child process runs for the abort tests below: the misuse named
+    /// by `MEMRES_MISUSE`, under a live borrow.
+    fn misuse_child() {
+        let Ok(what) = std::env::var("MEMRES_MISUSE") else { return };
+        let kind = if what.contains("pool") { Resource::MemresUnsyncPool } else { Resource::MemresMonotonic };
+        let resource = make_resource(kind).unwrap();
+        let ptr: *mut memres_cxx::memory_resource = NonNull::from(resource.as_ref().unwrap()).as_ptr();
+        // SAFETY: `resource` outlives `cxx`'s uses, all on this thread.
+        let cxx = unsafe { CxxResource::from_raw(NonNull::new(ptr).unwrap().cast()) };
+        let arena = cxx.as_monotonic();
+        let pool = cxx.as_unsync_pool();
+        assert!(arena.is_some() || pool.is_some());
+        eprintln!("misuse: {what}");
+        // SAFETY: a live resource, on this thread; the misuse is the point.
+        unsafe {
+            match what.as_str() {
+                "reset" => _ = reset_if_memres_arena(ptr),
+                "release" | "pool release" => _ = release_if_memres(ptr),
+                _ => drop(resource),
+            }
+        }
+        eprintln!("misuse: not stopped");
+        drop((arena, pool));
+        std::process::exit(0);
+    }
+
+    /// C++ `reset()`, `release()` and destruction of a resource that Rust
+    /// borrows abort with a message naming the call (a child process runs
+    /// each); without the abort, the borrow's blocks would dangle.
+    #[test]
+    fn cxx_calls_that_would_break_a_rust_borrow_abort_with_a_message() {
+        misuse_child();
+        let cases = [
+            ("reset", "monotonic_buffer_resource::reset"),
+            ("release", "monotonic_buffer_resource::release"),
+            ("destroy", "monotonic_buffer_resource::destructor"),
+            ("pool release", "unsynchronized_pool_resource::release"),
+            ("pool destroy", "unsynchronized_pool_resource::destructor"),
+        ];
+        for (what, message) in cases {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "mixed::tests::cxx_calls_that_would_break_a_rust_borrow_abort_with_a_message"])
+                .args(["--nocapture", "--test-threads=1"])
+                .env("MEMRES_MISUSE", what)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(&format!("misuse: {what}")), "{what}: the child did not run the case:\n{stderr}");
+            assert!(!out.status.success(), "{what}: not stopped:\n{stderr}");
+            assert!(
+                stderr.contains(&format!("memres::{message} called while Rust code borrows the resource")),
+                "{what}: no message naming the misuse:\n{stderr}"
+            );
+            assert!(!stderr.contains("not stopped"), "{what}:\n{stderr}");
+        }
     }
 
     fn churn_on<A: Allocator>(alloc: A) -> u64 {

@@ -39,6 +39,26 @@ extern "C" void __asan_poison_memory_region(void const volatile* addr, std::size
 extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::size_t size);
 #endif
 
+// The build facts the inline fast paths depend on, as an ABI tag: the
+// detail namespace (the fast paths and the out-of-line functions they call)
+// is an inline namespace named after them. A translation unit compiled with
+// other facts than the linked Rust core (MEMRES_DEBUG_CHECKS, or
+// AddressSanitizer on one side only) then fails to link, naming for example
+// memres::detail::config_debug_checks::monotonic_create, instead of mixing
+// two fast paths silently (an ODR violation). CMake's MEMRES_DEBUG_CHECKS and
+// MEMRES_SANITIZE=address set both sides; the core checks the rest of what
+// the header mirrors (layouts, the class table) when the first resource is
+// made.
+#if defined(MEMRES_DEBUG_CHECKS) && defined(MEMRES_ASAN)
+#define MEMRES_CONFIG_NS config_debug_checks_asan
+#elif defined(MEMRES_DEBUG_CHECKS)
+#define MEMRES_CONFIG_NS config_debug_checks
+#elif defined(MEMRES_ASAN)
+#define MEMRES_CONFIG_NS config_asan
+#else
+#define MEMRES_CONFIG_NS config_plain
+#endif
+
 namespace memres {
 
 /// Thrown where an allocation failed because Rust code it ran panicked (a
@@ -65,6 +85,7 @@ struct monotonic_stats {
 };
 
 namespace detail {
+inline namespace MEMRES_CONFIG_NS {
 
 struct monotonic_core;  // the Rust memres::Monotonic; opaque here
 
@@ -129,9 +150,10 @@ std::size_t sync_pool_bytes_held(const sync_pool_core* core) noexcept;
 // has run on this thread).
 inline thread_local sync_hint* tl_sync_hint = nullptr;
 
-// The pools' size classes, the same table as the Rust core's (rust/pool/
-// classes.rs; the bridge checks the class count when a pool is made):
-// multiples of 8 up to 128, then four classes per doubling up to 1 MiB.
+// The pools' size classes, the same table as the Rust core's (rust/
+// classes.rs; check_mirrors compares them at every class boundary when the
+// first resource is made): multiples of 8 up to 128, then four classes per
+// doubling up to 1 MiB.
 constexpr std::size_t pool_class_count = 68;
 constexpr std::size_t pool_max_class_align = 4096;
 
@@ -174,6 +196,13 @@ inline std::size_t pool_class_of(std::size_t bytes, std::size_t alignment, std::
   if (rounded > largest) return pool_class_count;
   return rounded <= 1024 ? pool_small_classes.classes[(rounded + 7) >> 3] : pool_class_of_size(rounded);
 }
+
+// The Rust core's answer to pool_class_of, for tests; and the start-up check
+// that everything this header mirrors from the core agrees with it (run once
+// when the first memres resource is made; a difference stops the process
+// with a message naming it).
+std::size_t core_pool_class_of(std::size_t bytes, std::size_t alignment, std::size_t largest) noexcept;
+void check_mirrors() noexcept;
 
 // A thread's cache record for a synchronized pool (see sync_hint).
 struct sync_cache {
@@ -282,6 +311,7 @@ inline bool sync_try_push(const void* key, std::size_t largest, void* p, std::si
   return false;
 }
 
+}  // inline namespace MEMRES_CONFIG_NS
 }  // namespace detail
 
 /// A drop-in for std::pmr::monotonic_buffer_resource.
@@ -520,10 +550,12 @@ class synchronized_pool_resource : public std::pmr::memory_resource {
 std::pmr::memory_resource* heap_resource() noexcept;
 
 namespace detail {
+inline namespace MEMRES_CONFIG_NS {
 // Whether heap_resource() found the Rust heap's layout as it expects and
 // serves small blocks inline (always false under MEMRES_DEBUG_CHECKS, whose
 // builds take no inline path).
 bool heap_inline_fast_path() noexcept;
+}  // inline namespace MEMRES_CONFIG_NS
 }  // namespace detail
 
 /// The heap's totals (Rust: memres::HeapStats, which says how to read them:
@@ -562,6 +594,7 @@ heap_limits get_heap_limits() noexcept;
 std::size_t heap_purge() noexcept;
 
 namespace detail {
+inline namespace MEMRES_CONFIG_NS {
 
 struct view_target;  // a Rust-owned resource, type-erased (memres_cxx::ViewTarget); opaque here
 
@@ -676,6 +709,7 @@ class sync_pool_view final : public rust_view {
   std::size_t largest_;
 };
 
+}  // inline namespace MEMRES_CONFIG_NS
 }  // namespace detail
 
 }  // namespace memres

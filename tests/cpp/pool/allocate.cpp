@@ -1,6 +1,7 @@
 // memres's two pools (each test runs on both): allocate and deallocate.
 #include <memres/memres.hpp>
 
+#include <cstdio>
 #include <set>
 
 #include "pool_test.hpp"
@@ -69,4 +70,24 @@ POOL_TEST(bad_alignment_throws_and_huge_sizes_throw_bad_alloc) {
 TEST(pool_class_table_matches_the_formula) {
   for (std::size_t size = 1; size <= 1024; ++size)
     CHECK(memres::detail::pool_class_of(size, 1, std::size_t{1} << 20) == memres::detail::pool_class_of_size(size));
+}
+
+// The header's classes are the Rust core's: for every size up to past the
+// pool limit and every alignment (and some that are not powers of two), in
+// pools of the largest, the heap's (32 KiB), the default and an odd limit,
+// the inline lookup and the core pick the same class, or both go upstream.
+TEST(pool_classes_agree_with_the_rust_core_for_every_size_and_alignment) {
+  std::size_t mismatches = 0;
+  for (std::size_t largest : {std::size_t{1} << 20, std::size_t{32} << 10, std::size_t{4096}, std::size_t{104}}) {
+    for (std::size_t align : {0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 3, 24}) {
+      for (std::size_t size = 0; size <= largest + 8192; ++size) {
+        const std::size_t header = memres::detail::pool_class_of(size, align, largest);
+        const std::size_t core = memres::detail::core_pool_class_of(size, align, largest);
+        if (header != core && ++mismatches <= 5)
+          std::fprintf(stderr, "size %zu align %zu largest %zu: header class %zu, core class %zu\n", size, align,
+                       largest, header, core);
+      }
+    }
+  }
+  CHECK(mismatches == 0);
 }
