@@ -17,6 +17,9 @@ macro_rules! suite {
                 pool.class_stats().into_iter().collect()
             }
 
+            mod alias_models {
+                include!("alias_models.rs");
+            }
             mod alloc {
                 include!("alloc.rs");
             }
