@@ -53,7 +53,7 @@ mod resource;
 pub use allocator_api2::alloc::{AllocError, Allocator, Global};
 pub use debug::FREED_BYTE;
 pub use foreign::ForeignLayout;
-pub use heap::{HEAP_CLASS_COUNT, Heap, HeapClassStats, HeapFastPath, HeapLimits, HeapStats};
+pub use heap::{HEAP_CLASS_COUNT, Heap, HeapClassStats, HeapFastPath, HeapLimits, HeapStats, OnMisuse};
 pub use monotonic::{BumpState, Checkpoint, Monotonic, MonotonicStats};
 pub use pool::{ClassStats, POOL_CLASS_COUNT, PoolOptions, SyncPool, UnsyncPool};
 pub use resource::MemoryResource;

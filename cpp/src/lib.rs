@@ -64,8 +64,15 @@ mod ffi {
         page_stride: usize,
         page_shift: u32,
         page_used_offset: usize,
+        page_carved_offset: usize,
+        page_magic_offset: usize,
+        page_key_offset: usize,
+        page_in_use_offset: usize,
         small_max: usize,
         classes: usize,
+        min_class: usize,
+        checks: bool,
+        mark: usize,
     }
 
     /// `memres::ForeignLayout`: what the header's inline fast paths mirror,
@@ -630,8 +637,15 @@ fn heap_layout() -> ffi::HeapLayout {
         page_stride: f.page_stride,
         page_shift: f.page_shift,
         page_used_offset: f.page_used_offset,
+        page_carved_offset: f.page_carved_offset,
+        page_magic_offset: f.page_magic_offset,
+        page_key_offset: f.page_key_offset,
+        page_in_use_offset: f.page_in_use_offset,
         small_max: f.small_max,
         classes: f.classes,
+        min_class: f.min_class,
+        checks: f.checks,
+        mark: f.mark,
     }
 }
 

@@ -284,12 +284,26 @@ namespace heap_layout {
 constexpr std::size_t small_max = 32 << 10;
 constexpr std::size_t segment_size = std::size_t{1} << 22;
 constexpr unsigned page_shift = 16;
+constexpr std::uintptr_t page_mask = (std::uintptr_t{1} << page_shift) - 1;
+constexpr std::size_t min_class = 1;
+// A free block: the encoded link to the next, then the double-free mark.
 struct block {
-  block* next;
+  std::uintptr_t link;
+  std::uintptr_t mark;
 };
 struct alignas(64) page {
   block* free;
-  std::atomic<std::uint32_t> used;  // written by the owner thread only
+  std::atomic<std::uint32_t> used;        // written by the owner thread only
+  std::atomic<std::uint32_t> carved_end;  // bytes of the page carved into blocks
+  std::atomic<std::uint64_t> magic;       // divisibility constant of the class size
+  std::atomic<std::uintptr_t> key;        // the page's link key
+  void* thread_free;
+  page* next;
+  page* prev;
+  std::atomic<std::uint32_t> cls;
+  std::atomic<bool> in_use;
+  bool dirty;
+  bool stale;
 };
 struct queue {
   page* head;
@@ -297,23 +311,40 @@ struct queue {
   std::size_t len;
 };
 static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(sizeof(std::atomic<bool>) == 1 && std::atomic<bool>::is_always_lock_free);
 static_assert(sizeof(std::atomic<void*>) == sizeof(void*) && std::atomic<void*>::is_always_lock_free);
+
+// Is `offset` a multiple of the class size whose constant is `magic`? (See
+// the Rust heap's guard.rs: offset * ceil(2^64 / size) wraps below magic
+// exactly for the multiples.)
+inline bool divides(std::uint32_t offset, std::uint64_t magic) noexcept {
+  return static_cast<std::uint64_t>(offset) * magic < magic;
+}
 }  // namespace heap_layout
 
 // This thread's heap record slot (a Rust thread-local), fetched once.
 thread_local void* const* tl_heap_slot = nullptr;
 
 // memres::heap_resource(): small blocks inline from the calling thread's
-// heap record; everything else (and every miss) in Rust.
+// heap record, with the heap's misuse checks (encoded links checked before
+// they are followed, double-free marks, block starts); everything else, and
+// every miss or suspect, in Rust, which confirms and reports.
 class heap_resource_impl final : public std::pmr::memory_resource {
  public:
   heap_resource_impl() noexcept {
     detail::check_mirrors();
     const ffi::HeapLayout l = ffi::heap_layout();
     pages_offset_ = l.pages_offset;
+    checks_ = l.checks;
+    mark_ = l.mark;
+    using heap_layout::page;
     inline_ = l.queue_stride == sizeof(heap_layout::queue) && l.segment_size == heap_layout::segment_size &&
-              l.page_stride == sizeof(heap_layout::page) && l.page_shift == heap_layout::page_shift &&
-              l.page_used_offset == offsetof(heap_layout::page, used) && l.small_max == heap_layout::small_max &&
+              l.page_stride == sizeof(page) && l.page_shift == heap_layout::page_shift &&
+              l.page_used_offset == offsetof(page, used) && l.page_carved_offset == offsetof(page, carved_end) &&
+              l.page_magic_offset == offsetof(page, magic) && l.page_key_offset == offsetof(page, key) &&
+              l.page_in_use_offset == offsetof(page, in_use) && l.min_class == heap_layout::min_class &&
+              l.small_max == heap_layout::small_max &&
               l.classes == detail::pool_class_of_size(heap_layout::small_max) + 1;
 #if defined(MEMRES_DEBUG_CHECKS)
     inline_ = false;
@@ -331,18 +362,34 @@ class heap_resource_impl final : public std::pmr::memory_resource {
 
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
 #if !defined(MEMRES_DEBUG_CHECKS)
-    const std::size_t c = detail::pool_class_of(bytes, alignment, heap_layout::small_max);
+    std::size_t c = detail::pool_class_of(bytes, alignment, heap_layout::small_max);
+    if (c < heap_layout::min_class) c = heap_layout::min_class;
     if (inline_ && c < detail::pool_class_count) {
       auto* queues = static_cast<heap_layout::queue*>(*slot());
       if (heap_layout::page* page = queues[c].head) {
         if (heap_layout::block* b = page->free) {
-          page->free = b->next;
+          const auto at = reinterpret_cast<std::uintptr_t>(b);
+          std::uintptr_t next = b->link;
+          if (checks_) {
+            next ^= page->key.load(std::memory_order_relaxed) ^ at;
+            const auto offset = static_cast<std::uint32_t>(next & heap_layout::page_mask);
+            const bool ok = next == 0 || ((next ^ at) <= heap_layout::page_mask &&
+                                          offset < page->carved_end.load(std::memory_order_relaxed) &&
+                                          heap_layout::divides(offset, page->magic.load(std::memory_order_relaxed)));
+            if (!ok) return allocate_in_rust(bytes, alignment);  // Rust's pop reports it
+            b->mark = 0;
+          }
+          page->free = reinterpret_cast<heap_layout::block*>(next);
           page->used.store(page->used.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
           return b;
         }
       }
     }
 #endif
+    return allocate_in_rust(bytes, alignment);
+  }
+
+  static void* allocate_in_rust(std::size_t bytes, std::size_t alignment) {
     detail::check_alignment("memres::heap_resource()", alignment);
     if (void* p = ffi::heap_allocate(bytes, alignment)) return p;
     throw std::bad_alloc();
@@ -354,14 +401,29 @@ class heap_resource_impl final : public std::pmr::memory_resource {
       const auto addr = reinterpret_cast<std::uintptr_t>(p);
       const std::uintptr_t seg = addr & ~(heap_layout::segment_size - 1);
       const auto* owner = reinterpret_cast<const std::atomic<void*>*>(seg);
-      if (owner->load(std::memory_order_relaxed) == *slot()) {
+      if (seg != addr && owner->load(std::memory_order_relaxed) == *slot()) {
         auto* page = reinterpret_cast<heap_layout::page*>(seg + pages_offset_ +
                                                           ((addr - seg) >> heap_layout::page_shift) *
                                                               sizeof(heap_layout::page));
+        auto* b = static_cast<heap_layout::block*>(p);
+        bool suspect = false;
+        if (checks_) {
+          const auto offset = static_cast<std::uint32_t>(addr & heap_layout::page_mask);
+          suspect = offset >= page->carved_end.load(std::memory_order_relaxed) ||  // 0 in a free page
+                    !heap_layout::divides(offset, page->magic.load(std::memory_order_relaxed)) ||
+                    b->mark == (mark_ ^ addr);
+        }
         const std::uint32_t used = page->used.load(std::memory_order_relaxed);
-        if (used > 1) {  // the last block of a page goes through Rust, which retires the page
-          auto* b = static_cast<heap_layout::block*>(p);
-          b->next = page->free;
+        // The last block of a page goes through Rust, which retires the
+        // page; so does every suspect free, which Rust confirms and reports.
+        if (used > 1 && !suspect) {
+          const auto head = reinterpret_cast<std::uintptr_t>(page->free);
+          if (checks_) {
+            b->link = head ^ page->key.load(std::memory_order_relaxed) ^ addr;
+            b->mark = mark_ ^ addr;
+          } else {
+            b->link = head;
+          }
           page->free = b;
           page->used.store(used - 1, std::memory_order_relaxed);
           return;
@@ -375,6 +437,8 @@ class heap_resource_impl final : public std::pmr::memory_resource {
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
 
   std::size_t pages_offset_ = 0;
+  std::uintptr_t mark_ = 0;
+  bool checks_ = true;
   bool inline_ = false;
 };
 

@@ -16,13 +16,18 @@
 //! # Invariants
 //! The cache owns its mappings (no block lives in them) and is only
 //! touched under its lock. A cached mapping's header stays valid; reuse
-//! rewrites only the usable size.
+//! rewrites only the usable size. A header's `large_live` is set while its
+//! block is handed out and cleared by the block's one free (a swap), so a
+//! second free is caught and the cache never holds a mapping twice.
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use core::sync::atomic::Ordering;
+
+use super::guard::{self, Misuse};
 use super::limit;
 use super::segment::{Kind, PAGE_SIZE, SEGMENT_SIZE, Segment};
 use super::stats::{self, LARGE_BYTES, LARGE_LIVE, RESIDENT};
@@ -123,6 +128,7 @@ fn placement(align: usize) -> (usize, usize, usize) {
 /// Allocates a large block; also says whether its memory is known to be
 /// zero (a fresh mapping).
 pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
+    guard::init();
     let size = layout.size().max(1);
     let (offset, map_align, header_at) = placement(layout.align());
     if header_at == 0 {
@@ -165,6 +171,7 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
                     Segment::free(seg);
                     return None;
                 }
+                (*seg).large_live.store(true, Ordering::Release);
                 return Some((NonNull::new_unchecked(seg.cast::<u8>().add(offset)), false));
             }
         }
@@ -212,6 +219,7 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
             Segment::free(seg);
             return None;
         }
+        (*seg).large_live.store(true, Ordering::Release);
     };
     Some((NonNull::new(map.as_ptr().wrapping_add(offset))?, true))
 }
@@ -267,11 +275,42 @@ pub(super) unsafe fn resize(seg: *mut Segment, new_size: usize) -> bool {
     true
 }
 
-/// Frees a large block: its mapping goes to the cache, or back to the OS.
+/// The address of the block of the large segment `seg`.
 ///
 /// # Safety
-/// `seg` is the header of a large block nobody uses any more.
-pub(super) unsafe fn free(seg: *mut Segment) {
+/// `seg` is a mapped large segment header.
+unsafe fn block_addr(seg: *mut Segment) -> usize {
+    // SAFETY: the caller's contract; these fields do not change while the
+    // header is mapped (reuse keeps the block's offset).
+    unsafe { (*seg).map.as_ptr().addr() + (*seg).map_size - (*seg).large_size }
+}
+
+/// Whether `ptr` is the start of the live block of the large segment `seg`.
+///
+/// # Safety
+/// `seg` is a mapped large segment header.
+pub(super) unsafe fn is_live_start(seg: *mut Segment, ptr: *mut u8) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe { ptr.addr() == block_addr(seg) && (*seg).large_live.load(Ordering::Acquire) }
+}
+
+/// Frees the large block at `ptr` in segment `seg`: its mapping goes to the
+/// cache, or back to the OS. A pointer that is not the block's start, or a
+/// block already freed, is reported and left alone.
+///
+/// # Safety
+/// `seg` is a mapped large segment header whose region holds `ptr`.
+pub(super) unsafe fn free(seg: *mut Segment, ptr: *mut u8) {
+    if guard::ON {
+        // SAFETY: the caller's contract.
+        if ptr.addr() != unsafe { block_addr(seg) } {
+            return guard::report(Misuse::InvalidPointer, ptr.addr());
+        }
+        // SAFETY: as above; the flag is atomic, so of two racing frees one wins.
+        if !unsafe { (*seg).large_live.swap(false, Ordering::AcqRel) } {
+            return guard::report(Misuse::DoubleFree, ptr.addr());
+        }
+    }
     // SAFETY: the header is valid until the mapping goes.
     let (size, align, map, block) = unsafe { ((*seg).map_size, (*seg).map_align, (*seg).map, (*seg).block_size) };
     stats::sub(&LARGE_LIVE, 1);

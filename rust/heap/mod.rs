@@ -74,6 +74,7 @@
 //! same code runs there.
 
 mod fork;
+mod guard;
 mod large;
 mod limit;
 mod segment;
@@ -86,12 +87,20 @@ use core::ptr::NonNull;
 
 use allocator_api2::alloc::{AllocError, Allocator};
 
-use crate::classes::class_of;
 use crate::resource::MemoryResource;
-use segment::{Kind, SMALL_MAX, Segment, segment_of};
+use guard::Misuse;
+use segment::{Kind, MIN_CLASS, SMALL_MAX, Segment, segment_of};
 use thread::ThreadHeap;
 
+pub use guard::OnMisuse;
 pub use limit::HeapLimits;
+
+/// The heap's size class for `layout`, or `None` for a large block: the
+/// pools' classes up to 32 KiB, from 16 bytes up (see `segment::MIN_CLASS`).
+#[inline(always)]
+fn class_of(layout: Layout) -> Option<usize> {
+    crate::classes::class_of(layout, SMALL_MAX).map(|class| class.max(MIN_CLASS))
+}
 pub use stats::{HEAP_CLASS_COUNT, HeapClassStats, HeapStats};
 
 /// The process-wide thread-caching heap, usable as `#[global_allocator]`,
@@ -181,6 +190,33 @@ impl Heap {
         crate::os::cpus()
     }
 
+    /// What the heap does when it detects a misuse (a double free, a free
+    /// of a pointer that does not start a block it handed out, a corrupted
+    /// free list): [`OnMisuse::Abort`] by default, or as
+    /// `MEMRES_ON_MISUSE=report` says. Either way it prints one line naming
+    /// the misuse and the address first.
+    ///
+    /// ```
+    /// use memres::{Heap, OnMisuse};
+    /// Heap::set_on_misuse(OnMisuse::Report);
+    /// assert_eq!(Heap::on_misuse(), OnMisuse::Report);
+    /// Heap::set_on_misuse(OnMisuse::Abort);
+    /// ```
+    pub fn set_on_misuse(on_misuse: OnMisuse) {
+        guard::set_mode(on_misuse);
+    }
+
+    /// The misuse policy in force (see [`set_on_misuse`](Self::set_on_misuse)).
+    pub fn on_misuse() -> OnMisuse {
+        guard::mode()
+    }
+
+    /// How many misuses the heap has detected since the process started
+    /// (under [`OnMisuse::Report`], the process goes on after each).
+    pub fn misuses() -> usize {
+        guard::misuses()
+    }
+
     /// Returns free memory to the OS now: the calling thread's pages that
     /// hold no block (they stay mapped and fault back in as zero pages when
     /// reused), its spare segment, the empty segments kept for other
@@ -192,9 +228,9 @@ impl Heap {
     }
 
     /// Allocates a block for `layout` (a zero size is served as one byte).
-    #[inline]
+    #[inline(always)]
     fn alloc_block(layout: Layout) -> Option<NonNull<u8>> {
-        if let Some(class) = class_of(layout, SMALL_MAX) {
+        if let Some(class) = class_of(layout) {
             let heap = thread::local();
             // SAFETY: `heap` is this thread's record.
             unsafe { ThreadHeap::pop(heap, class).or_else(|| thread::allocate_slow(heap, class)) }
@@ -203,18 +239,24 @@ impl Heap {
         }
     }
 
-    /// Frees a block.
+    /// Frees a block. A pointer that is not a live block of this heap is
+    /// reported (see `guard.rs`) and left alone; one outside the heap's
+    /// memory is never read.
     ///
     /// # Safety
-    /// `ptr` is a live block of this heap.
-    #[inline]
+    /// `ptr` is a live block of this heap (anything else is a misuse that
+    /// the checks catch as far as they can; none is guaranteed).
+    #[inline(always)]
     unsafe fn free_block(ptr: *mut u8) {
-        // SAFETY: a live block's segment is mapped, and its header fields
-        // `kind` and `owner` are readable by any thread.
+        if guard::ON && !segment_map::contains(segment::header_addr(ptr.addr())) {
+            return guard::report(Misuse::Foreign, ptr.addr());
+        }
+        // SAFETY: the map says a header lives there, mapped while its bit is
+        // set; `kind` and `owner` are readable by any thread.
         unsafe {
             let seg = segment_of(ptr);
             if (*seg).kind == Kind::Large {
-                return large::free(seg);
+                return large::free(seg, ptr);
             }
             let page = Segment::page_of(seg, ptr);
             let heap = thread::local();
@@ -224,6 +266,28 @@ impl Heap {
                 thread::count_remote_free(heap, (*page).class.load(core::sync::atomic::Ordering::Relaxed) as usize);
                 Segment::free_remote(page, ptr.cast());
             }
+        }
+    }
+
+    /// The checks `free_block` makes, for a block about to be resized in
+    /// place: in the heap's memory, the start of a block, not freed (a
+    /// small block's mark, a large block's live flag).
+    ///
+    /// # Safety
+    /// As for `free_block`.
+    unsafe fn looks_live(ptr: *mut u8) -> bool {
+        if !segment_map::contains(segment::header_addr(ptr.addr())) {
+            return false;
+        }
+        // SAFETY: the map says a header lives there; a small block start
+        // lies in the page's carved memory, readable.
+        unsafe {
+            let seg = segment_of(ptr);
+            if (*seg).kind == Kind::Large {
+                return large::is_live_start(seg, ptr);
+            }
+            let page = Segment::page_of(seg, ptr);
+            Segment::starts_block(page, ptr) && (*ptr.cast::<segment::Block>()).mark != guard::mark(ptr.addr())
         }
     }
 
@@ -332,19 +396,19 @@ impl Heap {
 // `layout.align()` (a class size is a multiple of the alignment it serves;
 // large blocks are placed at their alignment), and stay valid until freed.
 unsafe impl GlobalAlloc for Heap {
-    #[inline]
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         Heap::alloc_block(layout).map_or(core::ptr::null_mut(), NonNull::as_ptr)
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
         // SAFETY: the caller's contract: a live block of this allocator.
         unsafe { Heap::free_block(ptr) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if class_of(layout, SMALL_MAX).is_none() {
+        if class_of(layout).is_none() {
             // A fresh mapping is zero already: touching it would only fault
             // its pages in.
             return match large::allocate(layout) {
@@ -380,7 +444,7 @@ unsafe impl GlobalAlloc for Heap {
 // SAFETY: as for `GlobalAlloc`; every copy of `Heap` is the same heap, so a
 // block may be freed through any of them.
 unsafe impl Allocator for Heap {
-    #[inline]
+    #[inline(always)]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         if layout.size() == 0 {
             return Ok(NonNull::slice_from_raw_parts(crate::resource::dangling_for(layout), 0));
@@ -389,7 +453,7 @@ unsafe impl Allocator for Heap {
         Ok(NonNull::slice_from_raw_parts(block, layout.size()))
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         if layout.size() != 0 {
             // SAFETY: the caller's contract: a live block of this heap.
@@ -424,6 +488,11 @@ impl Heap {
     /// # Safety
     /// `ptr` is a live block of this heap allocated with `old`.
     unsafe fn resize(ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: as for `free_block`, whose checks these are.
+        if guard::ON && !unsafe { Heap::looks_live(ptr.as_ptr()) } {
+            guard::report(Misuse::InvalidPointer, ptr.addr().get());
+            return Err(AllocError);
+        }
         if old.size() != 0 && new.size() != 0 && ptr.as_ptr().addr() % new.align() == 0 {
             // SAFETY: a live block (the caller's contract).
             let usable = unsafe { Heap::room(ptr.as_ptr()) };
@@ -433,7 +502,7 @@ impl Heap {
             // SAFETY: a live block's header is readable.
             let large = unsafe { (*segment_of(ptr.as_ptr())).kind == Kind::Large };
             if large {
-                if new.size() <= usable && class_of(new, SMALL_MAX).is_none() {
+                if new.size() <= usable && class_of(new).is_none() {
                     // SAFETY: a live large block, the caller's to resize,
                     // and the new size within its usable size.
                     if unsafe { large::resize(segment_of(ptr.as_ptr()), new.size()) } {
@@ -460,19 +529,31 @@ impl Heap {
 /// [`Heap::fast_path`]). All offsets in bytes.
 ///
 /// - **Allocate** a block of size class `c` (the classes of
-///   [`Heap::class_stats`]; requests over 32 KiB or aligned beyond 4 KiB
-///   are never inline): `heap = *local_slot`; `page = heap.queues[c].head`
-///   (queues at offset 0, `queue_stride` apart, head first); if `page` is
-///   not null and its free list (first word) is not null, pop the block
-///   (the block's first word is the next) and store `used + 1` into the
-///   page's `u32` `used` (at `page_used_offset`, a relaxed atomic store).
-///   Otherwise call the heap.
+///   [`Heap::class_stats`], at least `min_class`; requests over 32 KiB or
+///   aligned beyond 4 KiB are never inline): `heap = *local_slot`;
+///   `page = heap.queues[c].head` (queues at offset 0, `queue_stride`
+///   apart, head first); if `page` is not null and its free list (first
+///   word) is a block `b`, decode `b`'s link when `checks` is set: `next =
+///   b[0] ^ key ^ b` (`key` the page's word at `page_key_offset`), which
+///   must be 0 or in the same page (`(next ^ b) >> page_shift == 0`) at an
+///   offset below the page's `u32` carved end (`page_carved_offset`) and
+///   divisible by the class size (`offset * magic < magic`, wrapping, with
+///   the page's `u64` at `page_magic_offset`), else call the heap, which
+///   reports the corruption; store `next` as the page's free list, `0` into
+///   `b[1]` (its double-free mark), and `used + 1` into the page's `u32`
+///   `used` (at `page_used_offset`, a relaxed atomic store). Otherwise call
+///   the heap. Without `checks`, links are plain and there are no marks.
 /// - **Free** a small block `p`: `seg = p & !(segment_size - 1)`; if the
 ///   pointer-sized atomic at `seg` (the owner, relaxed load) equals `heap`,
 ///   the page is `seg + pages_offset + ((p - seg) >> page_shift) *
-///   page_stride`; if its `used` is above 1, push `p` onto its free list
-///   and store `used - 1`. Otherwise call the heap (which also handles a
-///   page becoming empty).
+///   page_stride`. With `checks`: `p`'s offset in its page must be below
+///   the carved end (zero in a page not in use) and divisible by the class
+///   size, and `p[1]` must not
+///   equal `mark ^ p` (a freed block's mark); else call the heap, which
+///   confirms and reports. If `used` is above 1, write `p[0] = free ^ key ^
+///   p` (plain `free` without `checks`) and `p[1] = mark ^ p`, make `p` the
+///   page's free list and store `used - 1`. Otherwise call the heap (which
+///   also handles a page becoming empty).
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub struct HeapFastPath {
@@ -491,10 +572,26 @@ pub struct HeapFastPath {
     pub page_shift: u32,
     /// Where a page record's `u32` count of used blocks lies.
     pub page_used_offset: usize,
+    /// Where a page record's `u32` carved end (bytes from the page's start) lies.
+    pub page_carved_offset: usize,
+    /// Where a page record's `u64` divisibility constant lies.
+    pub page_magic_offset: usize,
+    /// Where a page record's pointer-sized link key lies.
+    pub page_key_offset: usize,
+    /// Where a page record's `in_use` byte lies.
+    pub page_in_use_offset: usize,
     /// The largest size served from pages.
     pub small_max: usize,
     /// Small size classes.
     pub classes: usize,
+    /// The smallest class the heap uses (smaller ones take it).
+    pub min_class: usize,
+    /// Whether links are encoded and freed blocks marked (the default-on
+    /// misuse checks; off only in `unchecked-heap` builds).
+    pub checks: bool,
+    /// The double-free mark's key: a freed block `p` holds `mark ^ p` in its
+    /// second word.
+    pub mark: usize,
 }
 
 // The offsets `HeapFastPath` fixes at zero rather than reports.
@@ -506,6 +603,7 @@ const _: () = {
 impl Heap {
     /// The layout a foreign fast path relies on (see [`HeapFastPath`]).
     pub fn fast_path() -> HeapFastPath {
+        guard::init(); // the mark is fixed from here on
         HeapFastPath {
             // SAFETY: the address of a thread-local is never null.
             local_slot: unsafe { NonNull::new_unchecked(thread::local_slot().cast()) },
@@ -515,8 +613,15 @@ impl Heap {
             page_stride: size_of::<segment::Page>(),
             page_shift: segment::PAGE_SHIFT,
             page_used_offset: core::mem::offset_of!(segment::Page, used),
+            page_carved_offset: core::mem::offset_of!(segment::Page, carved_end),
+            page_magic_offset: core::mem::offset_of!(segment::Page, magic),
+            page_key_offset: core::mem::offset_of!(segment::Page, key),
+            page_in_use_offset: core::mem::offset_of!(segment::Page, in_use),
             small_max: SMALL_MAX,
             classes: segment::SMALL_CLASSES,
+            min_class: MIN_CLASS,
+            checks: guard::ON,
+            mark: guard::mark(0),
         }
     }
 }

@@ -16,8 +16,9 @@
 //! start at offset 0: the header page comes first).
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use super::guard::{self, Misuse};
 use super::limit;
 use super::stats::{self, RESIDENT};
 use super::thread::ThreadHeap;
@@ -36,43 +37,58 @@ pub(super) const PAGES: usize = SEGMENT_SIZE / PAGE_SIZE;
 pub(super) const SMALL_MAX: usize = 32 << 10;
 /// Size classes served from pages.
 pub(super) const SMALL_CLASSES: usize = class_of_size(SMALL_MAX) + 1;
+/// The smallest class the heap uses: 16 bytes, room for a free block's link
+/// and its double-free mark (see `guard.rs`); 8-byte requests take it too.
+pub(super) const MIN_CLASS: usize = 1;
+const _: () = assert!(class_size(MIN_CLASS) >= size_of::<Block>());
+/// A page's offset bits.
+pub(super) const PAGE_MASK: usize = PAGE_SIZE - 1;
 
-/// A free block: its first word links to the next.
+/// A free block: its first word is the encoded link to the next free block
+/// of its page, its second the double-free mark (see `guard.rs`). Both are
+/// plain integers: the next block's pointer is rebuilt from this one's.
 #[repr(C)]
 pub(super) struct Block {
-    pub(super) next: *mut Block,
+    pub(super) link: usize,
+    pub(super) mark: usize,
 }
 
 /// One page of a small segment. All fields but `thread_free` belong to
 /// the segment's owner thread. One cache line each, so that pages in use by
 /// different threads (after an adoption) never share a line.
 ///
-/// `used` and `class` are atomics only so that the stats may read them from
-/// another thread: the owner alone writes them, with a relaxed load and
-/// store (plain moves, no read-modify-write).
+/// `used`, `carved_end`, `magic`, `key`, `class` and `in_use` are atomics
+/// so that the stats, and the checks of a free from another thread, may
+/// read them: the owner alone writes them, with relaxed loads and stores
+/// (plain moves, no read-modify-write).
 #[repr(C, align(64))]
 pub(super) struct Page {
-    /// Free blocks the owner allocates from (and frees to).
+    /// The first free block the owner allocates from (and frees to); its
+    /// link leads to the next (encoded, see `guard.rs`).
     pub(super) free: *mut Block,
     /// Blocks handed out and not yet freed back to `free` (blocks freed by
     /// other threads count until the owner collects them).
     pub(super) used: AtomicU32,
-    /// Blocks carved from the page's memory so far, out of `capacity`.
-    pub(super) carved: u32,
-    pub(super) capacity: u32,
-    pub(super) class: AtomicU32,
-    pub(super) in_use: bool,
-    /// Touched since it was last purged (or mapped).
-    pub(super) dirty: bool,
-    /// Free and dirty at the last decay pass: purged at the next.
-    pub(super) stale: bool,
+    /// Bytes of the page carved into blocks so far (from its start).
+    pub(super) carved_end: AtomicU32,
+    /// `guard::divisor` of the class size: block-start checks.
+    pub(super) magic: AtomicU64,
+    /// This page's link key (`guard::page_key`), set when it is taken.
+    pub(super) key: AtomicUsize,
     /// Blocks freed by other threads: pushed with an atomic CAS, taken
-    /// whole by the owner (one swap).
+    /// whole by the owner (one swap). Links encoded like `free`'s.
     pub(super) thread_free: AtomicPtr<Block>,
     /// The owner's queue of pages of this class.
     pub(super) next: *mut Page,
     pub(super) prev: *mut Page,
+    pub(super) class: AtomicU32,
+    pub(super) in_use: AtomicBool,
+    /// Touched since it was last purged (or mapped).
+    pub(super) dirty: bool,
+    /// Free and dirty at the last decay pass: purged at the next.
+    pub(super) stale: bool,
 }
+const _: () = assert!(size_of::<Page>() == 64);
 
 /// What a segment holds.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -115,6 +131,8 @@ pub(super) struct Segment {
     pub(super) all_next: *mut Segment,
     /// When it went into the cache of empty segments.
     pub(super) idle_since: Option<std::time::Instant>,
+    /// Large: the block is live (cleared by its one free).
+    pub(super) large_live: AtomicBool,
     pub(super) pages: [Page; PAGES],
 }
 
@@ -146,6 +164,7 @@ impl Segment {
     /// Maps and initialises an empty small segment owned by `owner`; `None`
     /// if the OS refuses or the memory limit does.
     pub(super) fn new_small(owner: *mut ThreadHeap) -> Option<NonNull<Segment>> {
+        guard::init();
         if !limit::charge(Self::header_bytes()) {
             return None;
         }
@@ -202,6 +221,7 @@ impl Segment {
             (&raw mut (*s).all_prev).write(ptr::null_mut());
             (&raw mut (*s).all_next).write(ptr::null_mut());
             (&raw mut (*s).idle_since).write(None);
+            (&raw mut (*s).large_live).write(AtomicBool::new(false));
         }
     }
 
@@ -266,7 +286,7 @@ impl Segment {
             let mut pick: *mut Page = ptr::null_mut();
             for index in 1..PAGES {
                 let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
-                if !(*page).in_use && (pick.is_null() || (*page).dirty) {
+                if !(*page).in_use.load(Ordering::Relaxed) && (pick.is_null() || (*page).dirty) {
                     pick = page;
                     if (*page).dirty || (*seg).free_dirty == 0 {
                         break;
@@ -279,12 +299,13 @@ impl Segment {
             if !clean {
                 (*seg).free_dirty -= 1;
             }
-            (*page).in_use = true;
+            (*page).in_use.store(true, Ordering::Relaxed);
             (*page).dirty = true;
             (*page).stale = false;
             (*page).class.store(class as u32, Ordering::Relaxed);
-            (*page).capacity = (PAGE_SIZE / size) as u32;
-            (*page).carved = 0;
+            (*page).magic.store(guard::divisor(size), Ordering::Relaxed);
+            (*page).key.store(guard::page_key(page.addr()), Ordering::Relaxed);
+            (*page).carved_end.store(0, Ordering::Relaxed);
             (*page).used.store(0, Ordering::Relaxed);
             (*page).free = ptr::null_mut();
             (*page).next = ptr::null_mut();
@@ -303,7 +324,9 @@ impl Segment {
     pub(super) unsafe fn release_page(seg: *mut Segment, page: *mut Page) -> bool {
         // SAFETY: owner-only fields of a live segment.
         unsafe {
-            (*page).in_use = false;
+            (*page).in_use.store(false, Ordering::Relaxed);
+            // A free page has no carved block: `starts_block` refuses it.
+            (*page).carved_end.store(0, Ordering::Relaxed);
             (*page).free = ptr::null_mut();
             (*seg).used_pages -= 1;
             (*seg).free_dirty += 1;
@@ -367,7 +390,7 @@ impl Segment {
             for index in 1..PAGES {
                 let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
                 // A page the OS would not take back stays dirty (and counted).
-                if !(*page).in_use
+                if !(*page).in_use.load(Ordering::Relaxed)
                     && (*page).dirty
                     && purge(page)
                     && os::purge(Self::page_area(seg, index), PAGE_SIZE) > 0
@@ -385,35 +408,107 @@ impl Segment {
 
     /// Carves more of `page`'s memory into its free list: up to one OS
     /// page's worth of blocks (at least one), so memory is touched as it is
-    /// needed. Returns false if the page is fully carved.
+    /// needed. Each new block gets its encoded link and the free mark, like
+    /// a freed one. Returns false if the page is fully carved.
     ///
     /// # Safety
     /// The caller owns the page, a page in use of the live segment `seg`.
     pub(super) unsafe fn carve(seg: *mut Segment, page: *mut Page) -> bool {
         // SAFETY: owner-only fields; the blocks lie inside the page's memory.
         unsafe {
-            let (carved, capacity) = ((*page).carved as usize, (*page).capacity as usize);
-            if carved == capacity {
+            let size = class_size((*page).class.load(Ordering::Relaxed) as usize);
+            let start = (*page).carved_end.load(Ordering::Relaxed) as usize;
+            let end = PAGE_SIZE / size * size;
+            if start == end {
                 return false;
             }
-            let size = class_size((*page).class.load(Ordering::Relaxed) as usize);
-            let count = (4096 / size).clamp(1, capacity - carved);
+            let stop = (start + (4096 / size).max(1) * size).min(end);
+            let key = (*page).key.load(Ordering::Relaxed);
             let index = (page.addr() - (&raw mut (*seg).pages).addr()) / size_of::<Page>();
             let area = Self::page_area(seg, index);
             let mut next = (*page).free;
-            for i in (carved..carved + count).rev() {
-                let block = area.wrapping_add(i * size).cast::<Block>();
-                (*block).next = next;
+            let mut at = stop;
+            while at > start {
+                at -= size;
+                let block = area.wrapping_add(at).cast::<Block>();
+                (*block).link = guard::encode(next.addr(), key, block.addr());
+                (*block).mark = guard::mark(block.addr());
                 next = block;
             }
             (*page).free = next;
-            (*page).carved = (carved + count) as u32;
+            (*page).carved_end.store(stop as u32, Ordering::Relaxed);
         }
         true
     }
 
+    /// The block after `block` in a free list of `page`, checked: `Ok(None)`
+    /// at the end, `Err` if the link is not a carved block of the page.
+    ///
+    /// # Safety
+    /// `block` is a free block of the page (in one of its lists), and the
+    /// caller may read it.
+    #[inline(always)]
+    pub(super) unsafe fn next_free(page: *mut Page, block: *mut Block) -> Result<Option<*mut Block>, ()> {
+        // SAFETY: the caller's contract; the page's fields are atomics.
+        unsafe {
+            let key = (*page).key.load(Ordering::Relaxed);
+            let next = guard::decode((*block).link, key, block.addr());
+            let magic = (*page).magic.load(Ordering::Relaxed);
+            let carved = (*page).carved_end.load(Ordering::Relaxed);
+            if !guard::link_ok(next, block.addr(), PAGE_MASK, magic, carved) {
+                return Err(());
+            }
+            Ok((next != 0).then(|| block.with_addr(next)))
+        }
+    }
+
+    /// Whether `ptr` may be a block of `page` handed out: `ptr` starts a
+    /// carved block (see `guard.rs`; a page not in use has none carved).
+    ///
+    /// # Safety
+    /// `page` is a page record of a live small segment holding `ptr`.
+    #[inline(always)]
+    pub(super) unsafe fn starts_block(page: *mut Page, ptr: *mut u8) -> bool {
+        if !guard::ON {
+            return true;
+        }
+        let offset = (ptr.addr() & PAGE_MASK) as u32;
+        // SAFETY: the page's fields read here are atomics.
+        unsafe {
+            offset < (*page).carved_end.load(Ordering::Relaxed)
+                && guard::divides(offset, (*page).magic.load(Ordering::Relaxed))
+        }
+    }
+
+    /// Whether the free block `block` is in `page`'s free list. The owner's
+    /// confirmation of a double free, after collecting remote frees.
+    ///
+    /// # Safety
+    /// The caller owns the page.
+    pub(super) unsafe fn in_free_list(page: *mut Page, block: *mut Block) -> bool {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let mut at = (*page).free;
+            // A cycle (from earlier corruption) ends the walk: no list is
+            // longer than the page's blocks.
+            let mut steps = PAGE_SIZE / size_of::<Block>();
+            while !at.is_null() && steps > 0 {
+                if at == block {
+                    return true;
+                }
+                match Self::next_free(page, at) {
+                    Ok(next) => at = next.unwrap_or(ptr::null_mut()),
+                    Err(()) => return false,
+                }
+                steps -= 1;
+            }
+            false
+        }
+    }
+
     /// Moves the blocks other threads freed into `free`, counting them in
-    /// `heap`'s stats; returns how many.
+    /// `heap`'s stats; returns how many. A corrupt link ends the list (the
+    /// rest is dropped, after the report).
     ///
     /// # Safety
     /// The caller owns the page and has exclusive use of `heap`.
@@ -421,15 +516,28 @@ impl Segment {
         // SAFETY: `thread_free` is atomic; the other fields are the owner's.
         unsafe {
             let mut list = (*page).thread_free.swap(ptr::null_mut(), Ordering::Acquire);
+            let key = (*page).key.load(Ordering::Relaxed);
             let mut n = 0;
             while !list.is_null() {
-                let next = (*list).next;
-                (*list).next = (*page).free;
+                let next = match Self::next_free(page, list) {
+                    Ok(next) => next.unwrap_or(ptr::null_mut()),
+                    Err(()) => {
+                        guard::report(Misuse::CorruptFreeList, list.addr());
+                        ptr::null_mut()
+                    }
+                };
+                (*list).link = guard::encode((*page).free.addr(), key, list.addr());
                 (*page).free = list;
                 list = next;
                 n += 1;
             }
             let used = (*page).used.load(Ordering::Relaxed);
+            if n > used {
+                // More blocks came back than were out: a double free the
+                // marks did not catch. Keep the count sane.
+                guard::report(Misuse::DoubleFree, (*page).free.addr());
+                n = used;
+            }
             (*page).used.store(used - n, Ordering::Relaxed);
             if n > 0 {
                 ThreadHeap::count_collected(heap, (*page).class.load(Ordering::Relaxed) as usize, n);
@@ -438,22 +546,34 @@ impl Segment {
         }
     }
 
-    /// Pushes a block freed by a thread that does not own its segment.
+    /// Pushes a block freed by a thread that does not own its segment,
+    /// after the checks a non-owner can make (block start, the mark, a live
+    /// count); a misuse is reported and the block left alone.
     ///
     /// # Safety
-    /// `block` is a live block of `page`, given up by the caller.
+    /// `block` lies in `page`, a page record of a live small segment.
     #[inline]
     pub(super) unsafe fn free_remote(page: *mut Page, block: *mut Block) {
-        // SAFETY: `thread_free` is atomic and lives as long as the segment,
-        // which cannot be freed while this block counts as used.
-        let list = unsafe { &(*page).thread_free };
-        let mut head = list.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the block is ours to write until the push publishes it.
-            unsafe { (*block).next = head };
-            match list.compare_exchange_weak(head, block, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(now) => head = now,
+        // SAFETY: the page's fields read here are atomics, and the segment
+        // stays mapped while the block counts as used.
+        unsafe {
+            if !Self::starts_block(page, block.cast()) {
+                return guard::report(Misuse::InvalidPointer, block.addr());
+            }
+            if guard::ON && ((*block).mark == guard::mark(block.addr()) || (*page).used.load(Ordering::Relaxed) == 0) {
+                return guard::report(Misuse::DoubleFree, block.addr());
+            }
+            (*block).mark = guard::mark(block.addr());
+            let key = (*page).key.load(Ordering::Relaxed);
+            let list = &(*page).thread_free;
+            let mut head = list.load(Ordering::Relaxed);
+            loop {
+                // The block is ours to write until the push publishes it.
+                (*block).link = guard::encode(head.addr(), key, block.addr());
+                match list.compare_exchange_weak(head, block, Ordering::Release, Ordering::Relaxed) {
+                    Ok(_) => return,
+                    Err(now) => head = now,
+                }
             }
         }
     }

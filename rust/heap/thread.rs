@@ -22,6 +22,7 @@ use std::sync::{Mutex, PoisonError};
 
 use std::time::{Duration, Instant};
 
+use super::guard::{self, Misuse};
 use super::limit;
 use super::segment::{Block, PAGE_SIZE, Page, SMALL_CLASSES, Segment};
 use super::stats::{self, Counter};
@@ -319,12 +320,16 @@ impl ThreadHeap {
     }
 
     /// Pops a block of `class` from the head page: the allocation fast path.
+    /// The block's link is checked before it is followed, and its mark
+    /// cleared (see `guard.rs`); a corrupt link is reported and the rest of
+    /// the page's list dropped.
     ///
     /// # Safety
     /// `heap` is this thread's record (or `EMPTY`).
     #[inline(always)]
     pub(super) unsafe fn pop(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
-        // SAFETY: the thread's own record; pages in its queues are its own.
+        // SAFETY: the thread's own record; pages in its queues are its own,
+        // and their free blocks are the heap's to read and write.
         unsafe {
             let page = (*heap).queues.get_unchecked(class).head;
             if page.is_null() {
@@ -334,12 +339,32 @@ impl ThreadHeap {
             if block.is_null() {
                 return None;
             }
-            (*page).free = (*block).next;
+            match Segment::next_free(page, block) {
+                Ok(next) => (*page).free = next.unwrap_or(ptr::null_mut()),
+                Err(()) => return corrupt_list(page, block),
+            }
+            if guard::ON {
+                (*block).mark = 0;
+            }
             let used = (*page).used.load(Ordering::Relaxed);
             (*page).used.store(used + 1, Ordering::Relaxed);
             Some(NonNull::new_unchecked(block.cast()))
         }
     }
+}
+
+/// A page's free list has a corrupt link after `block`: report it, and drop
+/// the list (its blocks are lost until the page is emptied and reused).
+///
+/// # Safety
+/// The caller owns `page`.
+#[cold]
+#[inline(never)]
+unsafe fn corrupt_list(page: *mut Page, block: *mut Block) -> Option<NonNull<u8>> {
+    guard::report(Misuse::CorruptFreeList, block.addr());
+    // SAFETY: the caller's contract.
+    unsafe { (*page).free = ptr::null_mut() };
+    None
 }
 
 /// Allocates a block of `class` when the head page has none.
@@ -539,7 +564,7 @@ unsafe fn adopt(heap: *mut ThreadHeap) -> Option<*mut Segment> {
         (*seg).next = ptr::null_mut();
         for index in 1..super::segment::PAGES {
             let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
-            if !(*page).in_use {
+            if !(*page).in_use.load(Ordering::Relaxed) {
                 continue;
             }
             Segment::collect(page, heap);
@@ -553,23 +578,52 @@ unsafe fn adopt(heap: *mut ThreadHeap) -> Option<*mut Segment> {
     Some(seg)
 }
 
-/// Frees a block of a segment this thread owns.
+/// Frees a block of a segment this thread owns, after the checks of
+/// `guard.rs` (block start, the double-free mark, the live count); a misuse
+/// is reported and the block left alone.
 ///
 /// # Safety
-/// `heap` is this thread's record and owns `seg`; `ptr` is a live block of
-/// `page`.
+/// `heap` is this thread's record and owns `seg`; `ptr` lies in `page`.
 #[inline(always)]
 pub(super) unsafe fn free_local(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page, ptr: *mut u8) {
-    // SAFETY: the caller's contract: owner-only fields of our own page.
+    // SAFETY: the caller's contract: owner-only fields of our own page; a
+    // block start of a page in use lies in the page's carved memory.
     unsafe {
+        if !Segment::starts_block(page, ptr) {
+            return guard::report(Misuse::InvalidPointer, ptr.addr());
+        }
         let block = ptr.cast::<Block>();
-        (*block).next = (*page).free;
+        let used = (*page).used.load(Ordering::Relaxed);
+        if guard::ON && ((*block).mark == guard::mark(block.addr()) || used == 0) && freed_already(heap, page, block) {
+            return guard::report(Misuse::DoubleFree, ptr.addr());
+        }
+        let used = (*page).used.load(Ordering::Relaxed);
+        let key = (*page).key.load(Ordering::Relaxed);
+        (*block).link = guard::encode((*page).free.addr(), key, block.addr());
+        if guard::ON {
+            (*block).mark = guard::mark(block.addr());
+        }
         (*page).free = block;
-        let used = (*page).used.load(Ordering::Relaxed) - 1;
-        (*page).used.store(used, Ordering::Relaxed);
-        if used == 0 {
+        (*page).used.store(used - 1, Ordering::Relaxed);
+        if used == 1 {
             retire(heap, seg, page);
         }
+    }
+}
+
+/// The owner's confirmation of a suspected double free: the block is in
+/// the page's free list (after remote frees are collected into it), or the
+/// page has no live block at all.
+///
+/// # Safety
+/// As for [`free_local`].
+#[cold]
+#[inline(never)]
+unsafe fn freed_already(heap: *mut ThreadHeap, page: *mut Page, block: *mut Block) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        Segment::collect(page, heap);
+        (*page).used.load(Ordering::Relaxed) == 0 || Segment::in_free_list(page, block)
     }
 }
 
@@ -715,7 +769,7 @@ unsafe fn abandon(heap: *mut ThreadHeap) {
             let mut live = false;
             for index in 1..super::segment::PAGES {
                 let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
-                if (*page).in_use {
+                if (*page).in_use.load(Ordering::Relaxed) {
                     Segment::collect(page, heap);
                     if (*page).used.load(Ordering::Relaxed) == 0 {
                         Segment::release_page(seg, page);

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# What the heap's default-on misuse checks cost: the heap workloads on
+# memres::Heap as built (checks on), on the same code with the checks
+# compiled out (feature unchecked-heap, a second build in
+# target/unchecked-heap), and on mimalloc, one process per run, rounds
+# interleaved; ratios to the unchecked build. With --instructions, also the
+# instructions each build executes for one iteration of each workload
+# (callgrind: stable where times are noisy).
+#
+#   bash benches/hardening.sh [rounds] [--instructions]     # default 5 rounds
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=5
+instructions=false
+for arg in "$@"; do
+  case $arg in
+    --instructions) instructions=true ;;
+    *) rounds=$arg ;;
+  esac
+done
+cargo build --release -q -p memres-workloads --example heap_workload
+cargo build --release -q -p memres-workloads --example heap_workload --features memres/unchecked-heap \
+  --target-dir target/unchecked-heap
+checked=target/release/examples/heap_workload
+unchecked=target/unchecked-heap/release/examples/heap_workload
+works="churn vec_growth producer_consumer larson cache_scratch"
+out=$(mktemp)
+for ((round = 1; round <= rounds; round++)); do
+  for work in $works; do
+    echo "$work|unchecked|$("$unchecked" "$work" memres 9)" >>"$out"
+    echo "$work|checked|$("$checked" "$work" memres 9)" >>"$out"
+    echo "$work|mimalloc|$("$checked" "$work" mimalloc 9)" >>"$out"
+  done
+done
+python3 benches/ratio_table.py "$out" unchecked
+rm -f "$out"
+if $instructions; then
+  if ! command -v valgrind >/dev/null; then
+    echo "hardening.sh: --instructions skipped: valgrind is not installed (Debian: apt-get install valgrind)" >&2
+    exit 1
+  fi
+  echo
+  echo "| workload | instructions, unchecked | checked | checked / unchecked |"
+  echo "|---|---:|---:|---:|"
+  for work in $works; do
+    count() {
+      valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" "$work" memres 1 2>&1 |
+        sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+    }
+    u=$(count "$unchecked")
+    c=$(count "$checked")
+    python3 -c "print(f'| $work | {$u:,} | {$c:,} | {$c / $u:.3f} |')"
+  done
+fi

@@ -1,0 +1,280 @@
+//! The heap's default-on misuse checks: encoded free lists, double-free
+//! marks, block-start checks, and what happens when one fires.
+//!
+//! A free small block holds two words of the heap's (every small class is at
+//! least 16 bytes):
+//!
+//! ```text
+//!  block: [ link = next ^ page.key ^ block ][ mark = MARK ^ block ][ ...
+//! ```
+//!
+//! - **Encoded links.** A link is stored XORed with its page's random key
+//!   and its own address, so reading a freed block shows no heap address,
+//!   and an address written into a freed block (or a partial overwrite of a
+//!   link) decodes to garbage. Every link is checked when it is followed
+//!   ([`link_ok`]): it must be null or the start of a carved block of the
+//!   same page, else the free list is corrupt.
+//! - **Double-free marks.** A freed block carries a mark in its second word
+//!   (a process-wide random value XORed with its address), cleared when the
+//!   block is handed out. A free that finds the mark is a double free if the
+//!   block is in its page's free list; the owner confirms by walking the
+//!   list (user data that happens to equal the mark only costs the walk). A
+//!   free from another thread cannot walk the owner's list: the mark alone
+//!   decides there (a false report needs user data equal to a random 64-bit
+//!   value tied to the block's address).
+//! - **Block starts.** A free's pointer must be the start of a carved block
+//!   of a page in use: the offset in the page divisible by the class size
+//!   ([`divides`], a multiply by a precomputed constant, not a division) and
+//!   below the carved end. A large block's pointer must be its block's
+//!   start, and a large block is freed once (a flag swapped in its header).
+//! - **Counts** never wrap: a page whose live count is zero takes no free.
+//! - **Foreign pointers** (outside every segment the heap holds, which the
+//!   segment map tells without touching the memory) are reported and left
+//!   alone, and never abort: the heap's state is intact.
+//!
+//! On a detected misuse the heap prints one line naming it, with the
+//! address, and aborts, as glibc does; with `MEMRES_ON_MISUSE=report` (or
+//! [`Heap::set_on_misuse`](super::Heap::set_on_misuse)) it prints the line
+//! and leaves the memory alone instead (the block is not freed, the corrupt
+//! list is dropped), for programs that must not die.
+//!
+//! # Invariants
+//! - `SECRET` and `MARK` are set (nonzero) before the first segment exists,
+//!   so before any block is freed; they never change after.
+//! - A page's `key` is set when the page is taken for a class, while no
+//!   block of it is live or free, and stays until the page is released.
+//! - Every link in a page's `free` and `thread_free` lists is encoded with
+//!   that page's key and its block's address.
+//!
+//! The feature `unchecked-heap` compiles the checks out (links plain, no
+//! marks): it exists only to measure what they cost, side by side.
+
+use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::hash::BuildHasher;
+use std::sync::Once;
+
+/// Whether the checks are compiled in (see the module doc).
+pub(super) const ON: bool = !cfg!(feature = "unchecked-heap");
+
+/// What the heap does when it detects a misuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnMisuse {
+    /// Print one line naming the misuse, then abort the process (the
+    /// default, as glibc does).
+    Abort,
+    /// Print the line and carry on without touching the memory involved:
+    /// the block is not freed, a corrupt free list is abandoned.
+    Report,
+}
+
+/// The misuses the heap detects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Misuse {
+    DoubleFree,
+    /// Not the start of a block the heap handed out (interior, misaligned,
+    /// in a free page).
+    InvalidPointer,
+    /// Not in the heap's memory at all (the stack, a static, another
+    /// allocator's block, or a large block's mapping already unmapped):
+    /// reported, and never aborts, since the heap's own state is intact.
+    Foreign,
+    /// A free-list link that is not a block of its page: a write after free
+    /// or an overflow from the block before.
+    CorruptFreeList,
+}
+
+impl Misuse {
+    fn describe(self) -> &'static str {
+        match self {
+            Misuse::DoubleFree => "double free",
+            Misuse::InvalidPointer => "invalid pointer (not the start of a block memres handed out)",
+            Misuse::Foreign => "free of memory memres does not hold (left alone)",
+            Misuse::CorruptFreeList => {
+                "corrupted free list (a freed block was written to, or the block before it overflowed)"
+            }
+        }
+    }
+}
+
+/// Mixed into every link and mark; set once, from the OS's randomness.
+static SECRET: AtomicU64 = AtomicU64::new(0);
+/// The double-free mark's key (derived from `SECRET`).
+static MARK: AtomicUsize = AtomicUsize::new(0);
+/// Keys handed out so far (each page key mixes in a fresh count).
+static KEYS: AtomicU64 = AtomicU64::new(0);
+static INIT: Once = Once::new();
+
+/// 0: not read yet; 1: abort; 2: report.
+static MODE: AtomicU8 = AtomicU8::new(0);
+/// Misuses detected so far, in either mode.
+static MISUSES: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the keys; called before the first segment is made.
+pub(super) fn init() {
+    INIT.call_once(|| {
+        // std's hasher keys come from the OS's randomness (getrandom), and
+        // making one does not allocate.
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x6d65_6d72_6573_u64);
+        let secret = mix(seed) | 1;
+        SECRET.store(secret, Ordering::Relaxed);
+        MARK.store(mix(secret ^ 0x5bd1_e995) as usize | 1, Ordering::Relaxed);
+    });
+}
+
+/// splitmix64's finaliser: a cheap, well-spread mix of 64 bits.
+const fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// A fresh key for a page taken at `page_addr`.
+pub(super) fn page_key(page_addr: usize) -> usize {
+    let n = KEYS.fetch_add(1, Ordering::Relaxed);
+    mix(SECRET.load(Ordering::Relaxed) ^ (page_addr as u64).rotate_left(17) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        as usize
+}
+
+/// The link word stored in a free block at `at` pointing at `next`.
+#[inline(always)]
+pub(super) fn encode(next: usize, key: usize, at: usize) -> usize {
+    if ON { next ^ key ^ at } else { next }
+}
+
+/// The next block's address from the link word of the block at `at`.
+#[inline(always)]
+pub(super) fn decode(link: usize, key: usize, at: usize) -> usize {
+    if ON { link ^ key ^ at } else { link }
+}
+
+/// The mark a free block at `at` carries in its second word.
+#[inline(always)]
+pub(super) fn mark(at: usize) -> usize {
+    MARK.load(Ordering::Relaxed) ^ at
+}
+
+/// The constant for [`divides`] by `size` (a class size, at least 16).
+pub(super) const fn divisor(size: usize) -> u64 {
+    u64::MAX / size as u64 + 1
+}
+
+/// Whether `offset` (below 2^32) is a multiple of the size `magic` was made
+/// for: with `magic = ceil(2^64 / size)`, `offset * magic mod 2^64` is below
+/// `magic` exactly for the multiples (Lemire, Kaser and Kurz, "Faster
+/// remainder by direct computation", 2019).
+#[inline(always)]
+pub(super) fn divides(offset: u32, magic: u64) -> bool {
+    u64::from(offset).wrapping_mul(magic) < magic
+}
+
+/// Is `next` (decoded from the block at `at`) a valid link: null, or the
+/// start of a carved block in the same page? `page_mask` is the page size
+/// minus one; `carved_end` is the page's carved bytes.
+#[inline(always)]
+pub(super) fn link_ok(next: usize, at: usize, page_mask: usize, magic: u64, carved_end: u32) -> bool {
+    if !ON || next == 0 {
+        return true;
+    }
+    let offset = (next & page_mask) as u32;
+    (next ^ at) <= page_mask && offset < carved_end && divides(offset, magic)
+}
+
+/// Reports a misuse at `addr` (what the caller was asked to do: `call`,
+/// e.g. "free"). Aborts unless the mode is [`OnMisuse::Report`]; then
+/// returns, and the caller leaves the memory alone.
+#[cold]
+#[inline(never)]
+pub(super) fn report(misuse: Misuse, addr: usize) {
+    MISUSES.fetch_add(1, Ordering::Relaxed);
+    let mut line = Line::default();
+    let _ = core::fmt::write(&mut line, format_args!("memres: {} at {addr:#x}\n", misuse.describe()));
+    {
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+    if misuse != Misuse::Foreign && mode() == OnMisuse::Abort {
+        std::process::abort();
+    }
+}
+
+/// The mode in force: [`set_mode`]'s, else `MEMRES_ON_MISUSE` (`report` or
+/// `abort`), else abort.
+pub(super) fn mode() -> OnMisuse {
+    let mut m = MODE.load(Ordering::Relaxed);
+    if m == 0 {
+        let report = crate::os::env(c"MEMRES_ON_MISUSE", |v| v.eq_ignore_ascii_case(b"report")).unwrap_or(false);
+        m = if report { 2 } else { 1 };
+        let _ = MODE.compare_exchange(0, m, Ordering::Relaxed, Ordering::Relaxed);
+        m = MODE.load(Ordering::Relaxed);
+    }
+    if m == 2 { OnMisuse::Report } else { OnMisuse::Abort }
+}
+
+pub(super) fn set_mode(on_misuse: OnMisuse) {
+    MODE.store(if on_misuse == OnMisuse::Report { 2 } else { 1 }, Ordering::Relaxed);
+}
+
+/// Misuses detected since the process started.
+pub(super) fn misuses() -> usize {
+    MISUSES.load(Ordering::Relaxed)
+}
+
+/// A line formatted on the stack: reporting must not allocate (the heap may
+/// be the global allocator, and its state is suspect).
+struct Line {
+    bytes: [u8; 192],
+    len: usize,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line { bytes: [0; 192], len: 0 }
+    }
+}
+
+impl Line {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn divides_matches_the_remainder_for_every_class_and_offset() {
+        for class in 1..crate::heap::segment::SMALL_CLASSES {
+            let size = crate::classes::class_size(class);
+            let magic = divisor(size);
+            for offset in 0..(1u32 << 16) {
+                assert_eq!(divides(offset, magic), offset as usize % size == 0, "size {size} offset {offset}");
+            }
+        }
+    }
+
+    #[test]
+    fn links_decode_to_what_was_encoded_and_garbage_is_rejected() {
+        init();
+        let (key, at, next) = (page_key(0x10_0000), 0x7f00_0001_0040_usize, 0x7f00_0001_0080_usize);
+        assert_eq!(decode(encode(next, key, at), key, at), next);
+        if ON {
+            assert_ne!(encode(next, key, at), next, "links are not stored plain");
+            // A link that points outside the page, or inside a block.
+            let (mask, magic) = (0xffff, divisor(64));
+            assert!(link_ok(next, at, mask, magic, 4096));
+            assert!(!link_ok(next + 8, at, mask, magic, 4096));
+            assert!(!link_ok(next + 0x1_0000, at, mask, magic, 4096));
+            assert!(!link_ok(next, at, mask, magic, 0x40), "beyond the carved blocks");
+        }
+    }
+}

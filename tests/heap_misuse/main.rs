@@ -1,0 +1,211 @@
+//! The heap's default-on misuse checks, misuse by misuse: each case does one
+//! misuse through the `Allocator` API, expects it reported (under
+//! `OnMisuse::Report`, so the test goes on), then runs a checked workload
+//! that must see distinct, intact blocks: no misuse may hand out a live
+//! block, a block twice, or an address the program chose. A last test runs
+//! a double free in a child process under the default policy, which must
+//! abort with the message.
+//!
+//! The misuses are undefined behaviour by the `Allocator` contract; this
+//! suite exercises what the heap does about them natively, so it runs
+//! neither under Miri nor the sanitizers.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use allocator_api2::alloc::Allocator;
+use memres::{Heap, OnMisuse};
+
+fn alloc(size: usize) -> NonNull<u8> {
+    Heap.allocate(Layout::from_size_align(size, 8).unwrap()).unwrap().cast()
+}
+
+/// Frees `ptr` as a block of `size` bytes (the misuses pass pointers that
+/// are not, which is the point).
+fn free(ptr: NonNull<u8>, size: usize) {
+    // SAFETY: deliberately violated by the cases; the heap must catch it.
+    unsafe { Heap.deallocate(ptr, Layout::from_size_align(size, 8).unwrap()) }
+}
+
+/// Runs `misuse` and checks that the heap reported exactly one misuse,
+/// then that `size`-byte blocks still come out distinct and intact.
+fn expect_reported(name: &str, size: usize, misuse: impl FnOnce()) {
+    let before = Heap::misuses();
+    misuse();
+    assert_eq!(Heap::misuses(), before + 1, "{name}: not reported exactly once");
+    checked_workload(name, size);
+}
+
+/// 10 000 allocations of `size` bytes (400 of a large size), each filled
+/// with its own pattern, checked, and freed in rounds: two live blocks
+/// never share an address.
+fn checked_workload(name: &str, size: usize) {
+    let before = Heap::misuses();
+    let per_round = if size >= 1 << 16 { 4 } else { 100 };
+    for round in 0..100usize {
+        let blocks: Vec<NonNull<u8>> = (0..per_round).map(|_| alloc(size)).collect();
+        let mut seen: Vec<usize> = blocks.iter().map(|b| b.as_ptr().addr()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), blocks.len(), "{name}: a block was handed out twice");
+        for (i, b) in blocks.iter().enumerate() {
+            // SAFETY: a live block of `size` bytes.
+            unsafe { b.as_ptr().write_bytes((round + i) as u8, size) };
+        }
+        for (i, b) in blocks.iter().enumerate() {
+            // SAFETY: as above.
+            let bytes = unsafe { core::slice::from_raw_parts(b.as_ptr(), size) };
+            assert!(bytes.iter().all(|&x| x == (round + i) as u8), "{name}: a live block was overwritten");
+        }
+        for b in blocks {
+            free(b, size);
+        }
+    }
+    assert_eq!(Heap::misuses(), before, "{name}: the workload after the misuse reported one");
+}
+
+#[test]
+fn every_misuse_is_reported_and_none_hands_out_a_live_or_chosen_block() {
+    Heap::set_on_misuse(OnMisuse::Report);
+
+    expect_reported("double free", 32, || {
+        let p = alloc(32);
+        free(p, 32);
+        free(p, 32);
+    });
+
+    expect_reported("delayed double free", 32, || {
+        let (a, b) = (alloc(32), alloc(32));
+        free(a, 32);
+        free(b, 32);
+        free(a, 32);
+    });
+
+    expect_reported("double free across sizes", 48, || {
+        let p = alloc(48);
+        free(p, 48);
+        free(p, 8);
+    });
+
+    expect_reported("double free from another thread", 64, || {
+        let p = alloc(64).as_ptr().addr();
+        std::thread::spawn(move || {
+            let p = NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(p)).unwrap();
+            free(p, 64);
+            free(p, 64);
+        })
+        .join()
+        .unwrap();
+    });
+
+    // Free-list poisoning: an address written into a freed block must not
+    // come out of malloc.
+    let mut target = [0u64; 8];
+    let target_addr = target.as_mut_ptr().addr();
+    expect_reported("write after free (poisoned link)", 96, || {
+        let p = alloc(96);
+        free(p, 96);
+        // SAFETY: deliberately writes to a freed block.
+        unsafe { p.as_ptr().cast::<usize>().write(target_addr) };
+        let first = alloc(96);
+        let second = alloc(96);
+        assert_ne!(second.as_ptr().addr(), target_addr, "the heap handed out the chosen address");
+        free(first, 96);
+        free(second, 96);
+    });
+
+    // An 8-byte overflow and a 1-byte NUL overflow of a live block into a
+    // free neighbour's link (each in a class no case used before, so its
+    // page is fresh and hands out neighbours in order).
+    for (name, size, bytes) in [("8-byte overflow", 112usize, 8usize), ("1-byte NUL overflow", 120, 1)] {
+        expect_reported(name, size, || {
+            let (a, b) = (alloc(size), alloc(size));
+            assert_eq!(b.as_ptr().addr() - a.as_ptr().addr(), size, "neighbours in one page");
+            free(b, size);
+            // SAFETY: deliberately writes past `a`'s block into `b`'s link.
+            unsafe { a.as_ptr().add(size).write_bytes(if bytes == 8 { 0x41 } else { 0 }, bytes) };
+            let again = alloc(size); // b, whose link is now garbage
+            let next = alloc(size);
+            assert_ne!(next, a, "a live block handed out again");
+            free(again, size);
+            free(next, size);
+            free(a, size);
+        });
+    }
+
+    expect_reported("interior free (small)", 64, || {
+        let p = alloc(64);
+        // SAFETY: a pointer inside the block.
+        free(unsafe { p.add(16) }, 64);
+        free(p, 64);
+    });
+
+    expect_reported("misaligned free (small)", 64, || {
+        let p = alloc(64);
+        // SAFETY: as above.
+        free(unsafe { p.add(1) }, 64);
+        free(p, 64);
+    });
+
+    const LARGE: usize = 1 << 20;
+    for (name, offset) in [("interior free (large)", 65_536), ("misaligned free (large)", 1)] {
+        expect_reported(name, 64, || {
+            let p = alloc(LARGE);
+            // SAFETY: a pointer inside the block.
+            free(unsafe { p.add(offset) }, LARGE);
+            free(p, LARGE);
+        });
+    }
+
+    expect_reported("double free (large)", LARGE, || {
+        let p = alloc(LARGE);
+        free(p, LARGE);
+        free(p, LARGE);
+    });
+
+    expect_reported("double free (large, after the cache let it go)", LARGE, || {
+        let p = alloc(LARGE);
+        free(p, LARGE);
+        Heap::purge(); // the freed mapping is unmapped now
+        free(p, LARGE);
+    });
+
+    expect_reported("realloc of a freed block", 40, || {
+        let p = alloc(40);
+        free(p, 40);
+        let layout = Layout::from_size_align(40, 8).unwrap();
+        // SAFETY: deliberately grows a freed block.
+        let grown = unsafe { Heap.grow(p, layout, Layout::from_size_align(44, 8).unwrap()) };
+        assert!(grown.is_err(), "a freed block was resized");
+    });
+
+    expect_reported("free of a stack address", 32, || {
+        let mut local = [0u8; 64];
+        free(NonNull::new(local.as_mut_ptr()).unwrap(), 64);
+        assert!(local.iter().all(|&b| b == 0), "the heap wrote to memory it does not own");
+    });
+
+    Heap::set_on_misuse(OnMisuse::Abort);
+}
+
+/// Under the default policy a double free stops the process with one line
+/// naming it (a child process runs the case).
+#[test]
+fn by_default_a_double_free_aborts_with_a_message() {
+    if std::env::var_os("MEMRES_MISUSE_CHILD").is_some() {
+        let p = alloc(32);
+        free(p, 32);
+        free(p, 32);
+        eprintln!("not stopped");
+        std::process::exit(0);
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "by_default_a_double_free_aborts_with_a_message", "--nocapture"])
+        .env("MEMRES_MISUSE_CHILD", "1")
+        .env_remove("MEMRES_ON_MISUSE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && !stderr.contains("not stopped"), "not stopped:\n{stderr}");
+    assert!(stderr.contains("memres: double free at 0x"), "no message naming it:\n{stderr}");
+}
