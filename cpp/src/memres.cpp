@@ -371,11 +371,11 @@ class heap_resource_impl final : public std::pmr::memory_resource {
           const auto at = reinterpret_cast<std::uintptr_t>(b);
           std::uintptr_t next = b->link;
           if (checks_) {
+            if (b->mark != (mark_ ^ at)) return allocate_in_rust(bytes, alignment);  // Rust reports it
             next ^= page->key.load(std::memory_order_relaxed) ^ at;
             const auto offset = static_cast<std::uint32_t>(next & heap_layout::page_mask);
-            const bool ok = next == 0 || ((next ^ at) <= heap_layout::page_mask &&
-                                          offset < page->carved_end.load(std::memory_order_relaxed) &&
-                                          heap_layout::divides(offset, page->magic.load(std::memory_order_relaxed)));
+            const bool ok = next == 0 || ((next ^ at) <= heap_layout::page_mask && next % 8 == 0 &&
+                                          offset < page->carved_end.load(std::memory_order_relaxed));
             if (!ok) return allocate_in_rust(bytes, alignment);  // Rust's pop reports it
             b->mark = 0;
           }

@@ -11,12 +11,14 @@
 //! - **Encoded links.** A link is stored XORed with its page's random key
 //!   and its own address, so reading a freed block shows no heap address,
 //!   and an address written into a freed block (or a partial overwrite of a
-//!   link) decodes to garbage. Every link is checked when it is followed
-//!   ([`link_ok`]): it must be null or the start of a carved block of the
-//!   same page, else the free list is corrupt.
+//!   link) decodes to garbage. A link is checked before it is followed
+//!   ([`link_ok`]: null, or in the carved part of the same page), and the
+//!   block it leads to must carry the free mark when it is popped, else the
+//!   free list is corrupt.
 //! - **Double-free marks.** A freed block carries a mark in its second word
-//!   (a process-wide random value XORed with its address), cleared when the
-//!   block is handed out. A free that finds the mark is a double free if the
+//!   (a process-wide random value XORed with its address), checked and
+//!   cleared when the block is handed out (a block without it was reached
+//!   through a bent link: the list is corrupt). A free that finds the mark is a double free if the
 //!   block is in its page's free list; the owner confirms by walking the
 //!   list (user data that happens to equal the mark only costs the walk). A
 //!   free from another thread cannot walk the owner's list: the mark alone
@@ -167,16 +169,15 @@ pub(super) fn divides(offset: u32, magic: u64) -> bool {
     u64::from(offset).wrapping_mul(magic) < magic
 }
 
-/// Is `next` (decoded from the block at `at`) a valid link: null, or the
-/// start of a carved block in the same page? `page_mask` is the page size
-/// minus one; `carved_end` is the page's carved bytes.
+/// Is `next` (decoded from the block at `at`) a link that may be followed:
+/// null, or word-aligned in the same page below the carved end? (Every
+/// class size is a multiple of 8.) Where it leads is then
+/// checked when it is popped: a free block carries the mark, and a bent link
+/// (to a live block, or into the middle of one) finds none. `page_mask` is
+/// the page size minus one; `carved_end` the page's carved bytes.
 #[inline(always)]
-pub(super) fn link_ok(next: usize, at: usize, page_mask: usize, magic: u64, carved_end: u32) -> bool {
-    if !ON || next == 0 {
-        return true;
-    }
-    let offset = (next & page_mask) as u32;
-    (next ^ at) <= page_mask && offset < carved_end && divides(offset, magic)
+pub(super) fn link_ok(next: usize, at: usize, page_mask: usize, carved_end: u32) -> bool {
+    !ON || next == 0 || ((next ^ at) <= page_mask && next % 8 == 0 && ((next & page_mask) as u32) < carved_end)
 }
 
 /// Reports a misuse at `addr` (what the caller was asked to do: `call`,
@@ -269,12 +270,13 @@ mod tests {
         assert_eq!(decode(encode(next, key, at), key, at), next);
         if ON {
             assert_ne!(encode(next, key, at), next, "links are not stored plain");
-            // A link that points outside the page, or inside a block.
-            let (mask, magic) = (0xffff, divisor(64));
-            assert!(link_ok(next, at, mask, magic, 4096));
-            assert!(!link_ok(next + 8, at, mask, magic, 4096));
-            assert!(!link_ok(next + 0x1_0000, at, mask, magic, 4096));
-            assert!(!link_ok(next, at, mask, magic, 0x40), "beyond the carved blocks");
+            // A link that points outside the page, or past its carved blocks.
+            let mask = 0xffff;
+            assert!(link_ok(next, at, mask, 4096));
+            assert!(link_ok(0, at, mask, 4096), "the end of a list");
+            assert!(!link_ok(next + 0x1_0000, at, mask, 4096));
+            assert!(!link_ok(next, at, mask, 0x40), "beyond the carved blocks");
+            assert!(!link_ok(next + 3, at, mask, 4096), "not word-aligned");
         }
     }
 }

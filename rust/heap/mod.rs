@@ -533,16 +533,17 @@ impl Heap {
 ///   aligned beyond 4 KiB are never inline): `heap = *local_slot`;
 ///   `page = heap.queues[c].head` (queues at offset 0, `queue_stride`
 ///   apart, head first); if `page` is not null and its free list (first
-///   word) is a block `b`, decode `b`'s link when `checks` is set: `next =
-///   b[0] ^ key ^ b` (`key` the page's word at `page_key_offset`), which
-///   must be 0 or in the same page (`(next ^ b) >> page_shift == 0`) at an
-///   offset below the page's `u32` carved end (`page_carved_offset`) and
-///   divisible by the class size (`offset * magic < magic`, wrapping, with
-///   the page's `u64` at `page_magic_offset`), else call the heap, which
-///   reports the corruption; store `next` as the page's free list, `0` into
-///   `b[1]` (its double-free mark), and `used + 1` into the page's `u32`
-///   `used` (at `page_used_offset`, a relaxed atomic store). Otherwise call
-///   the heap. Without `checks`, links are plain and there are no marks.
+///   word) is a block `b`: when `checks` is set, `b[1]` must equal `mark ^
+///   b` (every free block carries the mark), and `b`'s link decodes as
+///   `next = b[0] ^ key ^ b` (`key` the page's word at `page_key_offset`),
+///   which must be 0 or a multiple of 8 in the same page (`(next ^ b) >>
+///   page_shift == 0`) at an offset below the page's `u32` carved end
+///   (`page_carved_offset`);
+///   otherwise call the heap, which reports the corruption. Store `next` as
+///   the page's free list, `0` into `b[1]`, and `used + 1` into the page's
+///   `u32` `used` (at `page_used_offset`, a relaxed atomic store).
+///   Otherwise call the heap. Without `checks`, links are plain and there
+///   are no marks.
 /// - **Free** a small block `p`: `seg = p & !(segment_size - 1)`; if the
 ///   pointer-sized atomic at `seg` (the owner, relaxed load) equals `heap`,
 ///   the page is `seg + pages_offset + ((p - seg) >> page_shift) *

@@ -442,7 +442,7 @@ impl Segment {
     }
 
     /// The block after `block` in a free list of `page`, checked: `Ok(None)`
-    /// at the end, `Err` if the link is not a carved block of the page.
+    /// at the end, `Err` if the link leaves the page's carved blocks.
     ///
     /// # Safety
     /// `block` is a free block of the page (in one of its lists), and the
@@ -453,9 +453,8 @@ impl Segment {
         unsafe {
             let key = (*page).key.load(Ordering::Relaxed);
             let next = guard::decode((*block).link, key, block.addr());
-            let magic = (*page).magic.load(Ordering::Relaxed);
             let carved = (*page).carved_end.load(Ordering::Relaxed);
-            if !guard::link_ok(next, block.addr(), PAGE_MASK, magic, carved) {
+            if !guard::link_ok(next, block.addr(), PAGE_MASK, carved) {
                 return Err(());
             }
             Ok((next != 0).then(|| block.with_addr(next)))

@@ -320,9 +320,9 @@ impl ThreadHeap {
     }
 
     /// Pops a block of `class` from the head page: the allocation fast path.
-    /// The block's link is checked before it is followed, and its mark
-    /// cleared (see `guard.rs`); a corrupt link is reported and the rest of
-    /// the page's list dropped.
+    /// The block must carry the free mark, its link is checked before it is
+    /// followed, and the mark is cleared (see `guard.rs`); a corrupt list is
+    /// reported and the rest of it dropped.
     ///
     /// # Safety
     /// `heap` is this thread's record (or `EMPTY`).
@@ -338,6 +338,12 @@ impl ThreadHeap {
             let block = (*page).free;
             if block.is_null() {
                 return None;
+            }
+            // Every free block carries the mark: a block without it was
+            // reached through a link that a write after free or an overflow
+            // bent towards a live block.
+            if guard::ON && (*block).mark != guard::mark(block.addr()) {
+                return corrupt_list(page, block);
             }
             match Segment::next_free(page, block) {
                 Ok(next) => (*page).free = next.unwrap_or(ptr::null_mut()),
@@ -593,15 +599,18 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, seg: *mut Segment, page: 
             return guard::report(Misuse::InvalidPointer, ptr.addr());
         }
         let block = ptr.cast::<Block>();
-        let used = (*page).used.load(Ordering::Relaxed);
-        if guard::ON && ((*block).mark == guard::mark(block.addr()) || used == 0) && freed_already(heap, page, block) {
-            return guard::report(Misuse::DoubleFree, ptr.addr());
+        let mark = guard::mark(block.addr());
+        let mut used = (*page).used.load(Ordering::Relaxed);
+        if guard::ON && ((*block).mark == mark || used == 0) {
+            if freed_already(heap, page, block) {
+                return guard::report(Misuse::DoubleFree, ptr.addr());
+            }
+            used = (*page).used.load(Ordering::Relaxed); // the collection may have changed it
         }
-        let used = (*page).used.load(Ordering::Relaxed);
         let key = (*page).key.load(Ordering::Relaxed);
         (*block).link = guard::encode((*page).free.addr(), key, block.addr());
         if guard::ON {
-            (*block).mark = guard::mark(block.addr());
+            (*block).mark = mark;
         }
         (*page).free = block;
         (*page).used.store(used - 1, Ordering::Relaxed);
