@@ -193,16 +193,33 @@ fn purge_hands_free_pages_back() {
     // Fill pages of a class no other test here uses, free them all: the
     // pages (but the one kept for the class) become free and dirty.
     let layout = Layout::from_size_align(12_000, 8).unwrap();
-    let blocks: std::vec::Vec<_> = (0..scaled(200)).map(|_| Allocator::allocate(&Heap, layout).unwrap()).collect();
+    let n = scaled(200);
+    let blocks: std::vec::Vec<_> = (0..n).map(|_| Allocator::allocate(&Heap, layout).unwrap()).collect();
     for b in blocks {
+        // SAFETY: allocated above with `layout`; written whole, then freed.
+        unsafe {
+            b.cast::<u8>().as_ptr().write_bytes(0xAB, layout.size());
+            Allocator::deallocate(&Heap, b.cast(), layout);
+        }
+    }
+    assert!(Heap::purge() > 0, "free pages were purged");
+    // The heap is usable after a purge, and the purged pages read as zero:
+    // every block past the kept page's (12 KiB blocks, 5 to a 64 KiB page)
+    // holds zeros past the two words a free block keeps (link and mark).
+    let again: std::vec::Vec<_> = (0..n).map(|_| Allocator::allocate(&Heap, layout).unwrap()).collect();
+    let zeroed = again
+        .iter()
+        .filter(|b| {
+            // SAFETY: a live block of `layout.size()` bytes.
+            let bytes = unsafe { core::slice::from_raw_parts(b.cast::<u8>().as_ptr(), layout.size()) };
+            bytes[16..].iter().all(|&x| x == 0)
+        })
+        .count();
+    assert!(zeroed >= n - 5, "{zeroed} of {n} blocks read as zero after the purge");
+    for b in again {
         // SAFETY: allocated above with `layout`.
         unsafe { Allocator::deallocate(&Heap, b.cast(), layout) };
     }
-    assert!(Heap::purge() > 0, "free pages were purged");
-    // The heap is usable after a purge, and purged pages read as zero.
-    let z = Allocator::allocate_zeroed(&Heap, layout).unwrap();
-    // SAFETY: a fresh block of `layout.size()` bytes.
-    unsafe { Allocator::deallocate(&Heap, z.cast(), layout) };
 }
 
 #[test]
