@@ -248,7 +248,22 @@ impl Heap {
     /// the checks catch as far as they can; none is guaranteed).
     #[inline(always)]
     unsafe fn free_block(ptr: *mut u8) {
-        if guard::ON && !segment_map::contains(segment::header_addr(ptr.addr())) {
+        let heap = thread::local();
+        let header = segment::header_addr(ptr.addr());
+        // The segment this thread last freed into as its owner: still its
+        // own small segment (see `ThreadHeap::owned_hint`), so the map and
+        // the header need no look.
+        // (A block at a region's very start has its header a region before:
+        // a large block, never in a small segment.)
+        // SAFETY: this thread's record.
+        if header == unsafe { ThreadHeap::owned_hint(heap) } && header != ptr.addr().wrapping_sub(segment::SEGMENT_SIZE)
+        {
+            let seg = ptr.with_addr(header).cast::<Segment>();
+            // SAFETY: a small segment this thread owns holds `ptr`.
+            unsafe { thread::free_local(heap, seg, Segment::page_of(seg, ptr), ptr) };
+            return;
+        }
+        if guard::ON && !segment_map::contains(header) {
             return guard::report(Misuse::Foreign, ptr.addr());
         }
         // SAFETY: the map says a header lives there, mapped while its bit is
@@ -259,8 +274,8 @@ impl Heap {
                 return large::free(seg, ptr);
             }
             let page = Segment::page_of(seg, ptr);
-            let heap = thread::local();
             if (*seg).owner.load(core::sync::atomic::Ordering::Relaxed) == heap {
+                ThreadHeap::set_owned_hint(heap, seg);
                 thread::free_local(heap, seg, page, ptr);
             } else {
                 thread::count_remote_free(heap, (*page).class.load(core::sync::atomic::Ordering::Relaxed) as usize);

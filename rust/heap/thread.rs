@@ -63,6 +63,11 @@ pub(crate) struct ThreadHeap {
     next_unused: *mut ThreadHeap,
     /// The list of every record (`stats::RECORDS`); set once, when made.
     next_record: *mut ThreadHeap,
+    /// The header address of a small segment this heap owns, where it last
+    /// freed a block (0: none). Cleared before the segment leaves the heap
+    /// (`retire`, `abandon`), so a free that finds its block's header here
+    /// may skip the segment map and the owner check.
+    owned_hint: usize,
 }
 
 // Foreign fast paths find the queues at the start of the record.
@@ -285,7 +290,28 @@ impl ThreadHeap {
             purge_seen: 0,
             next_unused: ptr::null_mut(),
             next_record: ptr::null_mut(),
+            owned_hint: 0,
         }
+    }
+
+    /// See the `owned_hint` field.
+    ///
+    /// # Safety
+    /// `heap` is this thread's record (or `EMPTY`, whose hint is 0).
+    #[inline(always)]
+    pub(super) unsafe fn owned_hint(heap: *mut ThreadHeap) -> usize {
+        // SAFETY: the caller's contract.
+        unsafe { (*heap).owned_hint }
+    }
+
+    /// Notes that `heap` owns the small segment `seg` (just checked).
+    ///
+    /// # Safety
+    /// `heap` is this thread's record and owns `seg`.
+    #[inline(always)]
+    pub(super) unsafe fn set_owned_hint(heap: *mut ThreadHeap, seg: *mut Segment) {
+        // SAFETY: the caller's contract (never `EMPTY`, which owns nothing).
+        unsafe { (*heap).owned_hint = seg.addr() };
     }
 
     /// Adds this record's remote-free and collected counts to `counts`.
@@ -652,6 +678,9 @@ unsafe fn retire(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
         }
         unlink(queue, page);
         if Segment::release_page(seg, page) {
+            if (*heap).owned_hint == seg.addr() {
+                (*heap).owned_hint = 0;
+            }
             // Out of the heap's list.
             let mut link = &raw mut (*heap).segments;
             while *link != seg {
