@@ -8,6 +8,12 @@
 //! pattern and checks alignment, non-overlap, contents across every
 //! operation, that only impossible sizes fail, and that the heap's
 //! `allocated` stat is exactly what the live blocks account for.
+//!
+//! Misuses too, under `OnMisuse::Report`: a double free (at once, or after
+//! other operations), a free of a pointer inside a live block, and a free
+//! of a stack address. Each must be reported exactly once
+//! (`Heap::misuses`) and change nothing the model sees: the other blocks
+//! keep their contents, no block is handed out twice, `allocated` holds.
 #![no_main]
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -15,7 +21,7 @@ use core::ptr::NonNull;
 use std::collections::BTreeMap;
 
 use arbitrary::Arbitrary;
-use memres::{Allocator, Heap};
+use memres::{Allocator, Heap, OnMisuse};
 
 const MAX_OPS: usize = 512;
 
@@ -40,11 +46,34 @@ impl Size {
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Alloc { size: Size, align_log2: u8 },
-    Free { index: u16 },
-    Resize { index: u16, size: Size, through_realloc: bool },
-    FreeElsewhere { index: u16 },
+    Alloc {
+        size: Size,
+        align_log2: u8,
+    },
+    Free {
+        index: u16,
+    },
+    Resize {
+        index: u16,
+        size: Size,
+        through_realloc: bool,
+    },
+    FreeElsewhere {
+        index: u16,
+    },
     Purge,
+    /// Frees a live block, now or at a later `FreeAgain`, a second time.
+    DoubleFree {
+        index: u16,
+        later: bool,
+    },
+    FreeAgain,
+    /// Frees `offset` bytes into a live block (1.. its size).
+    InteriorFree {
+        index: u16,
+        offset: u32,
+    },
+    StackFree,
 }
 
 struct Live {
@@ -62,7 +91,8 @@ fn accounted(layout: Layout) -> usize {
     if layout.size() == 0 {
         return 0;
     }
-    let rounded = layout.size().max(layout.align()).next_multiple_of(layout.align());
+    // The heap's smallest class is 16 bytes (a free block's link and mark).
+    let rounded = layout.size().max(layout.align()).next_multiple_of(layout.align()).max(16);
     let classes = Heap::class_stats();
     let small = &classes[..classes.len() - 1];
     match small.iter().find(|c| c.size >= rounded) {
@@ -102,9 +132,19 @@ fn disjoint(blocks: &[Live]) {
     }
 }
 
+/// Runs one misuse and checks that the heap reported exactly one.
+fn expect_reported(misuse: impl FnOnce()) {
+    let before = Heap::misuses();
+    misuse();
+    assert_eq!(Heap::misuses(), before + 1, "a misuse went unreported (or was reported twice)");
+}
+
 libfuzzer_sys::fuzz_target!(|ops: Vec<Op>| {
+    Heap::set_on_misuse(OnMisuse::Report);
     let base = Heap::stats().allocated;
     let mut blocks: Vec<Live> = Vec::new();
+    // Blocks freed once, to be freed again by `FreeAgain`.
+    let mut freed: Vec<(NonNull<u8>, Layout)> = Vec::new();
     for (n, op) in ops.into_iter().take(MAX_OPS).enumerate() {
         let tag = n as u8;
         match op {
@@ -173,6 +213,52 @@ libfuzzer_sys::fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Purge => {
                 Heap::purge();
+            }
+            Op::DoubleFree { index, later } if !blocks.is_empty() => {
+                let live = blocks.swap_remove(index as usize % blocks.len());
+                check(&live);
+                if live.layout.size() == 0 {
+                    continue; // no block at all: nothing to free twice
+                }
+                // SAFETY: a live block of the heap with this layout, freed once.
+                unsafe { Allocator::deallocate(&Heap, live.ptr, live.layout) };
+                if later {
+                    freed.push((live.ptr, live.layout));
+                } else {
+                    // SAFETY: deliberately freed twice; the heap must catch it.
+                    expect_reported(|| unsafe { Allocator::deallocate(&Heap, live.ptr, live.layout) });
+                }
+            }
+            Op::FreeAgain if !freed.is_empty() => {
+                let (ptr, layout) = freed.remove(0);
+                // A block freed earlier may have been handed out again since
+                // (to a live block of the model): freeing it now would free
+                // that block. Only a block no live block covers is freed again.
+                let reused = blocks.iter().any(|b| {
+                    let start = b.ptr.as_ptr().addr();
+                    (start..start + b.layout.size().max(1)).contains(&ptr.as_ptr().addr())
+                });
+                if !reused {
+                    // SAFETY: deliberately freed twice; the heap must catch it.
+                    expect_reported(|| unsafe { Allocator::deallocate(&Heap, ptr, layout) });
+                }
+            }
+            Op::InteriorFree { index, offset } if !blocks.is_empty() => {
+                let live = &blocks[index as usize % blocks.len()];
+                if live.layout.size() > 1 {
+                    let offset = 1 + offset as usize % (live.layout.size() - 1);
+                    // SAFETY: a pointer inside a live block; deliberately freed.
+                    let inside = unsafe { live.ptr.add(offset) };
+                    expect_reported(|| unsafe { Allocator::deallocate(&Heap, inside, live.layout) });
+                    check(live);
+                }
+            }
+            Op::StackFree => {
+                let mut local = [tag; 64];
+                let at = NonNull::new(local.as_mut_ptr()).unwrap();
+                // SAFETY: deliberately frees a stack address; the heap must not touch it.
+                expect_reported(|| unsafe { Allocator::deallocate(&Heap, at, Layout::new::<[u8; 64]>()) });
+                assert!(local.iter().all(|&b| b == tag), "the heap wrote to the stack");
             }
             _ => {}
         }

@@ -271,3 +271,21 @@ fn large_blocks_grow_in_place_within_their_reserve() {
     // SAFETY: a live block of `big`.
     unsafe { Allocator::deallocate(&Heap, block, big) };
 }
+
+#[test]
+fn a_zero_size_block_grows_into_a_real_one() {
+    // A zero-size "block" is a dangling pointer, not a misuse: growing it
+    // allocates (the fuzzer found the misuse checks refusing it).
+    let empty = Layout::from_size_align(0, 1).unwrap();
+    let dangling = Allocator::allocate(&Heap, empty).unwrap().cast::<u8>();
+    let before = Heap::misuses();
+    let grown = Layout::from_size_align(24, 1).unwrap();
+    // SAFETY: `dangling` is the zero-size block allocated above.
+    let block = unsafe { Allocator::grow(&Heap, dangling, empty, grown) }.unwrap();
+    assert_eq!(Heap::misuses(), before, "growing a zero-size block is no misuse");
+    // SAFETY: a live block of 24 bytes.
+    unsafe {
+        block.cast::<u8>().as_ptr().write_bytes(7, 24);
+        Allocator::deallocate(&Heap, block.cast(), grown);
+    }
+}
