@@ -247,8 +247,10 @@ libfuzzer_sys::fuzz_target!(|ops: Vec<Op>| {
                 let live = &blocks[index as usize % blocks.len()];
                 if live.layout.size() > 1 {
                     let offset = 1 + offset as usize % (live.layout.size() - 1);
-                    // SAFETY: a pointer inside a live block; deliberately freed.
+                    // SAFETY: `offset` is inside the live block.
                     let inside = unsafe { live.ptr.add(offset) };
+                    // SAFETY: deliberately frees a pointer inside a live block;
+                    // the heap must catch it and leave the block alone.
                     expect_reported(|| unsafe { Allocator::deallocate(&Heap, inside, live.layout) });
                     check(live);
                 }
