@@ -18,14 +18,7 @@
 #   bash benches/misuse_table.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-lib=/usr/lib/x86_64-linux-gnu
-mimalloc=$lib/libmimalloc.so.2
-jemalloc=$lib/libjemalloc.so.2
-tcmalloc=$lib/libtcmalloc_minimal.so.4
-if [[ ! -e $mimalloc || ! -e $jemalloc || ! -e $tcmalloc ]] && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
-  pkgs="libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4"
-  apt-get install -y -qq $pkgs >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $pkgs >/dev/null 2>&1; } || true
-fi
+source benches/peers.sh
 cargo build --release -q -p memres-malloc
 memres=$PWD/target/release/libmemres_malloc.so
 bin=target/misuse

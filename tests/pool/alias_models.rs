@@ -6,12 +6,10 @@
 use core::alloc::Layout;
 
 use allocator_api2::alloc::Allocator;
-use allocator_api2::boxed::Box;
-use allocator_api2::vec::Vec;
 
 use super::Pool;
 
-use crate::support::scaled;
+use crate::support::client;
 
 /// A value of every alignment from 1 to 4096 boxed in a row (the larger ones
 /// in classes that are multiples of their alignment), then each read; twice,
@@ -26,36 +24,7 @@ use crate::support::scaled;
 /// see ARCHITECTURE.md, "Aliasing models".
 #[test]
 fn narrowed_box_pointers_of_every_alignment() {
-    macro_rules! aligned {
-        ($($name:ident = $align:literal),*) => {$(
-            #[repr(align($align))]
-            #[derive(Clone, Copy)]
-            struct $name(u8);
-        )*};
-    }
-    aligned!(A1 = 1, A2 = 2, A4 = 4, A8 = 8, A16 = 16, A32 = 32, A64 = 64, A128 = 128, A256 = 256, A512 = 512,
-             A1024 = 1024, A2048 = 2048, A4096 = 4096);
-    let pool = Pool::new();
-    for round in 0..2u8 {
-        let b1 = Box::new_in(A1(round), &pool);
-        let b2 = Box::new_in(A2(round + 1), &pool);
-        let b3 = Box::new_in(A4(round + 2), &pool);
-        let b4 = Box::new_in(A8(round + 3), &pool);
-        let b5 = Box::new_in(A16(round + 4), &pool);
-        let b6 = Box::new_in(A32(round + 5), &pool);
-        let b7 = Box::new_in(A64(round + 6), &pool);
-        let b8 = Box::new_in(A128(round + 7), &pool);
-        let b9 = Box::new_in(A256(round + 8), &pool);
-        let b10 = Box::new_in(A512(round + 9), &pool);
-        let b11 = Box::new_in(A1024(round + 10), &pool);
-        let b12 = Box::new_in(A2048(round + 11), &pool);
-        let b13 = Box::new_in(A4096(round + 12), &pool);
-        let got = [b1.0, b2.0, b3.0, b4.0, b5.0, b6.0, b7.0, b8.0, b9.0, b10.0, b11.0, b12.0, b13.0];
-        let want: [u8; 13] = core::array::from_fn(|i| round + i as u8);
-        assert_eq!(got, want);
-        drop((b1, b3, b5, b7, b9, b11, b13)); // every other one first
-        drop((b2, b4, b6, b8, b10, b12));
-    }
+    client::boxes_of_every_alignment(&Pool::new());
 }
 
 /// Blocks of many sizes (pooled and oversize) written whole, freed, a
@@ -101,26 +70,5 @@ fn write_whole_blocks_across_free_and_release() {
 /// made and dropped between them, shrinking, all read back at the end.
 #[test]
 fn vecs_and_boxes_interleaved_with_growth_and_shrinking() {
-    let pool = Pool::new();
-    let mut a: Vec<u32, _> = Vec::new_in(&pool);
-    let mut b: Vec<u64, _> = Vec::new_in(&pool);
-    let mut kept = std::vec::Vec::new();
-    for i in 0..scaled(3_000) as u32 {
-        a.push(i);
-        if i % 3 == 0 {
-            b.push(u64::from(i) << 32);
-        }
-        let temp = Box::new_in([i; 5], &pool);
-        assert_eq!(temp[4], i);
-        drop(temp);
-        if i % 50 == 0 {
-            kept.push(Box::new_in(i, &pool));
-        }
-        if i % 7 == 0 {
-            a.shrink_to_fit();
-        }
-    }
-    assert!(a.iter().enumerate().all(|(i, &x)| x == i as u32));
-    assert!(b.iter().enumerate().all(|(i, &x)| x == (3 * i as u64) << 32));
-    assert!(kept.iter().enumerate().all(|(i, x)| **x == 50 * i as u32));
+    client::vecs_and_boxes_interleaved(&Pool::new());
 }

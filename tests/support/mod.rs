@@ -148,3 +148,96 @@ pub fn layout_matrix(max_size: usize) -> Vec<Layout> {
 pub const fn scaled(n: usize) -> usize {
     if cfg!(miri) { if n / 20 > 0 { n / 20 } else { 1 } } else { n }
 }
+
+/// Client-shaped sequences for the aliasing-model suites (`alias_models.rs`
+/// of the arena and the pools), generic over the allocator: Miri runs them
+/// under Stacked and Tree Borrows.
+pub mod client {
+    use allocator_api2::alloc::Allocator;
+    use allocator_api2::boxed::Box;
+    use allocator_api2::vec::Vec;
+
+    use super::scaled;
+
+    macro_rules! aligned {
+        ($($name:ident = $align:literal),*) => {$(
+            #[repr(align($align))]
+            #[derive(Clone, Copy)]
+            struct $name(u8);
+        )*};
+    }
+    aligned!(
+        A1 = 1,
+        A2 = 2,
+        A4 = 4,
+        A8 = 8,
+        A16 = 16,
+        A32 = 32,
+        A64 = 64,
+        A128 = 128,
+        A256 = 256,
+        A512 = 512,
+        A1024 = 1024,
+        A2048 = 2048,
+        A4096 = 4096
+    );
+
+    /// A value of every alignment from 1 to 4096 boxed in a row, then each
+    /// read, twice: dropped newest first (an arena rolls each back), then
+    /// every other one first (a pool reuses them out of order).
+    pub fn boxes_of_every_alignment<A: Allocator + Copy>(a: A) {
+        for round in 0..2u8 {
+            let b1 = Box::new_in(A1(round), a);
+            let b2 = Box::new_in(A2(round + 1), a);
+            let b3 = Box::new_in(A4(round + 2), a);
+            let b4 = Box::new_in(A8(round + 3), a);
+            let b5 = Box::new_in(A16(round + 4), a);
+            let b6 = Box::new_in(A32(round + 5), a);
+            let b7 = Box::new_in(A64(round + 6), a);
+            let b8 = Box::new_in(A128(round + 7), a);
+            let b9 = Box::new_in(A256(round + 8), a);
+            let b10 = Box::new_in(A512(round + 9), a);
+            let b11 = Box::new_in(A1024(round + 10), a);
+            let b12 = Box::new_in(A2048(round + 11), a);
+            let b13 = Box::new_in(A4096(round + 12), a);
+            let got = [b1.0, b2.0, b3.0, b4.0, b5.0, b6.0, b7.0, b8.0, b9.0, b10.0, b11.0, b12.0, b13.0];
+            let want: [u8; 13] = core::array::from_fn(|i| round + i as u8);
+            assert_eq!(got, want);
+            if round == 0 {
+                drop((b13, b12, b11, b10, b9, b8, b7, b6, b5, b4, b3, b2, b1));
+            } else {
+                drop((b1, b3, b5, b7, b9, b11, b13));
+                drop((b2, b4, b6, b8, b10, b12));
+            }
+        }
+    }
+
+    /// `Vec`s pushed in turn (one grows in place where it can, the other
+    /// moves), boxes made and dropped between them, shrinking, all read
+    /// back at the end. The boxes' sizes are class sizes (8 and 24 bytes),
+    /// so a pool's free-list link stays inside what Stacked Borrows lets a
+    /// `Box`'s pointer reach (see ARCHITECTURE.md, "Aliasing models").
+    pub fn vecs_and_boxes_interleaved<A: Allocator + Copy>(a: A) {
+        let mut first: Vec<u32, A> = Vec::new_in(a);
+        let mut second: Vec<u64, A> = Vec::new_in(a);
+        let mut kept = std::vec::Vec::new();
+        for i in 0..scaled(3_000) as u32 {
+            first.push(i);
+            if i % 3 == 0 {
+                second.push(u64::from(i) << 32);
+            }
+            let temp = Box::new_in([u64::from(i); 3], a);
+            assert_eq!(temp[2], u64::from(i));
+            drop(temp); // the newest block: an arena rolls it back
+            if i % 50 == 0 {
+                kept.push(Box::new_in(u64::from(i), a));
+            }
+            if i % 7 == 0 {
+                first.shrink_to_fit();
+            }
+        }
+        assert!(first.iter().enumerate().all(|(i, &x)| x == i as u32));
+        assert!(second.iter().enumerate().all(|(i, &x)| x == (3 * i as u64) << 32));
+        assert!(kept.iter().enumerate().all(|(i, x)| **x == 50 * i as u64));
+    }
+}

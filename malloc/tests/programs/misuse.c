@@ -61,6 +61,23 @@ static void checked_workload(size_t size) {
   }
 }
 
+/* Writes `len` bytes of `value` just past a live 24-byte block, into its
+ * free neighbour's first word (its link, in most allocators), then mallocs
+ * twice: neither may return the live block. */
+static void overflow_into_free_neighbour(int value, size_t len) {
+  char* a = malloc(24);
+  char* b = malloc(24);
+  free(b);
+  size_t usable = b > a ? (size_t)(b - a) : 24;
+  memset(opaque(a + (usable < 64 ? usable : 24)), value, len);
+  void* x = malloc(24);
+  void* y = malloc(24);
+  if (x == a || y == a) {
+    printf("CORRUPTED: malloc returned live block %p\n", (void*)a);
+    exit(3);
+  }
+}
+
 static void* free_twice(void* p) {
   free(p);
   free(opaque(p));
@@ -138,31 +155,10 @@ int main(int argc, char** argv) {
       return 3;
     }
   } else if (!strcmp(c, "overflow-8")) {
-    char* a = malloc(24);
-    char* b = malloc(24);
-    free(b);
-    /* 8 bytes past a's usable size: into the free neighbour's link. */
-    size_t usable = b > a ? (size_t)(b - a) : 24;
-    memset(opaque(a + (usable < 64 ? usable : 24)), 0x41, 8);
-    void* x = malloc(24);
-    void* y = malloc(24);
-    if (x == a || y == a) {
-      printf("CORRUPTED: malloc returned live block %p\n", (void*)a);
-      return 3;
-    }
+    overflow_into_free_neighbour(0x41, 8);
     size = 24;
   } else if (!strcmp(c, "overflow-1")) {
-    char* a = malloc(24);
-    char* b = malloc(24);
-    free(b);
-    size_t usable = b > a ? (size_t)(b - a) : 24;
-    *(char*)opaque(a + (usable < 64 ? usable : 24)) = 0; /* a NUL past the end */
-    void* x = malloc(24);
-    void* y = malloc(24);
-    if (x == a || y == a) {
-      printf("CORRUPTED: malloc returned live block %p\n", (void*)a);
-      return 3;
-    }
+    overflow_into_free_neighbour(0, 1); /* a NUL past the end */
     size = 24;
   } else if (!strcmp(c, "interior-free")) {
     char* p = malloc(64);
