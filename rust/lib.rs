@@ -1,7 +1,7 @@
 //! # memres: memory resources for Rust and C++
 //!
 //! memres is a set of allocators that Rust uses through allocator-api2's
-//! [`Allocator`](allocator_api2::alloc::Allocator) and C++ uses as
+//! [`Allocator`] and C++ uses as
 //! `std::pmr::memory_resource` (through the `memres-cxx` bridge crate and
 //! `<memres/memres.hpp>`). One Rust core serves both languages.
 //!

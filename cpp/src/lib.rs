@@ -19,6 +19,21 @@
 //! what their upstream threw (`std::bad_alloc` for exhaustion inside memres
 //! itself). A Rust panic inside a bridge call aborts the process (cxx's rule),
 //! and no bridge call panics on bad input: it reports failure instead.
+//!
+//! # Invariants
+//! - A `…Core` is created by its C++ class's constructor, owned by that
+//!   object alone (a `rust::Box` turned raw), and destroyed by its
+//!   destructor; C++ calls into it only from threads its class allows.
+//! - The resource in a core is reached mutably only by `reset`, `release`,
+//!   `trim` and drop, each while no [`CxxBorrow`] lives (`owned.rs`); every
+//!   other call shares it.
+//! - Every fact the header's inline fast paths mirror (layouts, classes,
+//!   features) equals the linked core's: checked once, when the first
+//!   resource or view is made (`check_mirrors` in `memres.cpp`), and the
+//!   features also name the header's `detail` namespace, so a mismatched
+//!   translation unit does not link.
+//! - A [`CxxResource`] names a live C++ resource for as long as it and the
+//!   blocks it handed out are used (the contract of `from_raw`).
 #![cfg_attr(feature = "nightly", feature(allocator_api))]
 
 use core::alloc::Layout;

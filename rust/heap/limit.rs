@@ -13,6 +13,17 @@
 //! at the first charge, the environment: `MEMRES_HEAP_LIMIT` (hard) and
 //! `MEMRES_HEAP_SOFT_LIMIT`, in bytes with an optional `K`, `M` or `G`
 //! suffix (powers of 1024).
+//!
+//! # Invariants
+//! - `RESIDENT` (in `stats.rs`) counts every byte charged here and not yet
+//!   given back; a refused charge is taken back before `charge` returns.
+//! - The environment is read once, before any limit is read or set (a
+//!   limit set by the API is never overwritten by a late read); `usize::MAX`
+//!   stands for "no limit".
+//! - `PURGE_REQUESTS` only grows; a thread heap serves each request once
+//!   (`purge_seen`), at its next slow path.
+//! - `charge` takes no heap lock of its own but `LAST_SOFT_PURGE` (with
+//!   `try_lock`), so it may run under the orphan heap's lock.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once, TryLockError};

@@ -14,6 +14,26 @@
 //! header goes one segment before it; a block address that is itself a
 //! multiple of [`SEGMENT_SIZE`] names such a header (small blocks never
 //! start at offset 0: the header page comes first).
+//!
+//! # Invariants
+//! - A header's region bit in `segment_map` is set from when its fields are
+//!   written until just before the segment is unmapped.
+//! - Small: page record 0 describes the header page, which is never in use
+//!   (its carved end stays 0). `used_pages` counts the pages in use and
+//!   `free_dirty` the pages not in use that are resident.
+//! - A page in use serves one class; its blocks lie at multiples of the
+//!   class size below `carved_end` (a free page has `carved_end == 0`).
+//!   Each carved block is in exactly one place: live (counted in `used`),
+//!   in `free`, or in `thread_free` (also counted in `used` until the owner
+//!   collects it); after a reported corruption, the dropped rest of a list
+//!   is in none, until the page is emptied and reused.
+//! - Every link in `free` and `thread_free` is encoded with the page's
+//!   `key`, and every block in them carries the free mark (`guard.rs`);
+//!   `key` and `magic` change only while the page is not in use.
+//! - Who may write what is in `heap/mod.rs` (owner-only fields, the one
+//!   CAS-pushed `thread_free`).
+//! - Large: the block lies at `map + map_size - large_size` and
+//!   `large_live` is set exactly while it is handed out.
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};

@@ -14,6 +14,22 @@
 //! segment) before the first allocation and after the thread's teardown,
 //! so the fast paths need no null check: an allocation finds no page and
 //! takes the slow path, a free finds that its segment is not `EMPTY`'s.
+//!
+//! # Invariants
+//! - `EMPTY` is never written: its queues are empty and its `owned_hint`
+//!   is 0, and every slow path checks for it first.
+//! - A record's queues hold only pages in use of segments on its
+//!   `segments` list (whose `owner` is the record), each page in one queue
+//!   at most, and each queue's `len` is its number of pages.
+//! - `spare` is an empty segment owned by the record and not on its list;
+//!   `owned_hint` is 0 or the header address of a segment on its list (it
+//!   is cleared before a segment leaves the list).
+//! - Records are never unmapped: an exiting thread's record is reset and
+//!   goes to `UNUSED`; the orphan heap's record is used only under
+//!   `ORPHAN`'s lock.
+//! - Segments on `ABANDONED` have no owner and are touched only under its
+//!   lock (an adopter takes one off first); segments in `EMPTIES` hold no
+//!   block. Locks nest in the order given in `heap/mod.rs`.
 
 use core::cell::{Cell, UnsafeCell};
 use core::ptr::{self, NonNull};
