@@ -11,6 +11,10 @@
 //! their blocks may be freed (they go to remote lists nobody collects, so
 //! their memory is not reused), never corrupted.
 //!
+//! This module is a leaf: each module with a lock keeps its guard in a
+//! [`ForkSlot`]; the handlers that take and release them all, in order,
+//! are the heap's (`heap/mod.rs`), registered with [`register_once`].
+//!
 //! # Invariants
 //! Each [`ForkSlot`] is written only by the forking thread, between the
 //! prepare handler and the parent or child handler, which the C library
@@ -42,29 +46,9 @@ impl<T> ForkSlot<T> {
     }
 }
 
-extern "C" fn prepare() {
-    // The environment is read under a `Once`: a fork in the middle of that
-    // read would leave the child's `Once` running forever.
-    super::limit::read_env();
-    // The lock order: the orphan heap's lock is held while records are
-    // taken and pages found (which may purge: empty segments, large blocks);
-    // the caches of empty segments and large blocks free segments, which
-    // leaves the stats' segment list (innermost).
-    super::thread::fork_hold();
-    super::large::fork_hold();
-    super::limit::fork_hold();
-    super::stats::fork_hold();
-}
-
-extern "C" fn after() {
-    super::stats::fork_release();
-    super::limit::fork_release();
-    super::large::fork_release();
-    super::thread::fork_release();
-}
-
-/// Installs the handlers, once per process.
-pub(super) fn register() {
+/// Installs `prepare` (before a fork) and `after` (after it, in the parent
+/// and in the child), once per process; later calls do nothing.
+pub(super) fn register_once(prepare: extern "C" fn(), after: extern "C" fn()) {
     static DONE: AtomicBool = AtomicBool::new(false);
     if !DONE.swap(true, Ordering::AcqRel) {
         crate::os::at_fork(prepare, after, after);

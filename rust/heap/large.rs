@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 
 use core::sync::atomic::Ordering;
 
+use super::counters::{self, LARGE_BYTES, LARGE_LIVE, RESIDENT};
 use super::guard::{self, Misuse};
 use super::limit;
 use super::segment::{Kind, PAGE_SIZE, SEGMENT_SIZE, Segment};
-use super::stats::{self, LARGE_BYTES, LARGE_LIVE, RESIDENT};
 use crate::os;
 
 /// Blocks from this size up ask for transparent huge pages: they are
@@ -191,7 +191,7 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
         return None;
     }
     let Some(map) = os::map(map_size, map_align) else {
-        stats::sub(&RESIDENT, header);
+        counters::sub(&RESIDENT, header);
         return None;
     };
     if size >= HUGE_FROM {
@@ -235,8 +235,8 @@ unsafe fn account(seg: *mut Segment, size: usize) -> bool {
     let Some(rounded) = (unsafe { touch(seg, size) }) else { return false };
     // SAFETY: as above.
     unsafe { (*seg).block_size = rounded };
-    stats::add(&LARGE_LIVE, 1);
-    stats::add(&LARGE_BYTES, rounded);
+    counters::add(&LARGE_LIVE, 1);
+    counters::add(&LARGE_BYTES, rounded);
     true
 }
 
@@ -270,8 +270,8 @@ pub(super) unsafe fn resize(seg: *mut Segment, new_size: usize) -> bool {
     let Some(rounded) = (unsafe { touch(seg, new_size) }) else { return false };
     // SAFETY: as above.
     let old = unsafe { core::mem::replace(&mut (*seg).block_size, rounded) };
-    stats::sub(&LARGE_BYTES, old);
-    stats::add(&LARGE_BYTES, rounded);
+    counters::sub(&LARGE_BYTES, old);
+    counters::add(&LARGE_BYTES, rounded);
     true
 }
 
@@ -313,8 +313,8 @@ pub(super) unsafe fn free(seg: *mut Segment, ptr: *mut u8) {
     }
     // SAFETY: the header is valid until the mapping goes.
     let (size, align, map, block) = unsafe { ((*seg).map_size, (*seg).map_align, (*seg).map, (*seg).block_size) };
-    stats::sub(&LARGE_LIVE, 1);
-    stats::sub(&LARGE_BYTES, block);
+    counters::sub(&LARGE_LIVE, 1);
+    counters::sub(&LARGE_BYTES, block);
     if align == SEGMENT_SIZE && map.as_ptr().cast() == seg && size <= CACHE_BYTES / 4 {
         let mut cache = cache();
         cache.expire(false);

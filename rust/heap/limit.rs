@@ -15,7 +15,7 @@
 //! suffix (powers of 1024).
 //!
 //! # Invariants
-//! - `RESIDENT` (in `stats.rs`) counts every byte charged here and not yet
+//! - `RESIDENT` (in `counters.rs`) counts every byte charged here and not yet
 //!   given back; a refused charge is taken back before `charge` returns.
 //! - The environment is read once, before any limit is read or set (a
 //!   limit set by the API is never overwritten by a late read); `usize::MAX`
@@ -29,7 +29,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once, TryLockError};
 use std::time::{Duration, Instant};
 
-use super::stats::{self, RESIDENT};
+use super::counters::{self, RESIDENT};
 
 /// Limits on the heap's resident memory (see
 /// [`HeapStats::resident`](super::HeapStats::resident)); `None` is no limit.
@@ -105,7 +105,7 @@ pub(super) fn charge(bytes: usize) -> bool {
         super::purge_shared();
     }
     if RESIDENT.load(Ordering::Relaxed) > hard {
-        stats::sub(&RESIDENT, bytes);
+        counters::sub(&RESIDENT, bytes);
         return false;
     }
     true

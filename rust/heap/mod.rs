@@ -73,7 +73,9 @@
 //! Under Miri the OS layer backs segments with `std::alloc::System`, so the
 //! same code runs there.
 
+mod counters;
 mod fork;
+mod geometry;
 mod guard;
 mod large;
 mod limit;
@@ -179,7 +181,7 @@ impl Heap {
     /// the heap's handlers run closest to the fork (handlers installed
     /// earlier prepare later).
     pub fn install_fork_handlers() {
-        fork::register();
+        fork::register_once(fork_prepare, fork_after);
     }
 
     /// The CPUs the heap sizes its shared caches for: `MEMRES_HEAP_CPUS` if
@@ -233,10 +235,23 @@ impl Heap {
         if let Some(class) = class_of(layout) {
             let heap = thread::local();
             // SAFETY: `heap` is this thread's record.
-            unsafe { ThreadHeap::pop(heap, class).or_else(|| thread::allocate_slow(heap, class)) }
+            unsafe { ThreadHeap::pop(heap, class).or_else(|| Heap::allocate_slow(heap, class)) }
         } else {
             large::allocate(layout).map(|(block, _)| block)
         }
+    }
+
+    /// The small-block slow path. A thread's first allocation goes through
+    /// here, so the fork handlers are in place before it holds a heap lock.
+    ///
+    /// # Safety
+    /// `heap` is this thread's record (or `EMPTY`).
+    #[cold]
+    #[inline(never)]
+    unsafe fn allocate_slow(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
+        fork::register_once(fork_prepare, fork_after);
+        // SAFETY: the caller's contract.
+        unsafe { thread::allocate_slow(heap, class) }
     }
 
     /// Frees a block. A pointer that is not a live block of this heap is
@@ -274,7 +289,7 @@ impl Heap {
                 return large::free(seg, ptr);
             }
             let page = Segment::page_of(seg, ptr);
-            if (*seg).owner.load(core::sync::atomic::Ordering::Relaxed) == heap {
+            if (*seg).owner.load(core::sync::atomic::Ordering::Relaxed) == thread::as_owner(heap) {
                 ThreadHeap::set_owned_hint(heap, seg);
                 thread::free_local(heap, seg, page, ptr);
             } else {
@@ -641,6 +656,32 @@ impl Heap {
             mark: guard::mark(0),
         }
     }
+}
+
+/// Before a `fork()`: takes every heap lock, in the one lock order
+/// (outermost first; see the module doc and `fork.rs`).
+extern "C" fn fork_prepare() {
+    // The environment is read under a `Once`: a fork in the middle of that
+    // read would leave the child's `Once` running forever.
+    limit::read_env();
+    // The orphan heap's lock is held while records are taken and pages
+    // found (which may purge: empty segments, large blocks); the caches of
+    // empty segments and large blocks free segments, which leaves the
+    // stats' segment list (innermost).
+    thread::fork_hold();
+    large::fork_hold();
+    limit::fork_hold();
+    thread::fork_hold_records();
+    segment::fork_hold();
+}
+
+/// After a `fork()`, in the parent and in the child: releases them.
+extern "C" fn fork_after() {
+    segment::fork_release();
+    thread::fork_release_records();
+    limit::fork_release();
+    large::fork_release();
+    thread::fork_release();
 }
 
 /// Purges what the calling thread may: its own free pages and spare, the

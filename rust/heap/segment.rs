@@ -38,31 +38,24 @@
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::counters::{self, RESIDENT};
+use super::fork::ForkSlot;
 use super::guard::{self, Misuse};
 use super::limit;
-use super::stats::{self, RESIDENT};
-use super::thread::ThreadHeap;
-use crate::classes::{class_of_size, class_size};
+use crate::classes::class_size;
 use crate::os;
 
-pub(super) const SEGMENT_SHIFT: u32 = 22;
-/// Size and alignment of a small segment (4 MiB).
-pub(super) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
-pub(super) const PAGE_SHIFT: u32 = 16;
-/// Size of a page (64 KiB): every block of a page has the page's class.
-pub(super) const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
-/// Pages per small segment, the header's included.
-pub(super) const PAGES: usize = SEGMENT_SIZE / PAGE_SIZE;
-/// The largest block served from pages (32 KiB: at least two per page).
-pub(super) const SMALL_MAX: usize = 32 << 10;
-/// Size classes served from pages.
-pub(super) const SMALL_CLASSES: usize = class_of_size(SMALL_MAX) + 1;
-/// The smallest class the heap uses: 16 bytes, room for a free block's link
-/// and its double-free mark (see `guard.rs`); 8-byte requests take it too.
-pub(super) const MIN_CLASS: usize = 1;
+pub(super) use super::geometry::{
+    MIN_CLASS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PAGES, SEGMENT_SIZE, SMALL_CLASSES, SMALL_MAX,
+};
 const _: () = assert!(class_size(MIN_CLASS) >= size_of::<Block>());
-/// A page's offset bits.
-pub(super) const PAGE_MASK: usize = PAGE_SIZE - 1;
+
+/// Who owns a small segment: a thread heap's record, seen from here as an
+/// opaque address (`thread.rs` makes and compares them), so this module
+/// does not name the thread heaps that use it.
+pub(super) enum Owner {}
 
 /// A free block: its first word is the encoded link to the next free block
 /// of its page, its second the double-free mark (see `guard.rs`). Both are
@@ -126,7 +119,7 @@ pub(super) struct Segment {
     /// The thread heap whose thread may use the pages without atomics; null
     /// while the segment is abandoned. Written by the owner (or an
     /// adopter), read by every free.
-    pub(super) owner: AtomicPtr<ThreadHeap>,
+    pub(super) owner: AtomicPtr<Owner>,
     pub(super) kind: Kind,
     /// The mapping this segment lives in (for a large block with a huge
     /// alignment, it starts before the header).
@@ -146,7 +139,7 @@ pub(super) struct Segment {
     /// The owner's list of segments, the abandoned list, or the cache of
     /// empty segments.
     pub(super) next: *mut Segment,
-    /// Small: the list of every small segment (`stats::SEGMENTS`).
+    /// Small: the list of every small segment ([`SEGMENTS`]).
     pub(super) all_prev: *mut Segment,
     pub(super) all_next: *mut Segment,
     /// When it went into the cache of empty segments.
@@ -183,13 +176,13 @@ impl Segment {
 
     /// Maps and initialises an empty small segment owned by `owner`; `None`
     /// if the OS refuses or the memory limit does.
-    pub(super) fn new_small(owner: *mut ThreadHeap) -> Option<NonNull<Segment>> {
+    pub(super) fn new_small(owner: *mut Owner) -> Option<NonNull<Segment>> {
         guard::init();
         if !limit::charge(Self::header_bytes()) {
             return None;
         }
         let Some(map) = os::map(SEGMENT_SIZE, SEGMENT_SIZE) else {
-            stats::sub(&RESIDENT, Self::header_bytes());
+            counters::sub(&RESIDENT, Self::header_bytes());
             return None;
         };
         let seg = map.cast::<Segment>();
@@ -199,13 +192,13 @@ impl Segment {
         // Published once its header is complete; a segment `Heap::owns`
         // could not recognise would be lost to `free`, so none is used.
         if !super::segment_map::insert(seg.addr().get()) {
-            stats::sub(&RESIDENT, Self::header_bytes());
+            counters::sub(&RESIDENT, Self::header_bytes());
             // SAFETY: our fresh mapping, unused.
             unsafe { os::unmap(map, SEGMENT_SIZE, SEGMENT_SIZE) };
             return None;
         }
         // SAFETY: a new small segment, listed once.
-        unsafe { stats::list_segment(seg.as_ptr()) };
+        unsafe { list_segment(seg.as_ptr()) };
         Some(seg)
     }
 
@@ -216,7 +209,7 @@ impl Segment {
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn init(
         seg: NonNull<Segment>,
-        owner: *mut ThreadHeap,
+        owner: *mut Owner,
         kind: Kind,
         map: NonNull<u8>,
         map_size: usize,
@@ -260,13 +253,13 @@ impl Segment {
         let resident = unsafe {
             match (*seg).kind {
                 Kind::Small => {
-                    stats::unlist_segment(seg);
+                    unlist_segment(seg);
                     (*seg).free_dirty * PAGE_SIZE
                 }
                 Kind::Large => (*seg).touched,
             }
         };
-        stats::sub(&RESIDENT, Self::header_bytes() + resident);
+        counters::sub(&RESIDENT, Self::header_bytes() + resident);
         // SAFETY: the caller's contract; `map` came from `os::map(size, align)`.
         unsafe { os::unmap(map, size, align) };
         Self::header_bytes() + resident
@@ -422,7 +415,7 @@ impl Segment {
                 }
             }
         }
-        stats::sub(&RESIDENT, released);
+        counters::sub(&RESIDENT, released);
         released
     }
 
@@ -525,13 +518,13 @@ impl Segment {
         }
     }
 
-    /// Moves the blocks other threads freed into `free`, counting them in
-    /// `heap`'s stats; returns how many. A corrupt link ends the list (the
-    /// rest is dropped, after the report).
+    /// Moves the blocks other threads freed into `free`; returns how many
+    /// (the caller counts them in its stats). A corrupt link ends the list
+    /// (the rest is dropped, after the report).
     ///
     /// # Safety
-    /// The caller owns the page and has exclusive use of `heap`.
-    pub(super) unsafe fn collect(page: *mut Page, heap: *mut ThreadHeap) -> u32 {
+    /// The caller owns the page.
+    pub(super) unsafe fn collect(page: *mut Page) -> u32 {
         // SAFETY: `thread_free` is atomic; the other fields are the owner's.
         unsafe {
             let mut list = (*page).thread_free.swap(ptr::null_mut(), Ordering::Acquire);
@@ -558,9 +551,6 @@ impl Segment {
                 n = used;
             }
             (*page).used.store(used - n, Ordering::Relaxed);
-            if n > 0 {
-                ThreadHeap::count_collected(heap, (*page).class.load(Ordering::Relaxed) as usize, n);
-            }
             n
         }
     }
@@ -594,6 +584,79 @@ impl Segment {
                     Err(now) => head = now,
                 }
             }
+        }
+    }
+}
+
+/// Every small segment, linked through `Segment::all_next`/`all_prev`.
+struct Segments(*mut Segment);
+// SAFETY: the segments are plain memory; the links are only touched under
+// the lock.
+unsafe impl Send for Segments {}
+static SEGMENTS: Mutex<Segments> = Mutex::new(Segments(ptr::null_mut()));
+
+fn segments() -> MutexGuard<'static, Segments> {
+    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+static FORK: ForkSlot<MutexGuard<'static, Segments>> = ForkSlot::new();
+
+/// Holds the segment list's lock across a `fork()` (the innermost of the
+/// heap's locks; see `fork.rs`).
+pub(super) fn fork_hold() {
+    FORK.hold(segments());
+}
+
+pub(super) fn fork_release() {
+    FORK.release();
+}
+
+/// Runs `f` on every small segment, under the list's lock: a listed segment
+/// stays mapped until it is unlisted, which waits for the lock, so `f` may
+/// read its atomic fields.
+pub(super) fn for_each_small(mut f: impl FnMut(*mut Segment)) {
+    let all = segments();
+    let mut seg = all.0;
+    while !seg.is_null() {
+        f(seg);
+        // SAFETY: a listed segment; the link changes only under the lock.
+        seg = unsafe { (*seg).all_next };
+    }
+}
+
+/// Lists a new small segment.
+///
+/// # Safety
+/// `seg` is a small segment not listed yet.
+unsafe fn list_segment(seg: *mut Segment) {
+    let mut all = segments();
+    // SAFETY: the links are ours under the lock.
+    unsafe {
+        (*seg).all_prev = ptr::null_mut();
+        (*seg).all_next = all.0;
+        if !all.0.is_null() {
+            (*all.0).all_prev = seg;
+        }
+    }
+    all.0 = seg;
+}
+
+/// Takes a small segment off the list, before it is unmapped.
+///
+/// # Safety
+/// `seg` is a listed small segment.
+unsafe fn unlist_segment(seg: *mut Segment) {
+    let mut all = segments();
+    // SAFETY: the links are ours under the lock.
+    unsafe {
+        let (prev, next) = ((*seg).all_prev, (*seg).all_next);
+        if prev.is_null() {
+            all.0 = next;
+        } else {
+            (*prev).all_next = next;
+        }
+        if !next.is_null() {
+            (*next).all_prev = prev;
         }
     }
 }

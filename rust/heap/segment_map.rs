@@ -20,7 +20,7 @@
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
-use super::segment::{SEGMENT_SHIFT, SEGMENT_SIZE};
+use super::geometry::{SEGMENT_SHIFT, SEGMENT_SIZE};
 use crate::os;
 
 /// Address bits the map covers.

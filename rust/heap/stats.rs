@@ -3,147 +3,34 @@
 //! Nothing is counted on the fast paths. What they change, a page's `used`
 //! count, is the owner's to write (a relaxed load and store: plain moves)
 //! and any thread's to read, so a reader walks every small segment
-//! ([`SEGMENTS`]) and sums the pages. Blocks freed by other threads count
+//! (`segment::for_each_small`) and sums the pages. Blocks freed by other threads count
 //! in their page until its owner collects them, so two per-thread counters
 //! settle the difference, both on slow paths: blocks a thread freed into
 //! others' pages (after the CAS it makes anyway) and blocks it collected.
-//! A thread's counters are folded into [`RETIRED`] when it exits, and
-//! remote frees by threads without a record go to [`STRAY_FREES`].
+//! A thread's counters are folded into `counters::RETIRED` when it exits,
+//! and remote frees by threads without a record go to
+//! `counters::STRAY_FREES`.
 //! Large blocks and resident bytes change per mapping or per 64 KiB page:
 //! process-wide atomics.
 //!
+//! This module only reads: the lists it walks belong to `segment.rs`
+//! (every small segment) and `thread.rs` (every thread record), the
+//! counters to `counters.rs`.
+//!
 //! # Invariants
-//! - [`SEGMENTS`] lists every small segment; a segment leaves it (under its
-//!   lock) before it is unmapped, so the walk only reads mapped headers,
-//!   and only their atomic fields.
-//! - [`RECORDS`] lists every thread record ever made (records are reused,
-//!   never unmapped); the fold of an exiting thread's counters is under its
-//!   lock, so a reader never counts a thread twice or not at all.
+//! - The segment list holds every small segment; a segment leaves it
+//!   (under its lock) before it is unmapped, so the walk only reads mapped
+//!   headers, and only their atomic fields.
+//! - The record list holds every thread record ever made (records are
+//!   reused, never unmapped); the fold of an exiting thread's counters is
+//!   under its lock, so a reader never counts a thread twice or not at all.
 
-use core::ptr;
-use core::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use core::sync::atomic::Ordering;
 
-use super::segment::{PAGE_SIZE, PAGES, Page, SMALL_CLASSES, Segment};
-use super::thread::ThreadHeap;
+use super::counters::{LARGE_BYTES, LARGE_LIVE, RESIDENT};
+use super::segment::{self, PAGE_SIZE, PAGES, Page, SMALL_CLASSES};
+use super::thread;
 use crate::classes::class_size;
-
-/// A counter written by one thread at a time and read by any.
-pub(super) struct Counter(AtomicUsize);
-
-impl Counter {
-    pub(super) const fn new() -> Self {
-        Counter(AtomicUsize::new(0))
-    }
-
-    /// Adds `n`. Only the counter's writer calls this (its thread, or the
-    /// holder of the lock that guards its record), so a load and a store
-    /// suffice.
-    #[inline]
-    pub(super) fn add(&self, n: usize) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    }
-
-    pub(super) fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Bytes the heap has touched and not handed back (see [`HeapStats::resident`]).
-pub(super) static RESIDENT: AtomicUsize = AtomicUsize::new(0);
-/// Live large blocks, and their bytes.
-pub(super) static LARGE_LIVE: AtomicUsize = AtomicUsize::new(0);
-pub(super) static LARGE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-/// Remote frees and collected blocks of exited threads, per class.
-pub(super) static RETIRED: [(AtomicUsize, AtomicUsize); SMALL_CLASSES] =
-    [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; SMALL_CLASSES];
-/// Remote frees by threads that had no record (before their first
-/// allocation, or after their thread-locals were destroyed), per class.
-pub(super) static STRAY_FREES: [AtomicUsize; SMALL_CLASSES] = [const { AtomicUsize::new(0) }; SMALL_CLASSES];
-
-/// Every thread record, linked through `ThreadHeap::next_record`.
-pub(super) struct Records(pub(super) *mut ThreadHeap);
-// SAFETY: the records are plain memory that lives for the whole process.
-unsafe impl Send for Records {}
-pub(super) static RECORDS: Mutex<Records> = Mutex::new(Records(ptr::null_mut()));
-
-pub(super) fn records() -> MutexGuard<'static, Records> {
-    RECORDS.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Every small segment, linked through `Segment::all_next`/`all_prev`.
-struct Segments(*mut Segment);
-// SAFETY: as for `Records`; the links are only touched under the lock.
-unsafe impl Send for Segments {}
-static SEGMENTS: Mutex<Segments> = Mutex::new(Segments(ptr::null_mut()));
-
-fn segments() -> MutexGuard<'static, Segments> {
-    SEGMENTS.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-type Held = (MutexGuard<'static, Records>, MutexGuard<'static, Segments>);
-static FORK: super::fork::ForkSlot<Held> = super::fork::ForkSlot::new();
-
-/// Holds the lists' locks across a `fork()` (see `fork.rs`): the records,
-/// then the segments (innermost of all the heap's locks).
-pub(super) fn fork_hold() {
-    let records = records();
-    FORK.hold((records, segments()));
-}
-
-pub(super) fn fork_release() {
-    FORK.release();
-}
-
-/// Lists a new small segment.
-///
-/// # Safety
-/// `seg` is a small segment not listed yet.
-pub(super) unsafe fn list_segment(seg: *mut Segment) {
-    let mut all = segments();
-    // SAFETY: the links are ours under the lock.
-    unsafe {
-        (*seg).all_prev = ptr::null_mut();
-        (*seg).all_next = all.0;
-        if !all.0.is_null() {
-            (*all.0).all_prev = seg;
-        }
-    }
-    all.0 = seg;
-}
-
-/// Takes a small segment off the list, before it is unmapped.
-///
-/// # Safety
-/// `seg` is a listed small segment.
-pub(super) unsafe fn unlist_segment(seg: *mut Segment) {
-    let mut all = segments();
-    // SAFETY: the links are ours under the lock.
-    unsafe {
-        let (prev, next) = ((*seg).all_prev, (*seg).all_next);
-        if prev.is_null() {
-            all.0 = next;
-        } else {
-            (*prev).all_next = next;
-        }
-        if !next.is_null() {
-            (*next).all_prev = prev;
-        }
-    }
-}
-
-/// Adds `bytes` to a process-wide counter.
-#[inline]
-pub(super) fn add(counter: &AtomicUsize, bytes: usize) {
-    counter.fetch_add(bytes, Ordering::Relaxed);
-}
-
-/// Takes `bytes` from a process-wide counter.
-#[inline]
-pub(super) fn sub(counter: &AtomicUsize, bytes: usize) {
-    counter.fetch_sub(bytes, Ordering::Relaxed);
-}
 
 /// A snapshot of the heap, in the spirit of jemalloc's `stats.*`.
 ///
@@ -207,49 +94,26 @@ pub(super) fn class_stats() -> [HeapClassStats; HEAP_CLASS_COUNT] {
     let mut stats = [HeapClassStats::default(); HEAP_CLASS_COUNT];
     // Blocks counted in their pages, and pages with blocks.
     let mut in_pages = [(0usize, 0usize); SMALL_CLASSES];
-    {
-        let all = segments();
-        let mut seg = all.0;
-        while !seg.is_null() {
-            for index in 1..PAGES {
-                // SAFETY: a listed segment is mapped until it is unlisted,
-                // which waits for this lock; only atomic fields are read.
-                let page = unsafe { (&raw const (*seg).pages).cast::<Page>().add(index) };
+    segment::for_each_small(|seg| {
+        for index in 1..PAGES {
+            // SAFETY: a listed segment is mapped while `for_each_small`
+            // holds the list (see there); only atomic fields are read.
+            let page = unsafe { (&raw const (*seg).pages).cast::<Page>().add(index) };
+            // SAFETY: as above.
+            let used = unsafe { (*page).used.load(Ordering::Relaxed) } as usize;
+            if used > 0 {
                 // SAFETY: as above.
-                let used = unsafe { (*page).used.load(Ordering::Relaxed) } as usize;
-                if used > 0 {
-                    // SAFETY: as above.
-                    let class = unsafe { (*page).class.load(Ordering::Relaxed) } as usize;
-                    if let Some(slot) = in_pages.get_mut(class) {
-                        slot.0 += used;
-                        slot.1 += 1;
-                    }
+                let class = unsafe { (*page).class.load(Ordering::Relaxed) } as usize;
+                if let Some(slot) = in_pages.get_mut(class) {
+                    slot.0 += used;
+                    slot.1 += 1;
                 }
             }
-            // SAFETY: as above; the link changes only under the lock.
-            seg = unsafe { (*seg).all_next };
         }
-    }
-    // Remote frees not collected yet: freed, but still in their pages. The
-    // exited threads' totals are read under the records' lock, as an
-    // exiting thread moves its counts there under it: seen once, either way.
+    });
+    // Remote frees not collected yet: freed, but still in their pages.
     let mut remote = [(0usize, 0usize); SMALL_CLASSES];
-    {
-        let records = records();
-        for (class, (frees, back)) in remote.iter_mut().enumerate() {
-            *frees = RETIRED[class].0.load(Ordering::Relaxed).wrapping_add(STRAY_FREES[class].load(Ordering::Relaxed));
-            *back = RETIRED[class].1.load(Ordering::Relaxed);
-        }
-        let mut record = records.0;
-        while !record.is_null() {
-            // SAFETY: records live for the whole process; their counters
-            // are atomics, and `next_record` does not change once listed.
-            unsafe {
-                ThreadHeap::add_counts(record, &mut remote);
-                record = ThreadHeap::next_record(record);
-            }
-        }
-    }
+    thread::sum_remote(&mut remote);
     for class in 0..SMALL_CLASSES {
         let (used, pages) = in_pages[class];
         let (frees, back) = remote[class];

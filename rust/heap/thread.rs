@@ -38,10 +38,12 @@ use std::sync::{Mutex, PoisonError};
 
 use std::time::{Duration, Instant};
 
+use super::counters::{self, Counter, RESIDENT, RETIRED, STRAY_FREES};
+use super::fork::ForkSlot;
 use super::guard::{self, Misuse};
 use super::limit;
+use super::segment::Owner;
 use super::segment::{Block, PAGE_SIZE, Page, SMALL_CLASSES, Segment};
-use super::stats::{self, Counter};
 use crate::os;
 
 /// A queue of the pages of one class; the head is where allocation looks.
@@ -77,7 +79,7 @@ pub(crate) struct ThreadHeap {
     purge_seen: usize,
     /// The registry's list of unused records.
     next_unused: *mut ThreadHeap,
-    /// The list of every record (`stats::RECORDS`); set once, when made.
+    /// The list of every record ([`RECORDS`]); set once, when made.
     next_record: *mut ThreadHeap,
     /// The header address of a small segment this heap owns, where it last
     /// freed a block (0: none). Cleared before the segment leaves the heap
@@ -128,6 +130,71 @@ pub(super) fn local() -> *mut ThreadHeap {
 /// at a valid record, until the thread ends (`LOCAL` has no destructor).
 pub(super) fn local_slot() -> *mut *mut ThreadHeap {
     LOCAL.with(Cell::as_ptr)
+}
+
+/// The owner address of `heap`, as segments record it.
+#[inline(always)]
+pub(super) fn as_owner(heap: *mut ThreadHeap) -> *mut Owner {
+    heap.cast()
+}
+
+/// Every thread record ever made, linked through `next_record`.
+struct Records(*mut ThreadHeap);
+// SAFETY: the records are plain memory that lives for the whole process.
+unsafe impl Send for Records {}
+static RECORDS: Mutex<Records> = Mutex::new(Records(ptr::null_mut()));
+
+fn records() -> std::sync::MutexGuard<'static, Records> {
+    RECORDS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+static FORK_RECORDS: ForkSlot<std::sync::MutexGuard<'static, Records>> = ForkSlot::new();
+
+/// Holds the records list's lock across a `fork()` (after the limit's, before
+/// the segment list's; see `fork.rs`).
+pub(super) fn fork_hold_records() {
+    FORK_RECORDS.hold(records());
+}
+
+pub(super) fn fork_release_records() {
+    FORK_RECORDS.release();
+}
+
+/// Adds to `remote` (per class: blocks freed into pages their freer did
+/// not own, and such blocks collected by the owners) the counts of every
+/// record and of the exited threads. Under the records' lock, as an exiting
+/// thread folds its counts into the totals under it: each seen once.
+pub(super) fn sum_remote(remote: &mut [(usize, usize); SMALL_CLASSES]) {
+    let records = records();
+    for (class, (frees, back)) in remote.iter_mut().enumerate() {
+        *frees = frees
+            .wrapping_add(RETIRED[class].0.load(Ordering::Relaxed))
+            .wrapping_add(STRAY_FREES[class].load(Ordering::Relaxed));
+        *back = back.wrapping_add(RETIRED[class].1.load(Ordering::Relaxed));
+    }
+    let mut record = records.0;
+    while !record.is_null() {
+        // SAFETY: records live for the whole process; their counters are
+        // atomics, and `next_record` is written once, before listing.
+        unsafe {
+            ThreadHeap::add_counts(record, remote);
+            record = (*record).next_record;
+        }
+    }
+}
+
+/// Collects `page`'s remote frees, counting them in `heap`'s stats.
+///
+/// # Safety
+/// `heap` owns the page and the caller has exclusive use of it.
+unsafe fn collect(heap: *mut ThreadHeap, page: *mut Page) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let n = Segment::collect(page);
+        if n > 0 {
+            (*heap).collected[(*page).class.load(Ordering::Relaxed) as usize].add(n as usize);
+        }
+    }
 }
 
 /// Records of exited threads, for reuse.
@@ -204,7 +271,7 @@ impl Empties {
     }
 
     /// Takes a kept segment for `owner`.
-    fn take(&mut self, owner: *mut ThreadHeap) -> Option<*mut Segment> {
+    fn take(&mut self, owner: *mut Owner) -> Option<*mut Segment> {
         self.expire(false);
         let seg = self.head;
         if seg.is_null() {
@@ -261,7 +328,7 @@ type Held = (
     std::sync::MutexGuard<'static, Abandoned>,
     std::sync::MutexGuard<'static, Empties>,
 );
-static FORK: super::fork::ForkSlot<Held> = super::fork::ForkSlot::new();
+static FORK: ForkSlot<Held> = ForkSlot::new();
 
 /// Holds this module's locks across a `fork()` (see `fork.rs`), outermost
 /// first: the orphan heap, the unused records, the abandoned segments, the
@@ -334,31 +401,13 @@ impl ThreadHeap {
     ///
     /// # Safety
     /// `heap` is a record (records are never unmapped).
-    pub(super) unsafe fn add_counts(heap: *mut ThreadHeap, counts: &mut [(usize, usize); SMALL_CLASSES]) {
+    unsafe fn add_counts(heap: *mut ThreadHeap, counts: &mut [(usize, usize); SMALL_CLASSES]) {
         // SAFETY: the counters are atomics; the record lives forever.
         let (remote, collected) = unsafe { (&(*heap).remote_frees, &(*heap).collected) };
         for (class, (frees, back)) in counts.iter_mut().enumerate() {
             *frees = frees.wrapping_add(remote[class].get());
             *back = back.wrapping_add(collected[class].get());
         }
-    }
-
-    /// Counts `n` blocks of `class` collected from a remote list.
-    ///
-    /// # Safety
-    /// The caller has exclusive use of `heap`.
-    pub(super) unsafe fn count_collected(heap: *mut ThreadHeap, class: usize, n: u32) {
-        // SAFETY: the caller's contract.
-        unsafe { (*heap).collected[class].add(n as usize) };
-    }
-
-    /// The next record in the list of all records.
-    ///
-    /// # Safety
-    /// `heap` is a listed record, and the caller holds the list's lock.
-    pub(super) unsafe fn next_record(heap: *mut ThreadHeap) -> *mut ThreadHeap {
-        // SAFETY: written once, under the lock, before the record is listed.
-        unsafe { (*heap).next_record }
     }
 
     /// Pops a block of `class` from the head page: the allocation fast path.
@@ -456,7 +505,6 @@ fn attach() -> Option<*mut ThreadHeap> {
     unsafe { (*heap).purge_seen = limit::PURGE_REQUESTS.load(Ordering::Relaxed) };
     LOCAL.with(|l| l.set(heap));
     STATE.with(|s| s.set(1));
-    super::fork::register();
     // Registering the destructor may allocate (through this heap: LOCAL is
     // set, so that is an ordinary allocation).
     EXIT.with(|_| ());
@@ -467,8 +515,8 @@ fn attach() -> Option<*mut ThreadHeap> {
 fn new_record() -> Option<*mut ThreadHeap> {
     let size = size_of::<ThreadHeap>().next_multiple_of(os::page_size());
     let record = os::map(size, os::page_size())?.cast::<ThreadHeap>().as_ptr();
-    stats::add(&stats::RESIDENT, size);
-    let mut records = stats::records();
+    counters::add(&RESIDENT, size);
+    let mut records = records();
     // SAFETY: fresh memory, large and aligned enough; listed under the lock.
     unsafe {
         record.write(ThreadHeap::new());
@@ -486,7 +534,7 @@ fn new_record() -> Option<*mut ThreadHeap> {
 #[inline]
 pub(super) unsafe fn count_remote_free(heap: *mut ThreadHeap, class: usize) {
     if heap == empty() {
-        stats::STRAY_FREES[class].fetch_add(1, Ordering::Relaxed);
+        STRAY_FREES[class].fetch_add(1, Ordering::Relaxed);
     } else {
         // SAFETY: this thread's own record.
         unsafe { (*heap).remote_frees[class].add(1) };
@@ -507,7 +555,7 @@ unsafe fn refill(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
         let queue = &raw mut (*heap).queues[class];
         for _ in 0..SCAN.min((*queue).len) {
             let page = (*queue).head;
-            Segment::collect(page, heap);
+            collect(heap, page);
             if (*page).free.is_null() {
                 Segment::carve(segment_of_page(page), page);
             }
@@ -557,10 +605,10 @@ unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Option<*mut Page> {
             } else if let Some(seg) = adopt(heap) {
                 seg
             } else {
-                let kept = empties().take(heap);
+                let kept = empties().take(as_owner(heap));
                 match kept {
                     Some(seg) => seg,
-                    None => Segment::new_small(heap)?.as_ptr(),
+                    None => Segment::new_small(as_owner(heap))?.as_ptr(),
                 }
             };
             (*seg).next = (*heap).segments;
@@ -608,14 +656,14 @@ unsafe fn adopt(heap: *mut ThreadHeap) -> Option<*mut Segment> {
     // SAFETY: the segment is now only ours: no thread owns it, and frees
     // from others only push to `thread_free`.
     unsafe {
-        (*seg).owner.store(heap, Ordering::Relaxed);
+        (*seg).owner.store(as_owner(heap), Ordering::Relaxed);
         (*seg).next = ptr::null_mut();
         for index in 1..super::segment::PAGES {
             let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
             if !(*page).in_use.load(Ordering::Relaxed) {
                 continue;
             }
-            Segment::collect(page, heap);
+            collect(heap, page);
             if (*page).used.load(Ordering::Relaxed) == 0 {
                 Segment::release_page(seg, page);
             } else {
@@ -673,7 +721,7 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, seg: *mut Segment, page: 
 unsafe fn freed_already(heap: *mut ThreadHeap, page: *mut Page, block: *mut Block) -> bool {
     // SAFETY: the caller's contract.
     unsafe {
-        Segment::collect(page, heap);
+        collect(heap, page);
         (*page).used.load(Ordering::Relaxed) == 0 || Segment::in_free_list(page, block)
     }
 }
@@ -824,7 +872,7 @@ unsafe fn abandon(heap: *mut ThreadHeap) {
             for index in 1..super::segment::PAGES {
                 let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
                 if (*page).in_use.load(Ordering::Relaxed) {
-                    Segment::collect(page, heap);
+                    collect(heap, page);
                     if (*page).used.load(Ordering::Relaxed) == 0 {
                         Segment::release_page(seg, page);
                     } else {
@@ -847,10 +895,10 @@ unsafe fn abandon(heap: *mut ThreadHeap) {
         }
         // The counts go to the totals and the record is cleared under the
         // list's lock, so a reader sees them once.
-        let records = stats::records();
-        for class in 0..SMALL_CLASSES {
-            stats::RETIRED[class].0.fetch_add((*heap).remote_frees[class].get(), Ordering::Relaxed);
-            stats::RETIRED[class].1.fetch_add((*heap).collected[class].get(), Ordering::Relaxed);
+        let records = records();
+        for (class, (frees, back)) in RETIRED.iter().enumerate() {
+            frees.fetch_add((*heap).remote_frees[class].get(), Ordering::Relaxed);
+            back.fetch_add((*heap).collected[class].get(), Ordering::Relaxed);
         }
         let next_record = (*heap).next_record;
         heap.write(ThreadHeap::new());
