@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn divides_matches_the_remainder_for_every_class_and_offset() {
-        for class in 1..crate::heap::segment::SMALL_CLASSES {
+        for class in 1..crate::heap::geometry::SMALL_CLASSES {
             let size = crate::classes::class_size(class);
             let magic = divisor(size);
             for offset in 0..(1u32 << 16) {

@@ -29,7 +29,7 @@ use core::sync::atomic::Ordering;
 
 use super::counters::{self, LARGE_BYTES, LARGE_LIVE, RESIDENT};
 use super::guard::{self, Misuse};
-use super::limit;
+use super::limit::{self, Short};
 use super::segment::{Kind, PAGE_SIZE, SEGMENT_SIZE, Segment};
 use crate::os;
 
@@ -126,8 +126,9 @@ fn placement(align: usize) -> (usize, usize, usize) {
 }
 
 /// Allocates a large block; also says whether its memory is known to be
-/// zero (a fresh mapping).
-pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
+/// zero (a fresh mapping). `Err` if the OS or the memory limit says no
+/// (`PurgeFirst`: the caller purges and tries again, see `limit.rs`).
+pub(super) fn allocate(layout: Layout) -> Result<(NonNull<u8>, bool), Short> {
     guard::init();
     let size = layout.size().max(1);
     let (offset, map_align, header_at) = placement(layout.align());
@@ -167,32 +168,32 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
             // SAFETY: a cached mapping is ours; its header is valid.
             unsafe {
                 (*seg).large_size = (*seg).map_size - offset;
-                if !account(seg, size) {
+                if let Err(short) = account(seg, size) {
                     Segment::free(seg);
-                    return None;
+                    return Err(short);
                 }
                 (*seg).large_live.store(true, Ordering::Release);
-                return Some((NonNull::new_unchecked(seg.cast::<u8>().add(offset)), false));
+                return Ok((NonNull::new_unchecked(seg.cast::<u8>().add(offset)), false));
             }
         }
     }
     // Twice the block (up to 64 MiB more) of address space, to grow into.
     let page = os::page_size();
-    let reserve = size.checked_add(size.min(64 << 20))?;
+    let reserve = size.checked_add(size.min(64 << 20)).ok_or(Short::Refused)?;
     // At least the whole 4 MiB region of the header: no other mapping may
     // share a region whose header `Heap::owns` consults (the reserve costs
     // address space only).
-    let map_size = offset.checked_add(reserve)?.checked_next_multiple_of(page)?.max(SEGMENT_SIZE - header_at);
-    if map_size > isize::MAX as usize {
-        return None;
-    }
+    let map_size = offset
+        .checked_add(reserve)
+        .and_then(|bytes| bytes.checked_next_multiple_of(page))
+        .filter(|&bytes| bytes <= isize::MAX as usize)
+        .ok_or(Short::Refused)?
+        .max(SEGMENT_SIZE - header_at);
     let header = Segment::header_bytes();
-    if !limit::charge(header) {
-        return None;
-    }
+    limit::charge(header)?;
     let Some(map) = os::map(map_size, map_align) else {
         counters::sub(&RESIDENT, header);
-        return None;
+        return Err(Short::Refused);
     };
     if size >= HUGE_FROM {
         os::advise_huge(map.as_ptr().wrapping_add(offset), size);
@@ -213,66 +214,66 @@ pub(super) fn allocate(layout: Layout) -> Option<(NonNull<u8>, bool)> {
         // Published once its header is complete (see `Segment::new_small`).
         if !super::segment_map::insert(seg.addr()) {
             Segment::free(seg);
-            return None;
+            return Err(Short::Refused);
         }
-        if !account(seg, size) {
+        if let Err(short) = account(seg, size) {
             Segment::free(seg);
-            return None;
+            return Err(short);
         }
         (*seg).large_live.store(true, Ordering::Release);
     };
-    Some((NonNull::new(map.as_ptr().wrapping_add(offset))?, true))
+    NonNull::new(map.as_ptr().wrapping_add(offset)).map(|block| (block, true)).ok_or(Short::Refused)
 }
 
 /// Counts a block of `size` bytes handed out from the large segment `seg`
 /// (fresh or reused) in the stats, charging memory it has not touched yet
-/// to the limit; false if the limit refused (nothing counted then).
+/// to the limit; `Err` if the limit said no (nothing counted then).
 ///
 /// # Safety
 /// `seg` is a large segment with no live block.
-unsafe fn account(seg: *mut Segment, size: usize) -> bool {
+unsafe fn account(seg: *mut Segment, size: usize) -> Result<(), Short> {
     // SAFETY: the caller's contract: the header is ours.
-    let Some(rounded) = (unsafe { touch(seg, size) }) else { return false };
+    let rounded = unsafe { touch(seg, size) }?;
     // SAFETY: as above.
     unsafe { (*seg).block_size = rounded };
     counters::add(&LARGE_LIVE, 1);
     counters::add(&LARGE_BYTES, rounded);
-    true
+    Ok(())
 }
 
 /// The block of `seg` is to span `size` bytes: charges the pages it has
 /// never touched to the limit and counts them as touched. Returns the
-/// page-rounded size, or `None` (nothing counted) if the limit refused.
+/// page-rounded size, or `Err` (nothing counted) if the limit said no.
 ///
 /// # Safety
 /// The caller owns the large segment's header.
-unsafe fn touch(seg: *mut Segment, size: usize) -> Option<usize> {
+unsafe fn touch(seg: *mut Segment, size: usize) -> Result<usize, Short> {
     let rounded = size.next_multiple_of(os::page_size());
     // SAFETY: the caller's contract.
     unsafe {
         let growth = rounded.saturating_sub((*seg).touched);
-        if growth > 0 && !limit::charge(growth) {
-            return None;
+        if growth > 0 {
+            limit::charge(growth)?;
         }
         (*seg).touched += growth;
     }
-    Some(rounded)
+    Ok(rounded)
 }
 
 /// A large block changes size in place (within its mapping): updates the
-/// stats, charging new memory to the limit; false if the limit refused.
+/// stats, charging new memory to the limit; `Err` if the limit said no.
 ///
 /// # Safety
 /// `seg` is the header of a live large block, `new_size` within its usable
 /// size, and the caller owns the block.
-pub(super) unsafe fn resize(seg: *mut Segment, new_size: usize) -> bool {
+pub(super) unsafe fn resize(seg: *mut Segment, new_size: usize) -> Result<(), Short> {
     // SAFETY: the caller owns the block, and with it these header fields.
-    let Some(rounded) = (unsafe { touch(seg, new_size) }) else { return false };
+    let rounded = unsafe { touch(seg, new_size) }?;
     // SAFETY: as above.
     let old = unsafe { core::mem::replace(&mut (*seg).block_size, rounded) };
     counters::sub(&LARGE_BYTES, old);
     counters::add(&LARGE_BYTES, rounded);
-    true
+    Ok(())
 }
 
 /// The address of the block of the large segment `seg`.

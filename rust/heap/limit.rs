@@ -2,12 +2,18 @@
 //!
 //! Every byte of new memory the heap is about to touch — a clean page, a
 //! segment header, a large block or its growth — is *charged* here first,
-//! against the resident count of [`stats`](super::stats). Past the soft
-//! limit the heap purges: the empty segments and large blocks it keeps, the
+//! against the resident count (`counters::RESIDENT`). Past the soft limit
+//! the heap purges: the empty segments and large blocks it keeps, the
 //! calling thread's free pages, and it asks every other thread to purge
 //! its own at its next slow path. Past the hard limit (after that purge)
 //! the allocation fails, so a program sees null / `Err` / `std::bad_alloc`
 //! it can handle instead of being killed by the OOM killer.
+//!
+//! This module decides; it does not purge. A charge that needs a purge
+//! first says so ([`Short::PurgeFirst`]); the heap's top level
+//! (`Heap::with_purge` in `heap/mod.rs`) purges, marks the thread
+//! [`purged`], and tries the allocation once more, whose charge then
+//! decides without asking again.
 //!
 //! Limits come from [`Heap::set_limits`](super::Heap::set_limits) or, read
 //! at the first charge, the environment: `MEMRES_HEAP_LIMIT` (hard) and
@@ -25,6 +31,7 @@
 //! - `charge` takes no heap lock of its own but `LAST_SOFT_PURGE` (with
 //!   `try_lock`), so it may run under the orphan heap's lock.
 
+use core::cell::Cell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once, TryLockError};
 use std::time::{Duration, Instant};
@@ -91,24 +98,45 @@ pub(super) fn get() -> HeapLimits {
     HeapLimits { soft: limit(SOFT.load(Ordering::Relaxed)), hard: limit(HARD.load(Ordering::Relaxed)) }
 }
 
-/// Counts `bytes` of new memory as resident; false (and nothing counted)
-/// if that would pass the hard limit even after purging.
-pub(super) fn charge(bytes: usize) -> bool {
+/// Why a charge did not go through (nothing is counted then).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Short {
+    /// Past the hard limit, after a purge: the allocation fails.
+    Refused,
+    /// Past a limit: purge, then try again (see the module doc).
+    PurgeFirst,
+}
+
+std::thread_local! {
+    /// This thread purged for a `PurgeFirst` and is trying again.
+    static PURGED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Counts `bytes` of new memory as resident, or says why not.
+pub(super) fn charge(bytes: usize) -> Result<(), Short> {
     read_env();
     let now = RESIDENT.fetch_add(bytes, Ordering::Relaxed) + bytes;
     let (soft, hard) = (SOFT.load(Ordering::Relaxed), HARD.load(Ordering::Relaxed));
     if now <= soft.min(hard) {
-        return true;
+        return Ok(());
     }
-    if now > hard || soft_purge_due() {
-        PURGE_REQUESTS.fetch_add(1, Ordering::Relaxed);
-        super::purge_shared();
-    }
-    if RESIDENT.load(Ordering::Relaxed) > hard {
+    let purged = PURGED.with(Cell::get);
+    if !purged && (now > hard || soft_purge_due()) {
         counters::sub(&RESIDENT, bytes);
-        return false;
+        PURGE_REQUESTS.fetch_add(1, Ordering::Relaxed);
+        return Err(Short::PurgeFirst);
     }
-    true
+    if now > hard {
+        counters::sub(&RESIDENT, bytes);
+        return Err(Short::Refused);
+    }
+    Ok(())
+}
+
+/// The calling thread has purged for a `PurgeFirst` (`true`) and tries
+/// again, or is done trying (`false`).
+pub(super) fn set_purged(purged: bool) {
+    PURGED.with(|p| p.set(purged));
 }
 
 static FORK: super::fork::ForkSlot<std::sync::MutexGuard<'static, Option<Instant>>> = super::fork::ForkSlot::new();

@@ -62,8 +62,13 @@
 //! - Locks are taken in one order, outermost first: the orphan heap, the
 //!   unused records, the abandoned segments, the empty segments, the cache
 //!   of large blocks, the soft limit's clock, the records list, the
-//!   segments list. `limit::charge` (which may purge) runs under no lock
-//!   but the orphan heap's. `fork.rs` takes them all in this order.
+//!   segments list. `limit::charge` never purges: when the limit wants a
+//!   purge first, the allocation unwinds to the top (`with_purge`), which
+//!   purges holding no lock and tries again. `fork_prepare` below takes
+//!   them all in this order.
+//! - Modules form layers, lowest first: `geometry`, `counters`, `fork`
+//!   (the slot), `guard`, `segment_map`; `limit`; `segment`; `large`;
+//!   `thread`; `stats`; this module. None names a module above it.
 //!
 //! Why no loom model: the one lock-free structure is the `thread_free`
 //! push/swap pair above, a multi-producer single-consumer stack whose
@@ -237,7 +242,7 @@ impl Heap {
             // SAFETY: `heap` is this thread's record.
             unsafe { ThreadHeap::pop(heap, class).or_else(|| Heap::allocate_slow(heap, class)) }
         } else {
-            large::allocate(layout).map(|(block, _)| block)
+            with_purge(|| large::allocate(layout)).map(|(block, _)| block)
         }
     }
 
@@ -250,8 +255,13 @@ impl Heap {
     #[inline(never)]
     unsafe fn allocate_slow(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
         fork::register_once(fork_prepare, fork_after);
-        // SAFETY: the caller's contract.
-        unsafe { thread::allocate_slow(heap, class) }
+        let mut first = true;
+        with_purge(|| {
+            // After a purge the thread may have a record it lacked before.
+            let heap = if core::mem::take(&mut first) { heap } else { thread::local() };
+            // SAFETY: the caller's contract; `local()` is this thread's record.
+            unsafe { thread::allocate_slow(heap, class) }
+        })
     }
 
     /// Frees a block. A pointer that is not a live block of this heap is
@@ -441,7 +451,7 @@ unsafe impl GlobalAlloc for Heap {
         if class_of(layout).is_none() {
             // A fresh mapping is zero already: touching it would only fault
             // its pages in.
-            return match large::allocate(layout) {
+            return match with_purge(|| large::allocate(layout)) {
                 Some((block, true)) => block.as_ptr(),
                 Some((block, false)) => {
                     // SAFETY: a block of at least `layout.size()` bytes.
@@ -536,7 +546,7 @@ impl Heap {
                 if new.size() <= usable && class_of(new).is_none() {
                     // SAFETY: a live large block, the caller's to resize,
                     // and the new size within its usable size.
-                    if unsafe { large::resize(segment_of(ptr.as_ptr()), new.size()) } {
+                    if with_purge(|| unsafe { large::resize(segment_of(ptr.as_ptr()), new.size()) }).is_some() {
                         return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
                     }
                 }
@@ -654,6 +664,24 @@ impl Heap {
             min_class: MIN_CLASS,
             checks: guard::ON,
             mark: guard::mark(0),
+        }
+    }
+}
+
+/// Runs `attempt`, and if the memory limit asks for a purge first
+/// (`limit::Short::PurgeFirst`), purges what this thread may and runs it
+/// once more, whose charge then decides without asking again (see
+/// `limit.rs`). `None` if the OS or the limit refused.
+fn with_purge<T>(mut attempt: impl FnMut() -> Result<T, limit::Short>) -> Option<T> {
+    match attempt() {
+        Ok(value) => Some(value),
+        Err(limit::Short::Refused) => None,
+        Err(limit::Short::PurgeFirst) => {
+            purge_shared();
+            limit::set_purged(true);
+            let again = attempt().ok();
+            limit::set_purged(false);
+            again
         }
     }
 }

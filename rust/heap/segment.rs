@@ -43,7 +43,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use super::counters::{self, RESIDENT};
 use super::fork::ForkSlot;
 use super::guard::{self, Misuse};
-use super::limit;
+use super::limit::{self, Short};
 use crate::classes::class_size;
 use crate::os;
 
@@ -174,16 +174,14 @@ impl Segment {
         size_of::<Segment>().next_multiple_of(os::page_size())
     }
 
-    /// Maps and initialises an empty small segment owned by `owner`; `None`
-    /// if the OS refuses or the memory limit does.
-    pub(super) fn new_small(owner: *mut Owner) -> Option<NonNull<Segment>> {
+    /// Maps and initialises an empty small segment owned by `owner`; `Err`
+    /// if the OS refuses (`Refused`) or the memory limit does.
+    pub(super) fn new_small(owner: *mut Owner) -> Result<NonNull<Segment>, Short> {
         guard::init();
-        if !limit::charge(Self::header_bytes()) {
-            return None;
-        }
+        limit::charge(Self::header_bytes())?;
         let Some(map) = os::map(SEGMENT_SIZE, SEGMENT_SIZE) else {
             counters::sub(&RESIDENT, Self::header_bytes());
-            return None;
+            return Err(Short::Refused);
         };
         let seg = map.cast::<Segment>();
         // SAFETY: a fresh, zeroed mapping, larger than the header and
@@ -195,11 +193,11 @@ impl Segment {
             counters::sub(&RESIDENT, Self::header_bytes());
             // SAFETY: our fresh mapping, unused.
             unsafe { os::unmap(map, SEGMENT_SIZE, SEGMENT_SIZE) };
-            return None;
+            return Err(Short::Refused);
         }
         // SAFETY: a new small segment, listed once.
         unsafe { list_segment(seg.as_ptr()) };
-        Some(seg)
+        Ok(seg)
     }
 
     /// Writes the header fields (the pages are already zero).

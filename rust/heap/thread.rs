@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use super::counters::{self, Counter, RESIDENT, RETIRED, STRAY_FREES};
 use super::fork::ForkSlot;
 use super::guard::{self, Misuse};
-use super::limit;
+use super::limit::{self, Short};
 use super::segment::Owner;
 use super::segment::{Block, PAGE_SIZE, Page, SMALL_CLASSES, Segment};
 use crate::os;
@@ -464,20 +464,22 @@ unsafe fn corrupt_list(page: *mut Page, block: *mut Block) -> Option<NonNull<u8>
     None
 }
 
-/// Allocates a block of `class` when the head page has none.
+/// Allocates a block of `class` when the head page has none; `Err` if the
+/// OS or the memory limit says no (`PurgeFirst`: the caller purges and
+/// tries again, see `limit.rs`).
 ///
 /// # Safety
 /// `heap` is this thread's record (or `EMPTY`).
 #[inline(never)]
-pub(super) unsafe fn allocate_slow(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
+pub(super) unsafe fn allocate_slow(heap: *mut ThreadHeap, class: usize) -> Result<NonNull<u8>, Short> {
     if heap == empty() {
         return match STATE.with(Cell::get) {
             // SAFETY: a fresh record for this thread.
-            0 => unsafe { allocate_slow(attach()?, class) },
+            0 => unsafe { allocate_slow(attach().ok_or(Short::Refused)?, class) },
             _ => {
                 let mut orphan = ORPHAN.lock().unwrap_or_else(PoisonError::into_inner);
                 if orphan.0.is_null() {
-                    orphan.0 = new_record()?;
+                    orphan.0 = new_record().ok_or(Short::Refused)?;
                 }
                 // SAFETY: the orphan heap is used only under its lock.
                 unsafe { refill(orphan.0, class) }
@@ -546,7 +548,7 @@ pub(super) unsafe fn count_remote_free(heap: *mut ThreadHeap, class: usize) {
 ///
 /// # Safety
 /// The caller has exclusive use of `heap`.
-unsafe fn refill(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
+unsafe fn refill(heap: *mut ThreadHeap, class: usize) -> Result<NonNull<u8>, Short> {
     /// Pages looked at before a fresh one is taken.
     const SCAN: usize = 8;
     // SAFETY: the caller's exclusive use of `heap` and its pages.
@@ -560,7 +562,7 @@ unsafe fn refill(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
                 Segment::carve(segment_of_page(page), page);
             }
             if let Some(block) = ThreadHeap::pop(heap, class) {
-                return Some(block);
+                return Ok(block);
             }
             // Full: to the back, and look at the next.
             if (*queue).len > 1 {
@@ -571,7 +573,9 @@ unsafe fn refill(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
         let page = fresh_page(heap, class)?;
         push_front(queue, page);
         Segment::carve(segment_of_page(page), page);
-        ThreadHeap::pop(heap, class)
+        // A fresh page's first block: `None` only if its list was reported
+        // corrupt, which leaves nothing to hand out.
+        ThreadHeap::pop(heap, class).ok_or(Short::Refused)
     }
 }
 
@@ -586,13 +590,13 @@ fn segment_of_page(page: *mut Page) -> *mut Segment {
 ///
 /// # Safety
 /// The caller has exclusive use of `heap`.
-unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Option<*mut Page> {
+unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Result<*mut Page, Short> {
     // SAFETY: the caller's exclusive use; segments in the list are ours.
     unsafe {
         let mut seg = (*heap).segments;
         while !seg.is_null() {
-            if let Some(page) = take_charged(seg, class) {
-                return page;
+            if let Some(page) = take_charged(seg, class)? {
+                return Ok(page);
             }
             seg = (*seg).next;
         }
@@ -613,28 +617,30 @@ unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Option<*mut Page> {
             };
             (*seg).next = (*heap).segments;
             (*heap).segments = seg;
-            if let Some(page) = take_charged(seg, class) {
-                return page;
+            if let Some(page) = take_charged(seg, class)? {
+                return Ok(page);
             }
         }
     }
 }
 
-/// Takes a free page of `seg` for `class` (`None`: the segment is full),
-/// charging it to the memory limit if it is new memory (`Some(None)`: the
-/// limit refused).
+/// Takes a free page of `seg` for `class` (`Ok(None)`: the segment is
+/// full), charging it to the memory limit if it is new memory (`Err`: the
+/// limit said no, and the page is back).
 ///
 /// # Safety
 /// The caller owns `seg`.
-unsafe fn take_charged(seg: *mut Segment, class: usize) -> Option<Option<*mut Page>> {
+unsafe fn take_charged(seg: *mut Segment, class: usize) -> Result<Option<*mut Page>, Short> {
     // SAFETY: the caller's contract.
     unsafe {
-        let (page, clean) = Segment::take_page(seg, class)?;
-        if clean && !limit::charge(PAGE_SIZE) {
-            Segment::unwind_take(seg, page);
-            return Some(None);
+        let Some((page, clean)) = Segment::take_page(seg, class) else { return Ok(None) };
+        if clean {
+            if let Err(short) = limit::charge(PAGE_SIZE) {
+                Segment::unwind_take(seg, page);
+                return Err(short);
+            }
         }
-        Some(Some(page))
+        Ok(Some(page))
     }
 }
 
