@@ -279,6 +279,20 @@ impl Segment {
         seg.cast::<u8>().wrapping_add(index * PAGE_SIZE)
     }
 
+    /// The index of page record `page` of `seg`.
+    fn page_index(seg: *mut Segment, page: *mut Page) -> usize {
+        (page.addr() - seg.addr() - core::mem::offset_of!(Segment, pages)) / size_of::<Page>()
+    }
+
+    /// The records of the pages that serve blocks (all but the header's),
+    /// in address order. Only addresses: reading through them is the
+    /// caller's to justify.
+    pub(super) fn pages(seg: *mut Segment) -> impl Iterator<Item = *mut Page> {
+        // In bounds of the header: `pages` has `PAGES` records.
+        let first = seg.wrapping_byte_add(core::mem::offset_of!(Segment, pages)).cast::<Page>();
+        (1..PAGES).map(move |index| first.wrapping_add(index))
+    }
+
     /// Takes a free page of this segment for `class`, if there is one: a
     /// dirty one if it has any (its memory is resident already). Also says
     /// whether the page was clean: new memory, which the caller charges to
@@ -295,8 +309,7 @@ impl Segment {
             }
             // The first free dirty page, else the first free page.
             let mut pick: *mut Page = ptr::null_mut();
-            for index in 1..PAGES {
-                let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
+            for page in Self::pages(seg) {
                 if !(*page).in_use.load(Ordering::Relaxed) && (pick.is_null() || (*page).dirty) {
                     pick = page;
                     if (*page).dirty || (*seg).free_dirty == 0 {
@@ -398,13 +411,12 @@ impl Segment {
             if (*seg).free_dirty == 0 {
                 return 0;
             }
-            for index in 1..PAGES {
-                let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
+            for page in Self::pages(seg) {
                 // A page the OS would not take back stays dirty (and counted).
                 if !(*page).in_use.load(Ordering::Relaxed)
                     && (*page).dirty
                     && purge(page)
-                    && os::purge(Self::page_area(seg, index), PAGE_SIZE) > 0
+                    && os::purge(Self::page_area(seg, Self::page_index(seg, page)), PAGE_SIZE) > 0
                 {
                     (*page).dirty = false;
                     (*page).stale = false;
@@ -435,8 +447,7 @@ impl Segment {
             }
             let stop = (start + (4096 / size).max(1) * size).min(end);
             let key = (*page).key.load(Ordering::Relaxed);
-            let index = (page.addr() - (&raw mut (*seg).pages).addr()) / size_of::<Page>();
-            let area = Self::page_area(seg, index);
+            let area = Self::page_area(seg, Self::page_index(seg, page));
             let mut next = (*page).free;
             let mut at = stop;
             while at > start {

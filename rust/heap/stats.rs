@@ -28,7 +28,7 @@
 use core::sync::atomic::Ordering;
 
 use super::counters::{LARGE_BYTES, LARGE_LIVE, RESIDENT};
-use super::segment::{self, PAGE_SIZE, PAGES, Page, SMALL_CLASSES};
+use super::segment::{self, PAGE_SIZE, SMALL_CLASSES, Segment};
 use super::thread;
 use crate::classes::class_size;
 
@@ -95,11 +95,9 @@ pub(super) fn class_stats() -> [HeapClassStats; HEAP_CLASS_COUNT] {
     // Blocks counted in their pages, and pages with blocks.
     let mut in_pages = [(0usize, 0usize); SMALL_CLASSES];
     segment::for_each_small(|seg| {
-        for index in 1..PAGES {
+        for page in Segment::pages(seg) {
             // SAFETY: a listed segment is mapped while `for_each_small`
             // holds the list (see there); only atomic fields are read.
-            let page = unsafe { (&raw const (*seg).pages).cast::<Page>().add(index) };
-            // SAFETY: as above.
             let used = unsafe { (*page).used.load(Ordering::Relaxed) } as usize;
             if used > 0 {
                 // SAFETY: as above.

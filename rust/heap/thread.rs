@@ -664,8 +664,7 @@ unsafe fn adopt(heap: *mut ThreadHeap) -> Option<*mut Segment> {
     unsafe {
         (*seg).owner.store(as_owner(heap), Ordering::Relaxed);
         (*seg).next = ptr::null_mut();
-        for index in 1..super::segment::PAGES {
-            let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
+        for page in Segment::pages(seg) {
             if !(*page).in_use.load(Ordering::Relaxed) {
                 continue;
             }
@@ -875,8 +874,7 @@ unsafe fn abandon(heap: *mut ThreadHeap) {
         while !seg.is_null() {
             let next = (*seg).next;
             let mut live = false;
-            for index in 1..super::segment::PAGES {
-                let page = (&raw mut (*seg).pages).cast::<Page>().add(index);
+            for page in Segment::pages(seg) {
                 if (*page).in_use.load(Ordering::Relaxed) {
                     collect(heap, page);
                     if (*page).used.load(Ordering::Relaxed) == 0 {
