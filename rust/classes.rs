@@ -16,10 +16,11 @@
 
 use core::alloc::Layout;
 
-/// Sizes up to this are served in steps of [`SMALL_STEP`].
-const SMALL_MAX: usize = 128;
-const SMALL_STEP: usize = 8;
-const SMALL_CLASSES: usize = SMALL_MAX / SMALL_STEP;
+/// Sizes up to this are served in steps of [`STEP`] bytes (the heap's
+/// `SMALL_MAX`, the largest size it serves from pages, is another limit).
+const STEP_MAX: usize = 128;
+const STEP: usize = 8;
+const STEP_CLASSES: usize = STEP_MAX / STEP;
 
 /// The largest block size any pool serves.
 pub const MAX_CLASS_SIZE: usize = 1 << 20;
@@ -30,14 +31,14 @@ pub const CLASS_COUNT: usize = class_of_size(MAX_CLASS_SIZE) + 1;
 /// The index of the smallest class that holds `size` bytes (`1..=MAX_CLASS_SIZE`).
 #[inline(always)]
 pub const fn class_of_size(size: usize) -> usize {
-    if size <= SMALL_MAX {
-        return (size.saturating_sub(1)) / SMALL_STEP;
+    if size <= STEP_MAX {
+        return (size.saturating_sub(1)) / STEP;
     }
     // size in (2^k, 2^(k+1)]: k = log2(size - 1).
     let k = (size - 1).ilog2() as usize;
     let step = 1 << (k - 2);
     let j = (size - (1 << k)).div_ceil(step); // 1..=4
-    SMALL_CLASSES + (k - 7) * 4 + (j - 1)
+    STEP_CLASSES + (k - 7) * 4 + (j - 1)
 }
 
 /// Sizes up to this find their class in [`SMALL_TABLE`].
@@ -60,11 +61,11 @@ static SMALL_TABLE: [u8; TABLE_MAX / 8 + 1] = {
 /// The block size of class `index`.
 #[inline(always)]
 pub const fn class_size(index: usize) -> usize {
-    if index < SMALL_CLASSES {
-        return (index + 1) * SMALL_STEP;
+    if index < STEP_CLASSES {
+        return (index + 1) * STEP;
     }
-    let k = 7 + (index - SMALL_CLASSES) / 4;
-    let j = (index - SMALL_CLASSES) % 4 + 1;
+    let k = 7 + (index - STEP_CLASSES) / 4;
+    let j = (index - STEP_CLASSES) % 4 + 1;
     (1 << k) + j * (1 << (k - 2))
 }
 
@@ -125,8 +126,8 @@ mod tests {
         for size in 1..=MAX_CLASS_SIZE {
             let got = class_size(class_of_size(size));
             assert!(got >= size);
-            if size <= SMALL_MAX {
-                assert!(got - size < SMALL_STEP);
+            if size <= STEP_MAX {
+                assert!(got - size < STEP);
             } else {
                 assert!((got - size) * 4 < got, "{size} -> {got}");
             }

@@ -715,7 +715,7 @@ extern "C" fn fork_after() {
 /// Purges what the calling thread may: its own free pages and spare, the
 /// shared empty segments and the cache of large blocks; returns the bytes.
 fn purge_shared() -> usize {
-    thread::purge_local() + thread::purge_empty_segments() + thread::purge_abandoned() + large::purge()
+    thread::purge_local() + thread::purge_idle_segments() + thread::purge_abandoned() + large::purge()
 }
 
 // SAFETY: as for `Allocator`.

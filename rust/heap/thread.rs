@@ -28,7 +28,7 @@
 //!   goes to `UNUSED`; the orphan heap's record is used only under
 //!   `ORPHAN`'s lock.
 //! - Segments on `ABANDONED` have no owner and are touched only under its
-//!   lock (an adopter takes one off first); segments in `EMPTIES` hold no
+//!   lock (an adopter takes one off first); segments in `IDLE` hold no
 //!   block. Locks nest in the order given in `heap/mod.rs`.
 
 use core::cell::{Cell, UnsafeCell};
@@ -83,7 +83,7 @@ pub(crate) struct ThreadHeap {
     next_record: *mut ThreadHeap,
     /// The header address of a small segment this heap owns, where it last
     /// freed a block (0: none). Cleared before the segment leaves the heap
-    /// (`retire`, `abandon`), so a free that finds its block's header here
+    /// (`release_empty_page`, `abandon`), so a free that finds its block's header here
     /// may skip the segment map and the owner check.
     owned_hint: usize,
 }
@@ -213,13 +213,13 @@ static ABANDONED: Mutex<Abandoned> = Mutex::new(Abandoned(ptr::null_mut()));
 /// short-lived threads do not map and fault in fresh segments each time),
 /// newest first. Kept at most [`empty_keep`]; unmapped after [`EMPTY_DECAY`]
 /// idle.
-struct Empties {
+struct IdleSegments {
     head: *mut Segment,
     len: usize,
 }
 // SAFETY: as for `Unused`.
-unsafe impl Send for Empties {}
-static EMPTIES: Mutex<Empties> = Mutex::new(Empties { head: ptr::null_mut(), len: 0 });
+unsafe impl Send for IdleSegments {}
+static IDLE: Mutex<IdleSegments> = Mutex::new(IdleSegments { head: ptr::null_mut(), len: 0 });
 /// Two empty segments per CPU the process may use (by its container's
 /// quota, see `os::cpus`), at least 4 and at most 64.
 fn empty_keep() -> usize {
@@ -227,7 +227,7 @@ fn empty_keep() -> usize {
 }
 const EMPTY_DECAY: std::time::Duration = std::time::Duration::from_secs(1);
 
-impl Empties {
+impl IdleSegments {
     /// Unmaps the segments idle past the decay (all, if `all`); returns the bytes.
     fn expire(&mut self, all: bool) -> usize {
         let now = std::time::Instant::now();
@@ -289,13 +289,13 @@ impl Empties {
     }
 }
 
-fn empties() -> std::sync::MutexGuard<'static, Empties> {
-    EMPTIES.lock().unwrap_or_else(PoisonError::into_inner)
+fn idle() -> std::sync::MutexGuard<'static, IdleSegments> {
+    IDLE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Unmaps the kept empty segments; returns the bytes.
-pub(super) fn purge_empty_segments() -> usize {
-    empties().expire(true)
+pub(super) fn purge_idle_segments() -> usize {
+    idle().expire(true)
 }
 
 /// Hands the free pages of abandoned segments back to the OS; returns the
@@ -326,7 +326,7 @@ type Held = (
     std::sync::MutexGuard<'static, Orphan>,
     std::sync::MutexGuard<'static, Unused>,
     std::sync::MutexGuard<'static, Abandoned>,
-    std::sync::MutexGuard<'static, Empties>,
+    std::sync::MutexGuard<'static, IdleSegments>,
 );
 static FORK: ForkSlot<Held> = ForkSlot::new();
 
@@ -337,7 +337,7 @@ pub(super) fn fork_hold() {
     let orphan = ORPHAN.lock().unwrap_or_else(PoisonError::into_inner);
     let unused = UNUSED.lock().unwrap_or_else(PoisonError::into_inner);
     let abandoned = ABANDONED.lock().unwrap_or_else(PoisonError::into_inner);
-    FORK.hold((orphan, unused, abandoned, empties()));
+    FORK.hold((orphan, unused, abandoned, idle()));
 }
 
 pub(super) fn fork_release() {
@@ -609,7 +609,7 @@ unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Result<*mut Page, S
             } else if let Some(seg) = adopt(heap) {
                 seg
             } else {
-                let kept = empties().take(as_owner(heap));
+                let kept = idle().take(as_owner(heap));
                 match kept {
                     Some(seg) => seg,
                     None => Segment::new_small(as_owner(heap))?.as_ptr(),
@@ -710,7 +710,7 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, seg: *mut Segment, page: 
         (*page).free = block;
         (*page).used.store(used - 1, Ordering::Relaxed);
         if used == 1 {
-            retire(heap, seg, page);
+            release_empty_page(heap, seg, page);
         }
     }
 }
@@ -738,7 +738,7 @@ unsafe fn freed_already(heap: *mut ThreadHeap, page: *mut Page, block: *mut Bloc
 /// # Safety
 /// As for [`free_local`]; the page has no live block.
 #[inline(never)]
-unsafe fn retire(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
+unsafe fn release_empty_page(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
     // SAFETY: the caller's contract.
     unsafe {
         let queue = &raw mut (*heap).queues[(*page).class.load(Ordering::Relaxed) as usize];
@@ -760,7 +760,7 @@ unsafe fn retire(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
                 (*heap).spare = seg;
                 (*heap).spare_stale = false;
             } else {
-                empties().keep(seg);
+                idle().keep(seg);
             }
         }
         tick(heap);
@@ -794,7 +794,7 @@ unsafe fn tick(heap: *mut ThreadHeap) {
             return;
         }
         // A heap's first pass comes one interval after its first look: the
-        // pages it took over (adopted, or from the cache of empties) may be
+        // pages it took over (adopted, or from the idle segments) may be
         // marked stale by their last owner's pass a moment ago, and short
         // threads would purge, and fault in again, pages just freed.
         let now = Instant::now();
@@ -816,11 +816,11 @@ unsafe fn tick(heap: *mut ThreadHeap) {
         }
         // The shared caches decay on their own use; a pass also expires them,
         // so a quiet cache does not keep its memory forever.
-        empties().expire(false);
+        idle().expire(false);
         super::large::expire();
         if !(*heap).spare.is_null() {
             if (*heap).spare_stale {
-                empties().keep(core::mem::replace(&mut (*heap).spare, ptr::null_mut()));
+                idle().keep(core::mem::replace(&mut (*heap).spare, ptr::null_mut()));
             } else {
                 (*heap).spare_stale = true;
             }
@@ -890,12 +890,12 @@ unsafe fn abandon(heap: *mut ThreadHeap) {
                 (*seg).next = abandoned.0;
                 abandoned.0 = seg;
             } else {
-                empties().keep(seg);
+                idle().keep(seg);
             }
             seg = next;
         }
         if !(*heap).spare.is_null() {
-            empties().keep((*heap).spare);
+            idle().keep((*heap).spare);
         }
         // The counts go to the totals and the record is cleared under the
         // list's lock, so a reader sees them once.

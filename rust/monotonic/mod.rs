@@ -182,7 +182,8 @@ pub struct MonotonicStats {
 /// # drop(v);
 /// ```
 pub struct Monotonic<'buf, U: MemoryResource = Global> {
-    /// First field: the C++ fast path reaches it through [`Self::bump_state`].
+    /// The cursor and end the C++ fast path bumps, reached through
+    /// [`Self::bump_state`] (a pointer: its place in the struct does not matter).
     bump: BumpState,
     /// Start of the current region.
     start: Cell<*mut u8>,
