@@ -1,6 +1,9 @@
 //! `memres::Heap` under threads: frees from other threads, a producer and a
 //! consumer, threads that exit while their blocks live on, many short-lived
-//! threads. Contents are checked everywhere; run under TSan and ASan in CI.
+//! threads, thread-local destructors that run after the heap's teardown
+//! (the orphan heap), and purge requests served by other threads. Contents
+//! are checked everywhere; run under TSan and ASan in CI. (A fork while
+//! threads allocate is in `tests/heap_fork`, which TSan cannot run.)
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -154,4 +157,98 @@ fn short_lived_threads_do_not_leak_memory() {
     // (800 MiB).
     let grown = Heap::stats().mapped.saturating_sub(warm);
     assert!(grown < 64 << 20, "grew by {grown} bytes");
+}
+
+/// A thread-local destructor that runs after the heap's own (it was
+/// registered first, and they run in reverse) allocates and frees through
+/// the *orphan* heap, one shared heap behind a lock: its blocks are sound,
+/// and other threads' blocks it frees go back too.
+#[test]
+fn thread_local_destructors_after_the_heaps_teardown_use_the_orphan_heap() {
+    struct Late(Option<Block>);
+    impl Drop for Late {
+        fn drop(&mut self) {
+            // Runs after this thread's heap record is gone.
+            let mine: Vec<Block> = (0..100).map(|i| Block::new(size_of_round(i), i as u8)).collect();
+            for b in mine {
+                b.check_and_free();
+            }
+            if let Some(theirs) = self.0.take() {
+                theirs.check_and_free();
+            }
+            LATE_RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    std::thread_local! {
+        static LATE: std::cell::RefCell<Late> = const { std::cell::RefCell::new(Late(None)) };
+    }
+    static LATE_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let _serial = serial();
+    let from_main = Block::new(300, 0x5a);
+    thread::spawn(move || {
+        // Registered before the thread's first heap allocation, so destroyed
+        // after the heap's own thread-local.
+        LATE.with(|late| late.borrow_mut().0 = Some(from_main));
+        let warm: Vec<Block> = (0..50).map(|i| Block::new(size_of_round(i), 1)).collect();
+        for b in warm {
+            b.check_and_free();
+        }
+    })
+    .join()
+    .unwrap();
+    assert!(LATE_RAN.load(std::sync::atomic::Ordering::SeqCst), "the late destructor ran");
+    // The heap is still sound for everyone else.
+    let after: Vec<Block> = (0..100).map(|i| Block::new(size_of_round(i), 9)).collect();
+    for b in after {
+        b.check_and_free();
+    }
+}
+
+/// A purge request (here from `Heap::purge` on another thread, as a soft
+/// limit makes) is served by each other thread at its next slow path: a
+/// thread that freed a lot and then keeps allocating hands its free pages
+/// back without calling `purge` itself.
+#[test]
+fn soft_limit_purge_requests_are_served_by_other_threads() {
+    use memres::HeapLimits;
+    let _serial = serial();
+    let (to_worker, from_main) = mpsc::channel::<()>();
+    let (to_main, from_worker) = mpsc::channel::<usize>();
+    let worker = thread::spawn(move || {
+        // Fill and free 8 MiB of 20 KB blocks (free pages stay resident).
+        let blocks: Vec<Block> = (0..400).map(|i| Block::new(20_000, i as u8)).collect();
+        for b in blocks {
+            b.check_and_free();
+        }
+        to_main.send(0).unwrap();
+        from_main.recv().unwrap();
+        // Slow paths: one block of each of 40 classes takes 40 pages, and
+        // the pending request is served at one of them. The blocks stay
+        // live until the main thread has measured.
+        let classes = Heap::class_stats();
+        let blocks: Vec<Block> = classes[1..41].iter().map(|c| Block::new(c.size, 3)).collect();
+        to_main.send(0).unwrap();
+        from_main.recv().unwrap();
+        for b in blocks {
+            b.check_and_free();
+        }
+    });
+    from_worker.recv().unwrap();
+    let before = Heap::stats().resident;
+    // A soft limit below what is resident makes the next charge ask every
+    // thread to purge; this thread's charge is a new large block's (an
+    // odd size, so no cached mapping serves it).
+    let limits = Heap::limits();
+    Heap::set_limits(HeapLimits { soft: Some(before / 2), hard: limits.hard });
+    let trigger = Block::new((1 << 20) + 12_345, 4);
+    Heap::set_limits(limits);
+    to_worker.send(()).unwrap();
+    from_worker.recv().unwrap();
+    let after = Heap::stats().resident;
+    to_worker.send(()).unwrap();
+    worker.join().unwrap();
+    trigger.check_and_free();
+    // About 8 MiB of the worker's free pages, less the 40 it took again;
+    // the trigger's 1 MiB comes on top.
+    assert!(after + (3 << 20) <= before, "resident {before} -> {after}: the worker did not purge its free pages");
 }

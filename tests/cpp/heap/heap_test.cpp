@@ -2,6 +2,7 @@
 // (zero bytes, SIZE_MAX, bad and huge alignments), frees from other threads.
 #include <memres/memres.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <list>
@@ -190,4 +191,58 @@ TEST(hard_limit_throws_bad_alloc_and_lifting_it_recovers) {
   memres::set_heap_limits(before);
   void* p = heap->allocate(16u << 20, 8);
   heap->deallocate(p, 16u << 20, 8);
+}
+
+// A C++ thread_local made before the thread's first heap allocation is
+// destroyed after the Rust heap's own thread-locals (destructors run in
+// reverse order of registration): its destructor still allocates and frees
+// through heap_resource() (the Rust side then serves it from the shared
+// orphan heap) and through a synchronized pool (whose thread cache is gone:
+// straight to the pool's central lists), and blocks come back intact.
+namespace {
+std::atomic<int> late_destructor_checks{0};
+struct late_user {
+  memres::synchronized_pool_resource* pool = nullptr;
+  void* from_before = nullptr;  // a heap block allocated while the thread was young
+  ~late_user() {
+    std::pmr::memory_resource* heap = memres::heap_resource();
+    std::vector<void*> blocks;
+    for (std::size_t i = 0; i < 200; ++i) {
+      void* p = heap->allocate(16 + i * 8, 8);
+      std::memset(p, static_cast<int>(i), 16 + i * 8);
+      blocks.push_back(p);
+    }
+    bool intact = true;
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+      const auto* bytes = static_cast<const unsigned char*>(blocks[i]);
+      for (std::size_t k = 0; k < 16 + i * 8; ++k) intact = intact && bytes[k] == static_cast<unsigned char>(i);
+      heap->deallocate(blocks[i], 16 + i * 8, 8);
+    }
+    heap->deallocate(from_before, 64, 8);
+    for (int i = 0; i < 100; ++i) {
+      void* p = pool->allocate(48);
+      std::memset(p, 0x33, 48);
+      pool->deallocate(p, 48);
+    }
+    if (intact) late_destructor_checks.fetch_add(1);
+  }
+};
+}  // namespace
+
+TEST(thread_local_destructors_after_the_rust_teardown_use_the_heap_and_pools) {
+  memres::synchronized_pool_resource pool;
+  std::thread t([&] {
+    thread_local late_user late;  // registered first: destroyed last
+    late.pool = &pool;
+    late.from_before = memres::heap_resource()->allocate(64, 8);
+    void* q = pool.allocate(48);  // the thread's pool cache exists too
+    pool.deallocate(q, 48);
+  });
+  t.join();
+  CHECK(late_destructor_checks.load() == 1);
+  // Everyone else carries on.
+  void* p = memres::heap_resource()->allocate(100, 8);
+  memres::heap_resource()->deallocate(p, 100, 8);
+  void* q = pool.allocate(48);
+  pool.deallocate(q, 48);
 }
