@@ -169,6 +169,10 @@ fn stats_at_exit_with_memres_stats_1() {
     assert!(stderr.contains("resident") && stderr.contains("mapped"));
 }
 
+/// In `MISUSES`: the program may also go on without a report (and must
+/// then have handed out no live block).
+const SURVIVED: &str = "(survived unreported)";
+
 /// The misuses of `tests/programs/misuse.c`, each with what memres must say
 /// about it: any of the listed messages (a double free of a large block is
 /// a double free while its mapping is cached, and a pointer memres no
@@ -184,7 +188,9 @@ const MISUSES: &[(&str, &[&str])] = &[
     ("realloc-after-free", &["invalid pointer"]),
     ("write-after-free", &["corrupted free list"]),
     ("overflow-8", &["corrupted free list"]),
-    ("overflow-1", &["corrupted free list"]),
+    // Only the link's lowest byte changes: now and then it still names a
+    // free block of the page, and the program goes on safely, unreported.
+    ("overflow-1", &["corrupted free list", SURVIVED]),
     ("interior-free", &["invalid pointer"]),
     ("misaligned-free", &["invalid pointer"]),
     ("interior-free-large", &["invalid pointer"]),
@@ -209,6 +215,11 @@ fn every_misuse_is_detected_and_none_corrupts_the_heap() {
             let context =
                 format!("{case} (report: {report}): status {:?}\nstdout: {stdout}\nstderr: {stderr}", out.status);
             assert!(!stdout.contains("CORRUPTED"), "{context}");
+            let unreported = !stderr.contains("memres: ");
+            if unreported && said.contains(&SURVIVED) {
+                assert!(out.status.success() && stdout == format!("survived {case}\n"), "{context}");
+                continue;
+            }
             assert!(said.iter().any(|s| stderr.contains(s)), "{context}");
             assert_eq!(stderr.lines().filter(|l| l.starts_with("memres: ")).count(), 1, "one line: {context}");
             let foreign = stderr.contains("not a block memres allocated");

@@ -36,6 +36,15 @@ fn expect_reported(name: &str, size: usize, misuse: impl FnOnce()) {
     checked_workload(name, size);
 }
 
+/// As [`expect_reported`], for a misuse the heap may also survive without
+/// a report: then it must still hand out no live block.
+fn expect_reported_or_survived(name: &str, size: usize, misuse: impl FnOnce()) {
+    let before = Heap::misuses();
+    misuse();
+    assert!(Heap::misuses() <= before + 1, "{name}: reported more than once");
+    checked_workload(name, size);
+}
+
 /// 10 000 allocations of `size` bytes (400 of a large size), each filled
 /// with its own pattern, checked, and freed in rounds: two live blocks
 /// never share an address.
@@ -116,9 +125,12 @@ fn every_misuse_is_reported_and_none_hands_out_a_live_or_chosen_block() {
 
     // An 8-byte overflow and a 1-byte NUL overflow of a live block into a
     // free neighbour's link (each in a class no case used before, so its
-    // page is fresh and hands out neighbours in order).
+    // page is fresh and hands out neighbours in order). The 1-byte one only
+    // changes the link's lowest byte: now and then (the key is random) that
+    // still decodes to the start of a free block of the page, and the list
+    // just skips a few free blocks. It must never lead to a live one.
     for (name, size, bytes) in [("8-byte overflow", 112usize, 8usize), ("1-byte NUL overflow", 120, 1)] {
-        expect_reported(name, size, || {
+        let misuse = || {
             let (a, b) = (alloc(size), alloc(size));
             assert_eq!(b.as_ptr().addr() - a.as_ptr().addr(), size, "neighbours in one page");
             free(b, size);
@@ -130,7 +142,8 @@ fn every_misuse_is_reported_and_none_hands_out_a_live_or_chosen_block() {
             free(again, size);
             free(next, size);
             free(a, size);
-        });
+        };
+        if bytes == 8 { expect_reported(name, size, misuse) } else { expect_reported_or_survived(name, size, misuse) }
     }
 
     expect_reported("interior free (small)", 64, || {
