@@ -551,32 +551,47 @@ pub(super) unsafe fn count_remote_free(heap: *mut ThreadHeap, class: usize) {
 unsafe fn refill(heap: *mut ThreadHeap, class: usize) -> Result<NonNull<u8>, Short> {
     /// Pages looked at before a fresh one is taken.
     const SCAN: usize = 8;
-    // SAFETY: the caller's exclusive use of `heap` and its pages.
-    unsafe {
-        tick(heap);
-        let queue = &raw mut (*heap).queues[class];
-        for _ in 0..SCAN.min((*queue).len) {
-            let page = (*queue).head;
-            collect(heap, page);
-            if (*page).free.is_null() {
-                Segment::carve(segment_of_page(page), page);
-            }
-            if let Some(block) = ThreadHeap::pop(heap, class) {
-                return Ok(block);
-            }
-            // Full: to the back, and look at the next.
+    // SAFETY: the caller has exclusive use of `heap`, and no page is half
+    // taken here.
+    unsafe { tick(heap) };
+    // SAFETY: `heap` is a valid record; a place, not a reference.
+    let queue = unsafe { &raw mut (*heap).queues[class] };
+    // SAFETY: the queue is the heap's, which the caller uses exclusively.
+    let scan = SCAN.min(unsafe { (*queue).len });
+    for _ in 0..scan {
+        // SAFETY: as above; the queue is not empty (`scan <= len`), and its
+        // pages are in use, of segments this heap owns (module invariants).
+        let page = unsafe { (*queue).head };
+        // SAFETY: the heap owns the page and is used exclusively.
+        unsafe { collect(heap, page) };
+        // SAFETY: `free` is the owner's field, and the heap owns the page.
+        if unsafe { (*page).free.is_null() } {
+            // SAFETY: a page in use of a live segment the heap owns.
+            unsafe { Segment::carve(segment_of_page(page), page) };
+        }
+        // SAFETY: the caller's record, used exclusively.
+        if let Some(block) = unsafe { ThreadHeap::pop(heap, class) } {
+            return Ok(block);
+        }
+        // Full: to the back, and look at the next.
+        // SAFETY: the page is in the queue, both the heap's.
+        unsafe {
             if (*queue).len > 1 {
                 unlink(queue, page);
                 push_back(queue, page);
             }
         }
-        let page = fresh_page(heap, class)?;
-        push_front(queue, page);
-        Segment::carve(segment_of_page(page), page);
-        // A fresh page's first block: `None` only if its list was reported
-        // corrupt, which leaves nothing to hand out.
-        ThreadHeap::pop(heap, class).ok_or(Short::Refused)
     }
+    // SAFETY: the caller's exclusive use of `heap`.
+    let page = unsafe { fresh_page(heap, class) }?;
+    // SAFETY: a fresh page is in no queue; the queue is the heap's.
+    unsafe { push_front(queue, page) };
+    // SAFETY: a page in use of a live segment the heap owns.
+    unsafe { Segment::carve(segment_of_page(page), page) };
+    // A fresh page's first block: `None` only if its list was reported
+    // corrupt, which leaves nothing to hand out.
+    // SAFETY: the caller's record, used exclusively.
+    unsafe { ThreadHeap::pop(heap, class) }.ok_or(Short::Refused)
 }
 
 /// The segment a page metadata record belongs to.
@@ -591,35 +606,44 @@ fn segment_of_page(page: *mut Page) -> *mut Segment {
 /// # Safety
 /// The caller has exclusive use of `heap`.
 unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Result<*mut Page, Short> {
-    // SAFETY: the caller's exclusive use; segments in the list are ours.
-    unsafe {
-        let mut seg = (*heap).segments;
-        while !seg.is_null() {
-            if let Some(page) = take_charged(seg, class)? {
-                return Ok(page);
-            }
-            seg = (*seg).next;
+    // SAFETY: the caller's exclusive use of the record.
+    let mut seg = unsafe { (*heap).segments };
+    while !seg.is_null() {
+        // SAFETY: segments on the heap's list are the heap's own.
+        if let Some(page) = unsafe { take_charged(seg, class) }? {
+            return Ok(page);
         }
-        // Sources in order of cheapness; only an adopted segment can come
-        // full, and then the next source is tried (the abandoned list
-        // shrinks each time, and a new segment always has a free page).
-        loop {
-            let seg = if !(*heap).spare.is_null() {
-                core::mem::replace(&mut (*heap).spare, ptr::null_mut())
-            } else if let Some(seg) = adopt(heap) {
-                seg
-            } else {
-                let kept = idle().take(as_owner(heap));
-                match kept {
-                    Some(seg) => seg,
-                    None => Segment::new_small(as_owner(heap))?.as_ptr(),
-                }
-            };
+        // SAFETY: as above; the list links are the heap's.
+        seg = unsafe { (*seg).next };
+    }
+    // Sources in order of cheapness; only an adopted segment can come full,
+    // and then the next source is tried (the abandoned list shrinks each
+    // time, and a new segment always has a free page).
+    loop {
+        // SAFETY: the caller's exclusive use of the record (its `spare`).
+        let spare = unsafe { core::mem::replace(&mut (*heap).spare, ptr::null_mut()) };
+        let seg = if !spare.is_null() {
+            spare
+        // SAFETY: the caller's exclusive use of `heap`.
+        } else if let Some(seg) = unsafe { adopt(heap) } {
+            seg
+        } else {
+            let kept = idle().take(as_owner(heap));
+            match kept {
+                Some(seg) => seg,
+                None => Segment::new_small(as_owner(heap))?.as_ptr(),
+            }
+        };
+        // SAFETY: the segment is the heap's now (its spare, adopted, taken
+        // from the idle ones or new, each with `heap` as owner); it joins
+        // the heap's list, which the caller uses exclusively.
+        unsafe {
             (*seg).next = (*heap).segments;
             (*heap).segments = seg;
-            if let Some(page) = take_charged(seg, class)? {
-                return Ok(page);
-            }
+        }
+        // SAFETY: as above.
+        if let Some(page) = unsafe { take_charged(seg, class) }? {
+            return Ok(page);
         }
     }
 }
@@ -631,17 +655,16 @@ unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Result<*mut Page, S
 /// # Safety
 /// The caller owns `seg`.
 unsafe fn take_charged(seg: *mut Segment, class: usize) -> Result<Option<*mut Page>, Short> {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let Some((page, clean)) = Segment::take_page(seg, class) else { return Ok(None) };
-        if clean {
-            if let Err(short) = limit::charge(PAGE_SIZE) {
-                Segment::unwind_take(seg, page);
-                return Err(short);
-            }
+    // SAFETY: the caller owns the small segment.
+    let Some((page, clean)) = (unsafe { Segment::take_page(seg, class) }) else { return Ok(None) };
+    if clean {
+        if let Err(short) = limit::charge(PAGE_SIZE) {
+            // SAFETY: the page was just taken, clean, and nothing touched it.
+            unsafe { Segment::unwind_take(seg, page) };
+            return Err(short);
         }
-        Ok(Some(page))
     }
+    Ok(Some(page))
 }
 
 /// Takes an abandoned segment, makes `heap` its owner and queues its pages.
@@ -775,49 +798,57 @@ unsafe fn release_empty_page(heap: *mut ThreadHeap, seg: *mut Segment, page: *mu
 /// # Safety
 /// The caller has exclusive use of `heap`, and no page is half taken.
 unsafe fn tick(heap: *mut ThreadHeap) {
-    // SAFETY: the caller's exclusive use; segments in the list are ours.
-    unsafe {
+    // SAFETY: the caller's exclusive use of the record.
+    let events = unsafe {
         (*heap).events = (*heap).events.wrapping_add(1);
-        if (*heap).events % PACE != 0 {
-            return;
-        }
-        let requests = limit::PURGE_REQUESTS.load(Ordering::Relaxed);
-        let mut free_dirty = 0;
-        let mut seg = (*heap).segments;
-        while !seg.is_null() {
-            free_dirty += (*seg).free_dirty;
-            seg = (*seg).next;
-        }
-        if requests != (*heap).purge_seen || free_dirty * PAGE_SIZE > THREAD_CACHE_CAP {
+        (*heap).events
+    };
+    if events % PACE != 0 {
+        return;
+    }
+    let requests = limit::PURGE_REQUESTS.load(Ordering::Relaxed);
+    // SAFETY: the heap's segments are its own, mapped while on its list,
+    // and `free_dirty` is an owner-only field.
+    let free_dirty: usize = unsafe { owned_segments(heap) }.map(|seg| unsafe { (*seg).free_dirty }).sum();
+    // SAFETY: the caller's exclusive use of the record.
+    if requests != unsafe { (*heap).purge_seen } || free_dirty * PAGE_SIZE > THREAD_CACHE_CAP {
+        // SAFETY: as above; and no page is half taken (the caller's contract).
+        unsafe {
             (*heap).purge_seen = requests;
             purge_heap(heap);
+        }
+        return;
+    }
+    // A heap's first pass comes one interval after its first look: the
+    // pages it took over (adopted, or from the idle segments) may be
+    // marked stale by their last owner's pass a moment ago, and short
+    // threads would purge, and fault in again, pages just freed.
+    let now = Instant::now();
+    // SAFETY: the caller's exclusive use of the record.
+    let next_pass = unsafe { &mut (*heap).next_pass };
+    match *next_pass {
+        Some(due) if now >= due => {}
+        Some(_) => return,
+        None => {
+            *next_pass = Some(now + DECAY);
             return;
         }
-        // A heap's first pass comes one interval after its first look: the
-        // pages it took over (adopted, or from the idle segments) may be
-        // marked stale by their last owner's pass a moment ago, and short
-        // threads would purge, and fault in again, pages just freed.
-        let now = Instant::now();
-        match (*heap).next_pass {
-            Some(due) if now >= due => {}
-            Some(_) => return,
-            None => {
-                (*heap).next_pass = Some(now + DECAY);
-                return;
-            }
+    }
+    *next_pass = Some(now + DECAY);
+    if free_dirty > 0 {
+        // SAFETY: the heap's own segments (see above).
+        for seg in unsafe { owned_segments(heap) } {
+            // SAFETY: the heap owns the small segment.
+            unsafe { Segment::decay(seg) };
         }
-        (*heap).next_pass = Some(now + DECAY);
-        if free_dirty > 0 {
-            let mut seg = (*heap).segments;
-            while !seg.is_null() {
-                Segment::decay(seg);
-                seg = (*seg).next;
-            }
-        }
-        // The shared caches decay on their own use; a pass also expires them,
-        // so a quiet cache does not keep its memory forever.
-        idle().expire(false);
-        super::large::expire();
+    }
+    // The shared caches decay on their own use; a pass also expires them,
+    // so a quiet cache does not keep its memory forever.
+    idle().expire(false);
+    super::large::expire();
+    // SAFETY: the caller's exclusive use of the record; the spare is an
+    // empty segment the heap owns and nobody else holds.
+    unsafe {
         if !(*heap).spare.is_null() {
             if (*heap).spare_stale {
                 idle().keep(core::mem::replace(&mut (*heap).spare, ptr::null_mut()));
@@ -826,6 +857,22 @@ unsafe fn tick(heap: *mut ThreadHeap) {
             }
         }
     }
+}
+
+/// The segments on `heap`'s list, in order.
+///
+/// # Safety
+/// The caller has exclusive use of `heap` while it iterates, and does not
+/// take the segment it was given off the list before the next step.
+unsafe fn owned_segments(heap: *mut ThreadHeap) -> impl Iterator<Item = *mut Segment> {
+    // SAFETY: the caller's contract.
+    let first = unsafe { (*heap).segments };
+    core::iter::successors((!first.is_null()).then_some(first), |&seg| {
+        // SAFETY: as above: each segment on the list is mapped and its link
+        // the heap's.
+        let next = unsafe { (*seg).next };
+        (!next.is_null()).then_some(next)
+    })
 }
 
 /// Gives the calling thread's free pages back to the OS, and its spare
@@ -845,21 +892,20 @@ pub(super) fn purge_local() -> usize {
 /// # Safety
 /// The caller has exclusive use of `heap`, and no page is half taken.
 unsafe fn purge_heap(heap: *mut ThreadHeap) -> usize {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let mut released = 0;
-        let mut seg = (*heap).segments;
-        while !seg.is_null() {
-            released += Segment::purge_free_pages(seg);
-            seg = (*seg).next;
-        }
-        let spare = core::mem::replace(&mut (*heap).spare, ptr::null_mut());
-        if !spare.is_null() {
-            released += Segment::purge_free_pages(spare);
-            released += Segment::free(spare);
-        }
-        released
+    let mut released = 0;
+    // SAFETY: the caller's exclusive use of `heap`, whose segments are its own.
+    for seg in unsafe { owned_segments(heap) } {
+        // SAFETY: the heap owns the small segment.
+        released += unsafe { Segment::purge_free_pages(seg) };
     }
+    // SAFETY: the caller's exclusive use of the record.
+    let spare = unsafe { core::mem::replace(&mut (*heap).spare, ptr::null_mut()) };
+    if !spare.is_null() {
+        // SAFETY: the spare is an empty segment only this heap held, and it
+        // is off the record now.
+        released += unsafe { Segment::purge_free_pages(spare) + Segment::free(spare) };
+    }
+    released
 }
 
 /// The thread is gone: free the empty segments, abandon the others, and
