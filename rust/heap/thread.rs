@@ -682,21 +682,28 @@ unsafe fn adopt(heap: *mut ThreadHeap) -> Option<*mut Segment> {
         abandoned.0 = unsafe { (*seg).next };
         seg
     };
-    // SAFETY: the segment is now only ours: no thread owns it, and frees
-    // from others only push to `thread_free`.
+    // SAFETY: the segment is now only ours: off the list, no thread owns
+    // it, and frees from others only push to `thread_free`.
     unsafe {
         (*seg).owner.store(as_owner(heap), Ordering::Relaxed);
         (*seg).next = ptr::null_mut();
-        for page in Segment::pages(seg) {
-            if !(*page).in_use.load(Ordering::Relaxed) {
-                continue;
-            }
-            collect(heap, page);
-            if (*page).used.load(Ordering::Relaxed) == 0 {
-                Segment::release_page(seg, page);
-            } else {
-                push_back(&raw mut (*heap).queues[(*page).class.load(Ordering::Relaxed) as usize], page);
-            }
+    }
+    for page in Segment::pages(seg) {
+        // SAFETY: a page record of the segment, which is ours (above).
+        if !unsafe { (*page).in_use.load(Ordering::Relaxed) } {
+            continue;
+        }
+        // SAFETY: the heap owns the page now and is used exclusively.
+        unsafe { collect(heap, page) };
+        // SAFETY: owner-only fields of our page.
+        let (used, class) =
+            unsafe { ((*page).used.load(Ordering::Relaxed), (*page).class.load(Ordering::Relaxed) as usize) };
+        if used == 0 {
+            // SAFETY: no block of the page is live, and it is in no queue.
+            unsafe { Segment::release_page(seg, page) };
+        } else {
+            // SAFETY: the page is in no queue yet; the queue is the heap's.
+            unsafe { push_back(&raw mut (*heap).queues[class], page) };
         }
     }
     Some(seg)
@@ -859,7 +866,8 @@ unsafe fn tick(heap: *mut ThreadHeap) {
     }
 }
 
-/// The segments on `heap`'s list, in order.
+/// The segments on `heap`'s list, in order. Each link is read when the
+/// walk moves on, so the caller must not relink the segment it was given.
 ///
 /// # Safety
 /// The caller has exclusive use of `heap` while it iterates, and does not
@@ -914,38 +922,56 @@ unsafe fn purge_heap(heap: *mut ThreadHeap) -> usize {
 /// # Safety
 /// `heap` was the exiting thread's record and nothing uses it any more.
 unsafe fn abandon(heap: *mut ThreadHeap) {
-    // SAFETY: the record and its segments are exclusively ours now.
-    unsafe {
-        let mut seg = (*heap).segments;
-        while !seg.is_null() {
-            let next = (*seg).next;
-            let mut live = false;
-            for page in Segment::pages(seg) {
-                if (*page).in_use.load(Ordering::Relaxed) {
-                    collect(heap, page);
-                    if (*page).used.load(Ordering::Relaxed) == 0 {
-                        Segment::release_page(seg, page);
-                    } else {
-                        live = true;
-                    }
+    // SAFETY: the record and its segments are exclusively ours now (the
+    // thread is done with them, and `LOCAL` no longer names the record).
+    let mut next = unsafe { (*heap).segments };
+    while !next.is_null() {
+        let seg = next;
+        // Read before the segment is relinked below (abandoned or idle).
+        // SAFETY: as above.
+        next = unsafe { (*seg).next };
+        let mut live = false;
+        for page in Segment::pages(seg) {
+            // SAFETY: a page record of a segment we own.
+            if unsafe { (*page).in_use.load(Ordering::Relaxed) } {
+                // SAFETY: we own the page, and the record is ours.
+                unsafe { collect(heap, page) };
+                // SAFETY: as above.
+                if unsafe { (*page).used.load(Ordering::Relaxed) } == 0 {
+                    // SAFETY: no block of the page is live; the record and
+                    // its queues are going away with it.
+                    unsafe { Segment::release_page(seg, page) };
+                } else {
+                    live = true;
                 }
             }
-            if live {
+        }
+        if live {
+            // SAFETY: the segment is ours until it is on the abandoned list,
+            // which owns it from then on (under its lock).
+            unsafe {
                 (*seg).owner.store(ptr::null_mut(), Ordering::Release);
                 let mut abandoned = ABANDONED.lock().unwrap_or_else(PoisonError::into_inner);
                 (*seg).next = abandoned.0;
                 abandoned.0 = seg;
-            } else {
-                idle().keep(seg);
             }
-            seg = next;
+        } else {
+            // SAFETY: an empty small segment nobody else holds.
+            unsafe { idle().keep(seg) };
         }
+    }
+    // SAFETY: the record is ours (above); its spare is empty and only ours.
+    unsafe {
         if !(*heap).spare.is_null() {
             idle().keep((*heap).spare);
         }
-        // The counts go to the totals and the record is cleared under the
-        // list's lock, so a reader sees them once.
-        let records = records();
+    }
+    // The counts go to the totals and the record is cleared under the
+    // list's lock, so a reader sees them once.
+    let records = records();
+    // SAFETY: the record is ours (above); its counters are atomics others
+    // read, and its `next_record` link is kept.
+    unsafe {
         for (class, (frees, back)) in RETIRED.iter().enumerate() {
             frees.fetch_add((*heap).remote_frees[class].get(), Ordering::Relaxed);
             back.fetch_add((*heap).collected[class].get(), Ordering::Relaxed);
@@ -953,11 +979,12 @@ unsafe fn abandon(heap: *mut ThreadHeap) {
         let next_record = (*heap).next_record;
         heap.write(ThreadHeap::new());
         (*heap).next_record = next_record;
-        drop(records);
-        let mut unused = UNUSED.lock().unwrap_or_else(PoisonError::into_inner);
-        (*heap).next_unused = unused.0;
-        unused.0 = heap;
     }
+    drop(records);
+    let mut unused = UNUSED.lock().unwrap_or_else(PoisonError::into_inner);
+    // SAFETY: the cleared record goes to the unused list, under its lock.
+    unsafe { (*heap).next_unused = unused.0 };
+    unused.0 = heap;
 }
 
 /// # Safety
