@@ -3,44 +3,12 @@
 //! binary of its own: ThreadSanitizer (which runs `tests/heap_threads`)
 //! does not support a fork from a multi-threaded process.
 
-use core::alloc::Layout;
-use core::ptr::NonNull;
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::thread;
 
-use allocator_api2::alloc::Allocator;
-use memres::Heap;
-
-/// A block written with a pattern.
-struct Block {
-    ptr: NonNull<u8>,
-    layout: Layout,
-    tag: u8,
-}
-
-// SAFETY: a block is plain memory owned by whoever holds this value.
-unsafe impl Send for Block {}
-
-impl Block {
-    fn new(size: usize, tag: u8) -> Block {
-        let layout = Layout::from_size_align(size, 8).unwrap();
-        let ptr = Heap.allocate(layout).unwrap().cast::<u8>();
-        // SAFETY: a fresh block of `size` bytes.
-        unsafe { ptr.as_ptr().write_bytes(tag, size) };
-        Block { ptr, layout, tag }
-    }
-
-    fn check_and_free(self) {
-        // SAFETY: the block is live and was written in full by `new`.
-        let bytes = unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) };
-        assert!(bytes.iter().all(|&b| b == self.tag), "a block's contents changed");
-        // SAFETY: allocated by `new` with this layout.
-        unsafe { Heap.deallocate(self.ptr, self.layout) };
-    }
-}
-
-fn size_of_round(i: usize) -> usize {
-    [16, 24, 40, 100, 256, 700, 3000, 20_000, 50_000][i % 9]
-}
+use support::{HeapBlock as Block, size_of_round};
 
 /// `fork()` while other threads allocate and free: the child finds every
 /// heap lock free, allocates, frees and exits normally.

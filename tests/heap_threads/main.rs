@@ -5,41 +5,15 @@
 //! are checked everywhere; run under TSan and ASan in CI. (A fork while
 //! threads allocate is in `tests/heap_fork`, which TSan cannot run.)
 
-use core::alloc::Layout;
-use core::ptr::NonNull;
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::sync::mpsc;
 use std::thread;
 
-use allocator_api2::alloc::Allocator;
 use memres::Heap;
 
-/// A block written with a pattern, sendable between threads.
-struct Block {
-    ptr: NonNull<u8>,
-    layout: Layout,
-    tag: u8,
-}
-
-// SAFETY: a block is plain memory owned by whoever holds this value.
-unsafe impl Send for Block {}
-
-impl Block {
-    fn new(size: usize, tag: u8) -> Block {
-        let layout = Layout::from_size_align(size, 8).unwrap();
-        let ptr = Heap.allocate(layout).unwrap().cast::<u8>();
-        // SAFETY: a fresh block of `size` bytes.
-        unsafe { ptr.as_ptr().write_bytes(tag, size) };
-        Block { ptr, layout, tag }
-    }
-
-    fn check_and_free(self) {
-        // SAFETY: the block is live and was written in full by `new`.
-        let bytes = unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) };
-        assert!(bytes.iter().all(|&b| b == self.tag), "a block's contents changed");
-        // SAFETY: allocated by `new` with this layout.
-        unsafe { Heap.deallocate(self.ptr, self.layout) };
-    }
-}
+use support::{HeapBlock as Block, size_of_round};
 
 /// The tests measure the process's mapped memory, which tests running in
 /// parallel would disturb: each holds this while it runs.
@@ -47,10 +21,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn size_of_round(i: usize) -> usize {
-    [16, 24, 40, 100, 256, 700, 3000, 20_000, 50_000][i % 9]
 }
 
 #[test]

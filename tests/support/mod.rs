@@ -241,3 +241,37 @@ pub mod client {
         assert!(kept.iter().enumerate().all(|(i, x)| **x == 50 * i as u64));
     }
 }
+
+/// A block of `memres::Heap` written with a pattern, sendable between
+/// threads (the heap's threaded suites).
+pub struct HeapBlock {
+    ptr: NonNull<u8>,
+    layout: Layout,
+    tag: u8,
+}
+
+// SAFETY: a block is plain memory owned by whoever holds this value.
+unsafe impl Send for HeapBlock {}
+
+impl HeapBlock {
+    pub fn new(size: usize, tag: u8) -> HeapBlock {
+        let layout = Layout::from_size_align(size, 8).unwrap();
+        let ptr = allocator_api2::alloc::Allocator::allocate(&memres::Heap, layout).unwrap().cast::<u8>();
+        // SAFETY: a fresh block of `size` bytes.
+        unsafe { ptr.as_ptr().write_bytes(tag, size) };
+        HeapBlock { ptr, layout, tag }
+    }
+
+    pub fn check_and_free(self) {
+        // SAFETY: the block is live and was written in full by `new`.
+        let bytes = unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) };
+        assert!(bytes.iter().all(|&b| b == self.tag), "a block's contents changed");
+        // SAFETY: allocated by `new` with this layout.
+        unsafe { allocator_api2::alloc::Allocator::deallocate(&memres::Heap, self.ptr, self.layout) };
+    }
+}
+
+/// Block sizes for round `i` of a heap workload: small classes to large blocks.
+pub fn size_of_round(i: usize) -> usize {
+    [16, 24, 40, 100, 256, 700, 3000, 20_000, 50_000][i % 9]
+}
