@@ -301,7 +301,7 @@ struct alignas(64) page {
   page* next;
   page* prev;
   std::atomic<std::uint32_t> cls;
-  std::atomic<bool> in_use;
+  bool in_use;
   bool dirty;
   bool stale;
 };
@@ -312,7 +312,6 @@ struct queue {
 };
 static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && std::atomic<std::uint64_t>::is_always_lock_free);
-static_assert(sizeof(std::atomic<bool>) == 1 && std::atomic<bool>::is_always_lock_free);
 static_assert(sizeof(std::atomic<void*>) == sizeof(void*) && std::atomic<void*>::is_always_lock_free);
 
 // Is `offset` a multiple of the class size whose constant is `magic`? (See
@@ -343,7 +342,7 @@ class heap_resource_impl final : public std::pmr::memory_resource {
               l.page_stride == sizeof(page) && l.page_shift == heap_layout::page_shift &&
               l.page_used_offset == offsetof(page, used) && l.page_carved_offset == offsetof(page, carved_end) &&
               l.page_magic_offset == offsetof(page, magic) && l.page_key_offset == offsetof(page, key) &&
-              l.page_in_use_offset == offsetof(page, in_use) && l.min_class == heap_layout::min_class &&
+              l.min_class == heap_layout::min_class &&
               l.small_max == heap_layout::small_max &&
               l.classes == detail::pool_class_of_size(heap_layout::small_max) + 1;
 #if defined(MEMRES_DEBUG_CHECKS)

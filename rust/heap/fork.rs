@@ -50,7 +50,9 @@ impl<T> ForkSlot<T> {
 /// and in the child), once per process; later calls do nothing.
 pub(super) fn register_once(prepare: extern "C" fn(), after: extern "C" fn()) {
     static DONE: AtomicBool = AtomicBool::new(false);
-    if !DONE.swap(true, Ordering::AcqRel) {
+    // A plain load first: every small slow path calls this, and only the
+    // first call of the process needs the read-modify-write.
+    if !DONE.load(Ordering::Acquire) && !DONE.swap(true, Ordering::AcqRel) {
         crate::os::at_fork(prepare, after, after);
     }
 }

@@ -620,8 +620,6 @@ pub struct HeapFastPath {
     pub page_magic_offset: usize,
     /// Where a page record's pointer-sized link key lies.
     pub page_key_offset: usize,
-    /// Where a page record's `in_use` byte lies.
-    pub page_in_use_offset: usize,
     /// The largest size served from pages.
     pub small_max: usize,
     /// Small size classes.
@@ -658,7 +656,6 @@ impl Heap {
             page_carved_offset: core::mem::offset_of!(segment::Page, carved_end),
             page_magic_offset: core::mem::offset_of!(segment::Page, magic),
             page_key_offset: core::mem::offset_of!(segment::Page, key),
-            page_in_use_offset: core::mem::offset_of!(segment::Page, in_use),
             small_max: SMALL_MAX,
             classes: segment::SMALL_CLASSES,
             min_class: MIN_CLASS,

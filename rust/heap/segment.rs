@@ -70,10 +70,10 @@ pub(super) struct Block {
 /// the segment's owner thread. One cache line each, so that pages in use by
 /// different threads (after an adoption) never share a line.
 ///
-/// `used`, `carved_end`, `magic`, `key`, `class` and `in_use` are atomics
-/// so that the stats, and the checks of a free from another thread, may
-/// read them: the owner alone writes them, with relaxed loads and stores
-/// (plain moves, no read-modify-write).
+/// `used`, `carved_end`, `magic`, `key` and `class` are atomics so that the
+/// stats, and the checks of a free from another thread, may read them: the
+/// owner alone writes them, with relaxed loads and stores (plain moves, no
+/// read-modify-write).
 #[repr(C, align(64))]
 pub(super) struct Page {
     /// The first free block the owner allocates from (and frees to); its
@@ -95,7 +95,7 @@ pub(super) struct Page {
     pub(super) next: *mut Page,
     pub(super) prev: *mut Page,
     pub(super) class: AtomicU32,
-    pub(super) in_use: AtomicBool,
+    pub(super) in_use: bool,
     /// Touched since it was last purged (or mapped).
     pub(super) dirty: bool,
     /// Free and dirty at the last decay pass: purged at the next.
@@ -310,7 +310,7 @@ impl Segment {
             // The first free dirty page, else the first free page.
             let mut pick: *mut Page = ptr::null_mut();
             for page in Self::pages(seg) {
-                if !(*page).in_use.load(Ordering::Relaxed) && (pick.is_null() || (*page).dirty) {
+                if !(*page).in_use && (pick.is_null() || (*page).dirty) {
                     pick = page;
                     if (*page).dirty || (*seg).free_dirty == 0 {
                         break;
@@ -323,7 +323,7 @@ impl Segment {
             if !clean {
                 (*seg).free_dirty -= 1;
             }
-            (*page).in_use.store(true, Ordering::Relaxed);
+            (*page).in_use = true;
             (*page).dirty = true;
             (*page).stale = false;
             (*page).class.store(class as u32, Ordering::Relaxed);
@@ -348,7 +348,7 @@ impl Segment {
     pub(super) unsafe fn release_page(seg: *mut Segment, page: *mut Page) -> bool {
         // SAFETY: owner-only fields of a live segment.
         unsafe {
-            (*page).in_use.store(false, Ordering::Relaxed);
+            (*page).in_use = false;
             // A free page has no carved block: `starts_block` refuses it.
             (*page).carved_end.store(0, Ordering::Relaxed);
             (*page).free = ptr::null_mut();
@@ -413,7 +413,7 @@ impl Segment {
             }
             for page in Self::pages(seg) {
                 // A page the OS would not take back stays dirty (and counted).
-                if !(*page).in_use.load(Ordering::Relaxed)
+                if !(*page).in_use
                     && (*page).dirty
                     && purge(page)
                     && os::purge(Self::page_area(seg, Self::page_index(seg, page)), PAGE_SIZE) > 0

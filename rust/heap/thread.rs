@@ -690,7 +690,7 @@ unsafe fn adopt(heap: *mut ThreadHeap) -> Option<*mut Segment> {
     }
     for page in Segment::pages(seg) {
         // SAFETY: a page record of the segment, which is ours (above).
-        if !unsafe { (*page).in_use.load(Ordering::Relaxed) } {
+        if !unsafe { (*page).in_use } {
             continue;
         }
         // SAFETY: the heap owns the page now and is used exclusively.
@@ -933,7 +933,7 @@ unsafe fn abandon(heap: *mut ThreadHeap) {
         let mut live = false;
         for page in Segment::pages(seg) {
             // SAFETY: a page record of a segment we own.
-            if unsafe { (*page).in_use.load(Ordering::Relaxed) } {
+            if unsafe { (*page).in_use } {
                 // SAFETY: we own the page, and the record is ours.
                 unsafe { collect(heap, page) };
                 // SAFETY: as above.
