@@ -446,7 +446,7 @@ impl Segment {
                 return false;
             }
             let stop = (start + (4096 / size).max(1) * size).min(end);
-            let key = (*page).key.load(Ordering::Relaxed);
+            let key = Self::key(page);
             let area = Self::page_area(seg, Self::page_index(seg, page));
             let mut next = (*page).free;
             let mut at = stop;
@@ -454,7 +454,9 @@ impl Segment {
                 at -= size;
                 let block = area.wrapping_add(at).cast::<Block>();
                 (*block).link = guard::encode(next.addr(), key, block.addr());
-                (*block).mark = guard::mark(block.addr());
+                if guard::ON {
+                    (*block).mark = guard::mark(block.addr());
+                }
                 next = block;
             }
             (*page).free = next;
@@ -473,14 +475,24 @@ impl Segment {
     pub(super) unsafe fn next_free(page: *mut Page, block: *mut Block) -> Result<Option<*mut Block>, ()> {
         // SAFETY: the caller's contract; the page's fields are atomics.
         unsafe {
-            let key = (*page).key.load(Ordering::Relaxed);
+            let key = Self::key(page);
             let next = guard::decode((*block).link, key, block.addr());
-            let carved = (*page).carved_end.load(Ordering::Relaxed);
-            if !guard::link_ok(next, block.addr(), PAGE_MASK, carved) {
+            if guard::ON && !guard::link_ok(next, block.addr(), PAGE_MASK, (*page).carved_end.load(Ordering::Relaxed)) {
                 return Err(());
             }
             Ok((next != 0).then(|| block.with_addr(next)))
         }
+    }
+
+    /// `page`'s link key, or 0 where the checks are compiled out (so those
+    /// builds load nothing the checks alone need).
+    ///
+    /// # Safety
+    /// `page` is a page record of a live small segment.
+    #[inline(always)]
+    pub(super) unsafe fn key(page: *mut Page) -> usize {
+        // SAFETY: the caller's contract; `key` is an atomic.
+        if guard::ON { unsafe { (*page).key.load(Ordering::Relaxed) } } else { 0 }
     }
 
     /// Whether `ptr` may be a block of `page` handed out: `ptr` starts a
@@ -537,7 +549,7 @@ impl Segment {
         // SAFETY: `thread_free` is atomic; the other fields are the owner's.
         unsafe {
             let mut list = (*page).thread_free.swap(ptr::null_mut(), Ordering::Acquire);
-            let key = (*page).key.load(Ordering::Relaxed);
+            let key = Self::key(page);
             let mut n = 0;
             while !list.is_null() {
                 let next = match Self::next_free(page, list) {
@@ -581,8 +593,10 @@ impl Segment {
             if guard::ON && ((*block).mark == guard::mark(block.addr()) || (*page).used.load(Ordering::Relaxed) == 0) {
                 return guard::report(Misuse::DoubleFree, block.addr());
             }
-            (*block).mark = guard::mark(block.addr());
-            let key = (*page).key.load(Ordering::Relaxed);
+            if guard::ON {
+                (*block).mark = guard::mark(block.addr());
+            }
+            let key = Self::key(page);
             let list = &(*page).thread_free;
             let mut head = list.load(Ordering::Relaxed);
             loop {

@@ -732,7 +732,7 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, seg: *mut Segment, page: 
             }
             used = (*page).used.load(Ordering::Relaxed); // the collection may have changed it
         }
-        let key = (*page).key.load(Ordering::Relaxed);
+        let key = Segment::key(page);
         (*block).link = guard::encode((*page).free.addr(), key, block.addr());
         if guard::ON {
             (*block).mark = mark;
