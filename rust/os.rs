@@ -143,6 +143,32 @@ pub(crate) fn advise_huge(ptr: *mut u8, len: usize) {
 }
 
 /// The size of a virtual-memory page.
+/// The calling thread's `errno` (0 where memres does not know where it is).
+pub(crate) fn errno() -> i32 {
+    // SAFETY: the calling thread's errno, valid while the thread lives.
+    errno_location().map_or(0, |at| unsafe { *at })
+}
+
+/// Sets the calling thread's `errno` (nothing where memres does not know
+/// where it is).
+pub(crate) fn set_errno(value: i32) {
+    if let Some(at) = errno_location() {
+        // SAFETY: as in `errno`.
+        unsafe { *at = value };
+    }
+}
+
+fn errno_location() -> Option<*mut i32> {
+    #[cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
+    // SAFETY: libc's accessor of the calling thread's errno; no preconditions.
+    return Some(unsafe { libc::__errno_location() });
+    #[cfg(all(any(target_os = "macos", target_os = "ios", target_os = "freebsd"), not(miri)))]
+    // SAFETY: as above.
+    return Some(unsafe { libc::__error() });
+    #[allow(unreachable_code)]
+    None
+}
+
 pub(crate) fn page_size() -> usize {
     #[cfg(all(unix, not(miri)))]
     {

@@ -30,9 +30,10 @@
 //!   from before the library was loaded, from another allocator, the stack
 //!   or statics) is never touched: `free` and `malloc_usable_size` report it
 //!   on stderr and leave it alone; `realloc` reports it and returns null
-//!   (`ENOMEM`), which leaves the caller's block as it was. (A pointer into
-//!   the heap's own memory that is not a live block, a double free, is the
-//!   caller's bug, as with any malloc.)
+//!   (`ENOMEM`), which leaves the caller's block as it was. A pointer into
+//!   the heap's own memory that is not a live block (a double free, an
+//!   interior pointer) is the heap's misuse checks' to catch: named on
+//!   stderr, then abort, or `MEMRES_ON_MISUSE=report` to go on.
 //! - `free` leaves `errno` unchanged.
 #![allow(non_snake_case)] // the C++ operators' mangled names
 
@@ -57,7 +58,9 @@ fn set_errno(code: c_int) {
 }
 
 /// Allocates `size` bytes (a zero size as one) aligned to `align`; null
-/// with `ENOMEM` on failure.
+/// with `ENOMEM` on failure. Inlined, so `malloc`'s constant alignment
+/// folds into the size-class computation.
+#[inline(always)]
 fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
     let Ok(layout) = Layout::from_size_align(size.max(1), align) else {
         set_errno(libc::ENOMEM);
@@ -72,18 +75,17 @@ fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
 }
 
 /// Frees `ptr` if the heap owns it; reports it otherwise. Leaves `errno`
-/// as it was (POSIX.1-2024 and glibc 2.33+ promise that of `free`), though
-/// a slow path may wait on a lock or read a file.
+/// as it was (POSIX.1-2024 and glibc 2.33+ promise that of `free`).
+#[inline(always)]
 fn release(ptr: *mut c_void, call: &str) {
     let Some(block) = NonNull::new(ptr.cast::<u8>()) else { return };
-    let saved = errno();
-    if Heap::owns(block.as_ptr()) {
-        // SAFETY: a block of the heap; the C contract: freed once.
-        unsafe { Heap::free(block) }
-    } else {
+    // SAFETY: the C contract: a live block, freed once; memory the heap
+    // does not hold is left alone (and reported here).
+    if !unsafe { Heap::free_c(block) } {
+        let saved = errno();
         report_foreign(call, ptr);
+        set_errno(saved);
     }
-    set_errno(saved);
 }
 
 /// `malloc(3)`.

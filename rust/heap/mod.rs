@@ -273,6 +273,22 @@ impl Heap {
     /// the checks catch as far as they can; none is guaranteed).
     #[inline(always)]
     unsafe fn free_block(ptr: *mut u8) {
+        // SAFETY: the caller's contract.
+        if !unsafe { Heap::free_as::<false>(ptr) } {
+            guard::report(Misuse::Foreign, ptr.addr());
+        }
+    }
+
+    /// `free_block`'s body. False, with nothing touched or reported, if
+    /// `ptr` is outside the heap's memory (always looked up for `C`, else
+    /// only with the misuse checks on). For `C` (C's `free`), the parts that
+    /// may call the OS or wait on a lock keep `errno` as it was; the common
+    /// path, a block of a page this thread owns, makes no call at all.
+    ///
+    /// # Safety
+    /// As for `free_block`.
+    #[inline(always)]
+    unsafe fn free_as<const C: bool>(ptr: *mut u8) -> bool {
         let heap = thread::local();
         let header = segment::header_addr(ptr.addr());
         // The segment this thread last freed into as its owner: still its
@@ -285,28 +301,52 @@ impl Heap {
         {
             let seg = ptr.with_addr(header).cast::<Segment>();
             // SAFETY: a small segment this thread owns holds `ptr`.
-            unsafe { thread::free_local(heap, seg, Segment::page_of(seg, ptr), ptr) };
-            return;
+            let page = unsafe { Segment::page_of(seg, ptr) };
+            // SAFETY: as above.
+            if unsafe { thread::free_local(heap, page, ptr) } {
+                // SAFETY: as above; the page has just emptied.
+                keeping_errno::<C>(|| unsafe { thread::release_empty_page(heap, seg, page) });
+            }
+            return true;
         }
-        if guard::ON && !segment_map::contains(header) {
-            return guard::report(Misuse::Foreign, ptr.addr());
+        if (C || guard::ON) && !segment_map::contains(header) {
+            return false;
         }
         // SAFETY: the map says a header lives there, mapped while its bit is
         // set; `kind` and `owner` are readable by any thread.
         unsafe {
             let seg = segment_of(ptr);
             if (*seg).kind == Kind::Large {
-                return large::free(seg, ptr);
+                keeping_errno::<C>(|| large::free(seg, ptr));
+                return true;
             }
             let page = Segment::page_of(seg, ptr);
             if (*seg).owner.load(core::sync::atomic::Ordering::Relaxed) == thread::as_owner(heap) {
                 ThreadHeap::set_owned_hint(heap, seg);
-                thread::free_local(heap, seg, page, ptr);
+                if thread::free_local(heap, page, ptr) {
+                    keeping_errno::<C>(|| thread::release_empty_page(heap, seg, page));
+                }
             } else {
                 thread::count_remote_free(heap, (*page).class.load(core::sync::atomic::Ordering::Relaxed) as usize);
                 Segment::free_remote(page, ptr.cast());
             }
         }
+        true
+    }
+
+    /// Frees a block as C's `free` does: `errno` is left as it was (as
+    /// POSIX.1-2024 and glibc promise), and a pointer outside the heap's
+    /// memory (see [`Heap::owns`]) is neither touched nor reported: the
+    /// result is false, for the caller to report in its own words. Other
+    /// misuses are reported (see [`Heap::set_on_misuse`]).
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap, or memory the heap does not
+    /// hold; freed once.
+    #[inline]
+    pub unsafe fn free_c(ptr: NonNull<u8>) -> bool {
+        // SAFETY: the caller's contract.
+        unsafe { Heap::free_as::<true>(ptr.as_ptr()) }
     }
 
     /// The checks `free_block` makes, for a block about to be resized in
@@ -562,6 +602,19 @@ impl Heap {
             Allocator::deallocate(&Heap, ptr, old);
         }
         Ok(block)
+    }
+}
+
+/// Runs `f`, a part of `free` that may call the OS or wait on a lock, and
+/// for `C` puts `errno` back as it was (C's `free` must not change it).
+#[inline(always)]
+fn keeping_errno<const C: bool>(f: impl FnOnce()) {
+    if C {
+        let saved = crate::os::errno();
+        f();
+        crate::os::set_errno(saved);
+    } else {
+        f();
     }
 }
 

@@ -101,6 +101,9 @@ const THREAD_CACHE_CAP: usize = 16 << 20;
 const PACE: u32 = 32;
 
 /// The record of a thread without a heap (see the module doc).
+/// Transparent: its address is the record's (the initial-exec slot below
+/// starts out holding it).
+#[repr(transparent)]
 struct Empty(UnsafeCell<ThreadHeap>);
 // SAFETY: nothing ever writes to `EMPTY`: its queues are empty, so no fast
 // path writes through it, and slow paths check for it first.
@@ -112,8 +115,6 @@ fn empty() -> *mut ThreadHeap {
 }
 
 std::thread_local! {
-    /// This thread's heap (or `EMPTY`).
-    static LOCAL: Cell<*mut ThreadHeap> = const { Cell::new(EMPTY.0.get()) };
     /// 0: no heap yet; 1: a heap; 2: torn down.
     static STATE: Cell<u8> = const { Cell::new(0) };
     /// Dropped at thread exit: abandons the heap.
@@ -123,13 +124,134 @@ std::thread_local! {
 /// The thread's heap record for the fast paths (`EMPTY` if it has none).
 #[inline(always)]
 pub(super) fn local() -> *mut ThreadHeap {
-    LOCAL.with(Cell::get)
+    slot::get()
+}
+
+/// Makes `heap` this thread's record (`empty()` for none).
+fn set_local(heap: *mut ThreadHeap) {
+    slot::set(heap);
 }
 
 /// Where this thread keeps its record pointer: valid, and always pointing
-/// at a valid record, until the thread ends (`LOCAL` has no destructor).
+/// at a valid record, until the thread ends (the slot has no destructor).
 pub(super) fn local_slot() -> *mut *mut ThreadHeap {
-    LOCAL.with(Cell::as_ptr)
+    slot::address()
+}
+
+/// `LOCAL`, the thread's record pointer: a plain `thread_local!`, or with
+/// the `initial-exec-tls` feature on x86-64 Linux, a slot of the
+/// initial-exec TLS model. In a shared object (`libmemres_malloc.so`) the
+/// default model reaches a thread-local through a call to `__tls_get_addr`
+/// on every malloc and free; initial-exec reads it at a fixed offset from
+/// the thread pointer (`fs`), as glibc's own malloc reads its tcache. The
+/// price is 8 bytes of the static TLS that glibc reserves for libraries
+/// loaded with initial-exec variables, so such an object may fail to
+/// `dlopen` late in a process that has used that reserve up; preloaded or
+/// linked at start-up, it always loads. Executables get the fast model from
+/// the linker anyway.
+#[cfg(not(all(feature = "initial-exec-tls", target_os = "linux", target_arch = "x86_64", not(miri))))]
+mod slot {
+    use super::{Cell, EMPTY, ThreadHeap};
+
+    std::thread_local! {
+        /// This thread's heap (or `EMPTY`).
+        static LOCAL: Cell<*mut ThreadHeap> = const { Cell::new(EMPTY.0.get()) };
+    }
+
+    #[inline(always)]
+    pub(super) fn get() -> *mut ThreadHeap {
+        LOCAL.with(Cell::get)
+    }
+
+    pub(super) fn set(heap: *mut ThreadHeap) {
+        LOCAL.with(|l| l.set(heap));
+    }
+
+    pub(super) fn address() -> *mut *mut ThreadHeap {
+        LOCAL.with(Cell::as_ptr)
+    }
+}
+
+#[cfg(all(feature = "initial-exec-tls", target_os = "linux", target_arch = "x86_64", not(miri)))]
+mod slot {
+    use super::{EMPTY, ThreadHeap};
+    use core::arch::{asm, global_asm};
+
+    // One pointer in the TLS initialization image (`.tdata`), starting out
+    // as `EMPTY`'s address (the dynamic linker relocates the image before
+    // it copies it for any thread). Global so every codegen unit of the
+    // crate reaches it, hidden so it stays out of the dynamic symbol table.
+    global_asm!(
+        ".pushsection .tdata,\"awT\",@progbits",
+        ".p2align 3",
+        ".globl memres_heap_local_record",
+        ".hidden memres_heap_local_record",
+        ".type memres_heap_local_record, @object",
+        ".size memres_heap_local_record, 8",
+        "memres_heap_local_record:",
+        ".quad {empty}",
+        ".popsection",
+        empty = sym EMPTY,
+    );
+
+    /// The slot's offset from the thread pointer, from the GOT entry the
+    /// linker fills (`R_X86_64_TPOFF64`).
+    #[inline(always)]
+    fn offset() -> isize {
+        let offset: isize;
+        // SAFETY: reads the GOT entry of the slot above, which holds the
+        // slot's (constant) offset from the thread pointer.
+        unsafe {
+            asm!(
+                "mov {o}, qword ptr [rip + memres_heap_local_record@GOTTPOFF]",
+                o = out(reg) offset,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        offset
+    }
+
+    #[inline(always)]
+    pub(super) fn get() -> *mut ThreadHeap {
+        let heap: *mut ThreadHeap;
+        // SAFETY: `fs:[offset]` is this thread's slot, always a valid
+        // pointer (EMPTY's address until `set`).
+        unsafe {
+            asm!(
+                "mov {h}, qword ptr fs:[{o}]",
+                h = out(reg) heap,
+                o = in(reg) offset(),
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+        heap
+    }
+
+    pub(super) fn set(heap: *mut ThreadHeap) {
+        // SAFETY: writes this thread's slot (see `get`).
+        unsafe {
+            asm!(
+                "mov qword ptr fs:[{o}], {h}",
+                h = in(reg) heap,
+                o = in(reg) offset(),
+                options(nostack, preserves_flags),
+            );
+        }
+    }
+
+    pub(super) fn address() -> *mut *mut ThreadHeap {
+        let base: usize;
+        // SAFETY: `fs:[0]` holds the thread pointer itself (the x86-64 TLS
+        // ABI), from which the slot lies at `offset()`.
+        unsafe {
+            asm!(
+                "mov {b}, qword ptr fs:[0]",
+                b = out(reg) base,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+        core::ptr::with_exposed_provenance_mut(base.wrapping_add_signed(offset()))
+    }
 }
 
 /// The owner address of `heap`, as segments record it.
@@ -348,8 +470,8 @@ struct Exit;
 
 impl Drop for Exit {
     fn drop(&mut self) {
-        let heap = LOCAL.with(Cell::get);
-        LOCAL.with(|l| l.set(empty()));
+        let heap = local();
+        set_local(empty());
         STATE.with(|s| s.set(2));
         if heap != empty() {
             // SAFETY: the record was this thread's, and the thread is done
@@ -505,7 +627,7 @@ fn attach() -> Option<*mut ThreadHeap> {
     // SAFETY: the record is this thread's now. Purge requests made before
     // it came are not its to serve.
     unsafe { (*heap).purge_seen = limit::PURGE_REQUESTS.load(Ordering::Relaxed) };
-    LOCAL.with(|l| l.set(heap));
+    set_local(heap);
     STATE.with(|s| s.set(1));
     // Registering the destructor may allocate (through this heap: LOCAL is
     // set, so that is an ordinary allocation).
@@ -711,24 +833,29 @@ unsafe fn adopt(heap: *mut ThreadHeap) -> Option<*mut Segment> {
 
 /// Frees a block of a segment this thread owns, after the checks of
 /// `guard.rs` (block start, the double-free mark, the live count); a misuse
-/// is reported and the block left alone.
+/// is reported and the block left alone. True when the page has no live
+/// block left: the caller then calls [`release_empty_page`] (kept apart so
+/// a caller can wrap the part that may call the OS).
 ///
 /// # Safety
 /// `heap` is this thread's record and owns `seg`; `ptr` lies in `page`.
 #[inline(always)]
-pub(super) unsafe fn free_local(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page, ptr: *mut u8) {
+#[must_use]
+pub(super) unsafe fn free_local(heap: *mut ThreadHeap, page: *mut Page, ptr: *mut u8) -> bool {
     // SAFETY: the caller's contract: owner-only fields of our own page; a
     // block start of a page in use lies in the page's carved memory.
     unsafe {
         if !Segment::starts_block(page, ptr) {
-            return guard::report(Misuse::InvalidPointer, ptr.addr());
+            guard::report(Misuse::InvalidPointer, ptr.addr());
+            return false;
         }
         let block = ptr.cast::<Block>();
         let mark = guard::mark(block.addr());
         let mut used = (*page).used.load(Ordering::Relaxed);
         if guard::ON && ((*block).mark == mark || used == 0) {
             if freed_already(heap, page, block) {
-                return guard::report(Misuse::DoubleFree, ptr.addr());
+                guard::report(Misuse::DoubleFree, ptr.addr());
+                return false;
             }
             used = (*page).used.load(Ordering::Relaxed); // the collection may have changed it
         }
@@ -739,9 +866,7 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, seg: *mut Segment, page: 
         }
         (*page).free = block;
         (*page).used.store(used - 1, Ordering::Relaxed);
-        if used == 1 {
-            release_empty_page(heap, seg, page);
-        }
+        used == 1
     }
 }
 
@@ -766,9 +891,10 @@ unsafe fn freed_already(heap: *mut ThreadHeap, page: *mut Page, block: *mut Bloc
 /// (keeping one spare).
 ///
 /// # Safety
-/// As for [`free_local`]; the page has no live block.
+/// `heap` is this thread's record and owns `seg`, which holds `page`; the
+/// page has no live block.
 #[inline(never)]
-unsafe fn release_empty_page(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
+pub(super) unsafe fn release_empty_page(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
     // SAFETY: the caller's contract.
     unsafe {
         let queue = &raw mut (*heap).queues[(*page).class.load(Ordering::Relaxed) as usize];

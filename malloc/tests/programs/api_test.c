@@ -46,6 +46,17 @@ static void zero_and_unique_pointers(void) {
   free(NULL);
   CHECK(errno == EDOM);
   CHECK(malloc_usable_size(NULL) == 0);
+  /* The frees that reach the heap's slow paths too: large blocks (cached,
+     or unmapped when the cache is full) and pages left empty. */
+  enum { N = 64, SMALL = 4096 };
+  static void* big[N];
+  static void* small[SMALL];
+  for (int i = 0; i < N; i++) CHECK((big[i] = malloc((size_t)(i + 1) << 16)) != NULL);
+  for (int i = 0; i < SMALL; i++) CHECK((small[i] = malloc(48)) != NULL);
+  errno = EDOM;
+  for (int i = 0; i < N; i++) free(big[i]);
+  for (int i = 0; i < SMALL; i++) free(small[i]);
+  CHECK(errno == EDOM);
 }
 
 static void sizes_alignment_and_usable_size(void) {

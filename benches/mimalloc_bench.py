@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""mimalloc-bench's programs under memres and its peers, interleaved.
+
+    python3 benches/mimalloc_bench.py [--rounds N] [--only a,b] [--src DIR]
+    python3 benches/mimalloc_bench.py --test      # each program once on memres, no timing
+
+mimalloc-bench (https://github.com/daanx/mimalloc-bench) is the field's
+standard suite of allocator benchmarks. Nothing of it is in this repository:
+the script exports `bench/` from a copy you fetched (a clone or a bare git
+directory, given by --src or $MIMALLOC_BENCH, default the mirror the
+project's tools fetch to) into a build directory outside the repository
+(default $TMPDIR/memres-mimalloc-bench), builds the programs with CMake, and
+runs each under glibc, memres (libmemres_malloc.so) and the Debian packages
+of mimalloc, jemalloc and tcmalloc by LD_PRELOAD. One process per
+measurement; the allocators alternate within a round and rounds repeat, so
+a noisy neighbour hits them all alike. The programs that run for a fixed time
+and report a rate (larson, rptest, xmalloc-test, glibc-thread) are scored by
+the relative time they print, as mimalloc-bench's own bench.sh does; the
+others by wall time. Peak RSS is the process's maxrss.
+
+Prints, per program, the median time and largest peak RSS of each allocator
+as ratios to mimalloc's (and time to glibc's), the spread of memres's time
+over rounds, and the geometric means.
+"""
+import argparse
+import math
+import os
+import pathlib
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+LIB = pathlib.Path("/usr/lib/x86_64-linux-gnu")
+PEERS = {
+    "mimalloc": (LIB / "libmimalloc.so.2", "libmimalloc2.0"),
+    "jemalloc": (LIB / "libjemalloc.so.2", "libjemalloc2"),
+    "tcmalloc": (LIB / "libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+}
+DEFAULT_SRC = pathlib.Path("/work/.mirror/daanx+mimalloc-bench/repo")
+THREADS = os.cpu_count() or 2
+
+
+def rate(pattern, scale=None):
+    """A scorer for programs that report a rate: returns the relative time."""
+
+    def score(out):
+        m = re.search(pattern, out)
+        if not m:
+            return None
+        v = float(m.group(1))
+        return scale / v if scale else v
+
+    return score
+
+
+# name: (program, arguments, stdin file (relative to bench/), scorer or None for wall time)
+PROGRAMS = {
+    "cfrac": ("cfrac", ["17545186520507317056371138836327483792789528"], None, None),
+    "espresso": ("espresso", ["{bench}/espresso/largest.espresso"], None, None),
+    "barnes": ("barnes", [], "barnes/input", None),
+    "glibc-simple": ("glibc-simple", [], None, None),
+    "glibc-thread": ("glibc-thread", [str(THREADS)], None, rate(r"^([0-9.]+)", 1e9)),
+    "malloc-large": ("malloc-large", [], None, None),
+    "alloc-test1": ("alloc-test", ["1"], None, None),
+    "alloc-testN": ("alloc-test", [str(THREADS)], None, None),
+    "cache-scratch1": ("cache-scratch", ["1", "1000", "1", "2000000", str(THREADS)], None, None),
+    "cache-scratchN": ("cache-scratch", [str(THREADS), "1000", "1", "2000000", str(THREADS)], None, None),
+    "cache-thrash1": ("cache-thrash", ["1", "1000", "1", "2000000", str(THREADS)], None, None),
+    "cache-thrashN": ("cache-thrash", [str(THREADS), "1000", "1", "2000000", str(THREADS)], None, None),
+    "larsonN": ("larson", ["5", "8", "1000", "5000", "100", "4141", str(THREADS)], None, rate(r"relative time: ([0-9.]+)s")),
+    "larsonN-sized": ("larson-sized", ["5", "8", "1000", "5000", "100", "4141", str(THREADS)], None, rate(r"relative time: ([0-9.]+)s")),
+    "xmalloc-testN": ("xmalloc-test", ["-w", str(THREADS), "-t", "5", "-s", "64"], None, rate(r"rtime: ([0-9.]+)")),
+    "mstressN": ("mstress", [str(THREADS), "50", "25"], None, None),
+    "rptestN": ("rptest", [str(THREADS), "0", "1", "2", "500", "1000", "100", "8", "16000"], None, rate(r"\.\.\.([0-9]+) memory ops", 2e6)),
+    "mleak10": ("mleak", ["5"], None, None),
+    "mleak100": ("mleak", ["50"], None, None),
+}
+
+
+def sh(cmd, **kw):
+    subprocess.run(cmd, check=True, **kw)
+
+
+def export_sources(src, build):
+    """Copies mimalloc-bench's bench/ into build/bench (fresh each time)."""
+    dest = build / "bench"
+    if dest.exists():
+        shutil.rmtree(dest)
+    build.mkdir(parents=True, exist_ok=True)
+    if (src / "bench" / "CMakeLists.txt").exists():
+        shutil.copytree(src / "bench", dest)
+        return
+    git_dir = src if (src / "HEAD").exists() else src / ".git"
+    archive = subprocess.run(["git", f"--git-dir={git_dir}", "archive", "HEAD", "bench"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(build)], input=archive, check=True)
+
+
+def drop_missing_programs(bench):
+    """mimalloc-bench downloads shbench's sources in its own build script, so
+    a plain copy lacks them: drop those targets from the copy's CMakeLists."""
+    cmake = bench / "CMakeLists.txt"
+    if not (bench / "shbench" / "sh6bench-new.c").exists():
+        lines = cmake.read_text().splitlines(keepends=True)
+        cmake.write_text("".join(l for l in lines if "sh6bench" not in l and "sh8bench" not in l))
+
+
+# Linux carries a process's peak RSS across fork and exec, so a program
+# started straight from Python would report at least Python's own. A small
+# launcher of ours in between starts it from a process of a few hundred KiB.
+LAUNCHER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  (void)argc;
+  /* argv[1]: the library to preload in the program only ("" for none) */
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (argv[1][0]) setenv("LD_PRELOAD", argv[1], 1);
+    execv(argv[2], argv + 2);
+    _exit(127);
+  }
+  int status; struct rusage ru;
+  if (wait4(pid, &status, 0, &ru) < 0) return 126;
+  fprintf(stderr, "launcher maxrss %ld\n", ru.ru_maxrss);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+"""
+
+
+def build_programs(build, names):
+    out = build / "out"
+    (build / "launcher.c").write_text(LAUNCHER)
+    sh(["cc", "-O2", "-o", str(build / "launcher"), str(build / "launcher.c")])
+    sh(["cmake", "-S", str(build / "bench"), "-B", str(out), "-DCMAKE_BUILD_TYPE=Release", "-Wno-dev"], stdout=subprocess.DEVNULL)
+    targets = sorted({PROGRAMS[n][0] for n in names})
+    sh(["cmake", "--build", str(out), "-j", str(THREADS), "--target", *targets], stdout=subprocess.DEVNULL)
+    return out
+
+
+def run_once(out, bench, name, preload):
+    prog, args, stdin, score = PROGRAMS[name]
+    argv = [str(out.parent / "launcher"), str(preload or ""), str(out / prog)] + [a.format(bench=bench) for a in args]
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    with tempfile.TemporaryFile() as output, open(bench / stdin if stdin else os.devnull, "rb") as inp:
+        start = time.perf_counter()
+        code = subprocess.run(argv, cwd=out, env=env, stdin=inp, stdout=output, stderr=subprocess.STDOUT).returncode
+        wall = time.perf_counter() - start
+        output.seek(0)
+        text = output.read().decode(errors="replace")
+    if code != 0:
+        raise RuntimeError(f"{name} under {preload or 'glibc'} exited with {code}:\n{text[-2000:]}")
+    kib = int(re.findall(r"launcher maxrss (\d+)", text)[-1])
+    t = score(text) if score else wall
+    if t is None:
+        raise RuntimeError(f"{name} under {preload or 'glibc'}: no rate in its output:\n{text[-2000:]}")
+    return t, kib
+
+
+def geomean(xs):
+    return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", help="comma-separated program names (default: all)")
+    ap.add_argument("--src", default=os.environ.get("MIMALLOC_BENCH", str(DEFAULT_SRC)))
+    ap.add_argument("--build", default=str(pathlib.Path(tempfile.gettempdir()) / "memres-mimalloc-bench"))
+    ap.add_argument("--test", action="store_true", help="each program once under memres, checking it runs")
+    opts = ap.parse_args()
+    names = opts.only.split(",") if opts.only else list(PROGRAMS)
+    for n in names:
+        if n not in PROGRAMS:
+            sys.exit(f"mimalloc_bench.py: unknown program {n!r}; known: {', '.join(PROGRAMS)}")
+    src = pathlib.Path(opts.src)
+    if not src.exists():
+        sys.exit(
+            f"mimalloc_bench.py: no mimalloc-bench copy at {src}.\n"
+            "  Get one outside this repository, e.g.\n"
+            "    git clone --depth 1 https://github.com/daanx/mimalloc-bench ~/mimalloc-bench\n"
+            "  and pass --src ~/mimalloc-bench (or set MIMALLOC_BENCH)."
+        )
+    build = pathlib.Path(opts.build)
+    if build.resolve().is_relative_to(ROOT):
+        sys.exit("mimalloc_bench.py: the build directory must be outside the repository")
+    export_sources(src, build)
+    drop_missing_programs(build / "bench")
+    out = build_programs(build, names)
+    bench = build / "bench"
+    sh(["cargo", "build", "--release", "-q", "-p", "memres-malloc"], cwd=ROOT)
+    memres = ROOT / "target" / "release" / "libmemres_malloc.so"
+
+    if opts.test:
+        for n in names:
+            t, kib = run_once(out, bench, n, memres)
+            print(f"mimalloc_bench.py --test: {n} ok ({t:.2f}, {kib / 1024:.1f} MiB)")
+        return
+
+    allocs = {"glibc": None, "memres": memres}
+    for peer, (path, pkg) in PEERS.items():
+        if path.exists():
+            allocs[peer] = path
+        else:
+            print(f"skipped: {peer} (install the Debian package {pkg})")
+    times, rss = {}, {}
+    for rnd in range(opts.rounds):
+        for n in names:
+            for a, pre in allocs.items():
+                t, kib = run_once(out, bench, n, pre)
+                times.setdefault((n, a), []).append(t)
+                rss.setdefault((n, a), []).append(kib)
+        print(f"round {rnd + 1}/{opts.rounds} done", file=sys.stderr)
+
+    base = "mimalloc" if "mimalloc" in allocs else "glibc"
+    peers = [a for a in allocs if a != base]
+    med = {k: statistics.median(v) for k, v in times.items()}
+    peak = {k: max(v) for k, v in rss.items()}
+    print(f"\nTime and peak RSS as ratios to {base}'s (median of {opts.rounds} rounds; lower is better).\n")
+    print("| program | " + " | ".join(f"{a} time" for a in peers) + " | memres / glibc | memres spread | "
+          + " | ".join(f"{a} RSS" for a in peers) + " |")
+    print("|---|" + "---:|" * (2 * len(peers) + 2))
+    ratios = {a: [] for a in peers}
+    rss_ratios = {a: [] for a in peers}
+    vs_glibc = []
+    for n in names:
+        b, rb = med[n, base], peak[n, base]
+        cells = []
+        for a in peers:
+            ratios[a].append(med[n, a] / b)
+            cells.append(f"{med[n, a] / b:.2f}")
+        vs_glibc.append(med[n, "memres"] / med[n, "glibc"])
+        ts = times[n, "memres"]
+        spread = f"{min(ts) / b:.2f}–{max(ts) / b:.2f}"
+        rcells = []
+        for a in peers:
+            rss_ratios[a].append(peak[n, a] / rb)
+            rcells.append(f"{peak[n, a] / rb:.2f}")
+        print(f"| {n} | " + " | ".join(cells) + f" | {vs_glibc[-1]:.2f} | {spread} | " + " | ".join(rcells) + " |")
+    print("| **geometric mean** | " + " | ".join(f"**{geomean(ratios[a]):.2f}**" for a in peers)
+          + f" | **{geomean(vs_glibc):.2f}** | | " + " | ".join(f"**{geomean(rss_ratios[a]):.2f}**" for a in peers) + " |")
+    print(f"\n{base}'s medians: " + ", ".join(f"{n} {med[n, base]:.3f}s/{peak[n, base] / 1024:.0f}MiB" for n in names))
+
+
+if __name__ == "__main__":
+    main()
