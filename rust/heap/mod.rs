@@ -290,16 +290,14 @@ impl Heap {
     #[inline(always)]
     unsafe fn free_as<const C: bool>(ptr: *mut u8) -> bool {
         let heap = thread::local();
-        let header = segment::header_addr(ptr.addr());
         // The segment this thread last freed into as its owner: still its
         // own small segment (see `ThreadHeap::owned_hint`), so the map and
-        // the header need no look.
-        // (A block at a region's very start has its header a region before:
-        // a large block, never in a small segment.)
+        // the header need no look. (`ptr` at the segment's very start is its
+        // header page, which holds no block: reported as invalid.)
         // SAFETY: this thread's record.
-        if header == unsafe { ThreadHeap::owned_hint(heap) } && header != ptr.addr().wrapping_sub(segment::SEGMENT_SIZE)
-        {
-            let seg = ptr.with_addr(header).cast::<Segment>();
+        let hint = unsafe { ThreadHeap::owned_hint(heap) };
+        if ptr.addr() & !(segment::SEGMENT_SIZE - 1) == hint {
+            let seg = ptr.with_addr(hint).cast::<Segment>();
             // SAFETY: a small segment this thread owns holds `ptr`.
             let page = unsafe { Segment::page_of(seg, ptr) };
             // SAFETY: as above.
@@ -309,6 +307,7 @@ impl Heap {
             }
             return true;
         }
+        let header = segment::header_addr(ptr.addr());
         if (C || guard::ON) && !segment_map::contains(header) {
             return false;
         }

@@ -164,8 +164,9 @@ pub(super) unsafe fn segment_of(ptr: *mut u8) -> *mut Segment {
 /// where no header can be.
 #[inline(always)]
 pub(super) fn header_addr(addr: usize) -> usize {
-    let base = addr & !(SEGMENT_SIZE - 1);
-    if base == addr { base.wrapping_sub(SEGMENT_SIZE) } else { base }
+    // The region holding the byte before `addr`: `addr`'s own, or the one
+    // before when `addr` starts a region.
+    addr.wrapping_sub(1) & !(SEGMENT_SIZE - 1)
 }
 
 impl Segment {

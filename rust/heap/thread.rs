@@ -17,12 +17,12 @@
 //!
 //! # Invariants
 //! - `EMPTY` is never written: its queues are empty and its `owned_hint`
-//!   is 0, and every slow path checks for it first.
+//!   is [`NO_HINT`], and every slow path checks for it first.
 //! - A record's queues hold only pages in use of segments on its
 //!   `segments` list (whose `owner` is the record), each page in one queue
 //!   at most, and each queue's `len` is its number of pages.
 //! - `spare` is an empty segment owned by the record and not on its list;
-//!   `owned_hint` is 0 or the header address of a segment on its list (it
+//!   `owned_hint` is [`NO_HINT`] or the header address of a segment on its list (it
 //!   is cleared before a segment leaves the list).
 //! - Records are never unmapped: an exiting thread's record is reset and
 //!   goes to `UNUSED`; the orphan heap's record is used only under
@@ -82,11 +82,16 @@ pub(crate) struct ThreadHeap {
     /// The list of every record ([`RECORDS`]); set once, when made.
     next_record: *mut ThreadHeap,
     /// The header address of a small segment this heap owns, where it last
-    /// freed a block (0: none). Cleared before the segment leaves the heap
+    /// freed a block ([`NO_HINT`]: none). Cleared before the segment leaves the heap
     /// (`release_empty_page`, `abandon`), so a free that finds its block's header here
     /// may skip the segment map and the owner check.
     owned_hint: usize,
 }
+
+/// `owned_hint` when it names no segment: not a multiple of the segment
+/// size, so no pointer's segment address equals it (0 would: a wild
+/// pointer below 4 MiB would be taken for a block of a segment at 0).
+pub(super) const NO_HINT: usize = 1;
 
 // Foreign fast paths find the queues at the start of the record.
 const _: () = assert!(core::mem::offset_of!(ThreadHeap, queues) == 0 && core::mem::offset_of!(Queue, head) == 0);
@@ -495,14 +500,14 @@ impl ThreadHeap {
             purge_seen: 0,
             next_unused: ptr::null_mut(),
             next_record: ptr::null_mut(),
-            owned_hint: 0,
+            owned_hint: NO_HINT,
         }
     }
 
     /// See the `owned_hint` field.
     ///
     /// # Safety
-    /// `heap` is this thread's record (or `EMPTY`, whose hint is 0).
+    /// `heap` is this thread's record (or `EMPTY`, whose hint is `NO_HINT`).
     #[inline(always)]
     pub(super) unsafe fn owned_hint(heap: *mut ThreadHeap) -> usize {
         // SAFETY: the caller's contract.
@@ -904,7 +909,7 @@ pub(super) unsafe fn release_empty_page(heap: *mut ThreadHeap, seg: *mut Segment
         unlink(queue, page);
         if Segment::release_page(seg, page) {
             if (*heap).owned_hint == seg.addr() {
-                (*heap).owned_hint = 0;
+                (*heap).owned_hint = NO_HINT;
             }
             // Out of the heap's list.
             let mut link = &raw mut (*heap).segments;

@@ -198,6 +198,29 @@ fn every_misuse_is_reported_and_none_hands_out_a_live_or_chosen_block() {
         assert!(local.iter().all(|&b| b == 0), "the heap wrote to memory it does not own");
     });
 
+    // A wild pointer below 4 MiB, from a thread that has not freed a block
+    // yet (its "segment I last freed into" hint is unset): once taken for a
+    // block of a segment at address 0, which crashed.
+    expect_reported("free of a wild low address, first free of a thread", 32, || {
+        std::thread::spawn(|| {
+            let p = alloc(32);
+            free(NonNull::new(core::ptr::without_provenance_mut(0x20_0010)).unwrap(), 32);
+            free(p, 32);
+        })
+        .join()
+        .unwrap();
+    });
+
+    // The start of a small segment (its header, which holds no block), just
+    // after a free into that segment (so the thread's hint names it).
+    expect_reported("free of a small segment's header", 32, || {
+        let (p, q) = (alloc(32), alloc(32));
+        free(p, 32);
+        let header = q.as_ptr().addr() & !((4 << 20) - 1);
+        free(NonNull::new(q.as_ptr().with_addr(header)).unwrap(), 32);
+        free(q, 32);
+    });
+
     Heap::set_on_misuse(OnMisuse::Abort);
 }
 
