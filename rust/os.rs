@@ -143,6 +143,12 @@ pub(crate) fn advise_huge(ptr: *mut u8, len: usize) {
 }
 
 /// The size of a virtual-memory page.
+/// "Out of memory", as `errno` says it.
+#[cfg(unix)]
+pub(crate) const ENOMEM: i32 = libc::ENOMEM;
+#[cfg(not(unix))]
+pub(crate) const ENOMEM: i32 = 12;
+
 /// The calling thread's `errno` (0 where memres does not know where it is).
 pub(crate) fn errno() -> i32 {
     // SAFETY: the calling thread's errno, valid while the thread lives.

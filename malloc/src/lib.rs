@@ -81,17 +81,23 @@ fn release(ptr: *mut c_void, call: &str) {
     let Some(block) = NonNull::new(ptr.cast::<u8>()) else { return };
     // SAFETY: the C contract: a live block, freed once; memory the heap
     // does not hold is left alone (and reported here).
-    if !unsafe { Heap::free_c(block) } {
-        let saved = errno();
-        report_foreign(call, ptr);
-        set_errno(saved);
+    unsafe { Heap::free_c(block, foreign_in(call)) }
+}
+
+/// The report of a foreign pointer given to `call`.
+#[inline(always)]
+fn foreign_in(call: &str) -> fn(*mut u8) {
+    match call {
+        "free" => |ptr| report_foreign("free", ptr.cast()),
+        "realloc" => |ptr| report_foreign("realloc", ptr.cast()),
+        _ => |ptr| report_foreign("operator delete", ptr.cast()),
     }
 }
 
 /// `malloc(3)`.
 #[unsafe(no_mangle)]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    allocate(size, MALLOC_ALIGN, false)
+    Heap::malloc_c(size).cast()
 }
 
 /// `free(3)`.
@@ -285,6 +291,17 @@ fn new(size: usize, align: usize) -> *mut c_void {
     unsafe { memres_new_failed(size, align) }
 }
 
+/// `operator new(size_t)`: `malloc`'s fast path, then the new-handler.
+#[inline(always)]
+fn new_plain(size: usize) -> *mut c_void {
+    let block = Heap::malloc_c(size);
+    if !block.is_null() {
+        return block.cast();
+    }
+    // SAFETY: as in `new`.
+    unsafe { memres_new_failed(size, MALLOC_ALIGN) }
+}
+
 fn new_nothrow(size: usize, align: usize) -> *mut c_void {
     let block = memres_malloc_aligned(size, align);
     if !block.is_null() {
@@ -304,12 +321,12 @@ mod cxx_operators {
     /// `operator new(size_t)`
     #[unsafe(no_mangle)]
     pub extern "C-unwind" fn _Znwm(size: usize) -> *mut c_void {
-        new(size, MALLOC_ALIGN)
+        new_plain(size)
     }
     /// `operator new[](size_t)`
     #[unsafe(no_mangle)]
     pub extern "C-unwind" fn _Znam(size: usize) -> *mut c_void {
-        new(size, MALLOC_ALIGN)
+        new_plain(size)
     }
     /// `operator new(size_t, const nothrow_t&)`
     #[unsafe(no_mangle)]
@@ -513,7 +530,15 @@ impl core::fmt::Write for StackText {
 
 /// Reports a pointer this allocator did not hand out (the first 16; then
 /// one line saying the rest are not shown).
+#[cold]
+#[inline(never)]
 fn report_foreign(call: &str, ptr: *mut c_void) {
+    let saved = errno(); // the report's write must not change it
+    report_foreign_line(call, ptr);
+    set_errno(saved);
+}
+
+fn report_foreign_line(call: &str, ptr: *mut c_void) {
     const SHOWN: usize = 16;
     static REPORTED: AtomicUsize = AtomicUsize::new(0);
     let n = REPORTED.fetch_add(1, Ordering::Relaxed);

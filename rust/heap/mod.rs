@@ -274,13 +274,11 @@ impl Heap {
     #[inline(always)]
     unsafe fn free_block(ptr: *mut u8) {
         // SAFETY: the caller's contract.
-        if !unsafe { Heap::free_as::<false>(ptr) } {
-            guard::report(Misuse::Foreign, ptr.addr());
-        }
+        unsafe { Heap::free_as::<false>(ptr, report_foreign) }
     }
 
-    /// `free_block`'s body. False, with nothing touched or reported, if
-    /// `ptr` is outside the heap's memory (always looked up for `C`, else
+    /// `free_block`'s body. Calls `foreign` instead, with nothing touched,
+    /// if `ptr` is outside the heap's memory (always looked up for `C`, else
     /// only with the misuse checks on). For `C` (C's `free`), the parts that
     /// may call the OS or wait on a lock keep `errno` as it was; the common
     /// path, a block of a page this thread owns, makes no call at all.
@@ -288,7 +286,7 @@ impl Heap {
     /// # Safety
     /// As for `free_block`.
     #[inline(always)]
-    unsafe fn free_as<const C: bool>(ptr: *mut u8) -> bool {
+    unsafe fn free_as<const C: bool>(ptr: *mut u8, foreign: fn(*mut u8)) {
         let heap = thread::local();
         // The segment this thread last freed into as its owner: still its
         // own small segment (see `ThreadHeap::owned_hint`), so the map and
@@ -296,56 +294,110 @@ impl Heap {
         // header page, which holds no block: reported as invalid.)
         // SAFETY: this thread's record.
         let hint = unsafe { ThreadHeap::owned_hint(heap) };
-        if ptr.addr() & !(segment::SEGMENT_SIZE - 1) == hint {
-            let seg = ptr.with_addr(hint).cast::<Segment>();
-            // SAFETY: a small segment this thread owns holds `ptr`.
-            let page = unsafe { Segment::page_of(seg, ptr) };
-            // SAFETY: as above.
-            if unsafe { thread::free_local(heap, page, ptr) } {
-                // SAFETY: as above; the page has just emptied.
-                keeping_errno::<C>(|| unsafe { thread::release_empty_page(heap, seg, page) });
-            }
-            return true;
+        if ptr.addr() & !(segment::SEGMENT_SIZE - 1) != hint {
+            // SAFETY: the caller's contract.
+            return unsafe { Heap::free_elsewhere::<C>(heap, ptr, foreign) };
         }
+        let seg = ptr.with_addr(hint).cast::<Segment>();
+        // SAFETY: a small segment this thread owns holds `ptr`.
+        let page = unsafe { Segment::page_of(seg, ptr) };
+        // SAFETY: as above.
+        if unsafe { thread::free_local(heap, page, ptr) } {
+            // SAFETY: as above; the page has just emptied.
+            unsafe { Heap::page_emptied::<C>(heap, seg, page) };
+        }
+    }
+
+    /// A page of a segment `heap` owns has no live block left.
+    ///
+    /// # Safety
+    /// As for `thread::release_empty_page`.
+    #[inline(never)]
+    unsafe fn page_emptied<const C: bool>(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut segment::Page) {
+        // SAFETY: the caller's contract.
+        keeping_errno::<C>(|| unsafe { thread::release_empty_page(heap, seg, page) });
+    }
+
+    /// `free_as` for a block outside the segment of the thread's hint: look
+    /// its segment up (the map first, unless the checks are off and `C` is
+    /// not asked for), then free it as a large block, a block of a segment
+    /// the thread owns, or a remote free.
+    ///
+    /// # Safety
+    /// As for `free_block`; `heap` is this thread's record.
+    #[inline(never)]
+    unsafe fn free_elsewhere<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8)) {
         let header = segment::header_addr(ptr.addr());
         if (C || guard::ON) && !segment_map::contains(header) {
-            return false;
+            return foreign(ptr);
         }
         // SAFETY: the map says a header lives there, mapped while its bit is
         // set; `kind` and `owner` are readable by any thread.
         unsafe {
             let seg = segment_of(ptr);
             if (*seg).kind == Kind::Large {
-                keeping_errno::<C>(|| large::free(seg, ptr));
-                return true;
+                return keeping_errno::<C>(|| large::free(seg, ptr));
             }
             let page = Segment::page_of(seg, ptr);
             if (*seg).owner.load(core::sync::atomic::Ordering::Relaxed) == thread::as_owner(heap) {
                 ThreadHeap::set_owned_hint(heap, seg);
                 if thread::free_local(heap, page, ptr) {
-                    keeping_errno::<C>(|| thread::release_empty_page(heap, seg, page));
+                    Heap::page_emptied::<C>(heap, seg, page);
                 }
             } else {
                 thread::count_remote_free(heap, (*page).class.load(core::sync::atomic::Ordering::Relaxed) as usize);
                 Segment::free_remote(page, ptr.cast());
             }
         }
-        true
+    }
+
+    /// Allocates as C's `malloc` does: `size` bytes (a unique block for 0)
+    /// aligned to 16 (`alignof(max_align_t)` on the 64-bit targets), or null
+    /// with `errno` set to `ENOMEM`. The common case, a block from the
+    /// calling thread's cache, is inline and makes no call.
+    #[inline(always)]
+    pub fn malloc_c(size: usize) -> *mut u8 {
+        if size <= C_SMALL_MAX {
+            let class = C_CLASSES[size.div_ceil(C_ALIGN)] as usize;
+            let heap = thread::local();
+            // SAFETY: `heap` is this thread's record.
+            if let Some(block) = unsafe { ThreadHeap::pop(heap, class) } {
+                return block.as_ptr();
+            }
+        }
+        Heap::malloc_c_slow(size)
+    }
+
+    /// `malloc_c` past the thread's cache: a fresh page, a large block, a
+    /// size no layout holds (null and `ENOMEM`).
+    #[cold]
+    #[inline(never)]
+    fn malloc_c_slow(size: usize) -> *mut u8 {
+        let block = Layout::from_size_align(size.max(1), C_ALIGN).ok().and_then(Heap::alloc_block);
+        block.map_or_else(
+            || {
+                crate::os::set_errno(crate::os::ENOMEM);
+                core::ptr::null_mut()
+            },
+            NonNull::as_ptr,
+        )
     }
 
     /// Frees a block as C's `free` does: `errno` is left as it was (as
-    /// POSIX.1-2024 and glibc promise), and a pointer outside the heap's
-    /// memory (see [`Heap::owns`]) is neither touched nor reported: the
-    /// result is false, for the caller to report in its own words. Other
-    /// misuses are reported (see [`Heap::set_on_misuse`]).
+    /// POSIX.1-2024 and glibc promise), and for a pointer outside the
+    /// heap's memory (see [`Heap::owns`]) `foreign` is called instead, with
+    /// nothing touched, for the caller to report in its own words. Other
+    /// misuses are reported (see [`Heap::set_on_misuse`]). The common case,
+    /// a block of a page the calling thread owns, is inline and makes no
+    /// call.
     ///
     /// # Safety
     /// `ptr` is a live block of this heap, or memory the heap does not
     /// hold; freed once.
-    #[inline]
-    pub unsafe fn free_c(ptr: NonNull<u8>) -> bool {
+    #[inline(always)]
+    pub unsafe fn free_c(ptr: NonNull<u8>, foreign: fn(*mut u8)) {
         // SAFETY: the caller's contract.
-        unsafe { Heap::free_as::<true>(ptr.as_ptr()) }
+        unsafe { Heap::free_as::<true>(ptr.as_ptr(), foreign) }
     }
 
     /// The checks `free_block` makes, for a block about to be resized in
@@ -602,6 +654,31 @@ impl Heap {
         }
         Ok(block)
     }
+}
+
+/// The alignment of [`Heap::malloc_c`]'s blocks.
+const C_ALIGN: usize = 16;
+/// Sizes up to this find `malloc_c`'s class in [`C_CLASSES`].
+const C_SMALL_MAX: usize = 1024;
+/// The class of a `malloc_c` of `size` bytes, indexed by `ceil(size / 16)`:
+/// [`class_of`] for `(size, 16)` (so 0 takes the smallest class), worked
+/// out ahead so the fast path is one load.
+static C_CLASSES: [u8; C_SMALL_MAX / C_ALIGN + 1] = {
+    let mut table = [0; C_SMALL_MAX / C_ALIGN + 1];
+    let mut i = 0;
+    while i < table.len() {
+        let size = if i == 0 { C_ALIGN } else { i * C_ALIGN };
+        let class = crate::classes::class_of_size(size);
+        table[i] = if class < MIN_CLASS { MIN_CLASS } else { class } as u8;
+        i += 1;
+    }
+    table
+};
+
+/// `free_block`'s answer to a pointer outside the heap's memory.
+#[cold]
+fn report_foreign(ptr: *mut u8) {
+    guard::report(Misuse::Foreign, ptr.addr());
 }
 
 /// Runs `f`, a part of `free` that may call the OS or wait on a lock, and

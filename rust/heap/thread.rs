@@ -851,27 +851,62 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, page: *mut Page, ptr: *mu
     // block start of a page in use lies in the page's carved memory.
     unsafe {
         if !Segment::starts_block(page, ptr) {
-            guard::report(Misuse::InvalidPointer, ptr.addr());
-            return false;
+            return invalid_free(ptr);
         }
         let block = ptr.cast::<Block>();
-        let mark = guard::mark(block.addr());
-        let mut used = (*page).used.load(Ordering::Relaxed);
-        if guard::ON && ((*block).mark == mark || used == 0) {
-            if freed_already(heap, page, block) {
-                guard::report(Misuse::DoubleFree, ptr.addr());
-                return false;
-            }
-            used = (*page).used.load(Ordering::Relaxed); // the collection may have changed it
+        let used = (*page).used.load(Ordering::Relaxed);
+        if guard::ON && ((*block).mark == guard::mark(block.addr()) || used == 0) {
+            return suspect_free(heap, page, block);
         }
+        push_free(page, block, used)
+    }
+}
+
+/// Pushes `block` onto its page's free list, marked, and counts it out of
+/// `used` (the page's count before); true if that left the page empty.
+///
+/// # Safety
+/// The caller owns `page`, of which `block` is a live block.
+#[inline(always)]
+unsafe fn push_free(page: *mut Page, block: *mut Block, used: u32) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
         let key = Segment::key(page);
         (*block).link = guard::encode((*page).free.addr(), key, block.addr());
         if guard::ON {
-            (*block).mark = mark;
+            (*block).mark = guard::mark(block.addr());
         }
         (*page).free = block;
         (*page).used.store(used - 1, Ordering::Relaxed);
         used == 1
+    }
+}
+
+/// A free of a pointer that does not start a block: reported.
+#[cold]
+#[inline(never)]
+fn invalid_free(ptr: *mut u8) -> bool {
+    guard::report(Misuse::InvalidPointer, ptr.addr());
+    false
+}
+
+/// A free of a block that carries the free mark, or of a page with no live
+/// block: a double free if the owner's look confirms it (reported), else
+/// (a live block whose data happened to match the mark) an ordinary free.
+///
+/// # Safety
+/// As for [`free_local`]; `block` starts a block of `page`.
+#[cold]
+#[inline(never)]
+unsafe fn suspect_free(heap: *mut ThreadHeap, page: *mut Page, block: *mut Block) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if freed_already(heap, page, block) {
+            guard::report(Misuse::DoubleFree, block.addr());
+            return false;
+        }
+        // The collection may have changed the count.
+        push_free(page, block, (*page).used.load(Ordering::Relaxed))
     }
 }
 
@@ -881,8 +916,6 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, page: *mut Page, ptr: *mu
 ///
 /// # Safety
 /// As for [`free_local`].
-#[cold]
-#[inline(never)]
 unsafe fn freed_already(heap: *mut ThreadHeap, page: *mut Page, block: *mut Block) -> bool {
     // SAFETY: the caller's contract.
     unsafe {
