@@ -663,10 +663,27 @@ fn new_record() -> Option<*mut ThreadHeap> {
 #[inline]
 pub(super) unsafe fn count_remote_free(heap: *mut ThreadHeap, class: usize) {
     if heap == empty() {
-        STRAY_FREES[class].fetch_add(1, Ordering::Relaxed);
-    } else {
-        // SAFETY: this thread's own record.
-        unsafe { (*heap).remote_frees[class].add(1) };
+        return count_stray_free(class);
+    }
+    // SAFETY: this thread's own record.
+    unsafe { (*heap).remote_frees[class].add(1) };
+}
+
+/// A remote free by a thread without a record. Before its thread-locals
+/// are torn down, the thread takes its record now, as its first allocation
+/// would: a thread that only frees (the consumer of a producer/consumer
+/// pair) would otherwise count every free on one shared atomic, a cache
+/// line its peers fight over.
+#[cold]
+#[inline(never)]
+fn count_stray_free(class: usize) {
+    let heap = if STATE.with(Cell::get) == 0 { attach() } else { None };
+    match heap {
+        // SAFETY: this thread's own record, just made.
+        Some(heap) => unsafe { (*heap).remote_frees[class].add(1) },
+        None => {
+            STRAY_FREES[class].fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
