@@ -86,6 +86,11 @@ pub(crate) struct ThreadHeap {
     /// (`release_empty_page`, `abandon`), so a free that finds its block's header here
     /// may skip the segment map and the owner check.
     owned_hint: usize,
+    /// The double-free mark's key (`guard::mark(0)`), copied here when the
+    /// record is made so the fast paths read it beside the record's other
+    /// fields rather than through the global's address (0 in `EMPTY`,
+    /// whose queues are empty and which frees nothing locally).
+    mark: usize,
 }
 
 /// `owned_hint` when it names no segment: not a multiple of the segment
@@ -501,6 +506,7 @@ impl ThreadHeap {
             next_unused: ptr::null_mut(),
             next_record: ptr::null_mut(),
             owned_hint: NO_HINT,
+            mark: 0,
         }
     }
 
@@ -560,7 +566,7 @@ impl ThreadHeap {
             // Every free block carries the mark: a block without it was
             // reached through a link that a write after free or an overflow
             // bent towards a live block.
-            if guard::ON && (*block).mark != guard::mark(block.addr()) {
+            if guard::ON && (*block).mark != (*heap).mark ^ block.addr() {
                 return corrupt_list(page, block);
             }
             match Segment::next_free(page, block) {
@@ -646,9 +652,11 @@ fn new_record() -> Option<*mut ThreadHeap> {
     let record = os::map(size, os::page_size())?.cast::<ThreadHeap>().as_ptr();
     counters::add(&RESIDENT, size);
     let mut records = records();
+    guard::init(); // the mark the record copies is fixed from here on
     // SAFETY: fresh memory, large and aligned enough; listed under the lock.
     unsafe {
         record.write(ThreadHeap::new());
+        (*record).mark = guard::mark(0);
         (*record).next_record = records.0;
     }
     records.0 = record;
@@ -872,26 +880,28 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, page: *mut Page, ptr: *mu
         }
         let block = ptr.cast::<Block>();
         let used = (*page).used.load(Ordering::Relaxed);
-        if guard::ON && ((*block).mark == guard::mark(block.addr()) || used == 0) {
+        let mark = (*heap).mark ^ block.addr();
+        if guard::ON && ((*block).mark == mark || used == 0) {
             return suspect_free(heap, page, block);
         }
-        push_free(page, block, used)
+        push_free(page, block, mark, used)
     }
 }
 
-/// Pushes `block` onto its page's free list, marked, and counts it out of
-/// `used` (the page's count before); true if that left the page empty.
+/// Pushes `block` onto its page's free list with its `mark`, and counts it
+/// out of `used` (the page's count before); true if that left the page
+/// empty.
 ///
 /// # Safety
 /// The caller owns `page`, of which `block` is a live block.
 #[inline(always)]
-unsafe fn push_free(page: *mut Page, block: *mut Block, used: u32) -> bool {
+unsafe fn push_free(page: *mut Page, block: *mut Block, mark: usize, used: u32) -> bool {
     // SAFETY: the caller's contract.
     unsafe {
         let key = Segment::key(page);
         (*block).link = guard::encode((*page).free.addr(), key, block.addr());
         if guard::ON {
-            (*block).mark = guard::mark(block.addr());
+            (*block).mark = mark;
         }
         (*page).free = block;
         (*page).used.store(used - 1, Ordering::Relaxed);
@@ -923,7 +933,7 @@ unsafe fn suspect_free(heap: *mut ThreadHeap, page: *mut Page, block: *mut Block
             return false;
         }
         // The collection may have changed the count.
-        push_free(page, block, (*page).used.load(Ordering::Relaxed))
+        push_free(page, block, guard::mark(block.addr()), (*page).used.load(Ordering::Relaxed))
     }
 }
 
@@ -1157,9 +1167,10 @@ unsafe fn abandon(heap: *mut ThreadHeap) {
             frees.fetch_add((*heap).remote_frees[class].get(), Ordering::Relaxed);
             back.fetch_add((*heap).collected[class].get(), Ordering::Relaxed);
         }
-        let next_record = (*heap).next_record;
+        let (next_record, mark) = ((*heap).next_record, (*heap).mark);
         heap.write(ThreadHeap::new());
         (*heap).next_record = next_record;
+        (*heap).mark = mark;
     }
     drop(records);
     let mut unused = UNUSED.lock().unwrap_or_else(PoisonError::into_inner);
