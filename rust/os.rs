@@ -132,7 +132,10 @@ pub(crate) fn advise_huge(ptr: *mut u8, len: usize) {
         const HUGE: usize = 2 << 20;
         let start = ptr.addr().next_multiple_of(HUGE);
         let end = (ptr.addr() + len) & !(HUGE - 1);
-        if end > start {
+        // Where a fault in an advised region would compact memory to make a
+        // huge page (the THP `defrag` mode), it can stall for milliseconds:
+        // advise only when the kernel has enough free 2 MiB blocks at hand.
+        if end > start && (!huge_faults_may_stall() || free_huge_blocks() >= (end - start) / HUGE) {
             // SAFETY: a hint on whole pages of a mapping of ours; it does
             // not change their contents.
             unsafe { libc::madvise(ptr.with_addr(start).cast(), end - start, libc::MADV_HUGEPAGE) };
@@ -140,6 +143,76 @@ pub(crate) fn advise_huge(ptr: *mut u8, len: usize) {
     }
     #[cfg(not(all(target_os = "linux", not(miri))))]
     let _ = (ptr, len);
+}
+
+/// Whether a fault in a `MADV_HUGEPAGE` region may wait for direct
+/// compaction: the THP `defrag` mode is `always`, `madvise` or
+/// `defer+madvise` (read once; assumed so if unreadable).
+#[cfg(all(target_os = "linux", not(miri)))]
+fn huge_faults_may_stall() -> bool {
+    // 0: not read yet; 1: no; 2: yes.
+    static STALL: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+    let mut known = STALL.load(Ordering::Relaxed);
+    if known == 0 {
+        let mut buf = [0u8; 128];
+        let text = read_small(c"/sys/kernel/mm/transparent_hugepage/defrag", &mut buf);
+        known = if text.and_then(parse_defrag_stalls) == Some(false) { 1 } else { 2 };
+        STALL.store(known, Ordering::Relaxed);
+    }
+    known == 2
+}
+
+/// The free memory blocks of 2 MiB the kernel holds (larger ones counted
+/// as that many), from `/proc/buddyinfo`; 0 if unreadable.
+#[cfg(all(target_os = "linux", not(miri)))]
+fn free_huge_blocks() -> usize {
+    let mut buf = [0u8; 2048];
+    read_small(c"/proc/buddyinfo", &mut buf).map_or(0, parse_buddyinfo_huge)
+}
+
+/// Reads up to `buf.len()` bytes of a small file (a kernel one: one read),
+/// with no allocation.
+#[cfg(all(target_os = "linux", not(miri)))]
+fn read_small<'a>(path: &core::ffi::CStr, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    // SAFETY: open/read/close on a NUL-terminated path into a buffer of
+    // the length passed.
+    let len = unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let len = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        len
+    };
+    Some(&buf[..usize::try_from(len).ok()?])
+}
+
+/// From the THP `defrag` file (`always defer [madvise] never`): whether its
+/// mode makes an advised region's fault compact directly.
+pub(crate) fn parse_defrag_stalls(text: &[u8]) -> Option<bool> {
+    let text = core::str::from_utf8(text).ok()?;
+    let mode = text.split_whitespace().find(|w| w.starts_with('['))?;
+    Some(matches!(mode, "[always]" | "[madvise]" | "[defer+madvise]"))
+}
+
+/// From `/proc/buddyinfo` (`Node 0, zone Normal <free blocks of order 0>
+/// ... <order 10>`, 4 KiB pages): the free blocks of order 9 (2 MiB) and
+/// above, in 2 MiB units, over every zone.
+pub(crate) fn parse_buddyinfo_huge(text: &[u8]) -> usize {
+    let Ok(text) = core::str::from_utf8(text) else { return 0 };
+    let mut total = 0usize;
+    for line in text.lines() {
+        let Some((_, counts)) = line.split_once("zone") else { continue };
+        // The zone's name, then the counts by order.
+        for (order, count) in counts.split_whitespace().skip(1).enumerate() {
+            if order >= 9 {
+                let count: usize = count.parse().unwrap_or(0);
+                total = total.saturating_add(count.saturating_mul(1 << (order - 9)));
+            }
+        }
+    }
+    total
 }
 
 /// The size of a virtual-memory page.
@@ -278,19 +351,8 @@ fn quota_cpus() -> usize {
     #[cfg(all(target_os = "linux", not(miri)))]
     {
         let mut buf = [0u8; 64];
-        // SAFETY: open/read/close on a NUL-terminated path into a stack
-        // buffer of the length passed.
-        let len = unsafe {
-            let fd = libc::open(c"/sys/fs/cgroup/cpu.max".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-            if fd < 0 {
-                return usize::MAX;
-            }
-            let len = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-            libc::close(fd);
-            len
-        };
-        if let Ok(len) = usize::try_from(len) {
-            return parse_cpu_max(&buf[..len]).unwrap_or(usize::MAX);
+        if let Some(text) = read_small(c"/sys/fs/cgroup/cpu.max", &mut buf) {
+            return parse_cpu_max(text).unwrap_or(usize::MAX);
         }
     }
     usize::MAX
@@ -310,7 +372,28 @@ pub(crate) fn parse_cpu_max(text: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cpu_max;
+    use super::{parse_buddyinfo_huge, parse_cpu_max, parse_defrag_stalls};
+
+    #[test]
+    fn defrag_modes_that_compact_on_an_advised_fault() {
+        let stalls = |t: &str| parse_defrag_stalls(t.as_bytes());
+        assert_eq!(stalls("always defer defer+madvise [madvise] never\n"), Some(true));
+        assert_eq!(stalls("[always] defer defer+madvise madvise never\n"), Some(true));
+        assert_eq!(stalls("always defer [defer+madvise] madvise never\n"), Some(true));
+        assert_eq!(stalls("always [defer] defer+madvise madvise never\n"), Some(false));
+        assert_eq!(stalls("always defer defer+madvise madvise [never]\n"), Some(false));
+        assert_eq!(stalls("garbage"), None);
+    }
+
+    #[test]
+    fn buddyinfo_counts_free_2mib_blocks_over_zones() {
+        let text = "Node 0, zone      DMA      0      0      0      0      0      0      0      0      1      1      3 \n\
+                    Node 0, zone    DMA32      5      4      3      2      1      1      1      1      1      2      4 \n\
+                    Node 0, zone   Normal    100     50     25     12      6      3      2      1      0      5      1 \n";
+        // Order 9 counts once, order 10 twice: DMA 1 + 6, DMA32 2 + 8, Normal 5 + 2.
+        assert_eq!(parse_buddyinfo_huge(text.as_bytes()), 24);
+        assert_eq!(parse_buddyinfo_huge(b""), 0);
+    }
 
     #[test]
     fn cpu_max_is_quota_over_period_rounded_up() {
