@@ -83,7 +83,12 @@ PROGRAMS = {
 
 
 def sh(cmd, **kw):
-    subprocess.run(cmd, check=True, **kw)
+    """Runs `cmd` quietly (mimalloc-bench's sources warn a lot); shows its
+    output only if it fails."""
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout.decode(errors="replace"))
+        sys.exit(f"mimalloc_bench.py: {' '.join(map(str, cmd))} failed ({done.returncode})")
 
 
 def export_sources(src, build):
@@ -139,9 +144,9 @@ def build_programs(build, names):
     out = build / "out"
     (build / "launcher.c").write_text(LAUNCHER)
     sh(["cc", "-O2", "-o", str(build / "launcher"), str(build / "launcher.c")])
-    sh(["cmake", "-S", str(build / "bench"), "-B", str(out), "-DCMAKE_BUILD_TYPE=Release", "-Wno-dev"], stdout=subprocess.DEVNULL)
+    sh(["cmake", "-S", str(build / "bench"), "-B", str(out), "-DCMAKE_BUILD_TYPE=Release", "-Wno-dev"])
     targets = sorted({PROGRAMS[n][0] for n in names})
-    sh(["cmake", "--build", str(out), "-j", str(THREADS), "--target", *targets], stdout=subprocess.DEVNULL)
+    sh(["cmake", "--build", str(out), "-j", str(THREADS), "--target", *targets])
     return out
 
 
