@@ -12,9 +12,9 @@
 //!   and its own address, so reading a freed block shows no heap address,
 //!   and an address written into a freed block (or a partial overwrite of a
 //!   link) decodes to garbage. A link is checked before it is followed
-//!   ([`link_ok`]: null, or in the carved part of the same page), and the
-//!   block it leads to must carry the free mark when it is popped, else the
-//!   free list is corrupt.
+//!   ([`link_ok`]: null, or word-aligned in the same page), and the block it
+//!   leads to must carry the free mark when it is popped, else the free list
+//!   is corrupt.
 //! - **Double-free marks.** A freed block carries a mark in its second word
 //!   (a process-wide random value XORed with its address), checked and
 //!   cleared when the block is handed out (a block without it was reached
@@ -43,6 +43,11 @@
 //! # Invariants
 //! - `SECRET` and `MARK` are set (nonzero) before the first segment exists,
 //!   so before any block is freed; they never change after.
+//! - A small segment's memory holds a free mark only in blocks on one of
+//!   their page's free lists: carving and freeing write it, handing a block
+//!   out clears it, and releasing a page wipes the marks of its (all free)
+//!   blocks, so no stale mark from an earlier use of the page can make a
+//!   bent link's target look free. (Purged and fresh memory reads as zero.)
 //! - A page's `key` is set when the page is taken for a class, while no
 //!   block of it is live or free, and stays until the page is released.
 //! - Every link in a page's `free` and `thread_free` lists is encoded with
@@ -170,14 +175,16 @@ pub(super) fn divides(offset: u32, magic: u64) -> bool {
 }
 
 /// Is `next` (decoded from the block at `at`) a link that may be followed:
-/// null, or word-aligned in the same page below the carved end? (Every
-/// class size is a multiple of 8.) Where it leads is then
-/// checked when it is popped: a free block carries the mark, and a bent link
-/// (to a live block, or into the middle of one) finds none. `page_mask` is
-/// the page size minus one; `carved_end` the page's carved bytes.
+/// null, or word-aligned in the same page (so reading it touches only the
+/// page's own memory; every class size is a multiple of 8)? Where it leads
+/// is then checked when it is popped: it must carry the free mark, which
+/// only blocks on a free list do (see the module doc), so a bent link to a
+/// live block, into the middle of one, or past the carved blocks finds none.
+/// `page_mask` is the page size minus one; `at` is a block start (a
+/// multiple of 8), so one mask tests both the page and the alignment.
 #[inline(always)]
-pub(super) fn link_ok(next: usize, at: usize, page_mask: usize, carved_end: u32) -> bool {
-    !ON || next == 0 || ((next ^ at) <= page_mask && next % 8 == 0 && ((next & page_mask) as u32) < carved_end)
+pub(super) fn link_ok(next: usize, at: usize, page_mask: usize) -> bool {
+    !ON || next == 0 || (next ^ at) & !(page_mask & !7) == 0
 }
 
 /// Reports a misuse at `addr` (what the caller was asked to do: `call`,
@@ -272,11 +279,10 @@ mod tests {
             assert_ne!(encode(next, key, at), next, "links are not stored plain");
             // A link that points outside the page, or past its carved blocks.
             let mask = 0xffff;
-            assert!(link_ok(next, at, mask, 4096));
-            assert!(link_ok(0, at, mask, 4096), "the end of a list");
-            assert!(!link_ok(next + 0x1_0000, at, mask, 4096));
-            assert!(!link_ok(next, at, mask, 0x40), "beyond the carved blocks");
-            assert!(!link_ok(next + 3, at, mask, 4096), "not word-aligned");
+            assert!(link_ok(next, at, mask));
+            assert!(link_ok(0, at, mask), "the end of a list");
+            assert!(!link_ok(next + 0x1_0000, at, mask), "outside the page");
+            assert!(!link_ok(next + 3, at, mask), "not word-aligned");
         }
     }
 }

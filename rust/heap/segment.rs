@@ -29,6 +29,8 @@
 //!   is in none, until the page is emptied and reused.
 //! - Every link in `free` and `thread_free` is encoded with the page's
 //!   `key`, and every block in them carries the free mark (`guard.rs`);
+//!   no other memory of a small segment does (a block loses it when handed
+//!   out, and `release_page` wipes the marks of a page's free blocks);
 //!   `key` and `magic` change only while the page is not in use.
 //! - Who may write what is in `heap/mod.rs` (owner-only fields, the one
 //!   CAS-pushed `thread_free`).
@@ -349,6 +351,17 @@ impl Segment {
     pub(super) unsafe fn release_page(seg: *mut Segment, page: *mut Page) -> bool {
         // SAFETY: owner-only fields of a live segment.
         unsafe {
+            if guard::ON {
+                // No free mark outlives the page's use (see `guard.rs`): each
+                // carved block is free now and carries one; wipe them.
+                let size = class_size((*page).class.load(Ordering::Relaxed) as usize);
+                let area = Self::page_area(seg, Self::page_index(seg, page));
+                let end = (*page).carved_end.load(Ordering::Relaxed) as usize;
+                for at in (0..end).step_by(size) {
+                    // SAFETY: a carved block of the page, which no one uses.
+                    (*area.wrapping_add(at).cast::<Block>()).mark = 0;
+                }
+            }
             (*page).in_use = false;
             // A free page has no carved block: `starts_block` refuses it.
             (*page).carved_end.store(0, Ordering::Relaxed);
@@ -478,7 +491,7 @@ impl Segment {
         unsafe {
             let key = Self::key(page);
             let next = guard::decode((*block).link, key, block.addr());
-            if guard::ON && !guard::link_ok(next, block.addr(), PAGE_MASK, (*page).carved_end.load(Ordering::Relaxed)) {
+            if guard::ON && !guard::link_ok(next, block.addr(), PAGE_MASK) {
                 return Err(());
             }
             Ok((next != 0).then(|| block.with_addr(next)))
@@ -681,6 +694,38 @@ unsafe fn unlist_segment(seg: *mut Segment) {
         }
         if !next.is_null() {
             (*next).all_prev = prev;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The invariant `link_ok` leans on (guard.rs): once a page is released,
+    /// none of the blocks it held still carries a free mark, so a bent link
+    /// into the page's next use cannot find a stale one.
+    #[test]
+    fn releasing_a_page_wipes_its_free_marks() {
+        let owner = ptr::dangling_mut::<Owner>();
+        let seg = Segment::new_small(owner).expect("a segment").as_ptr();
+        // SAFETY: a fresh segment only this test uses, with no block live.
+        unsafe {
+            let class = crate::classes::class_of_size(48);
+            let (page, _) = Segment::take_page(seg, class).expect("a free page");
+            while Segment::carve(seg, page) {}
+            let end = (*page).carved_end.load(Ordering::Relaxed) as usize;
+            let area = Segment::page_area(seg, Segment::page_index(seg, page));
+            let marked = |at: usize| {
+                let block = area.wrapping_add(at).cast::<Block>();
+                (*block).mark == guard::mark(block.addr())
+            };
+            if guard::ON {
+                assert!((0..end).step_by(48).all(marked), "carved blocks are free and marked");
+            }
+            assert!(Segment::release_page(seg, page), "the segment's only page");
+            assert!((0..end).step_by(48).all(|at| !marked(at)), "a mark outlived the page's use");
+            Segment::free(seg);
         }
     }
 }
