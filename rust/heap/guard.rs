@@ -26,8 +26,9 @@
 //!   value tied to the block's address).
 //! - **Block starts.** A free's pointer must be the start of a carved block
 //!   of a page in use: the offset in the page divisible by the class size
-//!   ([`divides`], a multiply by a precomputed constant, not a division) and
-//!   below the carved end. A large block's pointer must be its block's
+//!   and below the carved end, both in one multiply by a precomputed
+//!   constant and one compare ([`carved_start`]; no division). A large
+//!   block's pointer must be its block's
 //!   start, and a large block is freed once (a flag swapped in its header).
 //! - **Counts** never wrap: a page whose live count is zero takes no free.
 //! - **Foreign pointers** (outside every segment the heap holds, which the
@@ -160,18 +161,42 @@ pub(super) fn mark(at: usize) -> usize {
     MARK.load(Ordering::Relaxed) ^ at
 }
 
-/// The constant for [`divides`] by `size` (a class size, at least 16).
+/// The constant for [`divides`] and [`carved_start`] by `size` (a class
+/// size, 16 to 2^16): `floor(2^64 / size) + 1`, which is `ceil(2^64 /
+/// size)` except for powers of two, where it is one more, so that `size *
+/// magic mod 2^64` (the step below) is never 0.
 pub(super) const fn divisor(size: usize) -> u64 {
-    u64::MAX / size as u64 + 1
+    let size = size as u64;
+    u64::MAX / size + 1 + size.is_power_of_two() as u64
 }
 
-/// Whether `offset` (below 2^32) is a multiple of the size `magic` was made
-/// for: with `magic = ceil(2^64 / size)`, `offset * magic mod 2^64` is below
-/// `magic` exactly for the multiples (Lemire, Kaser and Kurz, "Faster
-/// remainder by direct computation", 2019).
-#[inline(always)]
+/// Whether `offset` (below 2^16) is a multiple of the size `magic` was made
+/// for: `offset * magic mod 2^64` is below `magic` exactly for the
+/// multiples (Lemire, Kaser and Kurz, "Faster remainder by direct
+/// computation", 2019). The heap uses [`carved_start`]; this is the check
+/// C++'s inline free makes beside its carved-end compare (`divides` in
+/// cpp/src/memres.cpp), kept here to test that it holds for every class.
+#[cfg(test)]
 pub(super) fn divides(offset: u32, magic: u64) -> bool {
     u64::from(offset).wrapping_mul(magic) < magic
+}
+
+/// The bound [`carved_start`] compares with when the first `blocks` blocks
+/// of size `size` (with its `magic`) are carved. For `offset = k * size`,
+/// `offset * magic mod 2^64` is `k * step` with `step = size * magic mod
+/// 2^64` (between 1 and `size`), so it is below `blocks * step` exactly for
+/// the carved blocks; any other offset gives at least `magic`, far above.
+pub(super) fn carved_limit(blocks: usize, size: usize, magic: u64) -> u32 {
+    let step = (size as u64).wrapping_mul(magic);
+    u32::try_from(blocks as u64 * step).expect("a page's blocks times a step under the class size fit 32 bits")
+}
+
+/// Whether `offset` (below 2^16) starts one of a page's carved blocks:
+/// a multiple of the class size below the carved end, in one multiply and
+/// one compare (see [`carved_limit`]).
+#[inline(always)]
+pub(super) fn carved_start(offset: u32, magic: u64, limit: u32) -> bool {
+    u64::from(offset).wrapping_mul(magic) < u64::from(limit)
 }
 
 /// Is `next` (decoded from the block at `at`) a link that may be followed:
@@ -266,6 +291,27 @@ mod tests {
             let magic = divisor(size);
             for offset in 0..(1u32 << 16) {
                 assert_eq!(divides(offset, magic), offset as usize % size == 0, "size {size} offset {offset}");
+            }
+        }
+    }
+
+    #[test]
+    fn carved_start_is_a_multiple_below_the_carved_end_for_every_class() {
+        use crate::heap::geometry::{PAGE_SIZE, SMALL_CLASSES};
+        for class in 1..SMALL_CLASSES {
+            let size = crate::classes::class_size(class);
+            let magic = divisor(size);
+            let all = PAGE_SIZE / size;
+            for blocks in [0, 1, 2, all / 2, all.saturating_sub(1), all] {
+                let limit = carved_limit(blocks, size, magic);
+                for offset in 0..(1u32 << 16) {
+                    let expected = offset as usize % size == 0 && (offset as usize / size) < blocks;
+                    assert_eq!(
+                        carved_start(offset, magic, limit),
+                        expected,
+                        "size {size}, {blocks} carved, offset {offset}"
+                    );
+                }
             }
         }
     }

@@ -38,7 +38,7 @@
 //!   `large_live` is set exactly while it is handed out.
 
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -96,12 +96,15 @@ pub(super) struct Page {
     /// The owner's queue of pages of this class.
     pub(super) next: *mut Page,
     pub(super) prev: *mut Page,
-    pub(super) class: AtomicU32,
+    pub(super) class: AtomicU8,
     pub(super) in_use: bool,
     /// Touched since it was last purged (or mapped).
     pub(super) dirty: bool,
     /// Free and dirty at the last decay pass: purged at the next.
     pub(super) stale: bool,
+    /// `guard::carved_limit` of the carved blocks: block-start checks in
+    /// one compare (0 while the page is not in use).
+    pub(super) limit: AtomicU32,
 }
 const _: () = assert!(size_of::<Page>() == 64);
 
@@ -329,10 +332,11 @@ impl Segment {
             (*page).in_use = true;
             (*page).dirty = true;
             (*page).stale = false;
-            (*page).class.store(class as u32, Ordering::Relaxed);
+            (*page).class.store(class as u8, Ordering::Relaxed);
             (*page).magic.store(guard::divisor(size), Ordering::Relaxed);
             (*page).key.store(guard::page_key(page.addr()), Ordering::Relaxed);
             (*page).carved_end.store(0, Ordering::Relaxed);
+            (*page).limit.store(0, Ordering::Relaxed);
             (*page).used.store(0, Ordering::Relaxed);
             (*page).free = ptr::null_mut();
             (*page).next = ptr::null_mut();
@@ -365,6 +369,7 @@ impl Segment {
             (*page).in_use = false;
             // A free page has no carved block: `starts_block` refuses it.
             (*page).carved_end.store(0, Ordering::Relaxed);
+            (*page).limit.store(0, Ordering::Relaxed);
             (*page).free = ptr::null_mut();
             (*seg).used_pages -= 1;
             (*seg).free_dirty += 1;
@@ -475,6 +480,8 @@ impl Segment {
             }
             (*page).free = next;
             (*page).carved_end.store(stop as u32, Ordering::Relaxed);
+            let magic = (*page).magic.load(Ordering::Relaxed);
+            (*page).limit.store(guard::carved_limit(stop / size, size, magic), Ordering::Relaxed);
         }
         true
     }
@@ -522,8 +529,7 @@ impl Segment {
         let offset = (ptr.addr() & PAGE_MASK) as u32;
         // SAFETY: the page's fields read here are atomics.
         unsafe {
-            offset < (*page).carved_end.load(Ordering::Relaxed)
-                && guard::divides(offset, (*page).magic.load(Ordering::Relaxed))
+            guard::carved_start(offset, (*page).magic.load(Ordering::Relaxed), (*page).limit.load(Ordering::Relaxed))
         }
     }
 
