@@ -355,6 +355,21 @@ impl Heap {
     /// aligned to 16 (`alignof(max_align_t)` on the 64-bit targets), or null
     /// with `errno` set to `ENOMEM`. The common case, a block from the
     /// calling thread's cache, is inline and makes no call.
+    ///
+    /// ```
+    /// use core::ptr::NonNull;
+    /// use memres::Heap;
+    ///
+    /// let p = Heap::malloc_c(24);
+    /// assert!(!p.is_null() && p.addr() % 16 == 0);
+    /// // SAFETY: a live block of the heap, freed once.
+    /// unsafe { Heap::free_c(NonNull::new(p).unwrap(), |_| unreachable!("the heap's own block")) };
+    ///
+    /// let mut local = 0u64;
+    /// let stack = NonNull::from(&mut local).cast::<u8>();
+    /// // SAFETY: memory the heap does not hold: only `foreign` sees it.
+    /// unsafe { Heap::free_c(stack, |p| eprintln!("not ours: {p:p}")) };
+    /// ```
     #[inline(always)]
     pub fn malloc_c(size: usize) -> *mut u8 {
         if size <= C_SMALL_MAX {
@@ -853,5 +868,19 @@ unsafe impl MemoryResource for Heap {
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: forwarded contract.
         unsafe { Allocator::deallocate(self, ptr, layout) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `malloc_c`'s table is the general rule for 16-byte alignment.
+    #[test]
+    fn the_malloc_table_agrees_with_class_of() {
+        for size in 0..=C_SMALL_MAX {
+            let layout = Layout::from_size_align(size.max(1), C_ALIGN).unwrap();
+            assert_eq!(Some(C_CLASSES[size.div_ceil(C_ALIGN)] as usize), class_of(layout), "size {size}");
+        }
     }
 }
