@@ -36,7 +36,7 @@ for peer in mimalloc jemalloc tcmalloc; do
 done
 cases="double-free delayed-double-free double-free-thread double-free-across-sizes double-free-large
 double-free-large-later double-free-huge realloc-after-free write-after-free overflow-8 overflow-1 interior-free
-misaligned-free interior-free-large misaligned-free-large stack-free wild-free"
+misaligned-free interior-free-large misaligned-free-large stack-free wild-free wild-free-low"
 
 memres_failed=""
 header="| misuse |"

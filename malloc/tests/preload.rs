@@ -197,6 +197,7 @@ const MISUSES: &[(&str, &[&str])] = &[
     ("misaligned-free-large", &["invalid pointer"]),
     ("stack-free", &["not a block memres allocated"]),
     ("wild-free", &["not a block memres allocated"]),
+    ("wild-free-low", &["not a block memres allocated"]),
 ];
 
 /// A pointer memres does not hold is reported and left alone (the program

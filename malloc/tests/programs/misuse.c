@@ -84,6 +84,13 @@ static void* free_twice(void* p) {
   return NULL;
 }
 
+/* A wild pointer below 4 MiB, freed by a thread that has freed nothing yet. */
+static void* free_low(void* unused) {
+  (void)unused;
+  free(opaque((void*)(uintptr_t)0x200010));
+  return NULL;
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: misuse <case>\n");
@@ -181,6 +188,10 @@ int main(int argc, char** argv) {
     free(opaque(local));
   } else if (!strcmp(c, "wild-free")) {
     free(opaque((void*)(uintptr_t)0x10000000dead0));
+  } else if (!strcmp(c, "wild-free-low")) {
+    pthread_t t;
+    pthread_create(&t, NULL, free_low, NULL);
+    pthread_join(t, NULL);
   } else {
     fprintf(stderr, "misuse: no case '%s'\n", c);
     return 2;
