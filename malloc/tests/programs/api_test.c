@@ -250,6 +250,15 @@ static void foreign_pointers_are_left_alone(void) {
   static char not_ours[64];
   char* volatile foreign = not_ours + 16; /* hidden from the compiler's checks */
   free(foreign);                          /* reported on stderr, not freed */
+  /* A report whose write fails (stderr closed: EBADF) leaves errno alone too. */
+  int err_fd = dup(2);
+  close(2);
+  errno = EDOM;
+  free(foreign);
+  int kept = errno;
+  dup2(err_fd, 2);
+  close(err_fd);
+  CHECK(kept == EDOM);
   errno = 0;
   CHECK(realloc(foreign, 100) == NULL && errno == ENOMEM);
   CHECK(malloc_usable_size(foreign) == 0);
