@@ -74,24 +74,15 @@ fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
     block.cast()
 }
 
-/// Frees `ptr` if the heap owns it; reports it otherwise. Leaves `errno`
-/// as it was (POSIX.1-2024 and glibc 2.33+ promise that of `free`).
+/// Frees `ptr` if the heap owns it; hands it to `foreign` (a report naming
+/// the call) otherwise. Leaves `errno` as it was (POSIX.1-2024 and glibc
+/// 2.33+ promise that of `free`).
 #[inline(always)]
-fn release(ptr: *mut c_void, call: &str) {
+fn release(ptr: *mut c_void, foreign: fn(*mut u8)) {
     let Some(block) = NonNull::new(ptr.cast::<u8>()) else { return };
     // SAFETY: the C contract: a live block, freed once; memory the heap
-    // does not hold is left alone (and reported here).
-    unsafe { Heap::free_c(block, foreign_in(call)) }
-}
-
-/// The report of a foreign pointer given to `call`.
-#[inline(always)]
-fn foreign_in(call: &str) -> fn(*mut u8) {
-    match call {
-        "free" => |ptr| report_foreign("free", ptr.cast()),
-        "realloc" => |ptr| report_foreign("realloc", ptr.cast()),
-        _ => |ptr| report_foreign("operator delete", ptr.cast()),
-    }
+    // does not hold is left alone (and reported by `foreign`).
+    unsafe { Heap::free_c(block, foreign) }
 }
 
 /// `malloc(3)`.
@@ -106,7 +97,7 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 /// `ptr` is null or a live block from this allocator, freed once.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
-    release(ptr, "free");
+    release(ptr, |p| report_foreign("free", p.cast()));
 }
 
 /// `calloc(3)`: zeroed, and null with `ENOMEM` if `count * size` overflows.
@@ -132,7 +123,7 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
         return malloc(size);
     };
     if size == 0 {
-        release(ptr, "realloc");
+        release(ptr, |p| report_foreign("realloc", p.cast()));
         return ptr::null_mut();
     }
     if !Heap::owns(block.as_ptr()) {
@@ -369,7 +360,7 @@ mod cxx_operators {
             /// The pointer is null or a live block of this allocator.
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn $name(ptr: *mut c_void, $(_: $arg),*) {
-                release(ptr, "operator delete");
+                release(ptr, |p| report_foreign("operator delete", p.cast()));
             }
         )*};
     }

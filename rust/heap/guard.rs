@@ -28,8 +28,8 @@
 //!   of a page in use: the offset in the page divisible by the class size
 //!   and below the carved end, both in one multiply by a precomputed
 //!   constant and one compare ([`carved_start`]; no division). A large
-//!   block's pointer must be its block's
-//!   start, and a large block is freed once (a flag swapped in its header).
+//!   block's pointer must be its block's start, and a large block is freed
+//!   once (a flag swapped in its header).
 //! - **Counts** never wrap: a page whose live count is zero takes no free.
 //! - **Foreign pointers** (outside every segment the heap holds, which the
 //!   segment map tells without touching the memory) are reported and left
@@ -323,7 +323,7 @@ mod tests {
         assert_eq!(decode(encode(next, key, at), key, at), next);
         if ON {
             assert_ne!(encode(next, key, at), next, "links are not stored plain");
-            // A link that points outside the page, or past its carved blocks.
+            // A link that points outside the page, or not at a word.
             let mask = 0xffff;
             assert!(link_ok(next, at, mask));
             assert!(link_ok(0, at, mask), "the end of a list");

@@ -72,9 +72,9 @@ pub(super) struct Block {
 /// the segment's owner thread. One cache line each, so that pages in use by
 /// different threads (after an adoption) never share a line.
 ///
-/// `used`, `carved_end`, `magic`, `key` and `class` are atomics so that the
-/// stats, and the checks of a free from another thread, may read them: the
-/// owner alone writes them, with relaxed loads and stores (plain moves, no
+/// `used`, `carved_end`, `magic`, `key`, `class` and `limit` are atomics so
+/// that the stats, and the checks of a free from another thread, may read
+/// them: the owner alone writes them, with relaxed loads and stores (plain moves, no
 /// read-modify-write).
 #[repr(C, align(64))]
 pub(super) struct Page {

@@ -682,9 +682,12 @@ pub(super) unsafe fn count_remote_free(heap: *mut ThreadHeap, class: usize) {
 /// would: a thread that only frees (the consumer of a producer/consumer
 /// pair) would otherwise count every free on one shared atomic, a cache
 /// line its peers fight over.
+/// Taking the record may wait on a lock or map memory, inside a C `free`
+/// that must leave `errno` alone: it is put back.
 #[cold]
 #[inline(never)]
 fn count_stray_free(class: usize) {
+    let saved = os::errno();
     let heap = if STATE.with(Cell::get) == 0 { attach() } else { None };
     match heap {
         // SAFETY: this thread's own record, just made.
@@ -693,6 +696,7 @@ fn count_stray_free(class: usize) {
             STRAY_FREES[class].fetch_add(1, Ordering::Relaxed);
         }
     }
+    os::set_errno(saved);
 }
 
 /// Finds a block for `class`: collects frees into the head page, tries a
@@ -868,7 +872,8 @@ unsafe fn adopt(heap: *mut ThreadHeap) -> Option<*mut Segment> {
 /// a caller can wrap the part that may call the OS).
 ///
 /// # Safety
-/// `heap` is this thread's record and owns `seg`; `ptr` lies in `page`.
+/// `heap` is this thread's record and owns the small segment of `page`;
+/// `ptr` lies in `page`.
 #[inline(always)]
 #[must_use]
 pub(super) unsafe fn free_local(heap: *mut ThreadHeap, page: *mut Page, ptr: *mut u8) -> bool {
