@@ -2,7 +2,8 @@
 //!
 //! | sizes | classes | worst waste |
 //! |---|---|---|
-//! | 1..=128 | every multiple of 8 (16 classes) | 7 bytes |
+//! | 1..=16 | 16 (the smallest block: a free block holds two words) | 15 bytes |
+//! | 17..=128 | every multiple of 8 (14 classes) | 7 bytes |
 //! | 129..=2^20 | four per doubling: 2^k + j·2^(k-2), j = 1..=4 | under 25% (e.g. 161 → 192) |
 //!
 //! A request `(size, align)` is served by the class of
@@ -21,6 +22,11 @@ use core::alloc::Layout;
 const STEP_MAX: usize = 128;
 const STEP: usize = 8;
 const STEP_CLASSES: usize = STEP_MAX / STEP;
+
+/// The smallest class any resource hands out: 16 bytes, room for a free
+/// block's encoded link and its double-free mark (the 8-byte class 0 stays
+/// in the numbering, unused, so that the formula stays one rule).
+pub const MIN_CLASS: usize = 1;
 
 /// The largest block size any pool serves.
 pub const MAX_CLASS_SIZE: usize = 1 << 20;
@@ -44,15 +50,17 @@ pub const fn class_of_size(size: usize) -> usize {
 /// Sizes up to this find their class in [`SMALL_TABLE`].
 const TABLE_MAX: usize = 1024;
 
-/// The class of every size up to [`TABLE_MAX`], indexed by `ceil(size / 8)`:
-/// every class boundary up to 1024 is a multiple of 8, so the sizes of one
-/// 8-byte step share a class. A table load replaces the branches of
-/// [`class_of_size`], which a stream of mixed sizes mispredicts.
+/// The class of every size up to [`TABLE_MAX`], indexed by `ceil(size / 8)`
+/// (never below [`MIN_CLASS`]): every class boundary up to 1024 is a
+/// multiple of 8, so the sizes of one 8-byte step share a class. A table
+/// load replaces the branches of [`class_of_size`], which a stream of mixed
+/// sizes mispredicts.
 static SMALL_TABLE: [u8; TABLE_MAX / 8 + 1] = {
-    let mut table = [0; TABLE_MAX / 8 + 1];
+    let mut table = [MIN_CLASS as u8; TABLE_MAX / 8 + 1];
     let mut i = 1;
     while i < table.len() {
-        table[i] = class_of_size(i * 8) as u8;
+        let class = class_of_size(i * 8);
+        table[i] = if class < MIN_CLASS { MIN_CLASS } else { class } as u8;
         i += 1;
     }
     table
@@ -73,7 +81,8 @@ pub const fn class_size(index: usize) -> usize {
 /// upstream.
 pub const MAX_CLASS_ALIGN: usize = 4096;
 
-/// The class that serves `layout` (zero sizes are served as one byte), or
+/// The class that serves `layout` (zero sizes are served as one byte; never
+/// a class below [`MIN_CLASS`]), or
 /// `None` if the request is larger than `largest` after rounding, or more
 /// aligned than [`MAX_CLASS_ALIGN`].
 #[inline(always)]
@@ -117,7 +126,7 @@ mod tests {
     fn the_table_agrees_with_the_formula() {
         for size in 1..=TABLE_MAX {
             let layout = Layout::from_size_align(size, 1).unwrap();
-            assert_eq!(class_of(layout, MAX_CLASS_SIZE), Some(class_of_size(size)), "size {size}");
+            assert_eq!(class_of(layout, MAX_CLASS_SIZE), Some(class_of_size(size.max(16))), "size {size}");
         }
     }
 

@@ -39,6 +39,20 @@ pub struct ForeignLayout {
     pub cache_heads: usize,
     /// Offset of the cache record's room counts (one `u32` a class).
     pub cache_room: usize,
+    /// Offset of the cache record's list keys.
+    pub cache_keys: usize,
+    /// Offset of an unsynchronized pool's list keys from its first
+    /// free-list head (`UnsyncPool::free_list_heads`).
+    pub lists_keys: usize,
+    /// Size of the pools' list keys.
+    pub keys_size: usize,
+    /// Offset of the link key in the list keys.
+    pub key_link: usize,
+    /// Offset of the seal key in the list keys.
+    pub key_seal: usize,
+    /// Offset of the `checks` word in the list keys (1: links are encoded
+    /// and sealed; 0: `unchecked-pools`, plain links).
+    pub key_checks: usize,
     /// How many size classes the pools have.
     pub pool_classes: usize,
     /// The largest alignment a pool class serves.
@@ -54,7 +68,9 @@ pub struct ForeignLayout {
 impl ForeignLayout {
     /// The facts of this build.
     pub fn get() -> ForeignLayout {
-        let [hint_size, hint_key, hint_cache, cache_size, cache_heads, cache_room] = crate::pool::foreign_layout();
+        let [hint_size, hint_key, hint_cache, cache_size, cache_heads, cache_room, cache_keys] =
+            crate::pool::foreign_layout();
+        let [keys_size, key_link, key_seal, key_checks] = crate::pool::Keys::layout();
         ForeignLayout {
             bump_size: size_of::<BumpState>(),
             bump_cursor: offset_of!(BumpState, cursor),
@@ -65,6 +81,12 @@ impl ForeignLayout {
             cache_size,
             cache_heads,
             cache_room,
+            cache_keys,
+            lists_keys: crate::pool::LISTS_KEYS_OFFSET,
+            keys_size,
+            key_link,
+            key_seal,
+            key_checks,
             pool_classes: classes::CLASS_COUNT,
             pool_max_class_align: classes::MAX_CLASS_ALIGN,
             debug_checks: cfg!(feature = "debug-checks"),

@@ -91,6 +91,12 @@ void check_mirrors_now() noexcept {
   same("sizeof(sync_cache)", sizeof(sync_cache), core.cache_size);
   same("offsetof(sync_cache, heads)", offsetof(sync_cache, heads), core.cache_heads);
   same("offsetof(sync_cache, room)", offsetof(sync_cache, room), core.cache_room);
+  same("offsetof(sync_cache, keys)", offsetof(sync_cache, keys), core.cache_keys);
+  same("offsetof(pool_lists, keys)", offsetof(pool_lists, keys), core.lists_keys);
+  same("sizeof(list_keys)", sizeof(list_keys), core.keys_size);
+  same("offsetof(list_keys, link)", offsetof(list_keys, link), core.key_link);
+  same("offsetof(list_keys, seal)", offsetof(list_keys, seal), core.key_seal);
+  same("offsetof(list_keys, checks)", offsetof(list_keys, checks), core.key_checks);
   same("pool_class_count", pool_class_count, core.pool_classes);
   same("pool_max_class_align", pool_max_class_align, core.pool_max_class_align);
   // Both sides map sizes to classes monotonically, so agreeing on each
@@ -99,7 +105,7 @@ void check_mirrors_now() noexcept {
   for (std::size_t c = 0; c < pool_class_count; ++c) {
     const std::size_t size = ffi::pool_class_size(c);
     same("pool_class_of_size(a class's size)", pool_class_of_size(size), c);
-    same("pool_class_of(a class's size)", pool_class_of(size, 1, largest), c);
+    same("pool_class_of(a class's size)", pool_class_of(size, 1, largest), ffi::pool_class_of(size, 1, largest));
     same("pool_class_of(one past a class's size)", pool_class_of(size + 1, 1, largest),
          ffi::pool_class_of(size + 1, 1, largest));
   }
@@ -286,6 +292,7 @@ constexpr std::size_t segment_size = std::size_t{1} << 22;
 constexpr unsigned page_shift = 16;
 constexpr std::uintptr_t page_mask = (std::uintptr_t{1} << page_shift) - 1;
 constexpr std::size_t min_class = 1;
+static_assert(min_class == detail::pool_min_class, "pool_class_of never answers below the heap's smallest class");
 // A free block: the encoded link to the next, then the double-free mark.
 struct block {
   std::uintptr_t link;
@@ -361,8 +368,7 @@ class heap_resource_impl final : public std::pmr::memory_resource {
 
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
 #if !defined(MEMRES_DEBUG_CHECKS)
-    std::size_t c = detail::pool_class_of(bytes, alignment, heap_layout::small_max);
-    if (c < heap_layout::min_class) c = heap_layout::min_class;
+    const std::size_t c = detail::pool_class_of(bytes, alignment, heap_layout::small_max);  // never below min_class
     if (inline_ && c < detail::pool_class_count) {
       auto* queues = static_cast<heap_layout::queue*>(*slot());
       if (heap_layout::page* page = queues[c].head) {

@@ -18,5 +18,6 @@ pub(super) const SMALL_MAX: usize = 32 << 10;
 /// Size classes served from pages.
 pub(super) const SMALL_CLASSES: usize = class_of_size(SMALL_MAX) + 1;
 /// The smallest class the heap uses: 16 bytes, room for a free block's link
-/// and its double-free mark (see `guard.rs`); 8-byte requests take it too.
-pub(super) const MIN_CLASS: usize = 1;
+/// and its double-free mark (see `guard.rs`); 8-byte requests take it too
+/// (`classes::class_of` never answers a smaller class).
+pub(super) const MIN_CLASS: usize = crate::classes::MIN_CLASS;

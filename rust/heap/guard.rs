@@ -42,7 +42,7 @@
 //! list is dropped), for programs that must not die.
 //!
 //! # Invariants
-//! - `SECRET` and `MARK` are set (nonzero) before the first segment exists,
+//! - `MARK` is set (nonzero) before the first segment exists,
 //!   so before any block is freed; they never change after.
 //! - A small segment's memory holds a free mark only in blocks on one of
 //!   their page's free lists: carving and freeing write it, handing a block
@@ -57,90 +57,27 @@
 //! The feature `unchecked-heap` compiles the checks out (links plain, no
 //! marks): it exists only to measure what they cost, side by side.
 
-use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::hash::BuildHasher;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
+
+use crate::misuse;
+pub(super) use crate::misuse::{Misuse, report};
 
 /// Whether the checks are compiled in (see the module doc).
 pub(super) const ON: bool = !cfg!(feature = "unchecked-heap");
 
-/// What the heap does when it detects a misuse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnMisuse {
-    /// Print one line naming the misuse, then abort the process (the
-    /// default, as glibc does).
-    Abort,
-    /// Print the line and carry on without touching the memory involved:
-    /// the block is not freed, a corrupt free list is abandoned.
-    Report,
-}
-
-/// The misuses the heap detects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Misuse {
-    DoubleFree,
-    /// Not the start of a block the heap handed out (interior, misaligned,
-    /// in a free page).
-    InvalidPointer,
-    /// Not in the heap's memory at all (the stack, a static, another
-    /// allocator's block, or a large block's mapping already unmapped):
-    /// reported, and never aborts, since the heap's own state is intact.
-    Foreign,
-    /// A free-list link that is not a block of its page: a write after free
-    /// or an overflow from the block before.
-    CorruptFreeList,
-}
-
-impl Misuse {
-    fn describe(self) -> &'static str {
-        match self {
-            Misuse::DoubleFree => "double free",
-            Misuse::InvalidPointer => "invalid pointer (not the start of a block memres handed out)",
-            Misuse::Foreign => "free of memory memres does not hold (left alone)",
-            Misuse::CorruptFreeList => {
-                "corrupted free list (a freed block was written to, or the block before it overflowed)"
-            }
-        }
-    }
-}
-
-/// Mixed into every link and mark; set once, from the OS's randomness.
-static SECRET: AtomicU64 = AtomicU64::new(0);
-/// The double-free mark's key (derived from `SECRET`).
+/// The double-free mark's key (a fresh random key).
 static MARK: AtomicUsize = AtomicUsize::new(0);
-/// Keys handed out so far (each page key mixes in a fresh count).
-static KEYS: AtomicU64 = AtomicU64::new(0);
 static INIT: Once = Once::new();
-
-/// 0: not read yet; 1: abort; 2: report.
-static MODE: AtomicU8 = AtomicU8::new(0);
-/// Misuses detected so far, in either mode.
-static MISUSES: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets the keys; called before the first segment is made.
 pub(super) fn init() {
-    INIT.call_once(|| {
-        // std's hasher keys come from the OS's randomness (getrandom), and
-        // making one does not allocate.
-        let seed = std::collections::hash_map::RandomState::new().hash_one(0x6d65_6d72_6573_u64);
-        let secret = mix(seed) | 1;
-        SECRET.store(secret, Ordering::Relaxed);
-        MARK.store(mix(secret ^ 0x5bd1_e995) as usize | 1, Ordering::Relaxed);
-    });
-}
-
-/// splitmix64's finaliser: a cheap, well-spread mix of 64 bits.
-const fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
+    INIT.call_once(|| MARK.store(misuse::fresh_key(0x5bd1_e995) | 1, Ordering::Relaxed));
 }
 
 /// A fresh key for a page taken at `page_addr`.
 pub(super) fn page_key(page_addr: usize) -> usize {
-    let n = KEYS.fetch_add(1, Ordering::Relaxed);
-    mix(SECRET.load(Ordering::Relaxed) ^ (page_addr as u64).rotate_left(17) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-        as usize
+    misuse::fresh_key(page_addr as u64)
 }
 
 /// The link word stored in a free block at `at` pointing at `next`.
@@ -210,74 +147,6 @@ pub(super) fn carved_start(offset: u32, magic: u64, limit: u32) -> bool {
 #[inline(always)]
 pub(super) fn link_ok(next: usize, at: usize, page_mask: usize) -> bool {
     !ON || next == 0 || (next ^ at) & !(page_mask & !7) == 0
-}
-
-/// Reports a misuse at `addr` (what the caller was asked to do: `call`,
-/// e.g. "free"). Aborts unless the mode is [`OnMisuse::Report`]; then
-/// returns, and the caller leaves the memory alone.
-#[cold]
-#[inline(never)]
-pub(super) fn report(misuse: Misuse, addr: usize) {
-    MISUSES.fetch_add(1, Ordering::Relaxed);
-    let mut line = Line::default();
-    let _ = core::fmt::write(&mut line, format_args!("memres: {} at {addr:#x}\n", misuse.describe()));
-    {
-        use std::io::Write;
-        let _ = std::io::stderr().write_all(line.as_bytes());
-    }
-    if misuse != Misuse::Foreign && mode() == OnMisuse::Abort {
-        std::process::abort();
-    }
-}
-
-/// The mode in force: [`set_mode`]'s, else `MEMRES_ON_MISUSE` (`report` or
-/// `abort`), else abort.
-pub(super) fn mode() -> OnMisuse {
-    let mut m = MODE.load(Ordering::Relaxed);
-    if m == 0 {
-        let report = crate::os::env(c"MEMRES_ON_MISUSE", |v| v.eq_ignore_ascii_case(b"report")).unwrap_or(false);
-        m = if report { 2 } else { 1 };
-        let _ = MODE.compare_exchange(0, m, Ordering::Relaxed, Ordering::Relaxed);
-        m = MODE.load(Ordering::Relaxed);
-    }
-    if m == 2 { OnMisuse::Report } else { OnMisuse::Abort }
-}
-
-pub(super) fn set_mode(on_misuse: OnMisuse) {
-    MODE.store(if on_misuse == OnMisuse::Report { 2 } else { 1 }, Ordering::Relaxed);
-}
-
-/// Misuses detected since the process started.
-pub(super) fn misuses() -> usize {
-    MISUSES.load(Ordering::Relaxed)
-}
-
-/// A line formatted on the stack: reporting must not allocate (the heap may
-/// be the global allocator, and its state is suspect).
-struct Line {
-    bytes: [u8; 192],
-    len: usize,
-}
-
-impl Default for Line {
-    fn default() -> Self {
-        Line { bytes: [0; 192], len: 0 }
-    }
-}
-
-impl Line {
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
-impl core::fmt::Write for Line {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.bytes.len() - self.len);
-        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -99,14 +99,14 @@ use guard::Misuse;
 use segment::{Kind, MIN_CLASS, SMALL_MAX, Segment, segment_of};
 use thread::ThreadHeap;
 
-pub use guard::OnMisuse;
+use crate::misuse::OnMisuse;
 pub use limit::HeapLimits;
 
 /// The heap's size class for `layout`, or `None` for a large block: the
 /// pools' classes up to 32 KiB, from 16 bytes up (see `segment::MIN_CLASS`).
 #[inline(always)]
 fn class_of(layout: Layout) -> Option<usize> {
-    crate::classes::class_of(layout, SMALL_MAX).map(|class| class.max(MIN_CLASS))
+    crate::classes::class_of(layout, SMALL_MAX)
 }
 pub use stats::{HEAP_CLASS_COUNT, HeapClassStats, HeapStats};
 
@@ -210,18 +210,18 @@ impl Heap {
     /// Heap::set_on_misuse(OnMisuse::Abort);
     /// ```
     pub fn set_on_misuse(on_misuse: OnMisuse) {
-        guard::set_mode(on_misuse);
+        crate::misuse::set_mode(on_misuse);
     }
 
     /// The misuse policy in force (see [`set_on_misuse`](Self::set_on_misuse)).
     pub fn on_misuse() -> OnMisuse {
-        guard::mode()
+        crate::misuse::mode()
     }
 
     /// How many misuses the heap has detected since the process started
     /// (under [`OnMisuse::Report`], the process goes on after each).
     pub fn misuses() -> usize {
-        guard::misuses()
+        crate::misuse::misuses()
     }
 
     /// Returns free memory to the OS now: the calling thread's pages that

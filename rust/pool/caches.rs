@@ -59,7 +59,8 @@ use std::sync::{Arc, Mutex};
 
 use allocator_api2::alloc::AllocError;
 
-use super::chunks::{ClassChunks, FreeBlock, Source, chain, link, lock};
+use super::chunks::{ClassChunks, Source, chain, end_at, lock, next_or_end};
+use super::guard::{self, FreeBlock, Keys, link};
 use crate::classes::{CLASS_COUNT, class_size};
 
 /// Blocks that change hands between a cache and the centre at once: about
@@ -82,14 +83,17 @@ pub struct ThreadCache {
     heads: [*mut FreeBlock; CLASS_COUNT],
     /// How many more blocks each list may take before a batch goes back.
     room: [u32; CLASS_COUNT],
+    /// The pool's keys (a copy of `Shared::keys`, for the fast paths).
+    keys: Keys,
 }
 
 impl ThreadCache {
-    pub(super) fn empty() -> Self {
-        ThreadCache { heads: [ptr::null_mut(); CLASS_COUNT], room: core::array::from_fn(cap) }
+    pub(super) fn empty(keys: Keys) -> Self {
+        ThreadCache { heads: [ptr::null_mut(); CLASS_COUNT], room: core::array::from_fn(cap), keys }
     }
 
-    /// Pops a block of `class`, if the list has one.
+    /// Pops a block of `class`, if the list has one. A list whose head's
+    /// seal is broken is reported and abandoned (then the list is empty).
     ///
     /// # Safety
     /// `this` is the calling thread's attached cache.
@@ -97,12 +101,32 @@ impl ThreadCache {
     pub(super) unsafe fn pop(this: NonNull<ThreadCache>, class: usize) -> Option<NonNull<FreeBlock>> {
         let this = this.as_ptr();
         // SAFETY: only this thread touches its cache; a non-null head is a
-        // free block whose first word links to the next.
+        // free block listed with the pool's keys.
         unsafe {
             let head = NonNull::new((*this).heads[class])?;
-            (*this).heads[class] = (*head.as_ptr()).next;
+            let Some(next) = guard::take(head.as_ptr(), &(*this).keys) else {
+                Self::abandon(this, class);
+                return None;
+            };
+            (*this).heads[class] = next;
             (*this).room[class] += 1;
             Some(head)
+        }
+    }
+
+    /// Reports the corrupt head of the list of `class` and empties the list
+    /// (its blocks leak).
+    ///
+    /// # Safety
+    /// `this` is the calling thread's attached cache.
+    #[cold]
+    #[inline(never)]
+    unsafe fn abandon(this: *mut ThreadCache, class: usize) {
+        // SAFETY: only this thread touches its cache.
+        unsafe {
+            guard::corrupt((*this).heads[class]);
+            (*this).heads[class] = ptr::null_mut();
+            (*this).room[class] = cap(class);
         }
     }
 
@@ -120,13 +144,14 @@ impl ThreadCache {
             if (*this).room[class] == 0 {
                 Self::give_batch(this, class, shared);
             }
-            link(block, (*this).heads[class]);
+            link(block, (*this).heads[class], &(*this).keys);
             (*this).heads[class] = block;
             (*this).room[class] -= 1;
         }
     }
 
-    /// Moves the newest `batch(class)` blocks of a full list to the centre.
+    /// Moves the newest `batch(class)` blocks of a full list to the centre
+    /// (fewer if a corrupt link cut the list short: the walk stops there).
     ///
     /// # Safety
     /// As for [`push`](Self::push), with a full list.
@@ -134,17 +159,21 @@ impl ThreadCache {
     #[inline(never)]
     unsafe fn give_batch(this: *mut ThreadCache, class: usize, shared: &Shared) {
         let n = batch(class);
-        // SAFETY: a full list holds 2n >= n blocks of our own.
+        // SAFETY: a full list holds 2n >= n blocks of our own, listed with
+        // the pool's keys.
         unsafe {
+            let keys = &(*this).keys;
             let head = (*this).heads[class];
-            let mut tail = head;
-            for _ in 1..n {
-                tail = (*tail).next;
+            let (mut tail, mut rest, mut k) = (head, next_or_end(head, keys), 1);
+            while k < n && !rest.is_null() {
+                tail = rest;
+                rest = next_or_end(tail, keys);
+                k += 1;
             }
-            (*this).heads[class] = (*tail).next;
-            (*tail).next = ptr::null_mut();
-            (*this).room[class] += n as u32;
-            lock(&shared.centrals[class].0).full.push(NonNull::new_unchecked(head));
+            (*this).heads[class] = rest;
+            end_at(tail, keys);
+            (*this).room[class] += k as u32;
+            lock(&shared.centrals[class].0).give(class, head, k, keys);
         }
     }
 
@@ -163,14 +192,28 @@ impl ThreadCache {
         max_blocks_per_chunk: usize,
         source: &impl Source,
     ) -> Result<NonNull<FreeBlock>, AllocError> {
-        let (first, n) = lock(&shared.centrals[class].0).take(class, batch(class), max_blocks_per_chunk, source)?;
         let this = this.as_ptr();
-        // SAFETY: a fresh chain of n free blocks now ours; the list was empty.
-        unsafe {
-            (*this).heads[class] = (*first.as_ptr()).next;
-            (*this).room[class] = cap(class) - (n as u32 - 1);
+        loop {
+            let (first, n) = lock(&shared.centrals[class].0).take(
+                class,
+                batch(class),
+                max_blocks_per_chunk,
+                source,
+                &shared.keys,
+            )?;
+            // SAFETY: a chain of n free blocks now ours, listed with the
+            // pool's keys; the list was empty. A chain whose first block is
+            // corrupt is reported and abandoned, and the next one taken.
+            unsafe {
+                let Some(next) = guard::take(first.as_ptr(), &shared.keys) else {
+                    guard::corrupt(first.as_ptr());
+                    continue;
+                };
+                (*this).heads[class] = next;
+                (*this).room[class] = cap(class) - (n as u32 - 1);
+            }
+            return Ok(first);
         }
-        Ok(first)
     }
 
     /// Gives every block to the centre and empties the lists.
@@ -186,7 +229,7 @@ impl ThreadCache {
                 let len = cap(class) - (*this).room[class];
                 (*this).room[class] = cap(class);
                 if !head.is_null() {
-                    lock(&shared.centrals[class].0).give(class, head, len as usize);
+                    lock(&shared.centrals[class].0).give(class, head, len as usize, &shared.keys);
                 }
             }
         }
@@ -220,6 +263,7 @@ impl Central {
         max: usize,
         max_blocks_per_chunk: usize,
         source: &impl Source,
+        keys: &Keys,
     ) -> Result<(NonNull<FreeBlock>, usize), AllocError> {
         if max == batch(class) {
             if let Some(head) = self.full.pop() {
@@ -228,45 +272,51 @@ impl Central {
         } else if self.loose.is_null() {
             if let Some(head) = self.full.pop() {
                 // Break a batch: its tail becomes the loose list.
-                // SAFETY: a full batch is a chain of free blocks.
-                self.loose = unsafe { (*head.as_ptr()).next };
+                // SAFETY: a full batch is a chain of free blocks listed with
+                // the pool's keys.
+                unsafe {
+                    self.loose = next_or_end(head.as_ptr(), keys);
+                    end_at(head.as_ptr(), keys);
+                }
                 self.loose_len = batch(class) - 1;
-                // SAFETY: as above.
-                unsafe { (*head.as_ptr()).next = ptr::null_mut() };
                 return Ok((head, 1));
             }
         }
         if let Some(head) = NonNull::new(self.loose) {
-            let mut tail = head.as_ptr();
-            let mut n = 1;
-            // SAFETY: the loose list is a chain of `loose_len` free blocks.
-            unsafe {
-                while n < max && !(*tail).next.is_null() {
-                    tail = (*tail).next;
-                    n += 1;
-                }
-                self.loose = (*tail).next;
-                (*tail).next = ptr::null_mut();
+            // SAFETY: the loose list is a chain of (at most, if a corrupt
+            // link cut it short) `loose_len` free blocks.
+            let (mut tail, mut rest, mut n) = (head.as_ptr(), unsafe { next_or_end(head.as_ptr(), keys) }, 1);
+            while n < max && !rest.is_null() {
+                tail = rest;
+                // SAFETY: as above.
+                rest = unsafe { next_or_end(tail, keys) };
+                n += 1;
             }
-            self.loose_len -= n;
+            self.loose = rest;
+            // SAFETY: as above.
+            unsafe { end_at(tail, keys) };
+            self.loose_len = self.loose_len.saturating_sub(n);
             return Ok((head, n));
         }
-        self.chunks.carve(class, max, max_blocks_per_chunk, source)
+        self.chunks.carve(class, max, max_blocks_per_chunk, source, keys)
     }
 
     /// Takes a chain of `len` free blocks: a full batch, or loose blocks.
-    pub(super) fn give(&mut self, class: usize, head: *mut FreeBlock, len: usize) {
+    pub(super) fn give(&mut self, class: usize, head: *mut FreeBlock, len: usize, keys: &Keys) {
         if len == batch(class) {
             self.full.push(NonNull::new(head).expect("a batch is not empty"));
             return;
         }
         let mut tail = head;
-        // SAFETY: a chain of `len` free blocks handed to us.
+        // SAFETY: a chain of `len` free blocks handed to us, listed with the
+        // pool's keys (a corrupt link ends it early).
         unsafe {
-            while !(*tail).next.is_null() {
-                tail = (*tail).next;
+            let mut next = next_or_end(tail, keys);
+            while !next.is_null() {
+                tail = next;
+                next = next_or_end(tail, keys);
             }
-            (*tail).next = self.loose;
+            link(tail, self.loose, keys);
         }
         self.loose = head;
         self.loose_len += len;
@@ -278,13 +328,14 @@ impl Central {
     }
 
     /// Moves every listed free block into `out`, emptying the lists.
-    fn take_all(&mut self, out: &mut Vec<*mut FreeBlock>) {
+    fn take_all(&mut self, out: &mut Vec<*mut FreeBlock>, keys: &Keys) {
         for head in self.full.drain(..) {
-            // SAFETY: each batch is a chain of free blocks.
-            unsafe { super::chunks::collect(head.as_ptr(), out) };
+            // SAFETY: each batch is a chain of free blocks listed with the
+            // pool's keys.
+            unsafe { super::chunks::collect(head.as_ptr(), out, keys) };
         }
         // SAFETY: as above.
-        unsafe { super::chunks::collect(self.loose, out) };
+        unsafe { super::chunks::collect(self.loose, out, keys) };
         self.loose = ptr::null_mut();
         self.loose_len = 0;
     }
@@ -293,18 +344,18 @@ impl Central {
     ///
     /// # Safety
     /// Each is a free block of this class that no list holds.
-    unsafe fn put_all(&mut self, class: usize, blocks: &[*mut FreeBlock]) {
+    unsafe fn put_all(&mut self, class: usize, blocks: &[*mut FreeBlock], keys: &Keys) {
         let mut batches = blocks.chunks_exact(batch(class));
         for b in batches.by_ref() {
             // SAFETY: the caller's contract.
-            let head = unsafe { chain(b) };
+            let head = unsafe { chain(b, keys) };
             self.full.push(NonNull::new(head).expect("a batch is not empty"));
         }
         let rest = batches.remainder();
         if !rest.is_empty() {
             // SAFETY: the caller's contract.
-            let head = unsafe { chain(rest) };
-            self.give(class, head, rest.len());
+            let head = unsafe { chain(rest, keys) };
+            self.give(class, head, rest.len(), keys);
         }
     }
 
@@ -336,6 +387,8 @@ unsafe impl Send for Registry {}
 /// The part of a `SyncPool` that threads with a cache also hold.
 pub(super) struct Shared {
     pub(super) centrals: [Padded<Mutex<Central>>; CLASS_COUNT],
+    /// The keys every list of the pool is sealed with (see `guard`).
+    pub(super) keys: Keys,
     registry: Mutex<Registry>,
     /// False once the pool is dropped; written under the registry lock.
     alive: AtomicBool,
@@ -345,6 +398,7 @@ impl Shared {
     pub(super) fn new() -> Self {
         Shared {
             centrals: core::array::from_fn(|_| Padded::default()),
+            keys: Keys::new(),
             registry: Mutex::default(),
             alive: AtomicBool::new(true),
         }
@@ -356,7 +410,7 @@ impl Shared {
         if let Some(cache) = registry.idle.pop() {
             return cache;
         }
-        let cache = NonNull::from(Box::leak(Box::new(ThreadCache::empty())));
+        let cache = NonNull::from(Box::leak(Box::new(ThreadCache::empty(self.keys))));
         registry.all.push(cache);
         cache
     }
@@ -421,11 +475,11 @@ impl Shared {
     pub(super) fn rearrange(&self, class: usize, f: impl FnOnce(&mut ClassChunks, &mut Vec<*mut FreeBlock>)) {
         let mut central = lock(&self.centrals[class].0);
         let mut free = Vec::new();
-        central.take_all(&mut free);
+        central.take_all(&mut free, &self.keys);
         free.sort_unstable();
         f(&mut central.chunks, &mut free);
         // SAFETY: the blocks `f` kept are free blocks of this class.
-        unsafe { central.put_all(class, &free) };
+        unsafe { central.put_all(class, &free, &self.keys) };
     }
 
     /// The pool is being dropped: no cache is drained into it any more.
@@ -531,8 +585,8 @@ pub(super) fn hint_slot() -> NonNull<Hint> {
 
 /// Where `<memres/memres.hpp>` finds the fields of [`Hint`] and
 /// [`ThreadCache`]: `(hint size, key offset, cache offset, cache size,
-/// heads offset, room offset)`.
-pub(crate) fn foreign_layout() -> [usize; 6] {
+/// heads offset, room offset, keys offset)`.
+pub(crate) fn foreign_layout() -> [usize; 7] {
     use core::mem::{offset_of, size_of};
     [
         size_of::<Hint>(),
@@ -541,5 +595,6 @@ pub(crate) fn foreign_layout() -> [usize; 6] {
         size_of::<ThreadCache>(),
         offset_of!(ThreadCache, heads),
         offset_of!(ThreadCache, room),
+        offset_of!(ThreadCache, keys),
     ]
 }

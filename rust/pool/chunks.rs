@@ -25,28 +25,11 @@ use core::ptr::{self, NonNull};
 
 use allocator_api2::alloc::AllocError;
 
+use super::guard::{self, FreeBlock, Keys, link};
 use crate::classes::{class_align, class_size};
-use crate::debug::{acquired, give_back, hand_out, releasing, retire};
+use crate::debug::{acquired, give_back, releasing, retire};
 use crate::resource::MemoryResource;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-
-/// A free block: its first word links to the next free block of its class.
-#[repr(C)]
-pub(super) struct FreeBlock {
-    pub(super) next: *mut FreeBlock,
-}
-
-/// Writes the link of a free block, making the link word usable under ASan.
-///
-/// # Safety
-/// `block` is a block of a class (at least 8 bytes, pointer-aligned) that
-/// the pool holds and no caller uses.
-#[inline(always)]
-pub(super) unsafe fn link(block: *mut FreeBlock, next: *mut FreeBlock) {
-    hand_out(block.cast(), size_of::<FreeBlock>());
-    // SAFETY: the caller's contract.
-    unsafe { block.write(FreeBlock { next }) };
-}
 
 /// Where a pool's chunks and oversize blocks come from; implementations
 /// count the calls (and may serialise them).
@@ -105,6 +88,7 @@ impl ClassChunks {
         max: usize,
         max_blocks_per_chunk: usize,
         source: &impl Source,
+        keys: &Keys,
     ) -> Result<(NonNull<FreeBlock>, usize), AllocError> {
         if self.carve == self.carve_end {
             self.add_chunk(class, max_blocks_per_chunk, source)?;
@@ -121,7 +105,7 @@ impl ClassChunks {
         for i in (0..count).rev() {
             let block = at(first + i * size);
             // SAFETY: uncarved blocks of a live chunk: ours, not live.
-            unsafe { link(block, next) };
+            unsafe { link(block, next, keys) };
             next = block;
         }
         self.carve = first + count * size;
@@ -240,27 +224,52 @@ impl ClassChunks {
 ///
 /// # Safety
 /// Each element is a free block of one class that nothing else lists.
-pub(super) unsafe fn chain(blocks: &[*mut FreeBlock]) -> *mut FreeBlock {
+pub(super) unsafe fn chain(blocks: &[*mut FreeBlock], keys: &Keys) -> *mut FreeBlock {
     let mut next = ptr::null_mut();
     for &block in blocks.iter().rev() {
         // SAFETY: the caller's contract.
-        unsafe { link(block, next) };
+        unsafe { link(block, next, keys) };
         next = block;
     }
     next
 }
 
-/// Pushes the blocks of the chain at `head` onto `out`; returns how many.
+/// The block after `block` on a list, for the slow paths that walk lists:
+/// null at the end, and null (after reporting it) where the list is
+/// corrupt, so the walk stops there and the rest of the list is abandoned.
 ///
 /// # Safety
-/// `head` starts a null-terminated chain of free blocks.
-pub(super) unsafe fn collect(mut head: *mut FreeBlock, out: &mut Vec<*mut FreeBlock>) -> usize {
+/// `block` is a listed free block of the pool whose keys are `keys`.
+pub(super) unsafe fn next_or_end(block: *mut FreeBlock, keys: &Keys) -> *mut FreeBlock {
+    // SAFETY: the caller's contract.
+    unsafe { guard::next(block, keys) }.unwrap_or_else(|| {
+        guard::corrupt(block);
+        ptr::null_mut()
+    })
+}
+
+/// Makes `block` the last of its chain: its link becomes null.
+///
+/// # Safety
+/// `block` is a listed free block of the pool whose keys are `keys`.
+pub(super) unsafe fn end_at(block: *mut FreeBlock, keys: &Keys) {
+    // SAFETY: the caller's contract.
+    unsafe { link(block, ptr::null_mut(), keys) };
+}
+
+/// Pushes the blocks of the chain at `head` onto `out`; returns how many.
+/// A corrupt link ends the chain (reported, see [`next_or_end`]).
+///
+/// # Safety
+/// `head` starts a null-terminated chain of free blocks of the pool whose
+/// keys are `keys`.
+pub(super) unsafe fn collect(mut head: *mut FreeBlock, out: &mut Vec<*mut FreeBlock>, keys: &Keys) -> usize {
     let mut count = 0;
     while !head.is_null() {
         out.push(head);
         count += 1;
         // SAFETY: the caller's contract.
-        head = unsafe { (*head).next };
+        head = unsafe { next_or_end(head, keys) };
     }
     count
 }

@@ -3,11 +3,13 @@
 //! - [`UnsyncPool`] (`unsync`): one thread at a time.
 //! - [`SyncPool`] (`sync`, with its per-thread caches in `caches`): threads share it.
 //! - `chunks`: what both do with upstream memory (chunks, oversize blocks).
+//! - `guard`: the sealed free-list format both use, and its misuse checks.
 //! - `classes`: the size-class table shared by the pools.
 //! - [`PoolOptions`]: std's `pool_options`, normalised.
 
 mod caches;
 mod chunks;
+mod guard;
 use crate::classes;
 mod sync;
 mod unsync;
@@ -17,7 +19,9 @@ use core::alloc::Layout;
 use crate::resource::MemoryResource;
 
 pub(crate) use caches::foreign_layout;
+pub(crate) use guard::Keys;
 pub use sync::SyncPool;
+pub(crate) use unsync::LISTS_KEYS_OFFSET;
 pub use unsync::UnsyncPool;
 
 /// How many size classes the pools have (the length of

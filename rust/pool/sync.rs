@@ -46,7 +46,8 @@ use allocator_api2::alloc::{AllocError, Allocator, Global};
 
 use super::PoolOptions;
 use super::caches::{Shared, ThreadCache, cache_for, forget};
-use super::chunks::{FreeBlock, OversizeList, Upstream, lock};
+use super::chunks::{OversizeList, Upstream, lock};
+use super::guard::{self, FreeBlock};
 use super::{ClassStats, as_served, move_block, same_class};
 use crate::classes::{CLASS_COUNT, class_of, class_size};
 use crate::debug::{SharedLedger, hand_out, retire};
@@ -175,14 +176,21 @@ impl<U: MemoryResource> SyncPool<U> {
             // SAFETY: forwarded contract: an oversize block with this layout.
             return unsafe { lock(&self.oversize).deallocate(ptr, layout, &self.upstream) };
         };
-        let block = ptr.as_ptr();
-        // SAFETY: the block is ours, of this class, and no longer live.
-        unsafe { retire(block, class_size(class)) };
+        let block = ptr.as_ptr().cast::<FreeBlock>();
+        // SAFETY: the block is ours, of this class (at least 16 bytes,
+        // pointer-aligned), and no longer live. A sealed block is already
+        // free: left alone.
+        unsafe {
+            if guard::sealed(block, &self.shared.keys) {
+                return guard::double_free(block);
+            }
+            retire(block.cast(), class_size(class));
+        }
         match cache_for(&self.shared) {
             // SAFETY: the calling thread's cache; a free block of `class`.
-            Some(cache) => unsafe { ThreadCache::push(cache, class, block.cast(), &self.shared) },
+            Some(cache) => unsafe { ThreadCache::push(cache, class, block, &self.shared) },
             // SAFETY: as above.
-            None => unsafe { self.give_uncached(class, block.cast()) },
+            None => unsafe { self.give_uncached(class, block) },
         }
     }
 
@@ -190,19 +198,28 @@ impl<U: MemoryResource> SyncPool<U> {
     /// gone (it is exiting).
     #[cold]
     fn take_uncached(&self, class: usize) -> Result<NonNull<FreeBlock>, AllocError> {
-        let mut central = lock(&self.shared.centrals[class].0);
-        let (block, n) = central.take(class, 1, self.options.max_blocks_per_chunk, &self.upstream)?;
-        debug_assert_eq!(n, 1);
-        Ok(block)
+        let keys = &self.shared.keys;
+        loop {
+            let mut central = lock(&self.shared.centrals[class].0);
+            let (block, n) = central.take(class, 1, self.options.max_blocks_per_chunk, &self.upstream, keys)?;
+            debug_assert_eq!(n, 1);
+            // SAFETY: a chain of one, listed with the pool's keys; a corrupt
+            // block is reported and abandoned, and the next one taken.
+            match unsafe { guard::take(block.as_ptr(), keys) } {
+                Some(_) => return Ok(block),
+                None => guard::corrupt(block.as_ptr()),
+            }
+        }
     }
 
     /// # Safety
     /// `block` is a free block of `class` of this pool.
     #[cold]
     unsafe fn give_uncached(&self, class: usize, block: *mut FreeBlock) {
+        let keys = &self.shared.keys;
         // SAFETY: the caller's contract; a chain of one.
-        unsafe { super::chunks::link(block, ptr::null_mut()) };
-        lock(&self.shared.centrals[class].0).give(class, block, 1);
+        unsafe { guard::link(block, ptr::null_mut(), keys) };
+        lock(&self.shared.centrals[class].0).give(class, block, 1, keys);
     }
 
     /// Gives every chunk and oversize block back to upstream (std's
@@ -218,7 +235,7 @@ impl<U: MemoryResource> SyncPool<U> {
         // SAFETY: the caller's contract.
         unsafe {
             self.shared.with_caches(|caches| {
-                caches.for_each(|cache| *cache = ThreadCache::empty()); // forget their blocks
+                caches.for_each(|cache| *cache = ThreadCache::empty(self.shared.keys)); // forget their blocks
                 for class in 0..CLASS_COUNT {
                     let mut central = lock(&self.shared.centrals[class].0);
                     central.forget_lists();
@@ -294,10 +311,13 @@ impl<U: MemoryResource> SyncPool<U> {
     /// pointers `{ key, cache }`, valid until the thread exits. While `key`
     /// equals a pool's [`cache_key`](Self::cache_key), `cache` is the
     /// thread's cache for that pool: a `#[repr(C)]` record of `CLASS_COUNT`
-    /// free-list heads followed by `CLASS_COUNT` `u32` room counts. Such
-    /// code may pop a block when a head is not null (adding 1 to the
-    /// class's room) and push a freed block when the room is not zero
-    /// (taking 1), on the calling thread only; otherwise it calls
+    /// free-list heads, `CLASS_COUNT` `u32` room counts and the pool's list
+    /// keys (`ForeignLayout` has the offsets). Such code follows the pools'
+    /// list format (see [`UnsyncPool::free_list_heads`](crate::UnsyncPool::free_list_heads)):
+    /// it may pop a block when a head is not null and sealed (adding 1 to
+    /// the class's room) and push a freed block that carries no seal when
+    /// the room is not zero (taking 1), on the calling thread only;
+    /// otherwise it calls
     /// [`allocate`](Self::allocate) or [`deallocate`](Self::deallocate),
     /// which also set the hint.
     pub fn hint_slot() -> NonNull<u8> {
@@ -369,7 +389,16 @@ impl<U: MemoryResource> SyncPool<U> {
     /// # Safety
     /// `ptr` is live in this pool with layout `old`.
     unsafe fn resize(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        if same_class(old, new, self.options.largest_required_pool_block) {
+        let largest = self.options.largest_required_pool_block;
+        let block = ptr.as_ptr().cast::<FreeBlock>();
+        // SAFETY: a class block of this pool: at least 16 bytes, pointer-
+        // aligned. A sealed one is free: resizing it would hand it out
+        // twice (in place), or copy it and free it again (moved).
+        if class_of(old, largest).is_some() && unsafe { guard::sealed(block, &self.shared.keys) } {
+            guard::double_free(block);
+            return Err(AllocError);
+        }
+        if same_class(old, new, largest) {
             self.ledger.check_free("SyncPool::resize", ptr.as_ptr(), as_served(old), || self.owns(ptr.as_ptr()));
             self.ledger.record(ptr.as_ptr(), as_served(new));
             hand_out(ptr.as_ptr(), new.size());

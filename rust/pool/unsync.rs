@@ -38,7 +38,8 @@ use core::ptr::{self, NonNull};
 
 use allocator_api2::alloc::{AllocError, Allocator, Global};
 
-use super::chunks::{ClassChunks, FreeBlock, OversizeList, Upstream, chain, collect, link};
+use super::chunks::{ClassChunks, OversizeList, Upstream, chain, collect, next_or_end};
+use super::guard::{self, FreeBlock, Keys, link};
 use super::{ClassStats, PoolOptions, as_served, move_block, same_class};
 use crate::classes::{CLASS_COUNT, class_of, class_size};
 use crate::debug::{Ledger, hand_out, retire};
@@ -69,8 +70,8 @@ const CARVE_BATCH: usize = 32;
 /// assert_eq!(map["answer"], 42);
 /// ```
 pub struct UnsyncPool<U: MemoryResource = Global> {
-    /// Free-list heads, one per class; first, for foreign fast paths.
-    heads: [Cell<*mut FreeBlock>; CLASS_COUNT],
+    /// Free-list heads and keys; first, for foreign fast paths.
+    lists: Lists,
     /// Each class's chunks; touched only on slow paths.
     classes: [RefCell<ClassChunks>; CLASS_COUNT],
     options: PoolOptions,
@@ -79,6 +80,18 @@ pub struct UnsyncPool<U: MemoryResource = Global> {
     ledger: Ledger,
     upstream: Upstream<U>,
 }
+
+/// The free-list heads, one per class, and the keys their links are sealed
+/// with (see `guard`). `#[repr(C)]`: `<memres/memres.hpp>` pops and pushes
+/// on them inline.
+#[repr(C)]
+pub(crate) struct Lists {
+    heads: [Cell<*mut FreeBlock>; CLASS_COUNT],
+    keys: Keys,
+}
+
+/// Where a foreign fast path finds the keys: bytes from the first head.
+pub(crate) const LISTS_KEYS_OFFSET: usize = core::mem::offset_of!(Lists, keys);
 
 // SAFETY: the pool exclusively owns its chunks and oversize blocks; nothing
 // in it is tied to a thread, so it may move along with its upstream.
@@ -111,7 +124,7 @@ impl<U: MemoryResource> UnsyncPool<U> {
     /// A pool over `upstream` with `options` (normalised: see [`PoolOptions`]).
     pub fn with_options_in(options: PoolOptions, upstream: U) -> Self {
         UnsyncPool {
-            heads: [const { Cell::new(ptr::null_mut()) }; CLASS_COUNT],
+            lists: Lists { heads: [const { Cell::new(ptr::null_mut()) }; CLASS_COUNT], keys: Keys::new() },
             classes: core::array::from_fn(|_| RefCell::default()),
             options: options.normalized(),
             oversize: RefCell::default(),
@@ -120,16 +133,20 @@ impl<U: MemoryResource> UnsyncPool<U> {
         }
     }
 
-    /// The free-list heads, one per size class (`CLASS_COUNT` pointers), for
-    /// a foreign fast path such as `<memres/memres.hpp>`'s. Such code must
-    /// compute classes with the same table (see the `classes` module), run
-    /// on the thread that owns the pool, pop a block only when the head is
-    /// not null (its first word is the next head), push a freed block by
-    /// writing the old head into its first word, and call
-    /// [`allocate`](Self::allocate) when a head is null. The pointer is valid
-    /// while the pool is neither moved nor dropped.
+    /// The free-list heads, one per size class (`CLASS_COUNT` pointers),
+    /// followed by the keys their links are sealed with, for a foreign fast
+    /// path such as `<memres/memres.hpp>`'s (`ForeignLayout` says where the
+    /// keys lie). Such code must compute classes with the same table (see
+    /// the `classes` module), run on the thread that owns the pool, and
+    /// follow the pools' list format (see `pool/guard.rs`): pop a block only
+    /// when the head is not null and the block's seal holds (then zero its
+    /// second word), push a freed block only when it carries no seal
+    /// (writing the encoded link and the seal), and call
+    /// [`allocate`](Self::allocate) / [`deallocate`](Self::deallocate)
+    /// otherwise, which detect and report. The pointer is valid while the
+    /// pool is neither moved nor dropped.
     pub fn free_list_heads(&self) -> NonNull<*mut u8> {
-        NonNull::from(&self.heads).cast()
+        NonNull::from(&self.lists).cast()
     }
 
     /// The options in force, normalised.
@@ -154,14 +171,19 @@ impl<U: MemoryResource> UnsyncPool<U> {
             self.ledger.record(block.cast::<u8>().as_ptr(), layout);
             return Ok(block);
         };
-        let head = self.heads[class].get();
+        let head = self.lists.heads[class].get();
         let block = if head.is_null() {
             self.refill(class)?
         } else {
-            // SAFETY: a non-null head is a free block of this class, whose
-            // first word links to the next one.
-            self.heads[class].set(unsafe { (*head).next });
-            head.cast::<u8>()
+            // SAFETY: a non-null head is a free block of this class, listed
+            // by this pool with its keys.
+            match unsafe { guard::take(head, &self.lists.keys) } {
+                Some(next) => {
+                    self.lists.heads[class].set(next);
+                    head.cast::<u8>()
+                }
+                None => self.refill(class)?, // reports the corrupt head
+            }
         };
         hand_out(block, layout.size());
         self.ledger.record(block, as_served(layout));
@@ -182,26 +204,38 @@ impl<U: MemoryResource> UnsyncPool<U> {
             // SAFETY: forwarded contract: an oversize block with this layout.
             return unsafe { self.oversize.borrow_mut().deallocate(ptr, layout, &self.upstream) };
         };
-        let block = ptr.as_ptr();
+        let block = ptr.as_ptr().cast::<FreeBlock>();
         // SAFETY: the block is ours, of this class, and no longer live; it
-        // is at least 8 bytes and aligned for a pointer (class sizes are
-        // multiples of 8, carved at multiples of the size from an aligned base).
+        // is at least 16 bytes and aligned for a pointer (class sizes are
+        // multiples of 8, carved at multiples of the size from an aligned
+        // base). A sealed block is already free: left alone.
         unsafe {
-            retire(block, class_size(class));
-            link(block.cast(), self.heads[class].get());
+            if guard::sealed(block, &self.lists.keys) {
+                return guard::double_free(block);
+            }
+            retire(block.cast(), class_size(class));
+            link(block, self.lists.heads[class].get(), &self.lists.keys);
         }
-        self.heads[class].set(block.cast());
+        self.lists.heads[class].set(block);
     }
 
     /// Carves a batch of blocks (taking a new chunk if need be): the first
-    /// is handed out, the rest become the free list.
+    /// is handed out, the rest become the free list. Also where a corrupt
+    /// head ends up: it is reported, and its list abandoned (the blocks on
+    /// it leak) before the carve.
     #[cold]
     #[inline(never)]
     fn refill(&self, class: usize) -> Result<*mut u8, AllocError> {
+        let head = self.lists.heads[class].replace(ptr::null_mut());
+        if !head.is_null() {
+            guard::corrupt(head);
+        }
+        let keys = &self.lists.keys;
         let mut chunks = self.classes[class].borrow_mut();
-        let (first, _) = chunks.carve(class, CARVE_BATCH, self.options.max_blocks_per_chunk, &self.upstream)?;
-        // SAFETY: a fresh chain of free blocks; the head is null when refilling.
-        self.heads[class].set(unsafe { (*first.as_ptr()).next });
+        let (first, _) = chunks.carve(class, CARVE_BATCH, self.options.max_blocks_per_chunk, &self.upstream, keys)?;
+        // SAFETY: a chain just linked with our keys; the head is null now.
+        let next = unsafe { guard::take(first.as_ptr(), keys) }.expect("a chain just carved is sealed");
+        self.lists.heads[class].set(next);
         Ok(first.as_ptr().cast())
     }
 
@@ -215,7 +249,7 @@ impl<U: MemoryResource> UnsyncPool<U> {
         for class in 0..CLASS_COUNT {
             // SAFETY: no block outlives `&mut self` or drop.
             unsafe { self.classes[class].borrow_mut().release(&self.upstream) };
-            self.heads[class].set(ptr::null_mut());
+            self.lists.heads[class].set(ptr::null_mut());
         }
         self.ledger.forget_all("given back by release()");
         // SAFETY: as above.
@@ -232,13 +266,13 @@ impl<U: MemoryResource> UnsyncPool<U> {
         for class in 0..CLASS_COUNT {
             free.clear();
             // SAFETY: the class's free list.
-            unsafe { collect(self.heads[class].get(), &mut free) };
+            unsafe { collect(self.lists.heads[class].get(), &mut free, &self.lists.keys) };
             free.sort_unstable();
             // SAFETY: `free` is exactly the listed free blocks; the ones
             // left are relinked in address order.
             unsafe {
                 returned += self.classes[class].get_mut().trim(class, &mut free, &self.upstream);
-                self.heads[class].set(chain(&free));
+                self.lists.heads[class].set(chain(&free, &self.lists.keys));
             }
         }
         returned
@@ -250,11 +284,11 @@ impl<U: MemoryResource> UnsyncPool<U> {
         (0..CLASS_COUNT).filter(|&c| self.classes[c].borrow().chunk_count > 0).map(|class| {
             let chunks = self.classes[class].borrow();
             let mut free = chunks.uncarved(class);
-            let mut at = self.heads[class].get();
+            let mut at = self.lists.heads[class].get();
             while !at.is_null() {
                 free += 1;
-                // SAFETY: free blocks of this class link to each other.
-                at = unsafe { (*at).next };
+                // SAFETY: free blocks of this class, listed with our keys.
+                at = unsafe { next_or_end(at, &self.lists.keys) };
             }
             ClassStats {
                 block_size: class_size(class),
@@ -337,7 +371,16 @@ impl<U: MemoryResource> UnsyncPool<U> {
     /// # Safety
     /// `ptr` is live in this pool with layout `old`.
     unsafe fn resize(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        if same_class(old, new, self.options.largest_required_pool_block) {
+        let largest = self.options.largest_required_pool_block;
+        let block = ptr.as_ptr().cast::<FreeBlock>();
+        // SAFETY: a class block of this pool: at least 16 bytes, pointer-
+        // aligned. A sealed one is free: resizing it would hand it out
+        // twice (in place), or copy it and free it again (moved).
+        if class_of(old, largest).is_some() && unsafe { guard::sealed(block, &self.lists.keys) } {
+            guard::double_free(block);
+            return Err(AllocError);
+        }
+        if same_class(old, new, largest) {
             self.ledger.check_free("UnsyncPool::resize", ptr.as_ptr(), as_served(old), || self.owns(ptr.as_ptr()));
             self.ledger.record(ptr.as_ptr(), as_served(new));
             hand_out(ptr.as_ptr(), new.size());

@@ -18,8 +18,8 @@ use crate::support::client;
 /// Tree Borrows only (`.ci/run` skips `narrowed` under Stacked Borrows): an
 /// `allocator_api2::boxed::Box<T>` hands `deallocate` a pointer reborrowed
 /// from `&mut T`, which Stacked Borrows limits to `size_of::<T>()` bytes,
-/// and a pool links a freed block through its first 8 bytes (a 1-byte `T`
-/// lives in an 8-byte class). Tree Borrows allows the access. Rebuilding
+/// and a pool seals a freed block through its first 16 bytes (a 1-byte `T`
+/// lives in a 16-byte class). Tree Borrows allows the access. Rebuilding
 /// the pointer from its chunk's would cost a chunk lookup on every free;
 /// see ARCHITECTURE.md, "Aliasing models".
 #[test]
@@ -68,6 +68,8 @@ fn write_whole_blocks_across_free_and_release() {
 
 /// `Vec`s pushed in turn (growing across classes, and within one), boxes
 /// made and dropped between them, shrinking, all read back at the end.
+/// Tree Borrows only, for the same reason as the test above: its boxes hold
+/// a `u64`, 8 bytes of a 16-byte block.
 #[test]
 fn vecs_and_boxes_interleaved_with_growth_and_shrinking() {
     client::vecs_and_boxes_interleaved(&Pool::new());

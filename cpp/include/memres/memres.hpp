@@ -155,6 +155,9 @@ inline thread_local sync_hint* tl_sync_hint = nullptr;
 // first resource is made): multiples of 8 up to 128, then four classes per
 // doubling up to 1 MiB.
 constexpr std::size_t pool_class_count = 68;
+// The smallest class handed out (16 bytes: a free block holds an encoded
+// link and a double-free mark); the 8-byte class 0 is never used.
+constexpr std::size_t pool_min_class = 1;
 constexpr std::size_t pool_max_class_align = 4096;
 
 inline std::size_t pool_class_of_size(std::size_t size) noexcept {
@@ -179,7 +182,7 @@ struct pool_small_table {
         const std::size_t step = std::size_t{1} << (k - 2);
         c = 16 + (k - 7) * 4 + ((size - (std::size_t{1} << k) + step - 1) / step - 1);
       }
-      classes[i] = static_cast<std::uint8_t>(c);
+      classes[i] = static_cast<std::uint8_t>(c < pool_min_class ? pool_min_class : c);
     }
   }
 };
@@ -204,11 +207,69 @@ inline std::size_t pool_class_of(std::size_t bytes, std::size_t alignment, std::
 std::size_t core_pool_class_of(std::size_t bytes, std::size_t alignment, std::size_t largest) noexcept;
 void check_mirrors() noexcept;
 
+// The pools' free-list format (rust/pool/guard.rs): a free block holds the
+// next block's address encoded with the pool's link key and its own address,
+// then a seal tying that word to the block's address with the seal key. A
+// block is popped only when its seal holds (the seal is then broken), and
+// pushed only when it carries none (else it is already free: a double free).
+// Either check failing sends the call to the Rust core, which reports it.
+struct list_keys {
+  std::uintptr_t link;
+  std::uintptr_t seal;
+  std::uintptr_t checks;  // 0 only in a core built with unchecked-pools
+};
+struct free_block {
+  std::uintptr_t link;
+  std::uintptr_t seal;
+};
+
+// An unsynchronized pool's free lists, inside the Rust pool (see
+// memres::UnsyncPool::free_list_heads).
+struct pool_lists {
+  void* heads[pool_class_count];
+  list_keys keys;
+};
+
 // A thread's cache record for a synchronized pool (see sync_hint).
 struct sync_cache {
   void* heads[pool_class_count];
   std::uint32_t room[pool_class_count];  // pushes left before a batch goes back
+  list_keys keys;
 };
+
+// Pops the head of a list: null when the list is empty or the head's seal is
+// broken (a corrupt list, which the caller's slow path reports).
+inline void* list_pop(void*& head, const list_keys& keys) noexcept {
+  void* block = head;
+  if (block == nullptr) return nullptr;
+  auto* b = static_cast<free_block*>(block);
+  const auto at = reinterpret_cast<std::uintptr_t>(block);
+  if (keys.checks != 0) {
+    if ((b->link ^ b->seal) != (keys.seal ^ at)) return nullptr;
+    head = reinterpret_cast<void*>(b->link ^ keys.link ^ at);
+    b->seal = 0;
+  } else {
+    head = reinterpret_cast<void*>(b->link);
+  }
+  return block;
+}
+
+// Pushes a freed block: false when it already carries a seal (a double free,
+// which the caller's slow path reports).
+inline bool list_push(void*& head, const list_keys& keys, void* p) noexcept {
+  auto* b = static_cast<free_block*>(p);
+  const auto at = reinterpret_cast<std::uintptr_t>(p);
+  if (keys.checks != 0) {
+    if ((b->link ^ b->seal) == (keys.seal ^ at)) return false;
+    const std::uintptr_t link = reinterpret_cast<std::uintptr_t>(head) ^ keys.link ^ at;
+    b->link = link;
+    b->seal = link ^ keys.seal ^ at;
+  } else {
+    b->link = reinterpret_cast<std::uintptr_t>(head);
+  }
+  head = p;
+  return true;
+}
 
 // The inline fast paths, shared by the owning classes and the views of
 // Rust-owned resources. Each returns null (or false) when the caller must
@@ -237,12 +298,11 @@ inline void* bump_try_allocate(bump_state* bump, std::size_t bytes, std::size_t 
 }
 
 // Pops a block from an unsynchronized pool's free list of the class.
-inline void* pool_try_pop(void** heads, std::size_t largest, std::size_t bytes, std::size_t alignment) noexcept {
+inline void* pool_try_pop(pool_lists* lists, std::size_t largest, std::size_t bytes, std::size_t alignment) noexcept {
 #if !defined(MEMRES_DEBUG_CHECKS)
   const std::size_t c = pool_class_of(bytes, alignment, largest);
   if (c < pool_class_count) {
-    if (void* block = heads[c]) {
-      heads[c] = *static_cast<void**>(block);
+    if (void* block = list_pop(lists->heads[c], lists->keys)) {
 #if defined(MEMRES_ASAN)
       __asan_unpoison_memory_region(block, bytes);
 #endif
@@ -250,22 +310,18 @@ inline void* pool_try_pop(void** heads, std::size_t largest, std::size_t bytes, 
     }
   }
 #endif
-  (void)heads, (void)largest, (void)bytes, (void)alignment;
+  (void)lists, (void)largest, (void)bytes, (void)alignment;
   return nullptr;
 }
 
 // Pushes a freed block onto an unsynchronized pool's free list.
-inline bool pool_try_push(void** heads, std::size_t largest, void* p, std::size_t bytes,
+inline bool pool_try_push(pool_lists* lists, std::size_t largest, void* p, std::size_t bytes,
                           std::size_t alignment) noexcept {
 #if !defined(MEMRES_DEBUG_CHECKS) && !defined(MEMRES_ASAN)
   const std::size_t c = pool_class_of(bytes, alignment, largest);
-  if (c < pool_class_count) {
-    *static_cast<void**>(p) = heads[c];
-    heads[c] = p;
-    return true;
-  }
+  if (c < pool_class_count) return list_push(lists->heads[c], lists->keys, p);
 #endif
-  (void)heads, (void)largest, (void)p, (void)bytes, (void)alignment;
+  (void)lists, (void)largest, (void)p, (void)bytes, (void)alignment;
   return false;
 }
 
@@ -277,8 +333,7 @@ inline void* sync_try_pop(const void* key, std::size_t largest, std::size_t byte
   const sync_hint* hint = tl_sync_hint;
   if (c < pool_class_count && hint != nullptr && hint->key == key) {
     auto* cache = static_cast<sync_cache*>(hint->cache);
-    if (void* block = cache->heads[c]) {
-      cache->heads[c] = *static_cast<void**>(block);
+    if (void* block = list_pop(cache->heads[c], cache->keys)) {
       ++cache->room[c];
 #if defined(MEMRES_ASAN)
       __asan_unpoison_memory_region(block, bytes);
@@ -299,9 +354,7 @@ inline bool sync_try_push(const void* key, std::size_t largest, void* p, std::si
   const sync_hint* hint = tl_sync_hint;
   if (c < pool_class_count && hint != nullptr && hint->key == key) {
     auto* cache = static_cast<sync_cache*>(hint->cache);
-    if (cache->room[c] != 0) {
-      *static_cast<void**>(p) = cache->heads[c];
-      cache->heads[c] = p;
+    if (cache->room[c] != 0 && list_push(cache->heads[c], cache->keys, p)) {
       --cache->room[c];
       return true;
     }
@@ -423,7 +476,7 @@ class unsynchronized_pool_resource : public std::pmr::memory_resource {
       : unsynchronized_pool_resource(options, std::pmr::get_default_resource()) {}
   unsynchronized_pool_resource(const std::pmr::pool_options& options, std::pmr::memory_resource* upstream)
       : core_(detail::unsync_pool_create(upstream, options)),
-        heads_(detail::unsync_pool_heads(core_)),
+        lists_(reinterpret_cast<detail::pool_lists*>(detail::unsync_pool_heads(core_))),
         largest_(detail::unsync_pool_options(core_).largest_required_pool_block),
         upstream_(upstream) {}
 
@@ -447,12 +500,12 @@ class unsynchronized_pool_resource : public std::pmr::memory_resource {
 
  protected:
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (void* p = detail::pool_try_pop(heads_, largest_, bytes, alignment)) return p;
+    if (void* p = detail::pool_try_pop(lists_, largest_, bytes, alignment)) return p;
     return detail::unsync_pool_allocate_slow(core_, bytes, alignment);
   }
 
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
-    if (!detail::pool_try_push(heads_, largest_, p, bytes, alignment))
+    if (!detail::pool_try_push(lists_, largest_, p, bytes, alignment))
       detail::unsync_pool_deallocate_slow(core_, p, bytes, alignment);
   }
 
@@ -460,7 +513,7 @@ class unsynchronized_pool_resource : public std::pmr::memory_resource {
 
  private:
   detail::pool_core* core_;
-  void** heads_;  // inside *core_: one free list per class
+  detail::pool_lists* lists_;  // inside *core_: one free list per class, and the keys
   std::size_t largest_;
   std::pmr::memory_resource* upstream_;
 };
@@ -660,19 +713,19 @@ class monotonic_view final : public rust_view {
 class unsync_pool_view final : public rust_view {
  public:
   unsync_pool_view(void** heads, std::size_t largest, view_target* target) noexcept
-      : rust_view(target), heads_(heads), largest_(largest) {}
+      : rust_view(target), lists_(reinterpret_cast<pool_lists*>(heads)), largest_(largest) {}
 
  protected:
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (void* p = pool_try_pop(heads_, largest_, bytes, alignment)) return p;
+    if (void* p = pool_try_pop(lists_, largest_, bytes, alignment)) return p;
     return view_allocate_slow(target_, bytes, alignment);
   }
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
-    if (!pool_try_push(heads_, largest_, p, bytes, alignment)) view_deallocate_slow(target_, p, bytes, alignment);
+    if (!pool_try_push(lists_, largest_, p, bytes, alignment)) view_deallocate_slow(target_, p, bytes, alignment);
   }
 
  private:
-  void** heads_;
+  pool_lists* lists_;
   std::size_t largest_;
 };
 

@@ -66,10 +66,13 @@ POOL_TEST(bad_alignment_throws_and_huge_sizes_throw_bad_alloc) {
   b.verify();
 }
 
-// The header's lookup table for sizes up to 1024 and its formula agree.
+// The header's lookup table for sizes up to 1024 and its formula agree,
+// except that nothing is served below the 16-byte class.
 TEST(pool_class_table_matches_the_formula) {
   for (std::size_t size = 1; size <= 1024; ++size)
-    CHECK(memres::detail::pool_class_of(size, 1, std::size_t{1} << 20) == memres::detail::pool_class_of_size(size));
+    CHECK(memres::detail::pool_class_of(size, 1, std::size_t{1} << 20) ==
+          memres::detail::pool_class_of_size(size < 16 ? 16 : size));
+  CHECK(memres::detail::pool_class_of(1, 1, std::size_t{1} << 20) == memres::detail::pool_min_class);
 }
 
 // The header's classes are the Rust core's: for every size up to past the
