@@ -61,7 +61,7 @@ for source in fuzz_targets/*.rs; do
   start=$(date +%s)
   status=0
   # The first corpus directory receives the new inputs, so it is the scratch one.
-  # The heap target's misuses are each reported on stderr by design
+  # The heap and pool targets' misuses are each reported on stderr by design
   # ("memres: double free at ..."); those lines are counted, not printed.
   cargo +nightly fuzz run "$target" "$fresh" "$corpus" -- -max_total_time="$secs" -print_final_stats=1 \
     2> >(awk '/^memres: /{n++; next} {print} END{if (n) print "    (" n " expected misuse reports not shown)"}' >&2) ||

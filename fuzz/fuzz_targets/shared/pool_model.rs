@@ -14,12 +14,20 @@
 //! The model's rules: `deallocate` frees a block; `grow`/`shrink` free the
 //! old block and make a new one (possibly at the same address); `trim`
 //! frees nothing live; `release` frees everything.
+//!
+//! Misuses too, under `OnMisuse::Report`: freeing a pooled block again, or
+//! growing it, while it is still free (not handed out again, its chunk still
+//! held). Each must be reported exactly once (`Heap::misuses`, the count
+//! every resource shares) and change nothing the model sees.
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use arbitrary::Arbitrary;
-use memres::{AllocError, Allocator, ClassStats, Global, MemoryResource, PoolOptions, SyncPool, UnsyncPool};
+use memres::{
+    AllocError, Allocator, ClassStats, ForeignLayout, Global, Heap, MemoryResource, OnMisuse, PoolOptions, SyncPool,
+    UnsyncPool,
+};
 
 /// Operations run per input, at most.
 const MAX_OPS: usize = 1024;
@@ -87,6 +95,14 @@ enum Op {
     FreeElsewhere {
         index: u16,
     },
+    /// Misuse: frees a block freed before and not handed out since.
+    FreeAgain {
+        index: u16,
+    },
+    /// Misuse: grows such a block.
+    GrowFreed {
+        index: u16,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -105,6 +121,9 @@ struct Block {
 struct Model {
     live: Vec<Block>,
     next_tag: u8,
+    /// Pooled blocks freed once, still free.
+    freed: Vec<(NonNull<u8>, Layout)>,
+    largest: usize,
 }
 
 impl Model {
@@ -116,10 +135,23 @@ impl Model {
             let hi = lo + b.layout.size();
             assert!(layout.size() == 0 || addr + layout.size() <= lo || hi <= addr, "blocks overlap");
         }
+        // A block handed out again is no longer a freed one.
+        self.freed.retain(|&(p, l)| {
+            let lo = p.as_ptr().addr();
+            addr + layout.size().max(1) <= lo || lo + l.size().max(1) <= addr
+        });
         self.next_tag = self.next_tag.wrapping_add(1);
         // SAFETY: the pool promised `layout.size()` writable bytes.
         unsafe { ptr.as_ptr().write_bytes(self.next_tag, layout.size()) };
         self.live.push(Block { ptr, layout, tag: self.next_tag });
+    }
+
+    /// Remembers a freed block for the misuse operations, if a pool class
+    /// served it (oversize blocks go back to upstream at once).
+    fn freed(&mut self, b: &Block) {
+        if ForeignLayout::pool_class_of(b.layout.size(), b.layout.align(), self.largest).is_some() {
+            self.freed.push((b.ptr, b.layout));
+        }
     }
 
     fn check(&self, b: &Block, len: usize) {
@@ -140,6 +172,7 @@ pub trait Pool: MemoryResource + Sized {
     fn release(&mut self);
     fn bytes_held(&self) -> usize;
     fn stats(&mut self) -> Vec<ClassStats>;
+    fn options(&self) -> PoolOptions;
     /// Frees `ptr` from another thread, if the pool can be shared.
     ///
     /// # Safety
@@ -163,6 +196,9 @@ impl Pool for UnsyncPool<Upstream> {
     fn stats(&mut self) -> Vec<ClassStats> {
         self.class_stats().collect()
     }
+    fn options(&self) -> PoolOptions {
+        UnsyncPool::options(self)
+    }
     unsafe fn free_elsewhere(&self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: forwarded contract.
         unsafe { self.deallocate(ptr, layout) }
@@ -184,6 +220,9 @@ impl Pool for SyncPool<Upstream> {
     }
     fn stats(&mut self) -> Vec<ClassStats> {
         self.class_stats()
+    }
+    fn options(&self) -> PoolOptions {
+        SyncPool::options(self)
     }
     unsafe fn free_elsewhere(&self, ptr: NonNull<u8>, layout: Layout) {
         let addr = ptr.as_ptr().addr();
@@ -208,8 +247,10 @@ where
         max_blocks_per_chunk: input.max_blocks_per_chunk as usize,
         largest_required_pool_block: input.largest_required_pool_block as usize,
     };
+    Heap::set_on_misuse(OnMisuse::Report);
     let mut pool = P::make(options);
-    let mut m = Model { live: Vec::new(), next_tag: 0 };
+    let largest = pool.options().largest_required_pool_block;
+    let mut m = Model { live: Vec::new(), next_tag: 0, freed: Vec::new(), largest };
     for op in input.ops.into_iter().take(MAX_OPS) {
         match op {
             Op::Alloc { size, align_log2 } => {
@@ -224,6 +265,7 @@ where
                 m.check(&b, b.layout.size());
                 // SAFETY: live, allocated by `pool` with `b.layout`.
                 unsafe { pool.deallocate(b.ptr, b.layout) };
+                m.freed(&b);
             }
             Op::Grow { index, extra, align_log2 } if !m.live.is_empty() => {
                 let i = index as usize % m.live.len();
@@ -249,12 +291,14 @@ where
                 m.add(moved.ptr, new);
             }
             Op::Trim => {
+                m.freed.clear(); // their chunks may go back to upstream
                 let held = pool.bytes_held();
                 let returned = pool.trim();
                 assert_eq!(pool.bytes_held(), held - returned);
             }
             Op::Release => {
                 m.live.clear();
+                m.freed.clear();
                 pool.release();
                 assert_eq!(pool.bytes_held(), 0);
             }
@@ -263,8 +307,31 @@ where
                 m.check(&b, b.layout.size());
                 // SAFETY: live, allocated by `pool` with `b.layout`.
                 unsafe { pool.free_elsewhere(b.ptr, b.layout) };
+                m.freed(&b);
             }
-            Op::Dealloc { .. } | Op::Grow { .. } | Op::Shrink { .. } | Op::FreeElsewhere { .. } => {}
+            Op::FreeAgain { index } if !m.freed.is_empty() => {
+                let (ptr, layout) = m.freed[index as usize % m.freed.len()];
+                let before = Heap::misuses();
+                // SAFETY: deliberately violated: a free block of the pool,
+                // whose chunk it still holds; the pool must report it.
+                unsafe { pool.deallocate(ptr, layout) };
+                assert_eq!(Heap::misuses(), before + 1, "a double free went unreported");
+            }
+            Op::GrowFreed { index } if !m.freed.is_empty() => {
+                let (ptr, layout) = m.freed[index as usize % m.freed.len()];
+                let before = Heap::misuses();
+                let new = Layout::from_size_align(layout.size() + 1, layout.align()).unwrap();
+                // SAFETY: as above.
+                let grown = unsafe { Allocator::grow(&&pool, ptr, layout, new) };
+                assert!(grown.is_err(), "a freed block was grown");
+                assert_eq!(Heap::misuses(), before + 1, "growing a freed block went unreported");
+            }
+            Op::Dealloc { .. }
+            | Op::Grow { .. }
+            | Op::Shrink { .. }
+            | Op::FreeElsewhere { .. }
+            | Op::FreeAgain { .. }
+            | Op::GrowFreed { .. } => {}
         }
         for b in &m.live {
             m.check(b, b.layout.size().min(64));
