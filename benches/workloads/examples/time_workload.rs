@@ -10,6 +10,10 @@
 //! time_workload <workload> <resource> [iterations]
 //! time_workload churn_100k new_delete 30
 //! ```
+//!
+//! One Rust workload too, for the pools' check costs (`benches/pool_hardening.sh`):
+//! `rust_churn_100k` on `memres_unsync_pool` or `memres_sync_pool` (the
+//! Rust pools through `Allocator`; peak bytes held: `-`).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -27,6 +31,9 @@ fn main() {
         eprintln!("{usage}: iterations must be a number");
         std::process::exit(2);
     });
+    if work == "rust_churn_100k" {
+        return rust_churn(resource, iterations);
+    }
     let Some(work) = w::CXX_POOL_WORKLOADS.iter().chain(&w::CXX_WORKLOADS).find(|x| x.name == work) else {
         eprintln!("time_workload: no workload named '{work}'");
         std::process::exit(2);
@@ -56,6 +63,32 @@ fn main() {
         "-".to_string()
     };
     println!("{} {} {}", times[times.len() / 2], rss, held);
+}
+
+/// `rust_churn_100k`: `memres_workloads::churn_rust` on a kept Rust pool.
+fn rust_churn(resource: &str, iterations: usize) {
+    let unsync = memres::UnsyncPool::new();
+    let sync = memres::SyncPool::new();
+    let run: &dyn Fn() -> u64 = match resource {
+        "memres_unsync_pool" => &|| w::churn_rust(&unsync, black_box(100_000)),
+        "memres_sync_pool" => &|| w::churn_rust(&sync, black_box(100_000)),
+        _ => {
+            eprintln!("time_workload: rust_churn_100k runs on memres_unsync_pool or memres_sync_pool");
+            std::process::exit(2);
+        }
+    };
+    for _ in 0..3 {
+        black_box(run());
+    }
+    let mut times: Vec<u128> = (0..iterations.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            black_box(run());
+            start.elapsed().as_nanos()
+        })
+        .collect();
+    times.sort_unstable();
+    println!("{} {} -", times[times.len() / 2], peak_rss_kib());
 }
 
 /// The process's peak resident set size, in KiB (Linux: `VmHWM`).
