@@ -98,6 +98,20 @@ pub(super) fn mark(at: usize) -> usize {
     MARK.load(Ordering::Relaxed) ^ at
 }
 
+/// Whether a block being freed (or resized) carries the free mark `mark`
+/// (see the module doc). The mark word is read as raw bits: its user may
+/// have left it uninitialised (`misuse::freed_word`); under Miri, which
+/// cannot read such bytes, the answer is always no (misuse is not what the
+/// Miri suites exercise).
+///
+/// # Safety
+/// `mark_word` is the second word of a small block the heap holds.
+#[inline(always)]
+pub(super) unsafe fn carries_mark(mark_word: *const usize, mark: usize) -> bool {
+    // SAFETY: the caller's contract.
+    misuse::FREED_WORDS_READABLE && unsafe { misuse::freed_word(mark_word) } == mark
+}
+
 /// The constant for [`divides`] and [`carved_start`] by `size` (a class
 /// size, 16 to 2^16): `floor(2^64 / size) + 1`, which is `ceil(2^64 /
 /// size)` except for powers of two, where it is one more, so that `size *

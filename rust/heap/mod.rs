@@ -433,7 +433,8 @@ impl Heap {
                 return large::is_live_start(seg, ptr);
             }
             let page = Segment::page_of(seg, ptr);
-            Segment::starts_block(page, ptr) && (*ptr.cast::<segment::Block>()).mark != guard::mark(ptr.addr())
+            Segment::starts_block(page, ptr)
+                && !guard::carries_mark(&raw const (*ptr.cast::<segment::Block>()).mark, guard::mark(ptr.addr()))
         }
     }
 

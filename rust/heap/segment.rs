@@ -610,7 +610,8 @@ impl Segment {
             if !Self::starts_block(page, block.cast()) {
                 return guard::report(Misuse::InvalidPointer, block.addr());
             }
-            if guard::ON && ((*block).mark == guard::mark(block.addr()) || (*page).used.load(Ordering::Relaxed) == 0) {
+            let marked = guard::carries_mark(&raw const (*block).mark, guard::mark(block.addr()));
+            if guard::ON && (marked || (*page).used.load(Ordering::Relaxed) == 0) {
                 return guard::report(Misuse::DoubleFree, block.addr());
             }
             if guard::ON {

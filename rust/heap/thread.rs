@@ -886,7 +886,7 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, page: *mut Page, ptr: *mu
         let block = ptr.cast::<Block>();
         let used = (*page).used.load(Ordering::Relaxed);
         let mark = (*heap).mark ^ block.addr();
-        if guard::ON && ((*block).mark == mark || used == 0) {
+        if guard::ON && (guard::carries_mark(&raw const (*block).mark, mark) || used == 0) {
             return suspect_free(heap, page, block);
         }
         push_free(page, block, mark, used)

@@ -68,9 +68,15 @@ fn write_whole_blocks_across_free_and_release() {
 
 /// `Vec`s pushed in turn (growing across classes, and within one), boxes
 /// made and dropped between them, shrinking, all read back at the end.
-/// Tree Borrows only, for the same reason as the test above: its boxes hold
-/// a `u64`, 8 bytes of a 16-byte block.
 #[test]
 fn vecs_and_boxes_interleaved_with_growth_and_shrinking() {
     client::vecs_and_boxes_interleaved(&Pool::new());
+}
+
+/// Boxes of a value whose first words hold uninitialised padding, freed and
+/// boxed again: the double-free check must not read those bytes as
+/// integers (see `misuse::freed_word`).
+#[test]
+fn boxes_with_padding_in_their_first_words() {
+    client::padded_values(&Pool::new());
 }

@@ -214,9 +214,9 @@ pub mod client {
 
     /// `Vec`s pushed in turn (one grows in place where it can, the other
     /// moves), boxes made and dropped between them, shrinking, all read
-    /// back at the end. The boxes' sizes are class sizes (8 and 24 bytes),
-    /// so a pool's free-list link stays inside what Stacked Borrows lets a
-    /// `Box`'s pointer reach (see ARCHITECTURE.md, "Aliasing models").
+    /// back at the end. The boxes' sizes are class sizes (16 and 24 bytes),
+    /// so a pool's sealed free-list link stays inside what Stacked Borrows
+    /// lets a `Box`'s pointer reach (see ARCHITECTURE.md, "Aliasing models").
     pub fn vecs_and_boxes_interleaved<A: Allocator + Copy>(a: A) {
         let mut first: Vec<u32, A> = Vec::new_in(a);
         let mut second: Vec<u64, A> = Vec::new_in(a);
@@ -230,7 +230,7 @@ pub mod client {
             assert_eq!(temp[2], u64::from(i));
             drop(temp); // the newest block: an arena rolls it back
             if i % 50 == 0 {
-                kept.push(Box::new_in(u64::from(i), a));
+                kept.push(Box::new_in([u64::from(i); 2], a));
             }
             if i % 7 == 0 {
                 first.shrink_to_fit();
@@ -238,7 +238,28 @@ pub mod client {
         }
         assert!(first.iter().enumerate().all(|(i, &x)| x == i as u32));
         assert!(second.iter().enumerate().all(|(i, &x)| x == (3 * i as u64) << 32));
-        assert!(kept.iter().enumerate().all(|(i, x)| **x == 50 * i as u64));
+        assert!(kept.iter().enumerate().all(|(i, x)| **x == [50 * i as u64; 2]));
+    }
+
+    /// A 16-byte value whose bytes 1..8 are padding, which a typed copy
+    /// leaves uninitialised.
+    #[repr(C)]
+    struct Padded {
+        small: u8,
+        wide: u64,
+    }
+
+    /// Boxes of a value with padding in its first words, freed and made
+    /// again: a resource that reads a freed block's first words (the
+    /// double-free checks) must not read them as integers where the client
+    /// left them uninitialised, which Miri reports.
+    pub fn padded_values<A: Allocator + Copy>(a: A) {
+        for round in 0..3u8 {
+            let boxes: std::vec::Vec<_> =
+                (0..scaled(200) as u64).map(|i| Box::new_in(Padded { small: round, wide: i }, a)).collect();
+            assert!(boxes.iter().enumerate().all(|(i, b)| b.small == round && b.wide == i as u64));
+            drop(boxes);
+        }
     }
 }
 
