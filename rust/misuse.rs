@@ -130,28 +130,29 @@ pub(crate) fn misuses() -> usize {
     MISUSES.load(Ordering::Relaxed)
 }
 
-/// The word at `at`, in a block being freed, with whatever bits its user
-/// left there (the double-free checks read the first two words of every
-/// block freed). A client may have left those bytes uninitialised (the
-/// padding of a struct it copied in), and the Rust abstract machine makes
-/// reading uninitialised bytes as an integer undefined; a load the compiler
-/// cannot see through (inline assembly, on x86-64 and AArch64) yields the
-/// bits the memory holds, which is what the check compares. Miri cannot run
-/// inline assembly and has no way to freeze such bytes, so under Miri the
-/// callers skip their free-side check ([`FREED_WORDS_READABLE`]) rather
-/// than read them.
+/// The word `OFFSET` bytes into a block being freed, at `block`, with
+/// whatever bits its user left there (the double-free checks read the first
+/// two words of every block freed). A client may have left those bytes
+/// uninitialised (the padding of a struct it copied in), and the Rust
+/// abstract machine makes reading uninitialised bytes as an integer
+/// undefined; a load the compiler cannot see through (inline assembly, on
+/// x86-64 and AArch64) yields the bits the memory holds, which is what the
+/// check compares. Miri cannot run inline assembly and has no way to freeze
+/// such bytes, so under Miri the callers skip their free-side check
+/// ([`FREED_WORDS_READABLE`]) rather than read them.
 ///
 /// # Safety
-/// `at` is valid for an 8-byte read and aligned (memory the resource owns).
+/// `block + OFFSET` is valid for an 8-byte read and 8-aligned (memory the
+/// resource owns).
 #[inline(always)]
-pub(crate) unsafe fn freed_word(at: *const usize) -> usize {
+pub(crate) unsafe fn freed_word<const OFFSET: usize>(block: *const u8) -> usize {
     #[cfg(all(not(miri), target_arch = "x86_64"))]
     {
         let word: usize;
-        // SAFETY: the caller's contract; the load touches only `at`.
+        // SAFETY: the caller's contract; the load touches only those 8 bytes.
         unsafe {
-            core::arch::asm!("mov {word}, qword ptr [{at}]", at = in(reg) at, word = lateout(reg) word,
-                options(nostack, preserves_flags, readonly))
+            core::arch::asm!("mov {word}, qword ptr [{block} + {offset}]", block = in(reg) block,
+                offset = const OFFSET, word = lateout(reg) word, options(nostack, preserves_flags, readonly))
         };
         word
     }
@@ -160,15 +161,15 @@ pub(crate) unsafe fn freed_word(at: *const usize) -> usize {
         let word: usize;
         // SAFETY: as above.
         unsafe {
-            core::arch::asm!("ldr {word}, [{at}]", at = in(reg) at, word = lateout(reg) word,
-                options(nostack, preserves_flags, readonly))
+            core::arch::asm!("ldr {word}, [{block}, #{offset}]", block = in(reg) block, offset = const OFFSET,
+                word = lateout(reg) word, options(nostack, preserves_flags, readonly))
         };
         word
     }
     #[cfg(any(miri, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
     // SAFETY: the caller's contract.
     unsafe {
-        at.read_volatile()
+        block.add(OFFSET).cast::<usize>().read_volatile()
     }
 }
 

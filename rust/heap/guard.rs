@@ -105,11 +105,11 @@ pub(super) fn mark(at: usize) -> usize {
 /// Miri suites exercise).
 ///
 /// # Safety
-/// `mark_word` is the second word of a small block the heap holds.
+/// `block` is the start of a small block the heap holds.
 #[inline(always)]
-pub(super) unsafe fn carries_mark(mark_word: *const usize, mark: usize) -> bool {
-    // SAFETY: the caller's contract.
-    misuse::FREED_WORDS_READABLE && unsafe { misuse::freed_word(mark_word) } == mark
+pub(super) unsafe fn carries_mark(block: *const u8, mark: usize) -> bool {
+    // SAFETY: the caller's contract: the mark is the block's second word.
+    misuse::FREED_WORDS_READABLE && unsafe { misuse::freed_word::<8>(block) } == mark
 }
 
 /// The constant for [`divides`] and [`carved_start`] by `size` (a class

@@ -212,7 +212,7 @@ pub(super) fn allocate(layout: Layout) -> Result<(NonNull<u8>, bool), Short> {
             map_size - offset,
         );
         // Published once its header is complete (see `Segment::new_small`).
-        if !super::segment_map::insert(seg.addr()) {
+        if !super::segment_map::insert(seg.cast()) {
             Segment::free(seg);
             return Err(Short::Refused);
         }

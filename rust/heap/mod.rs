@@ -293,12 +293,12 @@ impl Heap {
         // the header need no look. (`ptr` at the segment's very start is its
         // header page, which holds no block: reported as invalid.)
         // SAFETY: this thread's record.
-        let hint = unsafe { ThreadHeap::owned_hint(heap) };
-        if ptr.addr() & !(segment::SEGMENT_SIZE - 1) != hint {
+        let seg = unsafe { ThreadHeap::owned_hint(heap) };
+        if ptr.addr() & !(segment::SEGMENT_SIZE - 1) != seg.addr() {
             // SAFETY: the caller's contract.
             return unsafe { Heap::free_elsewhere::<C>(heap, ptr, foreign) };
         }
-        let seg = ptr.with_addr(hint).cast::<Segment>();
+        let ptr = segment::in_segment(seg, ptr);
         // SAFETY: a small segment this thread owns holds `ptr`.
         let page = unsafe { Segment::page_of(seg, ptr) };
         // SAFETY: as above.
@@ -327,14 +327,14 @@ impl Heap {
     /// As for `free_block`; `heap` is this thread's record.
     #[inline(never)]
     unsafe fn free_elsewhere<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8)) {
-        let header = segment::header_addr(ptr.addr());
-        if (C || guard::ON) && !segment_map::contains(header) {
+        let seg = segment_map::get(segment::header_addr(ptr.addr())).cast::<Segment>();
+        if seg.is_null() {
             return foreign(ptr);
         }
-        // SAFETY: the map says a header lives there, mapped while its bit is
-        // set; `kind` and `owner` are readable by any thread.
+        let ptr = segment::in_segment(seg, ptr);
+        // SAFETY: the map says a header lives there, mapped while its entry
+        // is set; `kind` and `owner` are readable by any thread.
         unsafe {
-            let seg = segment_of(ptr);
             if (*seg).kind == Kind::Large {
                 return keeping_errno::<C>(|| large::free(seg, ptr));
             }
@@ -422,19 +422,19 @@ impl Heap {
     /// # Safety
     /// As for `free_block`.
     unsafe fn looks_live(ptr: *mut u8) -> bool {
-        if !segment_map::contains(segment::header_addr(ptr.addr())) {
+        let seg = segment_map::get(segment::header_addr(ptr.addr())).cast::<Segment>();
+        if seg.is_null() {
             return false;
         }
+        let ptr = segment::in_segment(seg, ptr);
         // SAFETY: the map says a header lives there; a small block start
         // lies in the page's carved memory, readable.
         unsafe {
-            let seg = segment_of(ptr);
             if (*seg).kind == Kind::Large {
                 return large::is_live_start(seg, ptr);
             }
             let page = Segment::page_of(seg, ptr);
-            Segment::starts_block(page, ptr)
-                && !guard::carries_mark(&raw const (*ptr.cast::<segment::Block>()).mark, guard::mark(ptr.addr()))
+            Segment::starts_block(page, ptr) && !guard::carries_mark(ptr, guard::mark(ptr.addr()))
         }
     }
 
@@ -477,14 +477,14 @@ impl Heap {
     pub fn owns(ptr: *const u8) -> bool {
         let addr = ptr.addr();
         let base = segment::header_addr(addr);
-        if addr == 0 || !segment_map::contains(base) {
+        let seg = segment_map::get(base).cast::<Segment>();
+        if addr == 0 || seg.is_null() {
             return false;
         }
-        let seg = ptr.with_addr(base).cast::<Segment>().cast_mut();
         // SAFETY: the map says a header lives at `base`, mapped until its
-        // bit is cleared, and its whole region is the heap's (segment_map.rs),
+        // entry is cleared, and its whole region is the heap's (segment_map.rs),
         // so `ptr` (which the caller holds) cannot be another mapping's while
-        // the bit is set; `kind`, `map` and `map_size` do not change after
+        // the entry is set; `kind`, `map` and `map_size` do not change after
         // the header is published.
         unsafe {
             match (*seg).kind {

@@ -16,8 +16,11 @@
 //! start at offset 0: the header page comes first).
 //!
 //! # Invariants
-//! - A header's region bit in `segment_map` is set from when its fields are
-//!   written until just before the segment is unmapped.
+//! - A header's entry in `segment_map` (a pointer to it, with its mapping's
+//!   provenance) is set from when its fields are written until just before
+//!   the segment is unmapped. Every access the heap makes from a pointer a
+//!   caller handed back goes through that entry ([`segment_of`],
+//!   [`in_segment`]), never through the caller's provenance.
 //! - Small: page record 0 describes the header page, which is never in use
 //!   (its carved end stays 0). `used_pages` counts the pages in use and
 //!   `free_dirty` the pages not in use that are resident.
@@ -154,13 +157,23 @@ pub(super) struct Segment {
     pub(super) pages: [Page; PAGES],
 }
 
-/// The segment header of any block this heap handed out.
+/// The segment header of any block this heap handed out, as the segment
+/// map keeps it: with its mapping's provenance, whatever `ptr` carries.
 ///
 /// # Safety
 /// `ptr` is a live block of this heap.
 #[inline(always)]
 pub(super) unsafe fn segment_of(ptr: *mut u8) -> *mut Segment {
-    ptr.with_addr(header_addr(ptr.addr())).cast()
+    super::segment_map::get(header_addr(ptr.addr())).cast()
+}
+
+/// `ptr` with the provenance of its segment's mapping (`seg`), for every
+/// access the heap makes to a block a caller handed back: the caller's
+/// pointer may carry less (an `allocator_api2::boxed::Box` retags it to the
+/// value's size, short of the block's link and mark).
+#[inline(always)]
+pub(super) fn in_segment(seg: *mut Segment, ptr: *mut u8) -> *mut u8 {
+    seg.cast::<u8>().with_addr(ptr.addr())
 }
 
 /// Where the header of a block at `addr` would be: `addr` rounded down to
@@ -195,7 +208,7 @@ impl Segment {
         unsafe { Self::init(seg, owner, Kind::Small, map, SEGMENT_SIZE, SEGMENT_SIZE, 0) };
         // Published once its header is complete; a segment `Heap::owns`
         // could not recognise would be lost to `free`, so none is used.
-        if !super::segment_map::insert(seg.addr().get()) {
+        if !super::segment_map::insert(seg.as_ptr().cast()) {
             counters::sub(&RESIDENT, Self::header_bytes());
             // SAFETY: our fresh mapping, unused.
             unsafe { os::unmap(map, SEGMENT_SIZE, SEGMENT_SIZE) };
@@ -610,7 +623,7 @@ impl Segment {
             if !Self::starts_block(page, block.cast()) {
                 return guard::report(Misuse::InvalidPointer, block.addr());
             }
-            let marked = guard::carries_mark(&raw const (*block).mark, guard::mark(block.addr()));
+            let marked = guard::carries_mark(block.cast(), guard::mark(block.addr()));
             if guard::ON && (marked || (*page).used.load(Ordering::Relaxed) == 0) {
                 return guard::report(Misuse::DoubleFree, block.addr());
             }

@@ -1,89 +1,108 @@
-//! Which 4 MiB regions of the address space hold a segment header: one bit
-//! per region, so [`Heap::owns`](super::Heap::owns) can tell a pointer
-//! this heap handed out from any other without touching memory that may
-//! not be mapped (the malloc shim checks every `free` with it).
+//! Which 4 MiB regions of the address space hold a segment header, and a
+//! pointer to each header: [`Heap::owns`](super::Heap::owns) tells a
+//! pointer this heap handed out from any other without touching memory that
+//! may not be mapped (the malloc shim checks every `free` with it), and
+//! every path that starts from a caller's pointer reaches the header through
+//! the pointer kept here, not through the caller's (whose provenance, under
+//! Stacked and Tree Borrows, may cover only the caller's block: an
+//! `allocator_api2::boxed::Box` retags it to the value's size).
 //!
-//! The bitmap covers the 48-bit user address space: 2^26 regions, 8 MiB of
-//! bits, mapped on first use with `MAP_NORESERVE`, so only the pages whose
-//! bits were ever set cost memory (one 4 KiB page of bits spans 128 GiB).
-//! A segment above 2^48 (only where a program asks the kernel for such
-//! addresses) cannot be recorded and is not used (its allocation fails).
-//! Every region with a header is the heap's whole (large mappings reserve at
-//! least the rest of their header's region), so a foreign pointer never
-//! lies in a region whose bit is set.
+//! Two levels: a static table of 2^13 leaf pointers (64 KiB of `.bss`,
+//! untouched until used), each leaf 2^13 header pointers (64 KiB, mapped on
+//! first use, never unmapped), together covering the 48-bit user address
+//! space: a leaf spans 32 GiB, so a process's segments usually share one or
+//! two. A look-up is two loads, as the bitmap it replaced was. A segment
+//! above 2^48 (only where a program asks the kernel for such addresses)
+//! cannot be recorded and is not used (its allocation fails). Every region
+//! with a header is the heap's whole (large mappings reserve at least the
+//! rest of their header's region), so a foreign pointer never lies in a
+//! region that has an entry.
 //!
 //! # Invariants
-//! A region's bit is set (release) after its header is written and cleared
-//! before the segment is unmapped; a reader that sees the bit (acquire) sees
-//! the header's immutable fields (`kind`, `map`, `map_size`).
+//! A region's entry is set (release) after its header is written and
+//! cleared before the segment is unmapped; a reader that sees the entry
+//! (acquire) sees the header's immutable fields (`kind`, `map`, `map_size`).
+//! A leaf, once published, stays mapped for the life of the process.
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::geometry::{SEGMENT_SHIFT, SEGMENT_SIZE};
 use crate::os;
 
 /// Address bits the map covers.
 const ADDRESS_BITS: u32 = 48;
-const REGIONS: usize = 1 << (ADDRESS_BITS - SEGMENT_SHIFT);
-const MAP_BYTES: usize = REGIONS / 8;
+/// Regions per leaf, as a shift.
+const LEAF_SHIFT: u32 = 13;
+const LEAF_ENTRIES: usize = 1 << LEAF_SHIFT;
+const LEAVES: usize = 1 << (ADDRESS_BITS - SEGMENT_SHIFT - LEAF_SHIFT);
+const LEAF_BYTES: usize = LEAF_ENTRIES * size_of::<AtomicPtr<u8>>();
 
-static BITS: AtomicPtr<AtomicU64> = AtomicPtr::new(ptr::null_mut());
+/// The leaves, each null until a header in its span is recorded.
+static LEAVES_TABLE: [AtomicPtr<AtomicPtr<u8>>; LEAVES] = [const { AtomicPtr::new(ptr::null_mut()) }; LEAVES];
 
-/// The bitmap, mapped on first use (`None` if the OS refused).
-fn bits() -> Option<*mut AtomicU64> {
-    let bits = BITS.load(Ordering::Acquire);
-    if !bits.is_null() {
-        return Some(bits);
+/// The leaf index and the entry within it for the region holding `addr`, if
+/// the map covers it.
+#[inline(always)]
+fn locate(addr: usize) -> Option<(usize, usize)> {
+    let region = addr >> SEGMENT_SHIFT;
+    let leaf = region >> LEAF_SHIFT;
+    (leaf < LEAVES).then_some((leaf, region & (LEAF_ENTRIES - 1)))
+}
+
+/// The leaf at `index`, mapped now if it was not (`None` if the OS refused).
+fn leaf_or_map(index: usize) -> Option<*mut AtomicPtr<u8>> {
+    let slot = &LEAVES_TABLE[index];
+    let leaf = slot.load(Ordering::Acquire);
+    if !leaf.is_null() {
+        return Some(leaf);
     }
-    let fresh = os::map(MAP_BYTES, os::page_size())?.cast::<AtomicU64>().as_ptr();
-    match BITS.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+    let fresh = os::map(LEAF_BYTES, os::page_size())?.cast::<AtomicPtr<u8>>().as_ptr();
+    match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => Some(fresh),
         Err(theirs) => {
             // Another thread mapped it first.
             // SAFETY: our own mapping, never published.
-            unsafe { os::unmap(core::ptr::NonNull::new_unchecked(fresh.cast()), MAP_BYTES, os::page_size()) };
+            unsafe { os::unmap(core::ptr::NonNull::new_unchecked(fresh.cast()), LEAF_BYTES, os::page_size()) };
             Some(theirs)
         }
     }
 }
 
-/// The word and bit of the region holding `addr`, if the map covers it.
-fn locate(addr: usize) -> Option<(usize, u64)> {
-    let region = addr >> SEGMENT_SHIFT;
-    (region < REGIONS).then_some((region / 64, 1 << (region % 64)))
-}
-
-/// Records that the segment header at `seg` exists; false if it cannot be
-/// recorded (the bitmap could not be mapped, or `seg` lies beyond it): the
-/// caller must not use the segment then.
-pub(super) fn insert(seg: usize) -> bool {
-    debug_assert_eq!(seg % SEGMENT_SIZE, 0);
-    let (Some(bits), Some((word, bit))) = (bits(), locate(seg)) else { return false };
-    // SAFETY: `word` < REGIONS / 64, inside the bitmap.
-    unsafe { (*bits.add(word)).fetch_or(bit, Ordering::Release) };
+/// Records the segment header at `seg` (a pointer with the provenance of its
+/// whole mapping); false if it cannot be recorded (a leaf could not be
+/// mapped, or `seg` lies beyond the map): the caller must not use the
+/// segment then.
+pub(super) fn insert(seg: *mut u8) -> bool {
+    debug_assert_eq!(seg.addr() % SEGMENT_SIZE, 0);
+    let Some((leaf, entry)) = locate(seg.addr()) else { return false };
+    let Some(leaf) = leaf_or_map(leaf) else { return false };
+    // SAFETY: `entry` < LEAF_ENTRIES, inside the leaf, which stays mapped.
+    unsafe { (*leaf.add(entry)).store(seg, Ordering::Release) };
     true
 }
 
 /// Forgets the segment header at `seg` (before it is unmapped).
 pub(super) fn remove(seg: usize) {
-    let bits = BITS.load(Ordering::Acquire);
-    if let (false, Some((word, bit))) = (bits.is_null(), locate(seg)) {
-        // SAFETY: as in `insert`.
-        unsafe { (*bits.add(word)).fetch_and(!bit, Ordering::Release) };
+    if let Some((leaf, entry)) = locate(seg) {
+        let leaf = LEAVES_TABLE[leaf].load(Ordering::Acquire);
+        if !leaf.is_null() {
+            // SAFETY: as in `insert`.
+            unsafe { (*leaf.add(entry)).store(ptr::null_mut(), Ordering::Release) };
+        }
     }
 }
 
-/// Whether a segment header lives at `seg`. On every free: a handful of
-/// instructions, no call.
+/// The segment header at `seg` (a region's start), as recorded by
+/// [`insert`], or null if none lives there. On every free that misses the
+/// thread's hint: two loads, no call.
 #[inline(always)]
-pub(super) fn contains(seg: usize) -> bool {
-    let bits = BITS.load(Ordering::Acquire);
-    let region = seg >> SEGMENT_SHIFT;
-    if bits.is_null() || region >= REGIONS {
-        return false;
+pub(super) fn get(seg: usize) -> *mut u8 {
+    let Some((leaf, entry)) = locate(seg) else { return ptr::null_mut() };
+    let leaf = LEAVES_TABLE[leaf].load(Ordering::Acquire);
+    if leaf.is_null() {
+        return ptr::null_mut();
     }
-    // SAFETY: `region / 64` < REGIONS / 64, inside the bitmap.
-    let word = unsafe { (*bits.add(region / 64)).load(Ordering::Acquire) };
-    word >> (region % 64) & 1 != 0
+    // SAFETY: `entry` < LEAF_ENTRIES, inside the leaf, which stays mapped.
+    unsafe { (*leaf.add(entry)).load(Ordering::Acquire) }
 }

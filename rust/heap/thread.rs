@@ -81,11 +81,11 @@ pub(crate) struct ThreadHeap {
     next_unused: *mut ThreadHeap,
     /// The list of every record ([`RECORDS`]); set once, when made.
     next_record: *mut ThreadHeap,
-    /// The header address of a small segment this heap owns, where it last
-    /// freed a block ([`NO_HINT`]: none). Cleared before the segment leaves the heap
-    /// (`release_empty_page`, `abandon`), so a free that finds its block's header here
-    /// may skip the segment map and the owner check.
-    owned_hint: usize,
+    /// A small segment this heap owns, where it last freed a block
+    /// ([`NO_HINT`]: none), with its mapping's provenance. Cleared before the segment
+    /// leaves the heap (`release_empty_page`, `abandon`), so a free that finds its
+    /// block's header here may skip the segment map and the owner check.
+    owned_hint: *mut Segment,
     /// The double-free mark's key (`guard::mark(0)`), copied here when the
     /// record is made so the fast paths read it beside the record's other
     /// fields rather than through the global's address (0 in `EMPTY`,
@@ -96,7 +96,7 @@ pub(crate) struct ThreadHeap {
 /// `owned_hint` when it names no segment: not a multiple of the segment
 /// size, so no pointer's segment address equals it (0 would: a wild
 /// pointer below 4 MiB would be taken for a block of a segment at 0).
-pub(super) const NO_HINT: usize = 1;
+pub(super) const NO_HINT: *mut Segment = ptr::without_provenance_mut(1);
 
 // Foreign fast paths find the queues at the start of the record.
 const _: () = assert!(core::mem::offset_of!(ThreadHeap, queues) == 0 && core::mem::offset_of!(Queue, head) == 0);
@@ -515,7 +515,7 @@ impl ThreadHeap {
     /// # Safety
     /// `heap` is this thread's record (or `EMPTY`, whose hint is `NO_HINT`).
     #[inline(always)]
-    pub(super) unsafe fn owned_hint(heap: *mut ThreadHeap) -> usize {
+    pub(super) unsafe fn owned_hint(heap: *mut ThreadHeap) -> *mut Segment {
         // SAFETY: the caller's contract.
         unsafe { (*heap).owned_hint }
     }
@@ -527,7 +527,7 @@ impl ThreadHeap {
     #[inline(always)]
     pub(super) unsafe fn set_owned_hint(heap: *mut ThreadHeap, seg: *mut Segment) {
         // SAFETY: the caller's contract (never `EMPTY`, which owns nothing).
-        unsafe { (*heap).owned_hint = seg.addr() };
+        unsafe { (*heap).owned_hint = seg };
     }
 
     /// Adds this record's remote-free and collected counts to `counts`.
@@ -886,7 +886,7 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, page: *mut Page, ptr: *mu
         let block = ptr.cast::<Block>();
         let used = (*page).used.load(Ordering::Relaxed);
         let mark = (*heap).mark ^ block.addr();
-        if guard::ON && (guard::carries_mark(&raw const (*block).mark, mark) || used == 0) {
+        if guard::ON && (guard::carries_mark(block.cast(), mark) || used == 0) {
             return suspect_free(heap, page, block);
         }
         push_free(page, block, mark, used)
@@ -973,7 +973,7 @@ pub(super) unsafe fn release_empty_page(heap: *mut ThreadHeap, seg: *mut Segment
         }
         unlink(queue, page);
         if Segment::release_page(seg, page) {
-            if (*heap).owned_hint == seg.addr() {
+            if (*heap).owned_hint.addr() == seg.addr() {
                 (*heap).owned_hint = NO_HINT;
             }
             // Out of the heap's list.

@@ -167,7 +167,7 @@ pub(super) unsafe fn sealed(block: *mut FreeBlock, keys: &Keys) -> bool {
     hand_out(block.cast(), size_of::<FreeBlock>());
     // SAFETY: the caller's contract. The words are read as they are: a
     // live block's bytes are whatever its user left there (`freed_word`).
-    let (link, seal) = unsafe { (freed_word(block.cast()), freed_word(block.cast::<usize>().add(1))) };
+    let (link, seal) = unsafe { (freed_word::<0>(block.cast()), freed_word::<8>(block.cast())) };
     link ^ seal == keys.seal ^ block.addr()
 }
 

@@ -289,3 +289,11 @@ fn a_zero_size_block_grows_into_a_real_one() {
         Allocator::deallocate(&Heap, block.cast(), grown);
     }
 }
+
+/// Boxes of a value whose first words hold uninitialised padding, freed and
+/// boxed again: the heap's double-free check must not read those bytes as
+/// integers (Miri runs this suite; see `misuse::freed_word`).
+#[test]
+fn boxes_with_padding_in_their_first_words() {
+    support::client::padded_values(Heap);
+}
