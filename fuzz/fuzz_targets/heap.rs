@@ -82,11 +82,15 @@ struct Live {
     tag: u8,
     /// What the block counts for in `Heap::stats().allocated`.
     accounted: usize,
+    /// Whether it has a mapping of its own (a large block stays one when
+    /// it shrinks in place).
+    large: bool,
 }
 
 /// What a fresh block of `layout` counts for in the stats: its size class
-/// (sizes up to 32 KiB aligned to at most 4 KiB), else its page-rounded
-/// size; nothing for zero bytes (no block at all).
+/// (sizes up to 32 KiB aligned to at most 4 KiB), whole 64 KiB pages
+/// (medium blocks: up to 512 KiB, aligned to at most 64 KiB), else its
+/// page-rounded size; nothing for zero bytes (no block at all).
 fn accounted(layout: Layout) -> usize {
     if layout.size() == 0 {
         return 0;
@@ -97,12 +101,14 @@ fn accounted(layout: Layout) -> usize {
     let small = &classes[..classes.len() - 1];
     match small.iter().find(|c| c.size >= rounded) {
         Some(class) if layout.align() <= 4096 => class.size,
+        _ if layout.size() <= 512 << 10 && layout.align() <= 64 << 10 => layout.size().next_multiple_of(64 << 10),
         _ => layout.size().next_multiple_of(4096),
     }
 }
 
-fn is_small(accounted_for: Layout) -> bool {
-    accounted_for.size() > 0 && accounted(accounted_for) <= 32 << 10 && accounted_for.align() <= 4096
+/// Whether a fresh block of `layout` has a mapping of its own (a large block).
+fn is_large(layout: Layout) -> bool {
+    layout.size() > 0 && accounted(layout) > 512 << 10 || layout.align() > 64 << 10
 }
 
 // SAFETY: plain memory owned by the model.
@@ -154,7 +160,8 @@ libfuzzer_sys::fuzz_target!(|ops: Vec<Op>| {
                 match Allocator::allocate(&Heap, layout) {
                     Ok(block) => {
                         assert_eq!(block.cast::<u8>().as_ptr().addr() % align, 0, "misaligned");
-                        let live = Live { ptr: block.cast(), layout, tag, accounted: accounted(layout) };
+                        let live =
+                            Live { ptr: block.cast(), layout, tag, accounted: accounted(layout), large: is_large(layout) };
                         fill(&live);
                         blocks.push(live);
                     }
@@ -192,10 +199,14 @@ libfuzzer_sys::fuzz_target!(|ops: Vec<Op>| {
                         let kept = unsafe { core::slice::from_raw_parts(ptr.as_ptr(), keep) };
                         assert!(kept.iter().all(|&b| b == blocks[i].tag), "resize lost contents");
                         assert_eq!(ptr.as_ptr().addr() % old.align(), 0);
-                        // A small block resized in place keeps its class.
-                        let stayed = ptr == blocks[i].ptr && is_small(old) && is_small(new);
-                        let accounted = if stayed { blocks[i].accounted } else { accounted(new) };
-                        blocks[i] = Live { ptr, layout: new, tag, accounted };
+                        // A small or medium block resized in place keeps its
+                        // class or its pages; a large one counts its new size.
+                        let (accounted, large) = match (ptr == blocks[i].ptr, blocks[i].large) {
+                            (true, false) => (blocks[i].accounted, false),
+                            (true, true) => (new.size().next_multiple_of(4096), true),
+                            (false, _) => (accounted(new), is_large(new)),
+                        };
+                        blocks[i] = Live { ptr, layout: new, tag, accounted, large };
                         fill(&blocks[i]);
                     }
                     None => assert!(new.size() > 1 << 40, "{new:?} failed"),

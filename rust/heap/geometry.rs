@@ -21,3 +21,9 @@ pub(super) const SMALL_CLASSES: usize = class_of_size(SMALL_MAX) + 1;
 /// and its double-free mark (see `guard.rs`); 8-byte requests take it too
 /// (`classes::class_of` never answers a smaller class).
 pub(super) const MIN_CLASS: usize = crate::classes::MIN_CLASS;
+/// The most pages one medium block spans: blocks above [`SMALL_MAX`] and up
+/// to [`MEDIUM_MAX`] (aligned to at most a page) take whole consecutive
+/// pages of a small segment; larger ones get a mapping each.
+pub(super) const SPAN_MAX_PAGES: usize = 8;
+/// The largest medium block (512 KiB).
+pub(super) const MEDIUM_MAX: usize = SPAN_MAX_PAGES * PAGE_SIZE;

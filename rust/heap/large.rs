@@ -1,4 +1,6 @@
-//! Large blocks: one mapping each, with room to grow, and a cache of freed
+//! Large blocks (over `MEDIUM_MAX`, or aligned beyond a page; smaller ones
+//! are medium blocks in small segments): one mapping each, with room to
+//! grow, and a cache of freed
 //! mappings so that a program that allocates and frees big blocks in a loop
 //! neither maps nor faults its memory in again each time.
 //!

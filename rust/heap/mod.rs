@@ -17,10 +17,17 @@
 //!   `thread_free` list; the owner takes the whole list with one swap when
 //!   the page runs dry, so a producer/consumer pair recycles blocks instead
 //!   of growing the heap.
-//! - **Large blocks** (over 32 KiB, or aligned beyond 4 KiB) get a mapping
-//!   of their own, with the header in front and room to grow in place;
-//!   freed mappings wait in a small cache for reuse until they decay
-//!   (`large.rs`).
+//! - **Medium blocks** (over 32 KiB, or aligned beyond 4 KiB, up to 512
+//!   KiB and aligned to at most 64 KiB) take whole consecutive pages of one
+//!   of the thread's segments (a *span*: `segment.rs`, `SPAN_HEAD`). Their
+//!   pages go back to the segment when the block is freed, and are reused
+//!   and purged like any free page; a free from another thread parks the
+//!   block in its first page, and the owner takes such spans back when it
+//!   next allocates a medium block (or gives the segment up, or adopts it).
+//! - **Large blocks** (over 512 KiB, or aligned beyond 64 KiB) get a
+//!   mapping of their own, with the header in front and room to grow in
+//!   place; freed mappings wait in a small cache for reuse until they
+//!   decay (`large.rs`).
 //! - **Thread exit**: empty segments go back to the OS, the others are
 //!   abandoned to a global list with their live blocks and adopted by the
 //!   next thread that needs a page. After its thread-locals are destroyed,
@@ -242,8 +249,24 @@ impl Heap {
             // SAFETY: `heap` is this thread's record.
             unsafe { ThreadHeap::pop(heap, class).or_else(|| Heap::allocate_slow(heap, class)) }
         } else {
-            with_purge(|| large::allocate(layout)).map(|(block, _)| block)
+            Heap::alloc_big(layout).map(|(block, _)| block)
         }
+    }
+
+    /// Allocates a block too big for a size class: a medium block (whole
+    /// pages of a small segment, up to `MEDIUM_MAX` and aligned to at most
+    /// a page) or a large one (a mapping of its own). Also says whether its
+    /// memory is known to be zero.
+    #[cold]
+    #[inline(never)]
+    fn alloc_big(layout: Layout) -> Option<(NonNull<u8>, bool)> {
+        if layout.size() <= segment::MEDIUM_MAX && layout.align() <= segment::PAGE_SIZE {
+            fork::register_once(fork_prepare, fork_after);
+            let pages = layout.size().div_ceil(segment::PAGE_SIZE);
+            // SAFETY: `local()` is this thread's record (or `EMPTY`).
+            return with_purge(|| unsafe { thread::allocate_medium(thread::local(), pages) });
+        }
+        with_purge(|| large::allocate(layout))
     }
 
     /// The small-block slow path. A thread's first allocation goes through
@@ -345,8 +368,13 @@ impl Heap {
                     Heap::page_emptied::<C>(heap, seg, page);
                 }
             } else {
-                thread::count_remote_free(heap, (*page).class.load(core::sync::atomic::Ordering::Relaxed) as usize);
-                Segment::free_remote(page, ptr.cast());
+                let class = (*page).class.load(core::sync::atomic::Ordering::Relaxed) as usize;
+                if class < segment::SMALL_CLASSES {
+                    thread::count_remote_free(heap, class);
+                    Segment::free_remote(page, ptr.cast());
+                } else {
+                    Segment::free_remote_span(seg, page, ptr);
+                }
             }
         }
     }
@@ -434,6 +462,9 @@ impl Heap {
                 return large::is_live_start(seg, ptr);
             }
             let page = Segment::page_of(seg, ptr);
+            if Segment::starts_span(seg, page, ptr) {
+                return !Segment::span_parked(page);
+            }
             Segment::starts_block(page, ptr) && !guard::carries_mark(ptr, guard::mark(ptr.addr()))
         }
     }
@@ -451,8 +482,11 @@ impl Heap {
             if (*seg).kind == Kind::Large {
                 (*seg).large_size
             } else {
-                let class = (*Segment::page_of(seg, ptr)).class.load(core::sync::atomic::Ordering::Relaxed);
-                crate::classes::class_size(class as usize)
+                let page = Segment::page_of(seg, ptr);
+                match (*page).class.load(core::sync::atomic::Ordering::Relaxed) {
+                    segment::SPAN_HEAD => Segment::span_pages(page) * segment::PAGE_SIZE,
+                    class => crate::classes::class_size(class as usize),
+                }
             }
         }
     }
@@ -556,9 +590,9 @@ unsafe impl GlobalAlloc for Heap {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if class_of(layout).is_none() {
-            // A fresh mapping is zero already: touching it would only fault
-            // its pages in.
-            return match with_purge(|| large::allocate(layout)) {
+            // A fresh mapping (or clean pages) is zero already: touching it
+            // would only fault its pages in.
+            return match Heap::alloc_big(layout) {
                 Some((block, true)) => block.as_ptr(),
                 Some((block, false)) => {
                     // SAFETY: a block of at least `layout.size()` bytes.

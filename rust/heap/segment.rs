@@ -7,8 +7,15 @@
 //! is its address rounded down to [`SEGMENT_SIZE`] and its page the next
 //! [`PAGE_SHIFT`] bits, so a free needs no header per block.
 //!
-//! A large block (over [`SMALL_MAX`] bytes, or aligned beyond what a class
-//! gives) gets a segment of its own: the header first, the block at
+//! A medium block (over [`SMALL_MAX`] bytes, or aligned beyond what a
+//! class gives, up to [`MEDIUM_MAX`] and aligned to at most a page) takes a
+//! *span*: consecutive free pages of a small segment, the first marked
+//! [`SPAN_HEAD`] (with the span's length), the others [`SPAN_TAIL`]. No
+//! page of a span has carved blocks, so the block-start check refuses every
+//! pointer into it and frees take the slow path, which knows spans.
+//!
+//! A large block (bigger still, or aligned beyond a page) gets a segment of
+//! its own: the header first, the block at
 //! `PAGE_SIZE` (or at its alignment, if larger). A block aligned to a
 //! multiple of [`SEGMENT_SIZE`] would sit where its header belongs, so its
 //! header goes one segment before it; a block address that is itself a
@@ -24,6 +31,10 @@
 //! - Small: page record 0 describes the header page, which is never in use
 //!   (its carved end stays 0). `used_pages` counts the pages in use and
 //!   `free_dirty` the pages not in use that are resident.
+//! - A span's pages are in use, in no queue, with `carved_end == 0`; its
+//!   first page's `used` is 1 while the block is live (until its owner
+//!   takes it back), and its `thread_free` is null, or the block itself
+//!   once another thread freed it (set once, by a CAS from null).
 //! - A page in use serves one class; its blocks lie at multiples of the
 //!   class size below `carved_end` (a free page has `carved_end == 0`).
 //!   Each carved block is in exactly one place: live (counted in `used`),
@@ -45,7 +56,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, 
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::counters::{self, RESIDENT};
+use super::counters::{self, LARGE_BYTES, LARGE_LIVE, RESIDENT};
 use super::fork::ForkSlot;
 use super::guard::{self, Misuse};
 use super::limit::{self, Short};
@@ -53,7 +64,7 @@ use crate::classes::class_size;
 use crate::os;
 
 pub(super) use super::geometry::{
-    MIN_CLASS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PAGES, SEGMENT_SIZE, SMALL_CLASSES, SMALL_MAX,
+    MEDIUM_MAX, MIN_CLASS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PAGES, SEGMENT_SIZE, SMALL_CLASSES, SMALL_MAX,
 };
 const _: () = assert!(class_size(MIN_CLASS) >= size_of::<Block>());
 
@@ -110,6 +121,14 @@ pub(super) struct Page {
     pub(super) limit: AtomicU32,
 }
 const _: () = assert!(size_of::<Page>() == 64);
+
+/// The `class` of the first page of a medium block's span (its `magic`
+/// holds the span's page count, `used` is 1 while the block is live, and a
+/// free from another thread parks the block in its `thread_free`).
+pub(super) const SPAN_HEAD: u8 = 254;
+/// The `class` of the other pages of a span.
+pub(super) const SPAN_TAIL: u8 = 255;
+const _: () = assert!(SMALL_CLASSES < SPAN_HEAD as usize);
 
 /// What a segment holds.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -461,6 +480,176 @@ impl Segment {
         released
     }
 
+    /// The first run of `pages` free pages in this segment, as the index of
+    /// its first page and how many of its pages are clean (new memory, for
+    /// the caller to charge to [`limit`] before it claims them).
+    ///
+    /// # Safety
+    /// The caller owns `seg` (a small segment).
+    pub(super) unsafe fn find_span(seg: *mut Segment, pages: usize) -> Option<(usize, usize)> {
+        // SAFETY: owner-only fields of a live segment.
+        unsafe {
+            if PAGES - 1 - (*seg).used_pages < pages {
+                return None;
+            }
+            let (mut run, mut clean) = (0, 0);
+            for (offset, page) in Self::pages(seg).enumerate() {
+                if (*page).in_use {
+                    (run, clean) = (0, 0);
+                    continue;
+                }
+                run += 1;
+                clean += usize::from(!(*page).dirty);
+                if run == pages {
+                    // `pages()` starts at page 1.
+                    return Some((offset + 2 - pages, clean));
+                }
+            }
+            None
+        }
+    }
+
+    /// Takes the `pages` free pages from index `first` (a run
+    /// [`find_span`](Self::find_span) found) for one medium block; returns
+    /// the first page's record. The block is the pages' memory.
+    ///
+    /// # Safety
+    /// The caller owns `seg`; pages `first..first + pages` are free.
+    pub(super) unsafe fn claim_span(seg: *mut Segment, first: usize, pages: usize) -> *mut Page {
+        let records = seg.wrapping_byte_add(core::mem::offset_of!(Segment, pages)).cast::<Page>();
+        // SAFETY: the caller's contract: owner-only fields of free pages,
+        // whose lists are empty; `thread_free` is null on every free page.
+        unsafe {
+            for i in 0..pages {
+                let page = records.add(first + i);
+                if (*page).dirty {
+                    (*seg).free_dirty -= 1;
+                }
+                (*page).in_use = true;
+                (*page).dirty = true;
+                (*page).stale = false;
+                (*page).class.store(if i == 0 { SPAN_HEAD } else { SPAN_TAIL }, Ordering::Relaxed);
+                (*page).magic.store(pages as u64, Ordering::Relaxed);
+                // No carved block: `starts_block` refuses every pointer, so
+                // frees of the block take the slow path, which knows spans.
+                (*page).carved_end.store(0, Ordering::Relaxed);
+                (*page).limit.store(0, Ordering::Relaxed);
+                (*page).used.store(u32::from(i == 0), Ordering::Relaxed);
+                (*page).free = ptr::null_mut();
+                (*page).next = ptr::null_mut();
+                (*page).prev = ptr::null_mut();
+            }
+            (*seg).used_pages += pages;
+            records.add(first)
+        }
+    }
+
+    /// The pages of the medium block whose span starts at `head`.
+    ///
+    /// # Safety
+    /// `head` is a page record of a live small segment (only atomics read).
+    pub(super) unsafe fn span_pages(head: *mut Page) -> usize {
+        // SAFETY: the caller's contract.
+        unsafe { (*head).magic.load(Ordering::Relaxed) as usize }
+    }
+
+    /// Whether `ptr` starts the medium block whose span starts at `page`.
+    ///
+    /// # Safety
+    /// `page` is a page record of the live small segment `seg` (only
+    /// atomics read).
+    pub(super) unsafe fn starts_span(seg: *mut Segment, page: *mut Page, ptr: *mut u8) -> bool {
+        // SAFETY: the caller's contract.
+        let class = unsafe { (*page).class.load(Ordering::Relaxed) };
+        class == SPAN_HEAD && ptr.addr() == Self::page_area(seg, Self::page_index(seg, page)).addr()
+    }
+
+    /// Gives the pages of the medium block whose span starts at `head` back
+    /// to the segment; returns whether the segment is now empty.
+    ///
+    /// # Safety
+    /// The caller owns `seg`; the block is not live any more.
+    pub(super) unsafe fn release_span(seg: *mut Segment, head: *mut Page) -> bool {
+        // SAFETY: the caller's contract: owner-only fields of the span's
+        // pages, all in this segment.
+        unsafe {
+            let pages = Self::span_pages(head);
+            for i in 0..pages {
+                let page = head.add(i);
+                (*page).in_use = false;
+                (*page).class.store(0, Ordering::Relaxed);
+                (*page).magic.store(0, Ordering::Relaxed);
+                (*page).used.store(0, Ordering::Relaxed);
+                (*page).thread_free.store(ptr::null_mut(), Ordering::Relaxed);
+            }
+            (*seg).used_pages -= pages;
+            (*seg).free_dirty += pages;
+            (*seg).used_pages == 0
+        }
+    }
+
+    /// A free, by a thread that does not own the segment, of the pointer
+    /// `ptr` in a page whose class is not a small one: the start of a live
+    /// medium block is parked in its first page's `thread_free` for the
+    /// owner to take back (the owner looks when it next allocates a medium
+    /// block, or gives up or adopts the segment); a second free of it, or
+    /// any other pointer, is reported and left alone.
+    ///
+    /// # Safety
+    /// `page` is the record of the page holding `ptr` in the live small
+    /// segment `seg`.
+    pub(super) unsafe fn free_remote_span(seg: *mut Segment, page: *mut Page, ptr: *mut u8) {
+        // SAFETY: the caller's contract; only atomics are touched.
+        unsafe {
+            if !Self::starts_span(seg, page, ptr) {
+                return guard::report(Misuse::InvalidPointer, ptr.addr());
+            }
+            // Read while the block is live: once parked, its owner may give
+            // the pages back at any moment.
+            let pages = Self::span_pages(page);
+            let parked =
+                (*page).thread_free.compare_exchange(ptr::null_mut(), ptr.cast(), Ordering::Release, Ordering::Relaxed);
+            if parked.is_err() {
+                return guard::report(Misuse::DoubleFree, ptr.addr());
+            }
+            // Out of the stats at once, as a local free would be; the owner
+            // gives the pages back later.
+            Self::span_uncounted(pages);
+        }
+    }
+
+    /// Takes a freed medium block of `pages` pages out of the stats.
+    pub(super) fn span_uncounted(pages: usize) {
+        counters::sub(&LARGE_LIVE, 1);
+        counters::sub(&LARGE_BYTES, pages * PAGE_SIZE);
+    }
+
+    /// Whether the medium block whose span starts at `head` was freed by
+    /// another thread and waits for its owner (taking it: the caller then
+    /// releases the span).
+    ///
+    /// # Safety
+    /// The caller owns the segment of `head`, a span's first page.
+    pub(super) unsafe fn take_parked(head: *mut Page) -> bool {
+        // SAFETY: the caller's contract; `thread_free` is atomic.
+        unsafe { !(*head).thread_free.swap(ptr::null_mut(), Ordering::Acquire).is_null() }
+    }
+
+    /// Whether a medium block waits in `head`'s `thread_free` (a free by
+    /// another thread), without taking it.
+    ///
+    /// # Safety
+    /// `head` is a page record of a live small segment.
+    pub(super) unsafe fn span_parked(head: *mut Page) -> bool {
+        // SAFETY: the caller's contract; `thread_free` is atomic.
+        unsafe { !(*head).thread_free.load(Ordering::Acquire).is_null() }
+    }
+
+    /// The memory of the page whose record is `page`.
+    pub(super) fn page_start(seg: *mut Segment, page: *mut Page) -> *mut u8 {
+        Self::page_area(seg, Self::page_index(seg, page))
+    }
+
     /// Carves more of `page`'s memory into its free list: up to one OS
     /// page's worth of blocks (at least one), so memory is touched as it is
     /// needed. Each new block gets its encoded link and the free mark, like
@@ -537,7 +726,9 @@ impl Segment {
     #[inline(always)]
     pub(super) unsafe fn starts_block(page: *mut Page, ptr: *mut u8) -> bool {
         if !guard::ON {
-            return true;
+            // Still tell a page with carved blocks from a span or a free page.
+            // SAFETY: as below.
+            return unsafe { (*page).limit.load(Ordering::Relaxed) } != 0;
         }
         let offset = (ptr.addr() & PAGE_MASK) as u32;
         // SAFETY: the page's fields read here are atomics.

@@ -51,7 +51,8 @@ use crate::classes::class_size;
 #[non_exhaustive]
 pub struct HeapStats {
     /// Bytes in live blocks, each counted at its size class's size (small
-    /// blocks) or page-rounded size (large blocks).
+    /// blocks), its whole 64 KiB pages (medium blocks, 32 to 512 KiB), or
+    /// its page-rounded size (large blocks).
     pub allocated: usize,
     /// Bytes of the pages that hold live blocks: 64 KiB per small page with
     /// a live block, plus the large blocks. At least `allocated` while no
@@ -75,18 +76,19 @@ pub struct HeapStats {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HeapClassStats {
-    /// The class's block size; for the last entry (large blocks), 0.
+    /// The class's block size; for the last entry (medium and large
+    /// blocks), 0.
     pub size: usize,
     /// Blocks of the class live now.
     pub live: usize,
     /// Bytes of the pages holding the class's live blocks (64 KiB each; for
-    /// large blocks, their page-rounded sizes). Far above `live * size`:
-    /// the class is fragmented.
+    /// medium and large blocks, what `allocated` counts them at). Far above
+    /// `live * size`: the class is fragmented.
     pub active: usize,
 }
 
 /// Entries of [`Heap::class_stats`](super::Heap::class_stats): one per
-/// small size class, and one for the large blocks last.
+/// small size class, and one for the medium and large blocks last.
 pub const HEAP_CLASS_COUNT: usize = SMALL_CLASSES + 1;
 
 /// Per-class counts (see [`HEAP_CLASS_COUNT`]).

@@ -38,12 +38,12 @@ use std::sync::{Mutex, PoisonError};
 
 use std::time::{Duration, Instant};
 
-use super::counters::{self, Counter, RESIDENT, RETIRED, STRAY_FREES};
+use super::counters::{self, Counter, LARGE_BYTES, LARGE_LIVE, RESIDENT, RETIRED, STRAY_FREES};
 use super::fork::ForkSlot;
 use super::guard::{self, Misuse};
 use super::limit::{self, Short};
 use super::segment::Owner;
-use super::segment::{Block, PAGE_SIZE, Page, SMALL_CLASSES, Segment};
+use super::segment::{Block, PAGE_SIZE, Page, SMALL_CLASSES, SPAN_HEAD, SPAN_TAIL, Segment};
 use crate::os;
 
 /// A queue of the pages of one class; the head is where allocation looks.
@@ -772,36 +772,147 @@ unsafe fn fresh_page(heap: *mut ThreadHeap, class: usize) -> Result<*mut Page, S
         // SAFETY: as above; the list links are the heap's.
         seg = unsafe { (*seg).next };
     }
-    // Sources in order of cheapness; only an adopted segment can come full,
-    // and then the next source is tried (the abandoned list shrinks each
-    // time, and a new segment always has a free page).
+    // Only an adopted segment can come full, and then the next source is
+    // tried (the abandoned list shrinks each time, and a new segment always
+    // has a free page).
     loop {
-        // SAFETY: the caller's exclusive use of the record (its `spare`).
-        let spare = unsafe { core::mem::replace(&mut (*heap).spare, ptr::null_mut()) };
-        let seg = if !spare.is_null() {
-            spare
         // SAFETY: the caller's exclusive use of `heap`.
-        } else if let Some(seg) = unsafe { adopt(heap) } {
-            seg
-        } else {
-            let kept = idle().take(as_owner(heap));
-            match kept {
-                Some(seg) => seg,
-                None => Segment::new_small(as_owner(heap))?.as_ptr(),
-            }
-        };
-        // SAFETY: the segment is the heap's now (its spare, adopted, taken
-        // from the idle ones or new, each with `heap` as owner); it joins
-        // the heap's list, which the caller uses exclusively.
-        unsafe {
-            (*seg).next = (*heap).segments;
-            (*heap).segments = seg;
-        }
-        // SAFETY: as above.
+        let seg = unsafe { another_segment(heap) }?;
+        // SAFETY: the heap owns the segment now.
         if let Some(page) = unsafe { take_charged(seg, class) }? {
             return Ok(page);
         }
     }
+}
+
+/// One more segment for `heap`, on its list: its spare, an abandoned
+/// segment (adopted, which may come full), a kept empty one, or a new one,
+/// in order of cheapness.
+///
+/// # Safety
+/// The caller has exclusive use of `heap`.
+unsafe fn another_segment(heap: *mut ThreadHeap) -> Result<*mut Segment, Short> {
+    // SAFETY: the caller's exclusive use of the record (its `spare`).
+    let spare = unsafe { core::mem::replace(&mut (*heap).spare, ptr::null_mut()) };
+    let seg = if !spare.is_null() {
+        spare
+    // SAFETY: the caller's exclusive use of `heap`.
+    } else if let Some(seg) = unsafe { adopt(heap) } {
+        seg
+    } else {
+        let kept = idle().take(as_owner(heap));
+        match kept {
+            Some(seg) => seg,
+            None => Segment::new_small(as_owner(heap))?.as_ptr(),
+        }
+    };
+    // SAFETY: the segment is the heap's now (its spare, adopted, taken from
+    // the idle ones or new, each with `heap` as owner); it joins the heap's
+    // list, which the caller uses exclusively.
+    unsafe {
+        (*seg).next = (*heap).segments;
+        (*heap).segments = seg;
+    }
+    Ok(seg)
+}
+
+/// Allocates a medium block of `pages` whole pages (see `segment.rs`,
+/// `SPAN_HEAD`): consecutive free pages of one of the thread's segments,
+/// after taking back the medium blocks other threads freed. Also says
+/// whether the block's memory is known to be zero (all its pages clean).
+/// `Err` as for [`allocate_slow`].
+///
+/// # Safety
+/// `heap` is this thread's record (or `EMPTY`).
+#[inline(never)]
+pub(super) unsafe fn allocate_medium(heap: *mut ThreadHeap, pages: usize) -> Result<(NonNull<u8>, bool), Short> {
+    if heap == empty() {
+        return match STATE.with(Cell::get) {
+            // SAFETY: a fresh record for this thread.
+            0 => unsafe { allocate_medium(attach().ok_or(Short::Refused)?, pages) },
+            _ => {
+                let mut orphan = ORPHAN.lock().unwrap_or_else(PoisonError::into_inner);
+                if orphan.0.is_null() {
+                    orphan.0 = new_record().ok_or(Short::Refused)?;
+                }
+                // SAFETY: the orphan heap is used only under its lock.
+                unsafe { medium_in(orphan.0, pages) }
+            }
+        };
+    }
+    // SAFETY: this thread's record.
+    unsafe { medium_in(heap, pages) }
+}
+
+/// [`allocate_medium`]'s body.
+///
+/// # Safety
+/// The caller has exclusive use of `heap`.
+unsafe fn medium_in(heap: *mut ThreadHeap, pages: usize) -> Result<(NonNull<u8>, bool), Short> {
+    // SAFETY: the caller has exclusive use of `heap`, no page is half taken.
+    unsafe { tick(heap) };
+    // SAFETY: the heap's own segments; taking parked spans back relinks no
+    // segment (an emptied one stays on the list, to be used next).
+    for seg in unsafe { owned_segments(heap) } {
+        for page in Segment::pages(seg) {
+            // SAFETY: owner-only fields of the heap's segment.
+            unsafe {
+                if (*page).in_use && (*page).class.load(Ordering::Relaxed) == SPAN_HEAD && Segment::take_parked(page) {
+                    span_freed(seg, page);
+                }
+            }
+        }
+    }
+    // SAFETY: as above.
+    for seg in unsafe { owned_segments(heap) } {
+        // SAFETY: the heap owns the segment.
+        if let Some(run) = unsafe { Segment::find_span(seg, pages) } {
+            // SAFETY: as above.
+            return unsafe { claim_charged(seg, run, pages) };
+        }
+    }
+    loop {
+        // SAFETY: the caller's exclusive use of `heap`.
+        let seg = unsafe { another_segment(heap) }?;
+        // SAFETY: the heap owns the segment now.
+        if let Some(run) = unsafe { Segment::find_span(seg, pages) } {
+            // SAFETY: as above.
+            return unsafe { claim_charged(seg, run, pages) };
+        }
+    }
+}
+
+/// Claims the free run `(first, clean)` of `seg` for a medium block of
+/// `pages` pages, charging its clean pages to the memory limit first.
+///
+/// # Safety
+/// The caller owns `seg`; the run is free (from `find_span`).
+unsafe fn claim_charged(
+    seg: *mut Segment,
+    (first, clean): (usize, usize),
+    pages: usize,
+) -> Result<(NonNull<u8>, bool), Short> {
+    if clean > 0 {
+        limit::charge(clean * PAGE_SIZE)?;
+    }
+    // SAFETY: the caller's contract.
+    let head = unsafe { Segment::claim_span(seg, first, pages) };
+    counters::add(&LARGE_LIVE, 1);
+    counters::add(&LARGE_BYTES, pages * PAGE_SIZE);
+    let block = Segment::page_start(seg, head);
+    // SAFETY: a page's memory inside a live segment: not null.
+    Ok((unsafe { NonNull::new_unchecked(block) }, clean == pages))
+}
+
+/// The medium block whose span starts at `head`, freed by another thread
+/// (which took it out of the stats), is taken back: its pages go back to
+/// `seg` (which may be left empty, on its owner's list).
+///
+/// # Safety
+/// The caller owns `seg`; the block is not live.
+unsafe fn span_freed(seg: *mut Segment, head: *mut Page) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe { Segment::release_span(seg, head) }
 }
 
 /// Takes a free page of `seg` for `class` (`Ok(None)`: the segment is
@@ -849,6 +960,12 @@ unsafe fn adopt(heap: *mut ThreadHeap) -> Option<*mut Segment> {
         if !unsafe { (*page).in_use } {
             continue;
         }
+        // A medium block's span: taken back if another thread freed it,
+        // else left live (it is in no queue).
+        // SAFETY: as above.
+        if unsafe { span_kept(seg, page) } {
+            continue;
+        }
         // SAFETY: the heap owns the page now and is used exclusively.
         unsafe { collect(heap, page) };
         // SAFETY: owner-only fields of our page.
@@ -863,6 +980,28 @@ unsafe fn adopt(heap: *mut ThreadHeap) -> Option<*mut Segment> {
         }
     }
     Some(seg)
+}
+
+/// For a page in use of `seg` that belongs to a medium block's span (not a
+/// small page): takes the block back if another thread freed it, and says
+/// true (the caller skips the page: a span is in no queue).
+///
+/// # Safety
+/// The caller owns `seg` and `page` is one of its pages in use.
+unsafe fn span_kept(seg: *mut Segment, page: *mut Page) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match (*page).class.load(Ordering::Relaxed) {
+            SPAN_TAIL => true,
+            SPAN_HEAD => {
+                if Segment::take_parked(page) {
+                    span_freed(seg, page);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Frees a block of a segment this thread owns, after the checks of
@@ -881,7 +1020,7 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, page: *mut Page, ptr: *mu
     // block start of a page in use lies in the page's carved memory.
     unsafe {
         if !Segment::starts_block(page, ptr) {
-            return invalid_free(ptr);
+            return unusual_free(heap, page, ptr);
         }
         let block = ptr.cast::<Block>();
         let used = (*page).used.load(Ordering::Relaxed);
@@ -914,11 +1053,36 @@ unsafe fn push_free(page: *mut Page, block: *mut Block, mark: usize, used: u32) 
     }
 }
 
-/// A free of a pointer that does not start a block: reported.
+/// A free of a pointer that starts no small block of `page`: a medium
+/// block (its pages go back), or a misuse (reported). Returns false: a
+/// span's pages are given back here, not by the caller.
+///
+/// # Safety
+/// As for [`free_local`].
 #[cold]
 #[inline(never)]
-fn invalid_free(ptr: *mut u8) -> bool {
-    guard::report(Misuse::InvalidPointer, ptr.addr());
+unsafe fn unusual_free(heap: *mut ThreadHeap, page: *mut Page, ptr: *mut u8) -> bool {
+    let seg = segment_of_page(page);
+    // SAFETY: the caller's contract: the heap owns the page's segment.
+    unsafe {
+        if !Segment::starts_span(seg, page, ptr) {
+            guard::report(Misuse::InvalidPointer, ptr.addr());
+            return false;
+        }
+        if Segment::span_parked(page) {
+            // Freed by another thread already, and not taken back yet.
+            guard::report(Misuse::DoubleFree, ptr.addr());
+            return false;
+        }
+        Segment::span_uncounted(Segment::span_pages(page));
+        if span_freed(seg, page) {
+            // A C `free` must leave `errno` alone; giving the segment up may
+            // call the OS.
+            let saved = os::errno();
+            segment_emptied(heap, seg);
+            os::set_errno(saved);
+        }
+    }
     false
 }
 
@@ -973,23 +1137,35 @@ pub(super) unsafe fn release_empty_page(heap: *mut ThreadHeap, seg: *mut Segment
         }
         unlink(queue, page);
         if Segment::release_page(seg, page) {
-            if (*heap).owned_hint.addr() == seg.addr() {
-                (*heap).owned_hint = NO_HINT;
-            }
-            // Out of the heap's list.
-            let mut link = &raw mut (*heap).segments;
-            while *link != seg {
-                link = &raw mut (**link).next;
-            }
-            *link = (*seg).next;
-            if (*heap).spare.is_null() {
-                (*heap).spare = seg;
-                (*heap).spare_stale = false;
-            } else {
-                idle().keep(seg);
-            }
+            segment_emptied(heap, seg);
         }
         tick(heap);
+    }
+}
+
+/// `seg`, one of `heap`'s segments, has no page in use any more: it leaves
+/// the heap's list and becomes its spare, or goes to the kept empty ones.
+///
+/// # Safety
+/// `heap` is this thread's record and owns the empty segment `seg`.
+unsafe fn segment_emptied(heap: *mut ThreadHeap, seg: *mut Segment) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if (*heap).owned_hint.addr() == seg.addr() {
+            (*heap).owned_hint = NO_HINT;
+        }
+        // Out of the heap's list.
+        let mut link = &raw mut (*heap).segments;
+        while *link != seg {
+            link = &raw mut (**link).next;
+        }
+        *link = (*seg).next;
+        if (*heap).spare.is_null() {
+            (*heap).spare = seg;
+            (*heap).spare_stale = false;
+        } else {
+            idle().keep(seg);
+        }
     }
 }
 
@@ -1130,6 +1306,14 @@ unsafe fn abandon(heap: *mut ThreadHeap) {
         for page in Segment::pages(seg) {
             // SAFETY: a page record of a segment we own.
             if unsafe { (*page).in_use } {
+                // SAFETY: as above.
+                if unsafe { span_kept(seg, page) } {
+                    // A live medium block (its head page; its other pages
+                    // follow it), unless it was just taken back.
+                    // SAFETY: as above.
+                    live |= unsafe { (*page).in_use };
+                    continue;
+                }
                 // SAFETY: we own the page, and the record is ours.
                 unsafe { collect(heap, page) };
                 // SAFETY: as above.

@@ -170,6 +170,43 @@ fn every_misuse_is_reported_and_none_hands_out_a_live_or_chosen_block() {
         });
     }
 
+    // Medium blocks (whole pages of a small segment, 32 KiB to 512 KiB).
+    const MEDIUM: usize = 100_000;
+    expect_reported("double free (medium)", MEDIUM, || {
+        let p = alloc(MEDIUM);
+        free(p, MEDIUM);
+        free(p, MEDIUM);
+    });
+
+    expect_reported("double free (medium, the first from another thread)", MEDIUM, || {
+        let p = alloc(MEDIUM);
+        let addr = p.as_ptr().expose_provenance();
+        std::thread::spawn(move || {
+            free(NonNull::new(core::ptr::with_exposed_provenance_mut::<u8>(addr)).unwrap(), MEDIUM);
+        })
+        .join()
+        .unwrap();
+        free(p, MEDIUM); // parked for its owner, not taken back yet
+    });
+
+    for (name, offset) in [("interior free (medium, first page)", 16), ("interior free (medium, later page)", 65_536)] {
+        expect_reported(name, MEDIUM, || {
+            let p = alloc(MEDIUM);
+            // SAFETY: a pointer inside the block.
+            free(unsafe { p.add(offset) }, MEDIUM);
+            free(p, MEDIUM);
+        });
+    }
+
+    expect_reported("realloc of a freed block (medium)", MEDIUM, || {
+        let p = alloc(MEDIUM);
+        free(p, MEDIUM);
+        let layout = Layout::from_size_align(MEDIUM, 8).unwrap();
+        // SAFETY: deliberately grows a freed block.
+        let grown = unsafe { Heap.grow(p, layout, Layout::from_size_align(MEDIUM + 8, 8).unwrap()) };
+        assert!(grown.is_err(), "a freed block was resized");
+    });
+
     expect_reported("double free (large)", LARGE, || {
         let p = alloc(LARGE);
         free(p, LARGE);

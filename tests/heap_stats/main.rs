@@ -215,20 +215,48 @@ fn stats_read_while_threads_allocate() {
 }
 
 #[test]
-fn over_aligned_small_blocks_resized_in_place_are_counted_at_their_new_size() {
-    // Aligned beyond 4 KiB, a 12 KiB block is a large block with little
-    // room; growing it within that room must count the new size (found by
-    // the fuzzer's stats model: the in-place check took it for small).
+fn large_blocks_resized_in_place_are_counted_at_their_new_size() {
+    // Growing a large block within its mapping must count the new size
+    // (found by the fuzzer's stats model: the in-place check once took an
+    // over-aligned block for a small one).
     let _turn = serial();
     let base = Heap::stats().allocated;
-    let old = Layout::from_size_align(12494, 32768).unwrap();
-    let new = Layout::from_size_align(26917, 32768).unwrap();
+    let old = Layout::from_size_align(600_000, 32768).unwrap();
+    let new = Layout::from_size_align(700_000, 32768).unwrap();
     let block = Heap.allocate(old).unwrap().cast::<u8>();
-    assert_eq!(Heap::stats().allocated - base, 16384);
+    assert_eq!(Heap::stats().allocated - base, 600_000usize.next_multiple_of(4096));
     // SAFETY: a live block of `old`, growing.
-    let block = unsafe { Heap.grow(block, old, new) }.unwrap().cast::<u8>();
-    assert_eq!(Heap::stats().allocated - base, 28672);
+    let grown = unsafe { Heap.grow(block, old, new) }.unwrap().cast::<u8>();
+    assert_eq!(grown, block, "a large block grows in place within its mapping");
+    assert_eq!(Heap::stats().allocated - base, 700_000usize.next_multiple_of(4096));
     // SAFETY: the live block, now of `new`.
-    unsafe { Heap.deallocate(block, new) };
+    unsafe { Heap.deallocate(grown, new) };
+    assert_eq!(Heap::stats().allocated, base);
+}
+
+#[test]
+fn medium_blocks_count_whole_pages_and_stay_in_place_within_them() {
+    // Above 32 KiB (or aligned beyond 4 KiB) and up to 512 KiB, a block
+    // takes whole 64 KiB pages of a small segment.
+    let _turn = serial();
+    let base = Heap::stats().allocated;
+    let over_aligned = Layout::from_size_align(12494, 32768).unwrap();
+    let a = Heap.allocate(over_aligned).unwrap().cast::<u8>();
+    assert_eq!(a.as_ptr().addr() % 32768, 0);
+    assert_eq!(Heap::stats().allocated - base, 65536);
+    let old = Layout::from_size_align(100_000, 8).unwrap();
+    let b = Heap.allocate(old).unwrap().cast::<u8>();
+    assert_eq!(Heap::stats().allocated - base, 65536 + 131_072);
+    // Within its two pages and more than half of them: in place.
+    let new = Layout::from_size_align(130_000, 8).unwrap();
+    // SAFETY: a live block of `old`, growing.
+    let grown = unsafe { Heap.grow(b, old, new) }.unwrap().cast::<u8>();
+    assert_eq!(grown, b);
+    assert_eq!(Heap::stats().allocated - base, 65536 + 131_072);
+    // SAFETY: live blocks with these layouts.
+    unsafe {
+        Heap.deallocate(grown, new);
+        Heap.deallocate(a, over_aligned);
+    }
     assert_eq!(Heap::stats().allocated, base);
 }
