@@ -201,7 +201,13 @@ libfuzzer_sys::fuzz_target!(|ops: Vec<Op>| {
                         assert_eq!(ptr.as_ptr().addr() % old.align(), 0);
                         // A small or medium block resized in place keeps its
                         // class or its pages; a large one counts its new size.
+                        // A medium block in place may have grown over the
+                        // pages after it (never shrinks its span).
+                        let medium = !blocks[i].large && blocks[i].accounted > 32 << 10;
                         let (accounted, large) = match (ptr == blocks[i].ptr, blocks[i].large) {
+                            (true, false) if medium => {
+                                (blocks[i].accounted.max(new.size().next_multiple_of(64 << 10)), false)
+                            }
                             (true, false) => (blocks[i].accounted, false),
                             (true, true) => (new.size().next_multiple_of(4096), true),
                             (false, _) => (accounted(new), is_large(new)),

@@ -693,6 +693,17 @@ impl Heap {
                 }
             } else if new.size() <= usable && new.size() > usable / 2 {
                 return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
+            } else if new.size() > usable && new.size() <= segment::MEDIUM_MAX && new.align() <= segment::PAGE_SIZE {
+                // A medium block of this thread grows over free pages after it.
+                let pages = new.size().div_ceil(segment::PAGE_SIZE);
+                // SAFETY: a live block of a small segment (not large, above);
+                // `in_segment` gives it the segment's provenance.
+                if unsafe {
+                    let seg = segment_of(ptr.as_ptr());
+                    thread::grow_span(thread::local(), seg, segment::in_segment(seg, ptr.as_ptr()), pages)
+                } {
+                    return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
+                }
             }
         }
         let block = Allocator::allocate(&Heap, new)?;

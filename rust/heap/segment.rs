@@ -544,6 +544,55 @@ impl Segment {
         }
     }
 
+    /// Whether the `extra` pages right after the `have`-page span starting
+    /// at `head` are free (the span can grow over them), and if so how many
+    /// of them are clean (new memory, for the caller to charge).
+    ///
+    /// # Safety
+    /// The caller owns `seg`; `head` is a span's first page in it.
+    pub(super) unsafe fn room_after_span(
+        seg: *mut Segment,
+        head: *mut Page,
+        have: usize,
+        extra: usize,
+    ) -> Option<usize> {
+        let first = Self::page_index(seg, head) + have;
+        if first + extra > PAGES {
+            return None;
+        }
+        let mut clean = 0;
+        for i in 0..extra {
+            // SAFETY: the caller's contract; `first + i < PAGES`, a record
+            // of this segment.
+            let page = unsafe { head.add(have + i) };
+            // SAFETY: owner-only fields.
+            unsafe {
+                if (*page).in_use {
+                    return None;
+                }
+                clean += usize::from(!(*page).dirty);
+            }
+        }
+        Some(clean)
+    }
+
+    /// Grows the `have`-page span starting at `head` over the `extra` free
+    /// pages after it ([`room_after_span`](Self::room_after_span) said yes).
+    ///
+    /// # Safety
+    /// The caller owns `seg`; those pages are free.
+    pub(super) unsafe fn extend_span(seg: *mut Segment, head: *mut Page, have: usize, extra: usize) {
+        let first = Self::page_index(seg, head);
+        // SAFETY: the caller's contract: `claim_span` initialises the new
+        // pages as a span of their own; they then join this one as tails.
+        unsafe {
+            let added = Self::claim_span(seg, first + have, extra);
+            (*added).class.store(SPAN_TAIL, Ordering::Relaxed);
+            (*added).used.store(0, Ordering::Relaxed);
+            (*head).magic.store((have + extra) as u64, Ordering::Relaxed);
+        }
+    }
+
     /// The pages of the medium block whose span starts at `head`.
     ///
     /// # Safety

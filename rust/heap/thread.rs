@@ -904,6 +904,37 @@ unsafe fn claim_charged(
     Ok((unsafe { NonNull::new_unchecked(block) }, clean == pages))
 }
 
+/// Grows the live medium block at `ptr` in place to `pages` pages, if it
+/// is this thread's and the pages after its span are free (and the memory
+/// limit takes the new ones); false otherwise (the caller moves it).
+///
+/// # Safety
+/// `heap` is this thread's record (or `EMPTY`); `ptr` is a live block of
+/// the heap in a small segment, with a pointer carrying its segment's
+/// provenance.
+pub(super) unsafe fn grow_span(heap: *mut ThreadHeap, seg: *mut Segment, ptr: *mut u8, pages: usize) -> bool {
+    // SAFETY: the caller's contract; the owner check comes first, so the
+    // page records read after it are this thread's own.
+    unsafe {
+        if heap == empty() || (*seg).owner.load(Ordering::Relaxed) != as_owner(heap) {
+            return false;
+        }
+        let head = Segment::page_of(seg, ptr);
+        if !Segment::starts_span(seg, head, ptr) || Segment::span_parked(head) {
+            return false;
+        }
+        let have = Segment::span_pages(head);
+        let Some(extra) = pages.checked_sub(have).filter(|&n| n > 0) else { return false };
+        let Some(clean) = Segment::room_after_span(seg, head, have, extra) else { return false };
+        if clean > 0 && limit::charge(clean * PAGE_SIZE).is_err() {
+            return false;
+        }
+        Segment::extend_span(seg, head, have, extra);
+        counters::add(&LARGE_BYTES, extra * PAGE_SIZE);
+        true
+    }
+}
+
 /// The medium block whose span starts at `head`, freed by another thread
 /// (which took it out of the stats), is taken back: its pages go back to
 /// `seg` (which may be left empty, on its owner's list).

@@ -253,9 +253,15 @@ fn medium_blocks_count_whole_pages_and_stay_in_place_within_them() {
     let grown = unsafe { Heap.grow(b, old, new) }.unwrap().cast::<u8>();
     assert_eq!(grown, b);
     assert_eq!(Heap::stats().allocated - base, 65536 + 131_072);
+    // Past its pages: over the free pages after it (in place), or moved;
+    // three pages either way.
+    let bigger = Layout::from_size_align(190_000, 8).unwrap();
+    // SAFETY: a live block of `new`, growing.
+    let grown = unsafe { Heap.grow(grown, new, bigger) }.unwrap().cast::<u8>();
+    assert_eq!(Heap::stats().allocated - base, 65536 + 196_608);
     // SAFETY: live blocks with these layouts.
     unsafe {
-        Heap.deallocate(grown, new);
+        Heap.deallocate(grown, bigger);
         Heap.deallocate(a, over_aligned);
     }
     assert_eq!(Heap::stats().allocated, base);
