@@ -605,22 +605,31 @@ unsafe fn corrupt_list(page: *mut Page, block: *mut Block) -> Option<NonNull<u8>
 /// `heap` is this thread's record (or `EMPTY`).
 #[inline(never)]
 pub(super) unsafe fn allocate_slow(heap: *mut ThreadHeap, class: usize) -> Result<NonNull<u8>, Short> {
-    if heap == empty() {
-        return match STATE.with(Cell::get) {
-            // SAFETY: a fresh record for this thread.
-            0 => unsafe { allocate_slow(attach().ok_or(Short::Refused)?, class) },
-            _ => {
-                let mut orphan = ORPHAN.lock().unwrap_or_else(PoisonError::into_inner);
-                if orphan.0.is_null() {
-                    orphan.0 = new_record().ok_or(Short::Refused)?;
-                }
-                // SAFETY: the orphan heap is used only under its lock.
-                unsafe { refill(orphan.0, class) }
-            }
-        };
+    // SAFETY: the caller's contract; `refill` gets a record used exclusively.
+    unsafe { with_record(heap, |heap| refill(heap, class)) }
+}
+
+/// Runs `f` with a record the caller may use exclusively: `heap`, this
+/// thread's; or, for `EMPTY`, the record this thread takes now, or (once
+/// its thread-locals are gone) the orphan heap, under its lock.
+///
+/// # Safety
+/// `heap` is this thread's record (or `EMPTY`).
+unsafe fn with_record<T>(
+    heap: *mut ThreadHeap,
+    f: impl FnOnce(*mut ThreadHeap) -> Result<T, Short>,
+) -> Result<T, Short> {
+    if heap != empty() {
+        return f(heap);
     }
-    // SAFETY: this thread's record.
-    unsafe { refill(heap, class) }
+    if STATE.with(Cell::get) == 0 {
+        return f(attach().ok_or(Short::Refused)?);
+    }
+    let mut orphan = ORPHAN.lock().unwrap_or_else(PoisonError::into_inner);
+    if orphan.0.is_null() {
+        orphan.0 = new_record().ok_or(Short::Refused)?;
+    }
+    f(orphan.0)
 }
 
 /// Makes this thread's heap record.
@@ -826,22 +835,8 @@ unsafe fn another_segment(heap: *mut ThreadHeap) -> Result<*mut Segment, Short> 
 /// `heap` is this thread's record (or `EMPTY`).
 #[inline(never)]
 pub(super) unsafe fn allocate_medium(heap: *mut ThreadHeap, pages: usize) -> Result<(NonNull<u8>, bool), Short> {
-    if heap == empty() {
-        return match STATE.with(Cell::get) {
-            // SAFETY: a fresh record for this thread.
-            0 => unsafe { allocate_medium(attach().ok_or(Short::Refused)?, pages) },
-            _ => {
-                let mut orphan = ORPHAN.lock().unwrap_or_else(PoisonError::into_inner);
-                if orphan.0.is_null() {
-                    orphan.0 = new_record().ok_or(Short::Refused)?;
-                }
-                // SAFETY: the orphan heap is used only under its lock.
-                unsafe { medium_in(orphan.0, pages) }
-            }
-        };
-    }
-    // SAFETY: this thread's record.
-    unsafe { medium_in(heap, pages) }
+    // SAFETY: the caller's contract; `medium_in` gets a record used exclusively.
+    unsafe { with_record(heap, |heap| medium_in(heap, pages)) }
 }
 
 /// [`allocate_medium`]'s body.
