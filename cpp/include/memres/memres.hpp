@@ -461,6 +461,10 @@ class monotonic_buffer_resource : public std::pmr::memory_resource {
 /// trim() gives wholly free chunks back; zero-byte requests return distinct
 /// pointers. The allocate and deallocate fast paths (a free-list pop or push)
 /// are inline; only a refill, an oversize block or release crosses into Rust.
+/// Misuse: free lists are sealed (see list_keys), so a double free, an address
+/// written into a freed block or an overflow into a free neighbour stops the
+/// process with a one-line message (MEMRES_ON_MISUSE=report: reported, memory
+/// left alone) instead of handing out a live block.
 ///
 /// Throws: std::bad_alloc when upstream cannot supply memory (an exception
 /// thrown by upstream propagates unchanged).
