@@ -10,6 +10,9 @@
 //! suite exercises what the heap does about them natively, so it runs
 //! neither under Miri nor the sanitizers.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -33,7 +36,7 @@ fn expect_reported(name: &str, size: usize, misuse: impl FnOnce()) {
     let before = Heap::misuses();
     misuse();
     assert_eq!(Heap::misuses(), before + 1, "{name}: not reported exactly once");
-    checked_workload(name, size);
+    support::checked_workload(Heap, name, size);
 }
 
 /// As [`expect_reported`], for a misuse the heap may also survive without
@@ -42,35 +45,7 @@ fn expect_reported_or_survived(name: &str, size: usize, misuse: impl FnOnce()) {
     let before = Heap::misuses();
     misuse();
     assert!(Heap::misuses() <= before + 1, "{name}: reported more than once");
-    checked_workload(name, size);
-}
-
-/// 10 000 allocations of `size` bytes (400 of a large size), each filled
-/// with its own pattern, checked, and freed in rounds: two live blocks
-/// never share an address.
-fn checked_workload(name: &str, size: usize) {
-    let before = Heap::misuses();
-    let per_round = if size >= 1 << 16 { 4 } else { 100 };
-    for round in 0..100usize {
-        let blocks: Vec<NonNull<u8>> = (0..per_round).map(|_| alloc(size)).collect();
-        let mut seen: Vec<usize> = blocks.iter().map(|b| b.as_ptr().addr()).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        assert_eq!(seen.len(), blocks.len(), "{name}: a block was handed out twice");
-        for (i, b) in blocks.iter().enumerate() {
-            // SAFETY: a live block of `size` bytes.
-            unsafe { b.as_ptr().write_bytes((round + i) as u8, size) };
-        }
-        for (i, b) in blocks.iter().enumerate() {
-            // SAFETY: as above.
-            let bytes = unsafe { core::slice::from_raw_parts(b.as_ptr(), size) };
-            assert!(bytes.iter().all(|&x| x == (round + i) as u8), "{name}: a live block was overwritten");
-        }
-        for b in blocks {
-            free(b, size);
-        }
-    }
-    assert_eq!(Heap::misuses(), before, "{name}: the workload after the misuse reported one");
+    support::checked_workload(Heap, name, size);
 }
 
 #[test]

@@ -13,6 +13,9 @@
 
 #![cfg(not(feature = "debug-checks"))]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -40,33 +43,7 @@ fn expect_reported<A: Allocator + Copy>(pool: A, name: &str, size: usize, misuse
     let before = Heap::misuses();
     misuse();
     assert_eq!(Heap::misuses(), before + 1, "{name}: not reported exactly once");
-    checked_workload(pool, name, size);
-}
-
-/// 10 000 allocations of `size` bytes, each filled with its own pattern,
-/// checked, and freed in rounds: two live blocks never share an address.
-fn checked_workload<A: Allocator + Copy>(pool: A, name: &str, size: usize) {
-    let before = Heap::misuses();
-    for round in 0..100usize {
-        let blocks: Vec<NonNull<u8>> = (0..100).map(|_| alloc(pool, size)).collect();
-        let mut seen: Vec<usize> = blocks.iter().map(|b| b.as_ptr().addr()).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        assert_eq!(seen.len(), blocks.len(), "{name}: a block was handed out twice");
-        for (i, b) in blocks.iter().enumerate() {
-            // SAFETY: a live block of `size` bytes.
-            unsafe { b.as_ptr().write_bytes((round + i) as u8, size) };
-        }
-        for (i, b) in blocks.iter().enumerate() {
-            // SAFETY: as above.
-            let bytes = unsafe { core::slice::from_raw_parts(b.as_ptr(), size) };
-            assert!(bytes.iter().all(|&x| x == (round + i) as u8), "{name}: a live block was overwritten");
-        }
-        for b in blocks {
-            free(pool, b, size);
-        }
-    }
-    assert_eq!(Heap::misuses(), before, "{name}: the workload after the misuse reported one");
+    support::checked_workload(pool, name, size);
 }
 
 /// Every single-thread misuse on `pool`; `tag` names the pool in messages.
