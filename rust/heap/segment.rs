@@ -173,6 +173,9 @@ pub(super) struct Segment {
     pub(super) idle_since: Option<std::time::Instant>,
     /// Large: the block is live (cleared by its one free).
     pub(super) large_live: AtomicBool,
+    /// Small: medium blocks other threads parked since the owner last
+    /// looked (a hint: the owner scans the pages only when it is not 0).
+    pub(super) parked: AtomicU32,
     pub(super) pages: [Page; PAGES],
 }
 
@@ -271,6 +274,7 @@ impl Segment {
             (&raw mut (*s).all_next).write(ptr::null_mut());
             (&raw mut (*s).idle_since).write(None);
             (&raw mut (*s).large_live).write(AtomicBool::new(false));
+            (&raw mut (*s).parked).write(AtomicU32::new(0));
         }
     }
 
@@ -661,6 +665,8 @@ impl Segment {
             if parked.is_err() {
                 return guard::report(Misuse::DoubleFree, ptr.addr());
             }
+            // After the park: an owner that sees the count sees the block.
+            (*seg).parked.fetch_add(1, Ordering::Release);
             // Out of the stats at once, as a local free would be; the owner
             // gives the pages back later.
             Self::span_uncounted(pages);
@@ -671,6 +677,17 @@ impl Segment {
     pub(super) fn span_uncounted(pages: usize) {
         counters::sub(&LARGE_LIVE, 1);
         counters::sub(&LARGE_BYTES, pages * PAGE_SIZE);
+    }
+
+    /// Whether any medium block was parked in `seg` since the last call
+    /// (resetting the hint). A park counted after the reset is found next
+    /// time; one found early leaves a stale count, which costs one scan.
+    ///
+    /// # Safety
+    /// The caller owns the live small segment `seg`.
+    pub(super) unsafe fn take_parked_hint(seg: *mut Segment) -> bool {
+        // SAFETY: the caller's contract; the field is atomic.
+        unsafe { (*seg).parked.swap(0, Ordering::Acquire) != 0 }
     }
 
     /// Whether the medium block whose span starts at `head` was freed by

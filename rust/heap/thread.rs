@@ -847,8 +847,9 @@ unsafe fn medium_in(heap: *mut ThreadHeap, pages: usize) -> Result<(NonNull<u8>,
     // SAFETY: the caller has exclusive use of `heap`, no page is half taken.
     unsafe { tick(heap) };
     // SAFETY: the heap's own segments; taking parked spans back relinks no
-    // segment (an emptied one stays on the list, to be used next).
-    for seg in unsafe { owned_segments(heap) } {
+    // segment (an emptied one stays on the list, to be used next). Only the
+    // segments whose hint says another thread parked a block are scanned.
+    for seg in unsafe { owned_segments(heap) }.filter(|&seg| unsafe { Segment::take_parked_hint(seg) }) {
         for page in Segment::pages(seg) {
             // SAFETY: owner-only fields of the heap's segment.
             unsafe {
