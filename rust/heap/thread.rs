@@ -851,10 +851,11 @@ unsafe fn medium_in(heap: *mut ThreadHeap, pages: usize) -> Result<(NonNull<u8>,
     // segments whose hint says another thread parked a block are scanned.
     for seg in unsafe { owned_segments(heap) }.filter(|&seg| unsafe { Segment::take_parked_hint(seg) }) {
         for page in Segment::pages(seg) {
-            // SAFETY: owner-only fields of the heap's segment.
+            // SAFETY: owner-only fields of the heap's segment; a block taken
+            // from `thread_free` was freed (and uncounted) by another thread.
             unsafe {
                 if (*page).in_use && (*page).class.load(Ordering::Relaxed) == SPAN_HEAD && Segment::take_parked(page) {
-                    span_freed(seg, page);
+                    Segment::release_span(seg, page);
                 }
             }
         }
@@ -929,17 +930,6 @@ pub(super) unsafe fn grow_span(heap: *mut ThreadHeap, seg: *mut Segment, ptr: *m
         counters::add(&LARGE_BYTES, extra * PAGE_SIZE);
         true
     }
-}
-
-/// The medium block whose span starts at `head`, freed by another thread
-/// (which took it out of the stats), is taken back: its pages go back to
-/// `seg` (which may be left empty, on its owner's list).
-///
-/// # Safety
-/// The caller owns `seg`; the block is not live.
-unsafe fn span_freed(seg: *mut Segment, head: *mut Page) -> bool {
-    // SAFETY: the caller's contract.
-    unsafe { Segment::release_span(seg, head) }
 }
 
 /// Takes a free page of `seg` for `class` (`Ok(None)`: the segment is
@@ -1022,7 +1012,7 @@ unsafe fn span_kept(seg: *mut Segment, page: *mut Page) -> bool {
             SPAN_TAIL => true,
             SPAN_HEAD => {
                 if Segment::take_parked(page) {
-                    span_freed(seg, page);
+                    Segment::release_span(seg, page);
                 }
                 true
             }
@@ -1102,7 +1092,7 @@ unsafe fn unusual_free(heap: *mut ThreadHeap, page: *mut Page, ptr: *mut u8) -> 
             return false;
         }
         Segment::span_uncounted(Segment::span_pages(page));
-        if span_freed(seg, page) {
+        if Segment::release_span(seg, page) {
             // A C `free` must leave `errno` alone; giving the segment up may
             // call the OS.
             let saved = os::errno();

@@ -171,6 +171,23 @@ pub(super) unsafe fn sealed(block: *mut FreeBlock, keys: &Keys) -> bool {
     link ^ seal == keys.seal ^ block.addr()
 }
 
+/// The check `grow`/`shrink` make before they touch a block of a pool
+/// class: a block that carries a seal is free (resizing it would hand it
+/// out twice in place, or copy it and free it again). Reports it and says
+/// true (the caller then refuses the resize).
+///
+/// # Safety
+/// `block` is a block of one of the pool's classes (at least 16 bytes,
+/// pointer-aligned) in memory the pool holds.
+pub(super) unsafe fn resizing_freed(block: *mut FreeBlock, keys: &Keys) -> bool {
+    // SAFETY: the caller's contract.
+    let freed = unsafe { sealed(block, keys) };
+    if freed {
+        double_free(block);
+    }
+    freed
+}
+
 /// Reports a double free of `block` (the caller leaves it alone if this
 /// returns).
 #[cold]

@@ -390,12 +390,9 @@ impl<U: MemoryResource> SyncPool<U> {
     /// `ptr` is live in this pool with layout `old`.
     unsafe fn resize(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let largest = self.options.largest_required_pool_block;
-        let block = ptr.as_ptr().cast::<FreeBlock>();
-        // SAFETY: a class block of this pool: at least 16 bytes, pointer-
-        // aligned. A sealed one is free: resizing it would hand it out
-        // twice (in place), or copy it and free it again (moved).
-        if class_of(old, largest).is_some() && unsafe { guard::sealed(block, &self.shared.keys) } {
-            guard::double_free(block);
+        // SAFETY: a block of one of this pool's classes.
+        if class_of(old, largest).is_some() && unsafe { guard::resizing_freed(ptr.as_ptr().cast(), &self.shared.keys) }
+        {
             return Err(AllocError);
         }
         if same_class(old, new, largest) {
