@@ -18,6 +18,9 @@ fi
 echo "=== Rust tests"
 cargo test --workspace
 
+echo "=== The heap's thread and global-allocator suites again, in secure mode"
+MEMRES_SECURE=1 cargo test --test heap_threads --test heap_global
+
 echo "=== C++ tests (CMake consumer build)"
 cmake -S tests/cpp -B target/cmake-tests -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build target/cmake-tests -j2

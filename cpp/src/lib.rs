@@ -184,6 +184,7 @@ mod ffi {
         fn heap_allocate(size: usize, align: usize) -> *mut u8;
         unsafe fn heap_deallocate(ptr: *mut u8, size: usize, align: usize);
         fn heap_purge() -> usize;
+        fn heap_secure() -> bool;
         fn heap_layout() -> HeapLayout;
         fn heap_local_slot() -> *mut u8;
         fn heap_stats() -> HeapStats;
@@ -652,6 +653,10 @@ unsafe fn heap_deallocate(ptr: *mut u8, size: usize, align: usize) {
 
 fn heap_purge() -> usize {
     memres::Heap::purge()
+}
+
+fn heap_secure() -> bool {
+    memres::Heap::secure()
 }
 
 fn heap_layout() -> ffi::HeapLayout {

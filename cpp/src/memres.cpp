@@ -485,6 +485,8 @@ heap_limits get_heap_limits() noexcept {
 
 std::size_t heap_purge() noexcept { return ffi::heap_purge(); }
 
+bool heap_secure() noexcept { return ffi::heap_secure(); }
+
 }  // namespace memres
 
 namespace memres::ffi {

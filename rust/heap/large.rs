@@ -32,6 +32,7 @@ use core::sync::atomic::Ordering;
 use super::counters::{self, LARGE_BYTES, LARGE_LIVE, RESIDENT};
 use super::guard::{self, Misuse};
 use super::limit::{self, Short};
+use super::secure;
 use super::segment::{Kind, PAGE_SIZE, SEGMENT_SIZE, Segment};
 use crate::os;
 
@@ -134,7 +135,8 @@ pub(super) fn allocate(layout: Layout) -> Result<(NonNull<u8>, bool), Short> {
     guard::init();
     let size = layout.size().max(1);
     let (offset, map_align, header_at) = placement(layout.align());
-    if header_at == 0 {
+    // Secure mode never reuses a freed mapping (see `secure.rs`).
+    if header_at == 0 && !secure::on() {
         let mut cache = cache();
         cache.expire(false);
         // The most recently freed mapping that fits (its pages are the
@@ -223,6 +225,13 @@ pub(super) fn allocate(layout: Layout) -> Result<(NonNull<u8>, bool), Short> {
             return Err(short);
         }
         (*seg).large_live.store(true, Ordering::Release);
+        // Secure mode: the rest of the mapping after the block is a guard.
+        if secure::on() {
+            let end = offset + size.next_multiple_of(page);
+            if end < map_size {
+                os::protect(map.as_ptr().add(end), map_size - end, false);
+            }
+        }
     };
     NonNull::new(map.as_ptr().wrapping_add(offset)).map(|block| (block, true)).ok_or(Short::Refused)
 }
@@ -318,7 +327,11 @@ pub(super) unsafe fn free(seg: *mut Segment, ptr: *mut u8) {
     let (size, align, map, block) = unsafe { ((*seg).map_size, (*seg).map_align, (*seg).map, (*seg).block_size) };
     counters::sub(&LARGE_LIVE, 1);
     counters::sub(&LARGE_BYTES, block);
-    if align == SEGMENT_SIZE && map.as_ptr().cast() == seg && size <= CACHE_BYTES / 4 {
+    if secure::on() {
+        // SAFETY: the block is freed; the caller's contract.
+        return unsafe { retire(seg) };
+    }
+    if align == SEGMENT_SIZE && map.as_ptr().cast() == seg && size <= CACHE_BYTES / 4 && !secure::on() {
         let mut cache = cache();
         cache.expire(false);
         if cache.len == CACHE_ENTRIES || cache.bytes + size > CACHE_BYTES {
@@ -340,6 +353,52 @@ pub(super) unsafe fn free(seg: *mut Segment, ptr: *mut u8) {
     }
     // SAFETY: the caller's contract.
     unsafe { Segment::free(seg) };
+}
+
+/// Freed large mappings that secure mode keeps, inaccessible, before it
+/// unmaps them: a use after free faults, and a second free still finds the
+/// header and is named a double free. Address space only (their pages are
+/// purged).
+const RETIRED_KEPT: usize = 32;
+
+struct Retired {
+    segs: [*mut Segment; RETIRED_KEPT],
+    /// The next entry to fill (the oldest once all are full).
+    next: usize,
+}
+
+// SAFETY: the retired mappings hold no block and are used only under the
+// lock.
+unsafe impl Send for Retired {}
+
+static RETIRED: Mutex<Retired> = Mutex::new(Retired { segs: [ptr::null_mut(); RETIRED_KEPT], next: 0 });
+
+/// Secure mode's end of a freed large block: its pages handed back and
+/// made inaccessible, the mapping kept among the last [`RETIRED_KEPT`]
+/// (the oldest is unmapped to make room).
+///
+/// # Safety
+/// `seg` is the header of a large block just freed (its flag cleared).
+unsafe fn retire(seg: *mut Segment) {
+    // SAFETY: the caller's contract: the header is ours, the block freed.
+    unsafe {
+        let block = (*seg).map.as_ptr().with_addr(block_addr(seg));
+        let end = (*seg).map.as_ptr().addr() + (*seg).map_size;
+        os::purge(block, end - block.addr());
+        os::protect(block, end - block.addr(), false);
+        counters::sub(&RESIDENT, (*seg).touched);
+        (*seg).touched = 0;
+    }
+    let mut retired = RETIRED.lock().unwrap_or_else(PoisonError::into_inner);
+    let at = retired.next;
+    let old = core::mem::replace(&mut retired.segs[at], seg);
+    retired.next = (at + 1) % RETIRED_KEPT;
+    drop(retired);
+    if !old.is_null() {
+        // SAFETY: a retired mapping holds no block; its protection does
+        // not matter to `munmap`.
+        unsafe { Segment::free(old) };
+    }
 }
 
 /// Unmaps the cached mappings idle past the decay.

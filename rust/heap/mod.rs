@@ -89,8 +89,29 @@ mod counters;
 mod fork;
 mod geometry;
 mod guard;
+#[cfg(all(unix, not(miri)))]
+mod guarded;
+#[cfg(not(all(unix, not(miri))))]
+mod guarded {
+    //! Sampled guarded allocations need page protection and a fault
+    //! handler: none where the OS layer cannot protect pages (and Miri).
+    pub(super) fn sample(_size: usize, _class: usize) -> Option<core::ptr::NonNull<u8>> {
+        None
+    }
+    pub(super) fn holds(_ptr: *const u8) -> bool {
+        false
+    }
+    pub(super) fn free(_ptr: *mut u8) {}
+    pub(super) fn usable(_ptr: *const u8) -> usize {
+        0
+    }
+    pub(super) fn is_live(_ptr: *const u8) -> bool {
+        false
+    }
+}
 mod large;
 mod limit;
+mod secure;
 mod segment;
 mod segment_map;
 mod stats;
@@ -231,6 +252,23 @@ impl Heap {
         crate::misuse::misuses()
     }
 
+    /// Whether the heap runs in secure mode: guard pages after small pages
+    /// and large blocks, free lists in a random order, freed small blocks
+    /// zeroed and held back from reuse for a while (a thread's last 256
+    /// frees, up to 1 MiB), freed large mappings made inaccessible and not
+    /// reused, and with `MEMRES_GUARDED_SAMPLE_RATE=N` about one small
+    /// allocation in `N` placed between guard pages, so that an overflow or
+    /// a use after free faults at once with a report of where the block was
+    /// allocated and freed.
+    ///
+    /// On with the cargo feature `secure`, or when `MEMRES_SECURE=1` is in
+    /// the environment at the heap's first use (the malloc shim too); fixed
+    /// from then on. It costs speed and memory that the default mode, whose
+    /// misuse checks are always on, does not pay (see BENCHMARKS.md).
+    pub fn secure() -> bool {
+        secure::on()
+    }
+
     /// Returns free memory to the OS now: the calling thread's pages that
     /// hold no block (they stay mapped and fault back in as zero pages when
     /// reused), its spare segment, the empty segments kept for other
@@ -238,6 +276,7 @@ impl Heap {
     /// Returns the resident bytes handed back (not address space that was
     /// never touched). Other threads' free pages are theirs to purge.
     pub fn purge() -> usize {
+        secure::flush_quarantine();
         purge_shared()
     }
 
@@ -247,7 +286,7 @@ impl Heap {
         if let Some(class) = class_of(layout) {
             let heap = thread::local();
             // SAFETY: `heap` is this thread's record.
-            unsafe { ThreadHeap::pop(heap, class).or_else(|| Heap::allocate_slow(heap, class)) }
+            unsafe { ThreadHeap::pop(heap, class).or_else(|| Heap::allocate_slow(heap, class, layout.size())) }
         } else {
             Heap::alloc_big(layout).map(|(block, _)| block)
         }
@@ -264,24 +303,36 @@ impl Heap {
             fork::register_once(fork_prepare, fork_after);
             let pages = layout.size().div_ceil(segment::PAGE_SIZE);
             // SAFETY: `local()` is this thread's record (or `EMPTY`).
-            return with_purge(|| unsafe { thread::allocate_medium(thread::local(), pages) });
+            return with_purge(|| unsafe { thread::allocate_medium(thread::current(), pages) });
         }
         with_purge(|| large::allocate(layout))
     }
 
-    /// The small-block slow path. A thread's first allocation goes through
-    /// here, so the fork handlers are in place before it holds a heap lock.
+    /// The small-block slow path (for a request of `size` bytes). A
+    /// thread's first allocation goes through here, so the fork handlers
+    /// are in place before it holds a heap lock. So does every allocation in
+    /// secure mode (`secure.rs`).
     ///
     /// # Safety
     /// `heap` is this thread's record (or `EMPTY`).
     #[cold]
     #[inline(never)]
-    unsafe fn allocate_slow(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
+    unsafe fn allocate_slow(heap: *mut ThreadHeap, class: usize, size: usize) -> Option<NonNull<u8>> {
         fork::register_once(fork_prepare, fork_after);
+        let heap = if secure::on() {
+            let heap = thread::current();
+            // SAFETY: the thread's record.
+            if let Some(block) = unsafe { secure::pop_or_sample(heap, class, size) } {
+                return Some(block);
+            }
+            heap
+        } else {
+            heap
+        };
         let mut first = true;
         with_purge(|| {
             // After a purge the thread may have a record it lacked before.
-            let heap = if core::mem::take(&mut first) { heap } else { thread::local() };
+            let heap = if core::mem::take(&mut first) { heap } else { thread::current() };
             // SAFETY: the caller's contract; `local()` is this thread's record.
             unsafe { thread::allocate_slow(heap, class) }
         })
@@ -350,6 +401,20 @@ impl Heap {
     /// As for `free_block`; `heap` is this thread's record.
     #[inline(never)]
     unsafe fn free_elsewhere<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8)) {
+        if secure::on() {
+            // SAFETY: the caller's contract.
+            return unsafe { secure::free::<C>(ptr, foreign) };
+        }
+        // SAFETY: the caller's contract.
+        unsafe { Heap::free_in::<C>(heap, ptr, foreign) }
+    }
+
+    /// `free_elsewhere`'s checked free, which secure mode also ends in.
+    ///
+    /// # Safety
+    /// As for `free_elsewhere`.
+    #[inline(always)]
+    unsafe fn free_in<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8)) {
         let seg = segment_map::get(segment::header_addr(ptr.addr())).cast::<Segment>();
         if seg.is_null() {
             return foreign(ptr);
@@ -450,6 +515,9 @@ impl Heap {
     /// # Safety
     /// As for `free_block`.
     unsafe fn looks_live(ptr: *mut u8) -> bool {
+        if guarded::holds(ptr) {
+            return guarded::is_live(ptr);
+        }
         let seg = segment_map::get(segment::header_addr(ptr.addr())).cast::<Segment>();
         if seg.is_null() {
             return false;
@@ -465,7 +533,9 @@ impl Heap {
             if Segment::starts_span(seg, page, ptr) {
                 return !Segment::span_parked(page);
             }
-            Segment::starts_block(page, ptr) && !guard::carries_mark(ptr, guard::mark(ptr.addr()))
+            Segment::starts_block(page, ptr)
+                && !guard::carries_mark(ptr, guard::mark(ptr.addr()))
+                && !secure::quarantined(ptr)
         }
     }
 
@@ -509,6 +579,9 @@ impl Heap {
     /// assert!(!Heap::owns(&*theirs as *const u64 as *const u8));
     /// ```
     pub fn owns(ptr: *const u8) -> bool {
+        if guarded::holds(ptr) {
+            return true;
+        }
         let addr = ptr.addr();
         let base = segment::header_addr(addr);
         let seg = segment_map::get(base).cast::<Segment>();
@@ -540,6 +613,9 @@ impl Heap {
     pub unsafe fn usable_size(ptr: NonNull<u8>) -> usize {
         // SAFETY: the caller's contract; as in `free_block`.
         unsafe {
+            if guarded::holds(ptr.as_ptr()) {
+                return guarded::usable(ptr.as_ptr());
+            }
             let seg = segment_of(ptr.as_ptr());
             if (*seg).kind == Kind::Large { (*seg).block_size } else { Heap::room(ptr.as_ptr()) }
         }
@@ -675,7 +751,9 @@ impl Heap {
             guard::report(Misuse::InvalidPointer, ptr.addr().get());
             return Err(AllocError);
         }
-        if old.size() != 0 && new.size() != 0 && ptr.as_ptr().addr() % new.align() == 0 {
+        // A guarded block (secure mode) always moves.
+        let guarded = guarded::holds(ptr.as_ptr());
+        if old.size() != 0 && new.size() != 0 && ptr.as_ptr().addr() % new.align() == 0 && !guarded {
             // SAFETY: a live block (the caller's contract).
             let usable = unsafe { Heap::room(ptr.as_ptr()) };
             // A small block stays if the new size has its class; a large
@@ -684,6 +762,9 @@ impl Heap {
             // SAFETY: a live block's header is readable.
             let large = unsafe { (*segment_of(ptr.as_ptr())).kind == Kind::Large };
             if large {
+                // In secure mode the mapping past the block is a guard.
+                // SAFETY: a live block's header is readable.
+                let usable = if secure::on() { unsafe { (*segment_of(ptr.as_ptr())).block_size } } else { usable };
                 if new.size() <= usable && class_of(new).is_none() {
                     // SAFETY: a live large block, the caller's to resize,
                     // and the new size within its usable size.
@@ -700,7 +781,7 @@ impl Heap {
                 // `in_segment` gives it the segment's provenance.
                 if unsafe {
                     let seg = segment_of(ptr.as_ptr());
-                    thread::grow_span(thread::local(), seg, segment::in_segment(seg, ptr.as_ptr()), pages)
+                    thread::grow_span(thread::current(), seg, segment::in_segment(seg, ptr.as_ptr()), pages)
                 } {
                     return Ok(NonNull::slice_from_raw_parts(ptr, new.size()));
                 }

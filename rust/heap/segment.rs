@@ -60,6 +60,7 @@ use super::counters::{self, LARGE_BYTES, LARGE_LIVE, RESIDENT};
 use super::fork::ForkSlot;
 use super::guard::{self, Misuse};
 use super::limit::{self, Short};
+use super::secure;
 use crate::classes::class_size;
 use crate::os;
 
@@ -378,7 +379,26 @@ impl Segment {
             (*page).next = ptr::null_mut();
             (*page).prev = ptr::null_mut();
             (*seg).used_pages += 1;
+            Self::set_page_guard(seg, page, false);
             Some((page, clean))
+        }
+    }
+
+    /// In secure mode, makes the last OS page of small page `page` (its
+    /// guard) inaccessible while it is in use, or accessible again when it
+    /// is given back.
+    ///
+    /// # Safety
+    /// The caller owns the segment; no block lies in the guard (the page is
+    /// fresh or free).
+    unsafe fn set_page_guard(seg: *mut Segment, page: *mut Page, accessible: bool) {
+        let guard = secure::page_guard();
+        if guard != 0 {
+            let at = Self::page_area(seg, Self::page_index(seg, page)).wrapping_add(PAGE_SIZE - guard);
+            // SAFETY: the caller's contract: whole OS pages of the segment's
+            // own mapping that hold no block. If the OS refuses, the page
+            // only lacks its guard.
+            unsafe { os::protect(at, guard, accessible) };
         }
     }
 
@@ -402,6 +422,7 @@ impl Segment {
                     (*area.wrapping_add(at).cast::<Block>()).mark = 0;
                 }
             }
+            Self::set_page_guard(seg, page, true);
             (*page).in_use = false;
             // A free page has no carved block: `starts_block` refuses it.
             (*page).carved_end.store(0, Ordering::Relaxed);
@@ -728,18 +749,25 @@ impl Segment {
         unsafe {
             let size = class_size((*page).class.load(Ordering::Relaxed) as usize);
             let start = (*page).carved_end.load(Ordering::Relaxed) as usize;
-            let end = PAGE_SIZE / size * size;
+            // Not over a secure page's guard (see `secure.rs`).
+            let end = (PAGE_SIZE - secure::page_guard()) / size * size;
             if start == end {
                 return false;
             }
             let stop = (start + (4096 / size).max(1) * size).min(end);
             let key = Self::key(page);
             let area = Self::page_area(seg, Self::page_index(seg, page));
+            // In address order, or in secure mode in a random order.
+            let count = (stop - start) / size;
+            let mut order = [0u16; 4096 / 16];
+            let shuffled = secure::on() && count > 1;
+            if shuffled {
+                secure::shuffle(&mut order, count);
+            }
             let mut next = (*page).free;
-            let mut at = stop;
-            while at > start {
-                at -= size;
-                let block = area.wrapping_add(at).cast::<Block>();
+            for k in (0..count).rev() {
+                let index = if shuffled { order[k] as usize } else { k };
+                let block = area.wrapping_add(start + index * size).cast::<Block>();
                 (*block).link = guard::encode(next.addr(), key, block.addr());
                 if guard::ON {
                     (*block).mark = guard::mark(block.addr());

@@ -129,6 +129,8 @@ std::thread_local! {
     static STATE: Cell<u8> = const { Cell::new(0) };
     /// Dropped at thread exit: abandons the heap.
     static EXIT: Exit = const { Exit };
+    /// In secure mode, this thread's record (see [`set_local`]).
+    static SECURE_RECORD: Cell<*mut ThreadHeap> = const { Cell::new(EMPTY.0.get()) };
 }
 
 /// The thread's heap record for the fast paths (`EMPTY` if it has none).
@@ -137,9 +139,28 @@ pub(super) fn local() -> *mut ThreadHeap {
     slot::get()
 }
 
-/// Makes `heap` this thread's record (`empty()` for none).
+/// Makes `heap` this thread's record (`empty()` for none). In secure mode
+/// the fast paths' slot keeps `EMPTY`, so every allocation and free takes
+/// a slow path where secure mode's work is done (`secure.rs`); the record
+/// itself is in `SECURE_RECORD`, for [`current`].
 fn set_local(heap: *mut ThreadHeap) {
-    slot::set(heap);
+    if super::secure::on() {
+        SECURE_RECORD.with(|r| r.set(heap));
+    } else {
+        slot::set(heap);
+    }
+}
+
+/// Whether this thread's thread-locals are gone (it allocates from the
+/// orphan heap now).
+pub(super) fn torn_down() -> bool {
+    STATE.with(Cell::get) == 2
+}
+
+/// The thread's record for the slow paths: the fast paths' [`local`], or in
+/// secure mode the record that slot does not show (`EMPTY` if none).
+pub(super) fn current() -> *mut ThreadHeap {
+    if super::secure::on() { SECURE_RECORD.with(Cell::get) } else { local() }
 }
 
 /// Where this thread keeps its record pointer: valid, and always pointing
@@ -480,7 +501,10 @@ struct Exit;
 
 impl Drop for Exit {
     fn drop(&mut self) {
-        let heap = local();
+        // Blocks held back from reuse go back first, while the record is
+        // still this thread's.
+        super::secure::flush_quarantine();
+        let heap = current();
         set_local(empty());
         STATE.with(|s| s.set(2));
         if heap != empty() {
@@ -1275,7 +1299,7 @@ unsafe fn owned_segments(heap: *mut ThreadHeap) -> impl Iterator<Item = *mut Seg
 /// Gives the calling thread's free pages back to the OS, and its spare
 /// segment; returns the bytes.
 pub(super) fn purge_local() -> usize {
-    let heap = local();
+    let heap = current();
     if heap == empty() {
         return 0;
     }

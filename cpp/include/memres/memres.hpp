@@ -650,6 +650,15 @@ heap_limits get_heap_limits() noexcept;
 /// the bytes (Rust: memres::Heap::purge).
 std::size_t heap_purge() noexcept;
 
+/// Whether the heap runs in secure mode (CMake option MEMRES_SECURE, or
+/// MEMRES_SECURE=1 in the environment at the heap's first use): guard pages,
+/// randomized free lists, freed blocks zeroed and held back from reuse (they
+/// count as allocated until then; heap_purge() lets the calling thread's go),
+/// sampled guarded allocations (MEMRES_GUARDED_SAMPLE_RATE). Every
+/// allocation and free then goes through the Rust core: the inline fast
+/// paths step aside (Rust: memres::Heap::secure).
+bool heap_secure() noexcept;
+
 namespace detail {
 inline namespace MEMRES_CONFIG_NS {
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <list>
 #include <map>
@@ -113,6 +114,9 @@ TEST(small_blocks_take_the_inline_path) {
   // Blocks that fill pages and empty them again (the last free of a page
   // goes through Rust), with contents checked.
   std::pmr::memory_resource* heap = memres::heap_resource();
+  // Secure mode holds freed blocks back (counted as allocated) until a purge.
+  const bool secure = memres::heap_secure();
+  if (secure) memres::heap_purge();
   const std::size_t base = memres::get_heap_stats().allocated;
   std::vector<unsigned char*> blocks;
   for (int round = 0; round < 3; ++round) {
@@ -129,6 +133,7 @@ TEST(small_blocks_take_the_inline_path) {
     }
     blocks.clear();
   }
+  if (secure) memres::heap_purge();
   CHECK(memres::get_heap_stats().allocated == base);
 }
 
@@ -152,6 +157,9 @@ TEST(the_heap_as_the_default_upstream_of_memres_resources) {
 
 TEST(stats_and_purge) {
   std::pmr::memory_resource* heap = memres::heap_resource();
+  // Secure mode holds freed blocks back (counted as allocated) until a purge.
+  const bool secure = memres::heap_secure();
+  if (secure) memres::heap_purge();
   const memres::heap_stats base = memres::get_heap_stats();
   const std::vector<memres::heap_class_stats> classes = memres::get_heap_class_stats();
   CHECK(classes.size() > 40 && classes.back().size == 0);
@@ -165,11 +173,32 @@ TEST(stats_and_purge) {
   CHECK(during.mapped == during.resident + during.retained);
   CHECK(memres::get_heap_class_stats()[cls].live == classes[cls].live + 2000);
   for (void* p : blocks) heap->deallocate(p, 6000, 8);
-  CHECK(memres::get_heap_stats().allocated == base.allocated);
+  if (!secure) CHECK(memres::get_heap_stats().allocated == base.allocated);
   const std::size_t resident = memres::get_heap_stats().resident;
   const std::size_t purged = memres::heap_purge();
+  CHECK(memres::get_heap_stats().allocated == base.allocated);
   CHECK(purged > 0);
   CHECK(memres::get_heap_stats().resident + purged / 2 <= resident);
+}
+
+TEST(secure_mode_holds_freed_blocks_back_and_zeroes_them) {
+  // Run by ctest twice: as is, and with MEMRES_SECURE=1 (test heap_secure).
+  const char* asked = std::getenv("MEMRES_SECURE");
+  if (asked != nullptr && std::strcmp(asked, "1") == 0) CHECK(memres::heap_secure());
+  std::pmr::memory_resource* heap = memres::heap_resource();
+  void* a = heap->allocate(48, 8);
+  std::memset(a, 0xab, 48);
+  const auto was = reinterpret_cast<std::uintptr_t>(a);
+  heap->deallocate(a, 48, 8);
+  bool came_back = false;
+  for (int i = 0; i < 100; ++i) {
+    void* b = heap->allocate(48, 8);
+    came_back |= reinterpret_cast<std::uintptr_t>(b) == was;
+    heap->deallocate(b, 48, 8);
+  }
+  // The default mode hands the freed block out again at once (a page's
+  // free list is last in, first out); secure mode holds it back.
+  CHECK(came_back == !memres::heap_secure());
 }
 
 TEST(hard_limit_throws_bad_alloc_and_lifting_it_recovers) {

@@ -1,0 +1,334 @@
+//! Secure mode: what the heap does on top of its default-on checks
+//! (`guard.rs`) when a program asks for it, at a price in speed and memory
+//! that the default does not pay.
+//!
+//! On with the cargo feature `secure` (always), or with `MEMRES_SECURE=1`
+//! in the environment (read once, at the heap's first use; the malloc shim
+//! and every other build honour it). In secure mode:
+//!
+//! - **Guard pages.** The last OS page of every small page in use is
+//!   inaccessible (its blocks are carved before it), and so is the rest of a
+//!   large block's mapping after the block: an overflow off the end of a
+//!   page's last block, or of a large block, faults at once.
+//! - **Randomized free lists.** Blocks freshly carved from a page go onto
+//!   its free list in a random order, so neighbours in time are not
+//!   neighbours in memory (an overflow's victim is not predictable).
+//! - **Quarantine.** A freed small block is zeroed (but for a mark) and held
+//!   back from reuse for the next [`QUARANTINE_BLOCKS`] frees of its thread
+//!   (at most [`QUARANTINE_BYTES`]), so a use after free does not land in
+//!   the next object, and reads of freed memory see zeros; a second free of
+//!   a quarantined block is a double free. Medium blocks go back at once;
+//!   large blocks are unmapped at once (not cached), so touching one after
+//!   its free faults.
+//! - **Sampled guarded allocations** (`guarded.rs`), with
+//!   `MEMRES_GUARDED_SAMPLE_RATE=N`: about one small allocation in `N`.
+//!
+//! How: the fast paths are not touched. In secure mode a thread's record is
+//! kept out of the slot the fast paths read (they see `EMPTY`: no page to
+//! pop, no segment owned), so every allocation and free lands in a slow
+//! path, which comes here. The default mode pays one load and compare of
+//! [`on`] on paths that are already slow (a refill, a free outside the
+//! thread's last segment).
+//!
+//! # Invariants
+//! - The mode is fixed by the first [`on`] call, before any record or
+//!   segment exists, and never changes.
+//! - A quarantined block is live for every count (its page's `used`, the
+//!   stats) and carries [`quarantine_mark`] in its second word, never the
+//!   free mark; it is in exactly one thread's quarantine.
+//! - In secure mode every small page in use has its last OS page
+//!   inaccessible, and no block is carved over it.
+
+use core::cell::UnsafeCell;
+use core::ptr;
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use super::guard::{self, Misuse};
+use super::segment::{self, Kind, SMALL_CLASSES, Segment};
+use super::{Heap, guarded, segment_map, thread};
+use crate::classes::class_size;
+use crate::os;
+
+/// Freed small blocks a thread holds back at most.
+pub(super) const QUARANTINE_BLOCKS: usize = 256;
+/// Bytes of freed small blocks a thread holds back at most.
+pub(super) const QUARANTINE_BYTES: usize = 1 << 20;
+
+/// 0: not decided yet; 1: off; 2: on.
+static MODE: AtomicU8 = AtomicU8::new(0);
+/// The key of quarantined blocks' marks (nonzero once decided).
+static QUARANTINE_KEY: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether secure mode is on (see the module doc).
+#[inline]
+pub(super) fn on() -> bool {
+    if cfg!(feature = "secure") {
+        return true;
+    }
+    match MODE.load(Ordering::Relaxed) {
+        0 => decide(),
+        mode => mode == 2,
+    }
+}
+
+#[cold]
+fn decide() -> bool {
+    let asked = os::env(c"MEMRES_SECURE", |v| matches!(v, b"1" | b"on" | b"yes" | b"true")).unwrap_or(false);
+    let mode = if asked { 2 } else { 1 };
+    let _ = MODE.compare_exchange(0, mode, Ordering::Relaxed, Ordering::Relaxed);
+    MODE.load(Ordering::Relaxed) == 2
+}
+
+/// Bytes at the end of each small page kept inaccessible: an OS page in
+/// secure mode, else none.
+pub(super) fn page_guard() -> usize {
+    if on() && os::CAN_PROTECT { os::page_size() } else { 0 }
+}
+
+/// The mark a quarantined block at `at` carries in its second word: not
+/// the free mark (so the block is no free block to the checks), and as
+/// unpredictable.
+fn quarantine_mark(at: usize) -> usize {
+    let mut key = QUARANTINE_KEY.load(Ordering::Relaxed);
+    if key == 0 {
+        key = crate::misuse::fresh_key(0x7175_6172) | 1;
+        let _ = QUARANTINE_KEY.compare_exchange(0, key, Ordering::Relaxed, Ordering::Relaxed);
+        key = QUARANTINE_KEY.load(Ordering::Relaxed);
+    }
+    guard::mark(at) ^ key
+}
+
+/// Whether the small block at `block` (being freed or resized) is in a
+/// quarantine: freed already.
+///
+/// # Safety
+/// As for `guard::carries_mark`.
+pub(super) unsafe fn quarantined(block: *const u8) -> bool {
+    // SAFETY: the caller's contract.
+    on() && unsafe { guard::carries_mark(block, quarantine_mark(block.addr())) }
+}
+
+/// A small block of `class` (for a request of `size` bytes), in secure
+/// mode: a sampled guarded block now and then, else the thread's own.
+///
+/// # Safety
+/// `heap` is the thread's record (`thread::current()`, or `EMPTY`).
+pub(super) unsafe fn pop_or_sample(
+    heap: *mut thread::ThreadHeap,
+    class: usize,
+    size: usize,
+) -> Option<core::ptr::NonNull<u8>> {
+    if let Some(block) = guarded::sample(size, class) {
+        return Some(block);
+    }
+    // SAFETY: the caller's contract.
+    unsafe { thread::ThreadHeap::pop(heap, class) }
+}
+
+/// A thread's freed small blocks, oldest first from `head`, in a ring.
+struct Quarantine {
+    blocks: [*mut u8; QUARANTINE_BLOCKS],
+    sizes: [u32; QUARANTINE_BLOCKS],
+    head: usize,
+    len: usize,
+    bytes: usize,
+}
+
+std::thread_local! {
+    /// This thread's quarantine (no destructor: the thread's exit flushes
+    /// it, see `thread.rs`).
+    /// A block pushed out of a full quarantine, for [`overflow`].
+    static OVERFLOW: core::cell::Cell<*mut u8> = const { core::cell::Cell::new(ptr::null_mut()) };
+    static QUARANTINE: UnsafeCell<Quarantine> = const {
+        UnsafeCell::new(Quarantine {
+            blocks: [ptr::null_mut(); QUARANTINE_BLOCKS],
+            sizes: [0; QUARANTINE_BLOCKS],
+            head: 0,
+            len: 0,
+            bytes: 0,
+        })
+    };
+}
+
+/// Puts `block` (of `size` bytes) in the thread's quarantine; the caller
+/// then frees what [`overflow`] takes out to keep it within its bounds.
+fn hold(block: *mut u8, size: usize) {
+    QUARANTINE.with(|q| {
+        // SAFETY: this thread's own quarantine; nothing called while the
+        // reference lives reaches it again.
+        let q = unsafe { &mut *q.get() };
+        if q.len == QUARANTINE_BLOCKS {
+            // Full by count: the oldest goes to the caller through `overflow`
+            // (one over the count for a moment: keep it in the ring's room).
+            let out = q.take().expect("a full quarantine has blocks");
+            OVERFLOW.with(|o| o.set(out));
+        }
+        let at = (q.head + q.len) % QUARANTINE_BLOCKS;
+        q.blocks[at] = block;
+        q.sizes[at] = size as u32;
+        q.len += 1;
+        q.bytes += size;
+    })
+}
+
+/// The next block to leave the thread's quarantine so that it holds at
+/// most [`QUARANTINE_BLOCKS`] blocks and [`QUARANTINE_BYTES`] bytes.
+fn overflow() -> Option<*mut u8> {
+    let out = OVERFLOW.with(|o| o.replace(ptr::null_mut()));
+    if !out.is_null() {
+        return Some(out);
+    }
+    QUARANTINE.with(|q| {
+        // SAFETY: this thread's own quarantine.
+        let q = unsafe { &mut *q.get() };
+        if q.bytes > QUARANTINE_BYTES { q.take() } else { None }
+    })
+}
+
+impl Quarantine {
+    /// The oldest block, out of the quarantine.
+    fn take(&mut self) -> Option<*mut u8> {
+        if self.len == 0 {
+            return None;
+        }
+        let block = self.blocks[self.head];
+        self.bytes -= self.sizes[self.head] as usize;
+        self.head = (self.head + 1) % QUARANTINE_BLOCKS;
+        self.len -= 1;
+        Some(block)
+    }
+}
+
+/// Frees every block of the calling thread's quarantine (at its exit, and
+/// before a purge).
+pub(super) fn flush_quarantine() {
+    if !on() {
+        return;
+    }
+    // SAFETY: this thread's own quarantine, released before the free.
+    while let Some(block) = QUARANTINE.with(|q| unsafe { (*q.get()).take() }) {
+        // SAFETY: a quarantined block is a live block of the heap, which the
+        // thread freed (the quarantine holds it once).
+        unsafe { Heap::free_in::<false>(thread::current(), block, super::report_foreign) };
+    }
+}
+
+/// Secure mode's `free` (every free comes here in secure mode, see the
+/// module doc): a guarded block goes back to its slot; a small block is
+/// checked, zeroed and quarantined; anything else takes the checked path.
+///
+/// # Safety
+/// As for `Heap::free_block`.
+pub(super) unsafe fn free<const C: bool>(ptr: *mut u8, foreign: fn(*mut u8)) {
+    if guarded::holds(ptr) {
+        return super::keeping_errno::<C>(|| guarded::free(ptr));
+    }
+    let heap = thread::current();
+    let seg = segment_map::get(segment::header_addr(ptr.addr())).cast::<Segment>();
+    if seg.is_null() {
+        return foreign(ptr);
+    }
+    let ptr = segment::in_segment(seg, ptr);
+    // SAFETY: the map says a header lives there; as in `Heap::free_in`. A
+    // small block start lies in its page's carved memory, which the caller
+    // may write (its block, being freed).
+    unsafe {
+        if (*seg).kind == Kind::Large {
+            return Heap::free_in::<C>(heap, ptr, foreign);
+        }
+        let page = Segment::page_of(seg, ptr);
+        let class = (*page).class.load(Ordering::Relaxed) as usize;
+        // Medium blocks, pointers that start no block, and blocks that carry
+        // the free mark (a double free to confirm): the checked path decides.
+        if class >= SMALL_CLASSES
+            || !Segment::starts_block(page, ptr)
+            || guard::carries_mark(ptr, guard::mark(ptr.addr()))
+        {
+            return Heap::free_in::<C>(heap, ptr, foreign);
+        }
+        if quarantined(ptr) {
+            return guard::report(Misuse::DoubleFree, ptr.addr());
+        }
+        if thread::torn_down() {
+            // No exit left to empty a quarantine: freed at once.
+            return Heap::free_in::<C>(heap, ptr, foreign);
+        }
+        let size = class_size(class);
+        ptr.write_bytes(0, size);
+        ptr.cast::<usize>().add(1).write(quarantine_mark(ptr.addr()));
+        hold(ptr, size);
+        while let Some(old) = overflow() {
+            Heap::free_in::<C>(heap, old, foreign);
+        }
+    }
+}
+
+/// A permutation of `0..n` in `order` (its first `n` entries), drawn from
+/// a fresh key: the order a secure page's fresh blocks go onto its list.
+pub(super) fn shuffle(order: &mut [u16], n: usize) {
+    let mut state = crate::misuse::fresh_key(n as u64) as u64 | 1;
+    for (i, slot) in order.iter_mut().enumerate().take(n) {
+        *slot = i as u16;
+    }
+    // Fisher–Yates with xorshift64 draws.
+    for i in (1..n).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let j = (state % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_is_a_permutation_and_not_the_identity() {
+        let mut order = [0u16; 256];
+        let mut moved = 0;
+        for n in [1, 2, 3, 16, 255, 256] {
+            shuffle(&mut order, n);
+            let mut seen = vec![false; n];
+            for &i in &order[..n] {
+                assert!(!seen[i as usize], "{i} twice in {n}");
+                seen[i as usize] = true;
+            }
+            moved += order[..n].iter().enumerate().filter(|&(i, &v)| i != v as usize).count();
+        }
+        assert!(moved > 100, "the orders barely moved ({moved} entries)");
+    }
+
+    #[test]
+    fn the_quarantine_holds_a_bounded_number_of_blocks_oldest_out_first() {
+        let fake = |i: usize| ptr::without_provenance_mut::<u8>(0x1000 * (i + 1));
+        let mut out = Vec::new();
+        for i in 0..QUARANTINE_BLOCKS + 3 {
+            hold(fake(i), 16);
+            out.extend(core::iter::from_fn(overflow));
+        }
+        assert_eq!(out, vec![fake(0), fake(1), fake(2)]);
+        // Big blocks push out enough to stay under the byte cap.
+        let big = 32 << 10;
+        let mut gone = Vec::new();
+        for _ in 0..64 {
+            hold(fake(10_000), big);
+            gone.extend(core::iter::from_fn(overflow));
+            QUARANTINE.with(|q| {
+                // SAFETY: this thread's own quarantine.
+                let q = unsafe { &*q.get() };
+                assert!(q.bytes <= QUARANTINE_BYTES && q.len <= QUARANTINE_BLOCKS, "{} bytes held", q.bytes);
+            });
+        }
+        QUARANTINE.with(|q| {
+            // SAFETY: this thread's own quarantine.
+            let q = unsafe { &mut *q.get() };
+            assert_eq!(q.bytes, 32 * big, "the byte cap keeps 32 blocks of 32 KiB");
+            let small: Vec<_> = (3..QUARANTINE_BLOCKS + 3).map(fake).collect();
+            assert_eq!(gone[..small.len()], small[..], "the oldest blocks leave first");
+            assert!(gone[small.len()..].iter().all(|&b| b == fake(10_000)));
+            while q.take().is_some() {}
+        });
+    }
+}
