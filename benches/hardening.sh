@@ -2,8 +2,9 @@
 # What the heap's default-on misuse checks cost: the heap workloads on
 # memres::Heap as built (checks on), on the same code with the checks
 # compiled out (feature unchecked-heap, a second build in
-# target/unchecked-heap), and on mimalloc, one process per run, rounds
-# interleaved; ratios to the unchecked build. With --instructions, also the
+# target/unchecked-heap), in secure mode (MEMRES_SECURE=1, same build), and
+# on mimalloc, one process per run, rounds interleaved; ratios to the
+# unchecked build. With --instructions, also the
 # instructions each build executes for one iteration of each workload
 # (callgrind: stable where times are noisy).
 #
@@ -29,6 +30,7 @@ for ((round = 1; round <= rounds; round++)); do
   for work in $works; do
     echo "$work|unchecked|$("$unchecked" "$work" memres 9)" >>"$out"
     echo "$work|checked|$("$checked" "$work" memres 9)" >>"$out"
+    echo "$work|secure|$(MEMRES_SECURE=1 "$checked" "$work" memres 9)" >>"$out"
     echo "$work|mimalloc|$("$checked" "$work" mimalloc 9)" >>"$out"
   done
 done
@@ -40,15 +42,16 @@ if $instructions; then
     exit 1
   fi
   echo
-  echo "| workload | instructions, unchecked | checked | checked / unchecked |"
-  echo "|---|---:|---:|---:|"
+  echo "| workload | instructions, unchecked | checked | checked / unchecked | secure / unchecked |"
+  echo "|---|---:|---:|---:|---:|"
   for work in $works; do
     count() {
-      valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" "$work" memres 1 2>&1 |
+      env "$@" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$binary" "$work" memres 1 2>&1 |
         sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
     }
-    u=$(count "$unchecked")
-    c=$(count "$checked")
-    python3 -c "print(f'| $work | {$u:,} | {$c:,} | {$c / $u:.3f} |')"
+    binary=$unchecked u=$(count)
+    binary=$checked c=$(count)
+    binary=$checked s=$(count MEMRES_SECURE=1)
+    python3 -c "print(f'| $work | {$u:,} | {$c:,} | {$c / $u:.3f} | {$s / $u:.3f} |')"
   done
 fi

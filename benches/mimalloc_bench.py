@@ -154,11 +154,12 @@ def build_programs(build, names):
     return out
 
 
-def run_once(out, bench, name, preload):
+def run_once(out, bench, name, preload, extra_env=None):
     prog, args, stdin, score = PROGRAMS[name]
     argv = [str(out.parent / "launcher"), str(preload or ""), str(out / prog)] + [a.format(bench=bench) for a in args]
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
+    env.update(extra_env or {})
     with tempfile.TemporaryFile() as output, open(bench / stdin if stdin else os.devnull, "rb") as inp:
         start = time.perf_counter()
         code = subprocess.run(argv, cwd=out, env=env, stdin=inp, stdout=output, stderr=subprocess.STDOUT).returncode
@@ -185,6 +186,7 @@ def main():
     ap.add_argument("--src", default=os.environ.get("MIMALLOC_BENCH", str(DEFAULT_SRC)))
     ap.add_argument("--build", default=str(pathlib.Path(tempfile.gettempdir()) / "memres-mimalloc-bench"))
     ap.add_argument("--test", action="store_true", help="each program once under memres, checking it runs")
+    ap.add_argument("--secure", action="store_true", help="also run memres in secure mode (MEMRES_SECURE=1)")
     opts = ap.parse_args()
     names = opts.only.split(",") if opts.only else list(PROGRAMS)
     for n in names:
@@ -208,13 +210,19 @@ def main():
     sh(["cargo", "build", "--release", "-q", "-p", "memres-malloc"], cwd=ROOT)
     memres = ROOT / "target" / "release" / "libmemres_malloc.so"
 
+    secure = {"MEMRES_SECURE": "1"}
     if opts.test:
         for n in names:
-            t, kib = run_once(out, bench, n, memres)
-            print(f"mimalloc_bench.py --test: {n} ok ({t:.2f}, {kib / 1024:.1f} MiB)")
+            for mode, env in [("", None), (" secure", secure)] if opts.secure else [("", None)]:
+                t, kib = run_once(out, bench, n, memres, env)
+                print(f"mimalloc_bench.py --test: {n}{mode} ok ({t:.2f}, {kib / 1024:.1f} MiB)")
         return
 
     allocs = {"glibc": None, "memres": memres}
+    envs = {}
+    if opts.secure:
+        allocs["memres-secure"] = memres
+        envs["memres-secure"] = secure
     for peer, (path, pkg) in PEERS.items():
         if path.exists():
             allocs[peer] = path
@@ -224,7 +232,7 @@ def main():
     for rnd in range(opts.rounds):
         for n in names:
             for a, pre in allocs.items():
-                t, kib = run_once(out, bench, n, pre)
+                t, kib = run_once(out, bench, n, pre, envs.get(a))
                 times.setdefault((n, a), []).append(t)
                 rss.setdefault((n, a), []).append(kib)
         print(f"round {rnd + 1}/{opts.rounds} done", file=sys.stderr)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What each process allocator does with each misuse of
 # malloc/tests/programs/misuse.c (a double free, a write after free, an
-# interior free, ...): glibc, memres (libmemres_malloc.so, by default and with
-# MEMRES_ON_MISUSE=report), and mimalloc, jemalloc and tcmalloc where their
+# interior free, ...): glibc, memres (libmemres_malloc.so, by default, with
+# MEMRES_ON_MISUSE=report, and in secure mode, MEMRES_SECURE=1), and mimalloc, jemalloc and tcmalloc where their
 # Debian packages are installed (installed here if missing and possible; an
 # allocator that cannot be had is named as skipped). Prints a markdown table:
 #
@@ -11,6 +11,9 @@
 #   CORRUPTED    a later malloc returned a live block or the planted address
 #   crashed      the program died of a signal other than SIGABRT
 #   silent       the program ran through and nothing was said
+#   absorbed     (memres in secure mode) the same, because the write landed
+#                in a freed block held in the quarantine: zeroed, off every
+#                free list, relinked afresh when it leaves
 #
 # Exits non-zero if memres's column shows a corruption, a crash or a hang
 # (CI runs it as a check).
@@ -24,11 +27,11 @@ memres=$PWD/target/release/libmemres_malloc.so
 bin=target/misuse
 cc -O1 -pthread -Wno-use-after-free -o "$bin" malloc/tests/programs/misuse.c
 
-configs=("glibc||" "memres|$memres|" "memres, report|$memres|report")
-names=("glibc" "memres" "memres, report")
+configs=("glibc|||" "memres|$memres||" "memres, report|$memres|report|" "memres, secure|$memres||1")
+names=("glibc" "memres" "memres, report" "memres, secure")
 for peer in mimalloc jemalloc tcmalloc; do
   if [[ -e ${!peer} ]]; then
-    configs+=("$peer|${!peer}|")
+    configs+=("$peer|${!peer}||")
     names+=("$peer")
   else
     echo "skipped: $peer (its Debian package is not installed)" >&2
@@ -47,9 +50,9 @@ echo "$rule"
 for case in $cases; do
   row="| $case |"
   for config in "${configs[@]}"; do
-    IFS='|' read -r name preload mode <<<"$config"
+    IFS='|' read -r name preload mode secure <<<"$config"
     set +e
-    out=$(LD_PRELOAD=$preload MEMRES_ON_MISUSE=$mode timeout 60 "$bin" "$case" 2>&1)
+    out=$(LD_PRELOAD=$preload MEMRES_ON_MISUSE=$mode MEMRES_SECURE=$secure timeout 60 "$bin" "$case" 2>&1)
     status=$?
     set -e
     if grep -q CORRUPTED <<<"$out"; then
@@ -62,6 +65,8 @@ for case in $cases; do
       result="hung"
     elif grep -qi "memres:\|invalid\|double free\|corrupt" <<<"${out/survived*/}"; then
       result=reported
+    elif ((status == 0)) && [[ -n $secure ]]; then
+      result=absorbed
     elif ((status == 0)); then
       result=silent
     else

@@ -355,6 +355,9 @@ class heap_resource_impl final : public std::pmr::memory_resource {
 #if defined(MEMRES_DEBUG_CHECKS)
     inline_ = false;
 #endif
+    // Secure mode quarantines every free in Rust (allocations stay inline
+    // unless it samples them, when the slot shows no pages).
+    free_inline_ = inline_ && !ffi::heap_secure();
   }
 
   bool inline_fast_path() const noexcept { return inline_; }
@@ -402,7 +405,7 @@ class heap_resource_impl final : public std::pmr::memory_resource {
 
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
 #if !defined(MEMRES_DEBUG_CHECKS)
-    if (inline_ && detail::pool_class_of(bytes, alignment, heap_layout::small_max) < detail::pool_class_count) {
+    if (free_inline_ && detail::pool_class_of(bytes, alignment, heap_layout::small_max) < detail::pool_class_count) {
       const auto addr = reinterpret_cast<std::uintptr_t>(p);
       const std::uintptr_t seg = addr & ~(heap_layout::segment_size - 1);
       const auto* owner = reinterpret_cast<const std::atomic<void*>*>(seg);
@@ -445,6 +448,7 @@ class heap_resource_impl final : public std::pmr::memory_resource {
   std::uintptr_t mark_ = 0;
   bool checks_ = true;
   bool inline_ = false;
+  bool free_inline_ = false;
 };
 
 heap_resource_impl& the_heap() noexcept {

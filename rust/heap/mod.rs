@@ -319,7 +319,7 @@ impl Heap {
     #[inline(never)]
     unsafe fn allocate_slow(heap: *mut ThreadHeap, class: usize, size: usize) -> Option<NonNull<u8>> {
         fork::register_once(fork_prepare, fork_after);
-        let heap = if secure::on() {
+        let heap = if secure::divert_allocations() {
             let heap = thread::current();
             // SAFETY: the thread's record.
             if let Some(block) = unsafe { secure::pop_or_sample(heap, class, size) } {
@@ -428,7 +428,10 @@ impl Heap {
             }
             let page = Segment::page_of(seg, ptr);
             if (*seg).owner.load(core::sync::atomic::Ordering::Relaxed) == thread::as_owner(heap) {
-                ThreadHeap::set_owned_hint(heap, seg);
+                // In secure mode no hint: every free must come to `secure::free`.
+                if !secure::on() {
+                    ThreadHeap::set_owned_hint(heap, seg);
+                }
                 if thread::free_local(heap, page, ptr) {
                     Heap::page_emptied::<C>(heap, seg, page);
                 }

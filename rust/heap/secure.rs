@@ -23,12 +23,16 @@
 //! - **Sampled guarded allocations** (`guarded.rs`), with
 //!   `MEMRES_GUARDED_SAMPLE_RATE=N`: about one small allocation in `N`.
 //!
-//! How: the fast paths are not touched. In secure mode a thread's record is
-//! kept out of the slot the fast paths read (they see `EMPTY`: no page to
-//! pop, no segment owned), so every allocation and free lands in a slow
-//! path, which comes here. The default mode pays one load and compare of
-//! [`on`] on paths that are already slow (a refill, a free outside the
-//! thread's last segment).
+//! How: the fast paths are not touched. In secure mode a thread's record
+//! never holds the hint by which the free fast path knows a segment as its
+//! own, so every free lands in the slow path, which comes here; allocations
+//! keep the fast path (the work is done when pages are carved), except with
+//! sampling on, when the record is kept out of the slot the fast paths read
+//! (they see `EMPTY`: no page to pop) and the allocation slow path draws
+//! the samples. The C++ inline paths follow (its free steps aside in secure
+//! mode). The default mode pays one load and compare of [`on`] on paths
+//! that are already slow (a refill, a free outside the thread's last
+//! segment).
 //!
 //! # Invariants
 //! - The mode is fixed by the first [`on`] call, before any record or
@@ -79,6 +83,15 @@ fn decide() -> bool {
     MODE.load(Ordering::Relaxed) == 2
 }
 
+/// Whether allocations leave the fast paths too: in secure mode with
+/// sampled guarded allocations, which the allocation slow path draws.
+/// (Frees always do in secure mode: a thread's record never names a
+/// segment as its own to the free fast path, see `Heap::free_in`.)
+#[inline]
+pub(super) fn divert_allocations() -> bool {
+    on() && guarded::rate() > 0
+}
+
 /// Bytes at the end of each small page kept inaccessible: an OS page in
 /// secure mode, else none.
 pub(super) fn page_guard() -> usize {
@@ -88,14 +101,17 @@ pub(super) fn page_guard() -> usize {
 /// The mark a quarantined block at `at` carries in its second word: not
 /// the free mark (so the block is no free block to the checks), and as
 /// unpredictable.
+#[inline]
 fn quarantine_mark(at: usize) -> usize {
-    let mut key = QUARANTINE_KEY.load(Ordering::Relaxed);
-    if key == 0 {
-        key = crate::misuse::fresh_key(0x7175_6172) | 1;
-        let _ = QUARANTINE_KEY.compare_exchange(0, key, Ordering::Relaxed, Ordering::Relaxed);
-        key = QUARANTINE_KEY.load(Ordering::Relaxed);
-    }
-    guard::mark(at) ^ key
+    let key = QUARANTINE_KEY.load(Ordering::Relaxed);
+    guard::mark(at) ^ if key != 0 { key } else { quarantine_key() }
+}
+
+#[cold]
+fn quarantine_key() -> usize {
+    let key = crate::misuse::fresh_key(0x7175_6172) | 1;
+    let _ = QUARANTINE_KEY.compare_exchange(0, key, Ordering::Relaxed, Ordering::Relaxed);
+    QUARANTINE_KEY.load(Ordering::Relaxed)
 }
 
 /// Whether the small block at `block` (being freed or resized) is in a
@@ -103,6 +119,7 @@ fn quarantine_mark(at: usize) -> usize {
 ///
 /// # Safety
 /// As for `guard::carries_mark`.
+#[inline]
 pub(super) unsafe fn quarantined(block: *const u8) -> bool {
     // SAFETY: the caller's contract.
     on() && unsafe { guard::carries_mark(block, quarantine_mark(block.addr())) }
@@ -118,8 +135,10 @@ pub(super) unsafe fn pop_or_sample(
     class: usize,
     size: usize,
 ) -> Option<core::ptr::NonNull<u8>> {
-    if let Some(block) = guarded::sample(size, class) {
-        return Some(block);
+    if guarded::rate() > 0 {
+        if let Some(block) = guarded::sample(size, class) {
+            return Some(block);
+        }
     }
     // SAFETY: the caller's contract.
     unsafe { thread::ThreadHeap::pop(heap, class) }
@@ -132,13 +151,13 @@ struct Quarantine {
     head: usize,
     len: usize,
     bytes: usize,
+    /// A block pushed out of the full ring by [`hold`], for [`overflow`].
+    pushed_out: *mut u8,
 }
 
 std::thread_local! {
     /// This thread's quarantine (no destructor: the thread's exit flushes
     /// it, see `thread.rs`).
-    /// A block pushed out of a full quarantine, for [`overflow`].
-    static OVERFLOW: core::cell::Cell<*mut u8> = const { core::cell::Cell::new(ptr::null_mut()) };
     static QUARANTINE: UnsafeCell<Quarantine> = const {
         UnsafeCell::new(Quarantine {
             blocks: [ptr::null_mut(); QUARANTINE_BLOCKS],
@@ -146,43 +165,46 @@ std::thread_local! {
             head: 0,
             len: 0,
             bytes: 0,
+            pushed_out: ptr::null_mut(),
         })
     };
 }
 
+/// This thread's quarantine. The caller keeps the reference to itself
+/// while it lives: nothing it calls meanwhile may reach the quarantine.
+#[allow(clippy::mut_from_ref)]
+#[inline]
+fn quarantine() -> &'static mut Quarantine {
+    // SAFETY: the thread's own quarantine, valid for the thread's life (no
+    // destructor); exclusive by the caller's keeping it to itself.
+    unsafe { &mut *QUARANTINE.with(UnsafeCell::get) }
+}
+
 /// Puts `block` (of `size` bytes) in the thread's quarantine; the caller
 /// then frees what [`overflow`] takes out to keep it within its bounds.
+#[inline]
 fn hold(block: *mut u8, size: usize) {
-    QUARANTINE.with(|q| {
-        // SAFETY: this thread's own quarantine; nothing called while the
-        // reference lives reaches it again.
-        let q = unsafe { &mut *q.get() };
-        if q.len == QUARANTINE_BLOCKS {
-            // Full by count: the oldest goes to the caller through `overflow`
-            // (one over the count for a moment: keep it in the ring's room).
-            let out = q.take().expect("a full quarantine has blocks");
-            OVERFLOW.with(|o| o.set(out));
-        }
-        let at = (q.head + q.len) % QUARANTINE_BLOCKS;
-        q.blocks[at] = block;
-        q.sizes[at] = size as u32;
-        q.len += 1;
-        q.bytes += size;
-    })
+    let q = quarantine();
+    if q.len == QUARANTINE_BLOCKS {
+        q.pushed_out = q.take().expect("a full quarantine has blocks");
+    }
+    let at = (q.head + q.len) % QUARANTINE_BLOCKS;
+    q.blocks[at] = block;
+    q.sizes[at] = size as u32;
+    q.len += 1;
+    q.bytes += size;
 }
 
 /// The next block to leave the thread's quarantine so that it holds at
 /// most [`QUARANTINE_BLOCKS`] blocks and [`QUARANTINE_BYTES`] bytes.
+#[inline]
 fn overflow() -> Option<*mut u8> {
-    let out = OVERFLOW.with(|o| o.replace(ptr::null_mut()));
+    let q = quarantine();
+    let out = core::mem::replace(&mut q.pushed_out, ptr::null_mut());
     if !out.is_null() {
         return Some(out);
     }
-    QUARANTINE.with(|q| {
-        // SAFETY: this thread's own quarantine.
-        let q = unsafe { &mut *q.get() };
-        if q.bytes > QUARANTINE_BYTES { q.take() } else { None }
-    })
+    if q.bytes > QUARANTINE_BYTES { q.take() } else { None }
 }
 
 impl Quarantine {
@@ -205,8 +227,7 @@ pub(super) fn flush_quarantine() {
     if !on() {
         return;
     }
-    // SAFETY: this thread's own quarantine, released before the free.
-    while let Some(block) = QUARANTINE.with(|q| unsafe { (*q.get()).take() }) {
+    while let Some(block) = quarantine().take() {
         // SAFETY: a quarantined block is a live block of the heap, which the
         // thread freed (the quarantine holds it once).
         unsafe { Heap::free_in::<false>(thread::current(), block, super::report_foreign) };
@@ -315,20 +336,16 @@ mod tests {
         for _ in 0..64 {
             hold(fake(10_000), big);
             gone.extend(core::iter::from_fn(overflow));
-            QUARANTINE.with(|q| {
-                // SAFETY: this thread's own quarantine.
-                let q = unsafe { &*q.get() };
-                assert!(q.bytes <= QUARANTINE_BYTES && q.len <= QUARANTINE_BLOCKS, "{} bytes held", q.bytes);
-            });
+            let q = quarantine();
+            assert!(q.bytes <= QUARANTINE_BYTES && q.len <= QUARANTINE_BLOCKS, "{} bytes held", q.bytes);
         }
-        QUARANTINE.with(|q| {
-            // SAFETY: this thread's own quarantine.
-            let q = unsafe { &mut *q.get() };
+        {
+            let q = quarantine();
             assert_eq!(q.bytes, 32 * big, "the byte cap keeps 32 blocks of 32 KiB");
             let small: Vec<_> = (3..QUARANTINE_BLOCKS + 3).map(fake).collect();
             assert_eq!(gone[..small.len()], small[..], "the oldest blocks leave first");
             assert!(gone[small.len()..].iter().all(|&b| b == fake(10_000)));
             while q.take().is_some() {}
-        });
+        }
     }
 }

@@ -129,7 +129,8 @@ std::thread_local! {
     static STATE: Cell<u8> = const { Cell::new(0) };
     /// Dropped at thread exit: abandons the heap.
     static EXIT: Exit = const { Exit };
-    /// In secure mode, this thread's record (see [`set_local`]).
+    /// When secure mode samples allocations, this thread's record (see
+    /// [`set_local`]).
     static SECURE_RECORD: Cell<*mut ThreadHeap> = const { Cell::new(EMPTY.0.get()) };
 }
 
@@ -139,12 +140,12 @@ pub(super) fn local() -> *mut ThreadHeap {
     slot::get()
 }
 
-/// Makes `heap` this thread's record (`empty()` for none). In secure mode
-/// the fast paths' slot keeps `EMPTY`, so every allocation and free takes
-/// a slow path where secure mode's work is done (`secure.rs`); the record
-/// itself is in `SECURE_RECORD`, for [`current`].
+/// Makes `heap` this thread's record (`empty()` for none). When secure
+/// mode samples allocations, the fast paths' slot keeps `EMPTY`, so every
+/// allocation and free takes a slow path where secure mode's work is done
+/// (`secure.rs`); the record itself is in `SECURE_RECORD`, for [`current`].
 fn set_local(heap: *mut ThreadHeap) {
-    if super::secure::on() {
+    if super::secure::divert_allocations() {
         SECURE_RECORD.with(|r| r.set(heap));
     } else {
         slot::set(heap);
@@ -157,10 +158,11 @@ pub(super) fn torn_down() -> bool {
     STATE.with(Cell::get) == 2
 }
 
-/// The thread's record for the slow paths: the fast paths' [`local`], or in
-/// secure mode the record that slot does not show (`EMPTY` if none).
+/// The thread's record for the slow paths: the fast paths' [`local`], or
+/// when secure mode samples allocations the record that slot does not show
+/// (`EMPTY` if none).
 pub(super) fn current() -> *mut ThreadHeap {
-    if super::secure::on() { SECURE_RECORD.with(Cell::get) } else { local() }
+    if super::secure::divert_allocations() { SECURE_RECORD.with(Cell::get) } else { local() }
 }
 
 /// Where this thread keeps its record pointer: valid, and always pointing
