@@ -170,6 +170,10 @@ pub(super) fn sample(size: usize, class: usize) -> Option<NonNull<u8>> {
         return None;
     }
     let base = region()?;
+    // The stack is walked before the lock is taken: the unwinder takes the
+    // dynamic loader's lock, which a thread in `dlopen` holds while it
+    // allocates (and might wait for ours).
+    let trace = Trace::here();
     let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
     if pool.len == 0 {
         return None;
@@ -196,7 +200,7 @@ pub(super) fn sample(size: usize, class: usize) -> Option<NonNull<u8>> {
             size,
             alloc_thread: thread_id(),
             free_thread: 0,
-            alloc: Trace::here(),
+            alloc: trace,
             free: Trace::EMPTY,
         };
     }
@@ -208,6 +212,7 @@ pub(super) fn sample(size: usize, class: usize) -> Option<NonNull<u8>> {
 /// it was one).
 pub(super) fn free(ptr: *mut u8) {
     let base = REGION.load(Ordering::Acquire);
+    let trace = Trace::here(); // before the lock, as in `sample`
     let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
     let unit = (ptr.addr() - base.addr()) / page();
     let i = unit / 2;
@@ -217,7 +222,7 @@ pub(super) fn free(ptr: *mut u8) {
         Some(slot) if slot.addr == ptr.addr() && slot.state == LIVE => {
             slot.state = FREED;
             slot.free_thread = thread_id();
-            slot.free = Trace::here();
+            slot.free = trace;
             let page_start = slot_page(base, i);
             // SAFETY: the slot's page holds only this block, which is freed:
             // no one may touch it from here.
@@ -371,6 +376,10 @@ fn report_fault(addr: usize) {
     let mut out = Writer;
     use core::fmt::Write;
     let (i, what) = if unit % 2 == 1 {
+        if record(unit / 2).state != FREED {
+            let _ = writeln!(out, "memres: fault at {addr:#x} in an unused slot of the guarded pool");
+            return;
+        }
         (unit / 2, "use after free")
     } else {
         // A guard page: the overflow of the live block before it, or the

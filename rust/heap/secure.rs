@@ -93,9 +93,12 @@ pub(super) fn divert_allocations() -> bool {
 }
 
 /// Bytes at the end of each small page kept inaccessible: an OS page in
-/// secure mode, else none.
+/// secure mode, else none (also none where OS pages are so big that a guard
+/// would take more than an eighth of the page: 64 KiB pages on some AArch64
+/// kernels).
 pub(super) fn page_guard() -> usize {
-    if on() && os::CAN_PROTECT { os::page_size() } else { 0 }
+    let os_page = os::page_size();
+    if on() && os::CAN_PROTECT && os_page <= segment::PAGE_SIZE / 8 { os_page } else { 0 }
 }
 
 /// The mark a quarantined block at `at` carries in its second word: not
