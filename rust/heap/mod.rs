@@ -125,7 +125,7 @@ use allocator_api2::alloc::{AllocError, Allocator};
 use crate::resource::MemoryResource;
 use guard::Misuse;
 use segment::{Kind, MIN_CLASS, SMALL_MAX, Segment, segment_of};
-use thread::ThreadHeap;
+use thread::{Popped, ThreadHeap};
 
 use crate::misuse::OnMisuse;
 pub use limit::HeapLimits;
@@ -285,8 +285,15 @@ impl Heap {
     fn alloc_block(layout: Layout) -> Option<NonNull<u8>> {
         if let Some(class) = class_of(layout) {
             let heap = thread::local();
-            // SAFETY: `heap` is this thread's record.
-            unsafe { ThreadHeap::pop(heap, class).or_else(|| Heap::allocate_slow(heap, class, layout.size())) }
+            // SAFETY: `heap` is this thread's record. Every call here is the
+            // last thing done (see `ThreadHeap::try_pop`).
+            unsafe {
+                match ThreadHeap::try_pop(heap, class) {
+                    Popped::Block(block) => Some(block),
+                    Popped::Empty => Heap::allocate_slow(heap, class, layout.size()),
+                    Popped::Corrupt(page, block) => Heap::allocate_past_corrupt(heap, class, layout.size(), page, block),
+                }
+            }
         } else {
             Heap::alloc_big(layout).map(|(block, _)| block)
         }
@@ -308,6 +315,28 @@ impl Heap {
         with_purge(|| large::allocate(layout))
     }
 
+    /// Reports the corrupt free list `try_pop` found (dropping it), then
+    /// allocates on the slow path.
+    ///
+    /// # Safety
+    /// `heap` is this thread's record; `page` is a page in its queue for
+    /// `class`, whose list is corrupt at `block`.
+    #[cold]
+    #[inline(never)]
+    unsafe extern "C" fn allocate_past_corrupt(
+        heap: *mut ThreadHeap,
+        class: usize,
+        size: usize,
+        page: *mut segment::Page,
+        block: *mut segment::Block,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: the caller's contract.
+        unsafe {
+            thread::corrupt_list(page, block);
+            Heap::allocate_slow(heap, class, size)
+        }
+    }
+
     /// The small-block slow path (for a request of `size` bytes). A
     /// thread's first allocation goes through here, so the fork handlers
     /// are in place before it holds a heap lock. So does every allocation in
@@ -317,7 +346,7 @@ impl Heap {
     /// `heap` is this thread's record (or `EMPTY`).
     #[cold]
     #[inline(never)]
-    unsafe fn allocate_slow(heap: *mut ThreadHeap, class: usize, size: usize) -> Option<NonNull<u8>> {
+    unsafe extern "C" fn allocate_slow(heap: *mut ThreadHeap, class: usize, size: usize) -> Option<NonNull<u8>> {
         fork::register_once(fork_prepare, fork_after);
         let heap = if secure::divert_allocations() {
             let heap = thread::current();
@@ -357,6 +386,15 @@ impl Heap {
     /// may call the OS or wait on a lock keep `errno` as it was; the common
     /// path, a block of a page this thread owns, makes no call at all.
     ///
+    /// Every function the inline fast paths (here, `alloc_block`,
+    /// `malloc_c`) call is reached as the last thing they do, and is
+    /// `extern "C"`: such a function cannot unwind, so the compiler may make
+    /// the call a jump even from the malloc shim's `extern "C"` functions
+    /// (a call that may unwind out of one needs a landing pad, hence a
+    /// frame), and the inline paths save no registers. (Nothing on these
+    /// paths panics; if it did, the process would abort, as it must in an
+    /// allocator.)
+    ///
     /// # Safety
     /// As for `free_block`.
     #[inline(always)]
@@ -376,10 +414,7 @@ impl Heap {
         // SAFETY: a small segment this thread owns holds `ptr`.
         let page = unsafe { Segment::page_of(seg, ptr) };
         // SAFETY: as above.
-        if unsafe { thread::free_local(heap, page, ptr) } {
-            // SAFETY: as above; the page has just emptied.
-            unsafe { Heap::page_emptied::<C>(heap, seg, page) };
-        }
+        unsafe { thread::free_local::<C>(heap, seg, page, ptr) }
     }
 
     /// A page of a segment `heap` owns has no live block left.
@@ -387,7 +422,7 @@ impl Heap {
     /// # Safety
     /// As for `thread::release_empty_page`.
     #[inline(never)]
-    unsafe fn page_emptied<const C: bool>(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut segment::Page) {
+    unsafe extern "C" fn page_emptied<const C: bool>(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut segment::Page) {
         // SAFETY: the caller's contract.
         keeping_errno::<C>(|| unsafe { thread::release_empty_page(heap, seg, page) });
     }
@@ -400,7 +435,9 @@ impl Heap {
     /// # Safety
     /// As for `free_block`; `heap` is this thread's record.
     #[inline(never)]
-    unsafe fn free_elsewhere<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8)) {
+    // Only ever called from Rust (`extern "C"` for the reason in `free_as`).
+    #[allow(improper_ctypes_definitions)]
+    unsafe extern "C" fn free_elsewhere<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8)) {
         if secure::on() {
             // SAFETY: the caller's contract.
             return unsafe { secure::free::<C>(ptr, foreign) };
@@ -432,9 +469,7 @@ impl Heap {
                 if !secure::on() {
                     ThreadHeap::set_owned_hint(heap, seg);
                 }
-                if thread::free_local(heap, page, ptr) {
-                    Heap::page_emptied::<C>(heap, seg, page);
-                }
+                thread::free_local::<C>(heap, seg, page, ptr);
             } else {
                 let class = (*page).class.load(core::sync::atomic::Ordering::Relaxed) as usize;
                 if class < segment::SMALL_CLASSES {
@@ -471,11 +506,28 @@ impl Heap {
         if size <= C_SMALL_MAX {
             let class = C_CLASSES[size.div_ceil(C_ALIGN)] as usize;
             let heap = thread::local();
-            // SAFETY: `heap` is this thread's record.
-            if let Some(block) = unsafe { ThreadHeap::pop(heap, class) } {
-                return block.as_ptr();
+            // SAFETY: `heap` is this thread's record; every call is the last
+            // thing done (see `ThreadHeap::try_pop`).
+            match unsafe { ThreadHeap::try_pop(heap, class) } {
+                Popped::Block(block) => return block.as_ptr(),
+                Popped::Empty => {}
+                // SAFETY: as above.
+                Popped::Corrupt(page, block) => return unsafe { Heap::malloc_c_past_corrupt(size, page, block) },
             }
         }
+        Heap::malloc_c_slow(size)
+    }
+
+    /// Reports the corrupt free list `try_pop` found, then serves `size` on
+    /// `malloc_c`'s slow path.
+    ///
+    /// # Safety
+    /// `page` is a page in this thread's queue, its list corrupt at `block`.
+    #[cold]
+    #[inline(never)]
+    unsafe extern "C" fn malloc_c_past_corrupt(size: usize, page: *mut segment::Page, block: *mut segment::Block) -> *mut u8 {
+        // SAFETY: the caller's contract.
+        unsafe { thread::corrupt_list(page, block) };
         Heap::malloc_c_slow(size)
     }
 
@@ -483,7 +535,7 @@ impl Heap {
     /// size no layout holds (null and `ENOMEM`).
     #[cold]
     #[inline(never)]
-    fn malloc_c_slow(size: usize) -> *mut u8 {
+    extern "C" fn malloc_c_slow(size: usize) -> *mut u8 {
         let block = Layout::from_size_align(size.max(1), C_ALIGN).ok().and_then(Heap::alloc_block);
         block.map_or_else(
             || {

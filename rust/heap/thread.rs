@@ -578,35 +578,62 @@ impl ThreadHeap {
     /// `heap` is this thread's record (or `EMPTY`).
     #[inline(always)]
     pub(super) unsafe fn pop(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
+        // SAFETY: the caller's contract.
+        match unsafe { ThreadHeap::try_pop(heap, class) } {
+            Popped::Block(block) => Some(block),
+            Popped::Empty => None,
+            // SAFETY: `try_pop` found the page in this thread's queue.
+            Popped::Corrupt(page, block) => unsafe { corrupt_list(page, block) },
+        }
+    }
+
+    /// [`pop`](Self::pop), leaving a corrupt list for the caller to hand to
+    /// [`corrupt_list`]: a caller that does so as the last thing it does
+    /// (and takes its slow path the same way) saves no registers on its
+    /// fast path.
+    ///
+    /// # Safety
+    /// As for `pop`.
+    #[inline(always)]
+    pub(super) unsafe fn try_pop(heap: *mut ThreadHeap, class: usize) -> Popped {
         // SAFETY: the thread's own record; pages in its queues are its own,
         // and their free blocks are the heap's to read and write.
         unsafe {
             let page = (*heap).queues.get_unchecked(class).head;
             if page.is_null() {
-                return None;
+                return Popped::Empty;
             }
             let block = (*page).free;
             if block.is_null() {
-                return None;
+                return Popped::Empty;
             }
             // Every free block carries the mark: a block without it was
             // reached through a link that a write after free or an overflow
             // bent towards a live block.
             if guard::ON && (*block).mark != (*heap).mark ^ block.addr() {
-                return corrupt_list(page, block);
+                return Popped::Corrupt(page, block);
             }
             match Segment::next_free(page, block) {
                 Ok(next) => (*page).free = next.unwrap_or(ptr::null_mut()),
-                Err(()) => return corrupt_list(page, block),
+                Err(()) => return Popped::Corrupt(page, block),
             }
             if guard::ON {
                 (*block).mark = 0;
             }
             let used = (*page).used.load(Ordering::Relaxed);
             (*page).used.store(used + 1, Ordering::Relaxed);
-            Some(NonNull::new_unchecked(block.cast()))
+            Popped::Block(NonNull::new_unchecked(block.cast()))
         }
     }
+}
+
+/// What [`ThreadHeap::try_pop`] found.
+pub(super) enum Popped {
+    Block(NonNull<u8>),
+    /// No page, or the head page has no free block.
+    Empty,
+    /// The head page's list is corrupt at `block` (not reported yet).
+    Corrupt(*mut Page, *mut Block),
 }
 
 /// A page's free list has a corrupt link after `block`: report it, and drop
@@ -616,7 +643,7 @@ impl ThreadHeap {
 /// The caller owns `page`.
 #[cold]
 #[inline(never)]
-unsafe fn corrupt_list(page: *mut Page, block: *mut Block) -> Option<NonNull<u8>> {
+pub(super) unsafe fn corrupt_list(page: *mut Page, block: *mut Block) -> Option<NonNull<u8>> {
     guard::report(Misuse::CorruptFreeList, block.addr());
     // SAFETY: the caller's contract.
     unsafe { (*page).free = ptr::null_mut() };
@@ -1047,18 +1074,19 @@ unsafe fn span_kept(seg: *mut Segment, page: *mut Page) -> bool {
     }
 }
 
-/// Frees a block of a segment this thread owns, after the checks of
+/// Frees a block of `seg`, a segment this thread owns, after the checks of
 /// `guard.rs` (block start, the double-free mark, the live count); a misuse
-/// is reported and the block left alone. True when the page has no live
-/// block left: the caller then calls [`release_empty_page`] (kept apart so
-/// a caller can wrap the part that may call the OS).
+/// is reported and the block left alone. A page left with no live block
+/// goes to `Heap::page_emptied` (which keeps `errno` for `C`).
+///
+/// Every call out of here is the last thing it does, so the compiler can
+/// make each a jump: the inline free then saves no registers of its own.
 ///
 /// # Safety
-/// `heap` is this thread's record and owns the small segment of `page`;
-/// `ptr` lies in `page`.
+/// `heap` is this thread's record and owns the small segment `seg`, which
+/// holds `page`; `ptr` lies in `page`.
 #[inline(always)]
-#[must_use]
-pub(super) unsafe fn free_local(heap: *mut ThreadHeap, page: *mut Page, ptr: *mut u8) -> bool {
+pub(super) unsafe fn free_local<const C: bool>(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page, ptr: *mut u8) {
     // SAFETY: the caller's contract: owner-only fields of our own page; a
     // block start of a page in use lies in the page's carved memory.
     unsafe {
@@ -1069,9 +1097,11 @@ pub(super) unsafe fn free_local(heap: *mut ThreadHeap, page: *mut Page, ptr: *mu
         let used = (*page).used.load(Ordering::Relaxed);
         let mark = (*heap).mark ^ block.addr();
         if guard::ON && (guard::carries_mark(block.cast(), mark) || used == 0) {
-            return suspect_free(heap, page, block);
+            return suspect_free::<C>(heap, seg, page, block);
         }
-        push_free(page, block, mark, used)
+        if push_free(page, block, mark, used) {
+            super::Heap::page_emptied::<C>(heap, seg, page);
+        }
     }
 }
 
@@ -1097,25 +1127,22 @@ unsafe fn push_free(page: *mut Page, block: *mut Block, mark: usize, used: u32) 
 }
 
 /// A free of a pointer that starts no small block of `page`: a medium
-/// block (its pages go back), or a misuse (reported). Returns false: a
-/// span's pages are given back here, not by the caller.
+/// block (its pages go back), or a misuse (reported).
 ///
 /// # Safety
 /// As for [`free_local`].
 #[cold]
 #[inline(never)]
-unsafe fn unusual_free(heap: *mut ThreadHeap, page: *mut Page, ptr: *mut u8) -> bool {
+unsafe extern "C" fn unusual_free(heap: *mut ThreadHeap, page: *mut Page, ptr: *mut u8) {
     let seg = segment_of_page(page);
     // SAFETY: the caller's contract: the heap owns the page's segment.
     unsafe {
         if !Segment::starts_span(seg, page, ptr) {
-            guard::report(Misuse::InvalidPointer, ptr.addr());
-            return false;
+            return guard::report(Misuse::InvalidPointer, ptr.addr());
         }
         if Segment::span_parked(page) {
             // Freed by another thread already, and not taken back yet.
-            guard::report(Misuse::DoubleFree, ptr.addr());
-            return false;
+            return guard::report(Misuse::DoubleFree, ptr.addr());
         }
         Segment::span_uncounted(Segment::span_pages(page));
         if Segment::release_span(seg, page) {
@@ -1126,7 +1153,6 @@ unsafe fn unusual_free(heap: *mut ThreadHeap, page: *mut Page, ptr: *mut u8) -> 
             os::set_errno(saved);
         }
     }
-    false
 }
 
 /// A free of a block that carries the free mark, or of a page with no live
@@ -1137,15 +1163,16 @@ unsafe fn unusual_free(heap: *mut ThreadHeap, page: *mut Page, ptr: *mut u8) -> 
 /// As for [`free_local`]; `block` starts a block of `page`.
 #[cold]
 #[inline(never)]
-unsafe fn suspect_free(heap: *mut ThreadHeap, page: *mut Page, block: *mut Block) -> bool {
+unsafe extern "C" fn suspect_free<const C: bool>(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page, block: *mut Block) {
     // SAFETY: the caller's contract.
     unsafe {
         if freed_already(heap, page, block) {
-            guard::report(Misuse::DoubleFree, block.addr());
-            return false;
+            return guard::report(Misuse::DoubleFree, block.addr());
         }
         // The collection may have changed the count.
-        push_free(page, block, guard::mark(block.addr()), (*page).used.load(Ordering::Relaxed))
+        if push_free(page, block, guard::mark(block.addr()), (*page).used.load(Ordering::Relaxed)) {
+            super::Heap::page_emptied::<C>(heap, seg, page);
+        }
     }
 }
 
