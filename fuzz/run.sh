@@ -35,6 +35,9 @@ failed=()
 for source in fuzz_targets/*.rs; do
   target=$(basename "$source" .rs)
   corpus=corpus/$target
+  # The secure-mode heap target reads the heap target's inputs (the same
+  # format); its own finds go to its scratch directory, as every target's do.
+  [[ $target == heap_secure ]] && corpus=corpus/heap
   fresh=target/corpus-new/$target
   log=target/fuzz-logs/$target-replay.log
   mkdir -p "$corpus" "$fresh" target/fuzz-logs

@@ -291,7 +291,9 @@ impl Heap {
                 match ThreadHeap::try_pop(heap, class) {
                     Popped::Block(block) => Some(block),
                     Popped::Empty => Heap::allocate_slow(heap, class, layout.size()),
-                    Popped::Corrupt(page, block) => Heap::allocate_past_corrupt(heap, class, layout.size(), page, block),
+                    Popped::Corrupt(page, block) => {
+                        Heap::allocate_past_corrupt(heap, class, layout.size(), page, block)
+                    }
                 }
             }
         } else {
@@ -422,7 +424,11 @@ impl Heap {
     /// # Safety
     /// As for `thread::release_empty_page`.
     #[inline(never)]
-    unsafe extern "C" fn page_emptied<const C: bool>(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut segment::Page) {
+    unsafe extern "C" fn page_emptied<const C: bool>(
+        heap: *mut ThreadHeap,
+        seg: *mut Segment,
+        page: *mut segment::Page,
+    ) {
         // SAFETY: the caller's contract.
         keeping_errno::<C>(|| unsafe { thread::release_empty_page(heap, seg, page) });
     }
@@ -525,7 +531,11 @@ impl Heap {
     /// `page` is a page in this thread's queue, its list corrupt at `block`.
     #[cold]
     #[inline(never)]
-    unsafe extern "C" fn malloc_c_past_corrupt(size: usize, page: *mut segment::Page, block: *mut segment::Block) -> *mut u8 {
+    unsafe extern "C" fn malloc_c_past_corrupt(
+        size: usize,
+        page: *mut segment::Page,
+        block: *mut segment::Block,
+    ) -> *mut u8 {
         // SAFETY: the caller's contract.
         unsafe { thread::corrupt_list(page, block) };
         Heap::malloc_c_slow(size)

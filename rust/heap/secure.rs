@@ -247,7 +247,7 @@ pub(super) unsafe fn free<const C: bool>(ptr: *mut u8, foreign: fn(*mut u8)) {
     if guarded::holds(ptr) {
         return super::keeping_errno::<C>(|| guarded::free(ptr));
     }
-    let heap = thread::current();
+    let heap = thread::current_or_attach();
     let seg = segment_map::get(segment::header_addr(ptr.addr())).cast::<Segment>();
     if seg.is_null() {
         return foreign(ptr);
@@ -273,8 +273,9 @@ pub(super) unsafe fn free<const C: bool>(ptr: *mut u8, foreign: fn(*mut u8)) {
         if quarantined(ptr) {
             return guard::report(Misuse::DoubleFree, ptr.addr());
         }
-        if thread::torn_down() {
-            // No exit left to empty a quarantine: freed at once.
+        if thread::is_empty(heap) {
+            // No exit to empty a quarantine (the thread's thread-locals are
+            // gone, or it could not get a record): freed at once.
             return Heap::free_in::<C>(heap, ptr, foreign);
         }
         let size = class_size(class);

@@ -152,10 +152,24 @@ fn set_local(heap: *mut ThreadHeap) {
     }
 }
 
-/// Whether this thread's thread-locals are gone (it allocates from the
-/// orphan heap now).
-pub(super) fn torn_down() -> bool {
-    STATE.with(Cell::get) == 2
+/// The thread's record for the slow paths, taken now if the thread has
+/// none yet (a thread that only frees), so that its exit runs: `EMPTY` only
+/// once its thread-locals are gone, or if no record can be had. Keeps
+/// `errno` (a C `free` may be the caller).
+pub(super) fn current_or_attach() -> *mut ThreadHeap {
+    let heap = current();
+    if heap != empty() || STATE.with(Cell::get) != 0 {
+        return heap;
+    }
+    let saved = os::errno();
+    let heap = attach().unwrap_or(empty());
+    os::set_errno(saved);
+    heap
+}
+
+/// Whether `heap` is the record of a thread without one.
+pub(super) fn is_empty(heap: *mut ThreadHeap) -> bool {
+    heap == empty()
 }
 
 /// The thread's record for the slow paths: the fast paths' [`local`], or
@@ -1086,7 +1100,12 @@ unsafe fn span_kept(seg: *mut Segment, page: *mut Page) -> bool {
 /// `heap` is this thread's record and owns the small segment `seg`, which
 /// holds `page`; `ptr` lies in `page`.
 #[inline(always)]
-pub(super) unsafe fn free_local<const C: bool>(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page, ptr: *mut u8) {
+pub(super) unsafe fn free_local<const C: bool>(
+    heap: *mut ThreadHeap,
+    seg: *mut Segment,
+    page: *mut Page,
+    ptr: *mut u8,
+) {
     // SAFETY: the caller's contract: owner-only fields of our own page; a
     // block start of a page in use lies in the page's carved memory.
     unsafe {
@@ -1163,7 +1182,12 @@ unsafe extern "C" fn unusual_free(heap: *mut ThreadHeap, page: *mut Page, ptr: *
 /// As for [`free_local`]; `block` starts a block of `page`.
 #[cold]
 #[inline(never)]
-unsafe extern "C" fn suspect_free<const C: bool>(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page, block: *mut Block) {
+unsafe extern "C" fn suspect_free<const C: bool>(
+    heap: *mut ThreadHeap,
+    seg: *mut Segment,
+    page: *mut Page,
+    block: *mut Block,
+) {
     // SAFETY: the caller's contract.
     unsafe {
         if freed_already(heap, page, block) {
