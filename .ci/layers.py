@@ -31,7 +31,7 @@ for path in sorted(root.rglob("*.rs")):
         if other in crate_layer and other != top and crate_layer[other] > crate_layer[top]:
             failures.append(f"rust/{rel}: names crate::{other}, a higher layer")
 
-heap_order = ["geometry", "counters", "fork", "guard", "segment_map", "limit", "segment", "large", "thread", "stats"]
+heap_order = ["geometry", "counters", "fork", "guard", "segment_map", "guarded", "secure", "limit", "segment", "large", "thread", "stats"]
 heap_layer = {name: i for i, name in enumerate(heap_order)}
 heap_layer.update({"counters": 0, "fork": 0, "guard": 0, "segment_map": 0, "geometry": 0})
 for name in heap_order:

@@ -248,6 +248,19 @@ fn errno_location() -> Option<*mut i32> {
     None
 }
 
+/// Runs `f`, a part of `free` that may call the OS or wait on a lock, and
+/// for `C` puts `errno` back as it was (C's `free` must not change it).
+#[inline(always)]
+pub(crate) fn keeping_errno<const C: bool>(f: impl FnOnce()) {
+    if C {
+        let saved = errno();
+        f();
+        set_errno(saved);
+    } else {
+        f();
+    }
+}
+
 pub(crate) fn page_size() -> usize {
     #[cfg(all(unix, not(miri)))]
     {

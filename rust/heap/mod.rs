@@ -74,8 +74,10 @@
 //!   purges holding no lock and tries again. `fork_prepare` below takes
 //!   them all in this order.
 //! - Modules form layers, lowest first: `geometry`, `counters`, `fork`
-//!   (the slot), `guard`, `segment_map`; `limit`; `segment`; `large`;
-//!   `thread`; `stats`; this module. None names a module above it.
+//!   (the slot), `guard`, `segment_map`; `guarded`; `secure` (the mode and
+//!   the quarantine's ring; its free path is here, at the top); `limit`;
+//!   `segment`; `large`; `thread`; `stats`; this module. None names a
+//!   module above it.
 //!
 //! Why no loom model: the one lock-free structure is the `thread_free`
 //! push/swap pair above, a multi-producer single-consumer stack whose
@@ -276,7 +278,7 @@ impl Heap {
     /// Returns the resident bytes handed back (not address space that was
     /// never touched). Other threads' free pages are theirs to purge.
     pub fn purge() -> usize {
-        secure::flush_quarantine();
+        thread::flush_quarantine();
         purge_shared()
     }
 
@@ -351,9 +353,14 @@ impl Heap {
     unsafe extern "C" fn allocate_slow(heap: *mut ThreadHeap, class: usize, size: usize) -> Option<NonNull<u8>> {
         fork::register_once(fork_prepare, fork_after);
         let heap = if secure::divert_allocations() {
+            // Secure mode with sampling: a guarded block now and then, else
+            // the thread's own (whose record the fast path did not see).
+            if let Some(block) = guarded::sample(size, class) {
+                return Some(block);
+            }
             let heap = thread::current();
             // SAFETY: the thread's record.
-            if let Some(block) = unsafe { secure::pop_or_sample(heap, class, size) } {
+            if let Some(block) = unsafe { ThreadHeap::pop(heap, class) } {
                 return Some(block);
             }
             heap
@@ -419,20 +426,6 @@ impl Heap {
         unsafe { thread::free_local::<C>(heap, seg, page, ptr) }
     }
 
-    /// A page of a segment `heap` owns has no live block left.
-    ///
-    /// # Safety
-    /// As for `thread::release_empty_page`.
-    #[inline(never)]
-    unsafe extern "C" fn page_emptied<const C: bool>(
-        heap: *mut ThreadHeap,
-        seg: *mut Segment,
-        page: *mut segment::Page,
-    ) {
-        // SAFETY: the caller's contract.
-        keeping_errno::<C>(|| unsafe { thread::release_empty_page(heap, seg, page) });
-    }
-
     /// `free_as` for a block outside the segment of the thread's hint: look
     /// its segment up (the map first, unless the checks are off and `C` is
     /// not asked for), then free it as a large block, a block of a segment
@@ -446,44 +439,61 @@ impl Heap {
     unsafe extern "C" fn free_elsewhere<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8)) {
         if secure::on() {
             // SAFETY: the caller's contract.
-            return unsafe { secure::free::<C>(ptr, foreign) };
+            return unsafe { Heap::free_secure::<C>(ptr, foreign) };
         }
         // SAFETY: the caller's contract.
-        unsafe { Heap::free_in::<C>(heap, ptr, foreign) }
+        unsafe { thread::free_in::<C>(heap, ptr, foreign) }
     }
 
-    /// `free_elsewhere`'s checked free, which secure mode also ends in.
+    /// Secure mode's `free` (every free comes here in secure mode, see
+    /// `secure.rs`): a guarded block goes back to its slot; a small block is
+    /// checked, zeroed and quarantined, and the block that leaves the
+    /// quarantine for it is freed; anything else takes the checked path.
     ///
     /// # Safety
-    /// As for `free_elsewhere`.
-    #[inline(always)]
-    unsafe fn free_in<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8)) {
+    /// As for `free_block`.
+    #[cold]
+    unsafe fn free_secure<const C: bool>(ptr: *mut u8, foreign: fn(*mut u8)) {
+        if guarded::holds(ptr) {
+            return crate::os::keeping_errno::<C>(|| guarded::free(ptr));
+        }
+        let heap = thread::current_or_attach();
         let seg = segment_map::get(segment::header_addr(ptr.addr())).cast::<Segment>();
         if seg.is_null() {
             return foreign(ptr);
         }
         let ptr = segment::in_segment(seg, ptr);
-        // SAFETY: the map says a header lives there, mapped while its entry
-        // is set; `kind` and `owner` are readable by any thread.
+        // SAFETY: the map says a header lives there (as in
+        // `thread::free_in`); a small block start lies in its page's carved
+        // memory, which the caller may write (its block, being freed).
         unsafe {
             if (*seg).kind == Kind::Large {
-                return keeping_errno::<C>(|| large::free(seg, ptr));
+                return thread::free_in::<C>(heap, ptr, foreign);
             }
             let page = Segment::page_of(seg, ptr);
-            if (*seg).owner.load(core::sync::atomic::Ordering::Relaxed) == thread::as_owner(heap) {
-                // In secure mode no hint: every free must come to `secure::free`.
-                if !secure::on() {
-                    ThreadHeap::set_owned_hint(heap, seg);
-                }
-                thread::free_local::<C>(heap, seg, page, ptr);
-            } else {
-                let class = (*page).class.load(core::sync::atomic::Ordering::Relaxed) as usize;
-                if class < segment::SMALL_CLASSES {
-                    thread::count_remote_free(heap, class);
-                    Segment::free_remote(page, ptr.cast());
-                } else {
-                    Segment::free_remote_span(seg, page, ptr);
-                }
+            let class = (*page).class.load(core::sync::atomic::Ordering::Relaxed) as usize;
+            // Medium blocks, pointers that start no block, and blocks that
+            // carry the free mark (a double free to confirm): the checked path.
+            if class >= segment::SMALL_CLASSES
+                || !Segment::starts_block(page, ptr)
+                || guard::carries_mark(ptr, guard::mark(ptr.addr()))
+            {
+                return thread::free_in::<C>(heap, ptr, foreign);
+            }
+            if secure::quarantined(ptr) {
+                return guard::report(Misuse::DoubleFree, ptr.addr());
+            }
+            if thread::is_empty(heap) {
+                // No exit to empty a quarantine (the thread's thread-locals
+                // are gone, or it could get no record): freed at once.
+                return thread::free_in::<C>(heap, ptr, foreign);
+            }
+            let size = crate::classes::class_size(class);
+            ptr.write_bytes(0, size);
+            ptr.cast::<usize>().add(1).write(secure::quarantine_mark(ptr.addr()));
+            secure::hold(ptr, size);
+            while let Some(old) = secure::overflow() {
+                thread::free_in::<C>(heap, old, foreign);
             }
         }
     }
@@ -886,19 +896,6 @@ static C_CLASSES: [u8; C_SMALL_MAX / C_ALIGN + 1] = {
 #[cold]
 fn report_foreign(ptr: *mut u8) {
     guard::report(Misuse::Foreign, ptr.addr());
-}
-
-/// Runs `f`, a part of `free` that may call the OS or wait on a lock, and
-/// for `C` puts `errno` back as it was (C's `free` must not change it).
-#[inline(always)]
-fn keeping_errno<const C: bool>(f: impl FnOnce()) {
-    if C {
-        let saved = crate::os::errno();
-        f();
-        crate::os::set_errno(saved);
-    } else {
-        f();
-    }
 }
 
 /// What a foreign fast path (C++'s `heap_resource()`) needs to allocate and

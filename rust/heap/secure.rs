@@ -25,14 +25,16 @@
 //!
 //! How: the fast paths are not touched. In secure mode a thread's record
 //! never holds the hint by which the free fast path knows a segment as its
-//! own, so every free lands in the slow path, which comes here; allocations
-//! keep the fast path (the work is done when pages are carved), except with
-//! sampling on, when the record is kept out of the slot the fast paths read
-//! (they see `EMPTY`: no page to pop) and the allocation slow path draws
-//! the samples. The C++ inline paths follow (its free steps aside in secure
-//! mode). The default mode pays one load and compare of [`on`] on paths
-//! that are already slow (a refill, a free outside the thread's last
-//! segment).
+//! own, so every free lands in the slow path and from there in
+//! `Heap::free_secure` (heap/mod.rs), which quarantines through this
+//! module's ring; allocations keep the fast path (the work is done when
+//! pages are carved), except with sampling on, when the record is kept out
+//! of the slot the fast paths read (they see `EMPTY`: no page to pop) and
+//! the allocation slow path draws the samples. The C++ inline paths follow
+//! (its free steps aside in secure mode). A thread's exit and
+//! `Heap::purge` empty its quarantine (`thread::flush_quarantine`). The
+//! default mode pays one load and compare of [`on`] on paths that are
+//! already slow (a refill, a free outside the thread's last segment).
 //!
 //! # Invariants
 //! - The mode is fixed by the first [`on`] call, before any record or
@@ -47,10 +49,8 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-use super::guard::{self, Misuse};
-use super::segment::{self, Kind, SMALL_CLASSES, Segment};
-use super::{Heap, guarded, segment_map, thread};
-use crate::classes::class_size;
+use super::geometry::PAGE_SIZE;
+use super::{guard, guarded};
 use crate::os;
 
 /// Freed small blocks a thread holds back at most.
@@ -86,7 +86,7 @@ fn decide() -> bool {
 /// Whether allocations leave the fast paths too: in secure mode with
 /// sampled guarded allocations, which the allocation slow path draws.
 /// (Frees always do in secure mode: a thread's record never names a
-/// segment as its own to the free fast path, see `Heap::free_in`.)
+/// segment as its own to the free fast path, see `thread::free_in`.)
 #[inline]
 pub(super) fn divert_allocations() -> bool {
     on() && guarded::rate() > 0
@@ -98,14 +98,14 @@ pub(super) fn divert_allocations() -> bool {
 /// kernels).
 pub(super) fn page_guard() -> usize {
     let os_page = os::page_size();
-    if on() && os::CAN_PROTECT && os_page <= segment::PAGE_SIZE / 8 { os_page } else { 0 }
+    if on() && os::CAN_PROTECT && os_page <= PAGE_SIZE / 8 { os_page } else { 0 }
 }
 
 /// The mark a quarantined block at `at` carries in its second word: not
 /// the free mark (so the block is no free block to the checks), and as
 /// unpredictable.
 #[inline]
-fn quarantine_mark(at: usize) -> usize {
+pub(super) fn quarantine_mark(at: usize) -> usize {
     let key = QUARANTINE_KEY.load(Ordering::Relaxed);
     guard::mark(at) ^ if key != 0 { key } else { quarantine_key() }
 }
@@ -126,25 +126,6 @@ fn quarantine_key() -> usize {
 pub(super) unsafe fn quarantined(block: *const u8) -> bool {
     // SAFETY: the caller's contract.
     on() && unsafe { guard::carries_mark(block, quarantine_mark(block.addr())) }
-}
-
-/// A small block of `class` (for a request of `size` bytes), in secure
-/// mode: a sampled guarded block now and then, else the thread's own.
-///
-/// # Safety
-/// `heap` is the thread's record (`thread::current()`, or `EMPTY`).
-pub(super) unsafe fn pop_or_sample(
-    heap: *mut thread::ThreadHeap,
-    class: usize,
-    size: usize,
-) -> Option<core::ptr::NonNull<u8>> {
-    if guarded::rate() > 0 {
-        if let Some(block) = guarded::sample(size, class) {
-            return Some(block);
-        }
-    }
-    // SAFETY: the caller's contract.
-    unsafe { thread::ThreadHeap::pop(heap, class) }
 }
 
 /// A thread's freed small blocks, oldest first from `head`, in a ring.
@@ -186,7 +167,7 @@ fn quarantine() -> &'static mut Quarantine {
 /// Puts `block` (of `size` bytes) in the thread's quarantine; the caller
 /// then frees what [`overflow`] takes out to keep it within its bounds.
 #[inline]
-fn hold(block: *mut u8, size: usize) {
+pub(super) fn hold(block: *mut u8, size: usize) {
     let q = quarantine();
     if q.len == QUARANTINE_BLOCKS {
         q.pushed_out = q.take().expect("a full quarantine has blocks");
@@ -201,13 +182,19 @@ fn hold(block: *mut u8, size: usize) {
 /// The next block to leave the thread's quarantine so that it holds at
 /// most [`QUARANTINE_BLOCKS`] blocks and [`QUARANTINE_BYTES`] bytes.
 #[inline]
-fn overflow() -> Option<*mut u8> {
+pub(super) fn overflow() -> Option<*mut u8> {
     let q = quarantine();
     let out = core::mem::replace(&mut q.pushed_out, ptr::null_mut());
     if !out.is_null() {
         return Some(out);
     }
     if q.bytes > QUARANTINE_BYTES { q.take() } else { None }
+}
+
+/// The oldest block of the thread's quarantine, out of it (for the
+/// thread's exit and a purge, which free every one).
+pub(super) fn take_oldest() -> Option<*mut u8> {
+    if on() { quarantine().take() } else { None }
 }
 
 impl Quarantine {
@@ -221,70 +208,6 @@ impl Quarantine {
         self.head = (self.head + 1) % QUARANTINE_BLOCKS;
         self.len -= 1;
         Some(block)
-    }
-}
-
-/// Frees every block of the calling thread's quarantine (at its exit, and
-/// before a purge).
-pub(super) fn flush_quarantine() {
-    if !on() {
-        return;
-    }
-    while let Some(block) = quarantine().take() {
-        // SAFETY: a quarantined block is a live block of the heap, which the
-        // thread freed (the quarantine holds it once).
-        unsafe { Heap::free_in::<false>(thread::current(), block, super::report_foreign) };
-    }
-}
-
-/// Secure mode's `free` (every free comes here in secure mode, see the
-/// module doc): a guarded block goes back to its slot; a small block is
-/// checked, zeroed and quarantined; anything else takes the checked path.
-///
-/// # Safety
-/// As for `Heap::free_block`.
-pub(super) unsafe fn free<const C: bool>(ptr: *mut u8, foreign: fn(*mut u8)) {
-    if guarded::holds(ptr) {
-        return super::keeping_errno::<C>(|| guarded::free(ptr));
-    }
-    let heap = thread::current_or_attach();
-    let seg = segment_map::get(segment::header_addr(ptr.addr())).cast::<Segment>();
-    if seg.is_null() {
-        return foreign(ptr);
-    }
-    let ptr = segment::in_segment(seg, ptr);
-    // SAFETY: the map says a header lives there; as in `Heap::free_in`. A
-    // small block start lies in its page's carved memory, which the caller
-    // may write (its block, being freed).
-    unsafe {
-        if (*seg).kind == Kind::Large {
-            return Heap::free_in::<C>(heap, ptr, foreign);
-        }
-        let page = Segment::page_of(seg, ptr);
-        let class = (*page).class.load(Ordering::Relaxed) as usize;
-        // Medium blocks, pointers that start no block, and blocks that carry
-        // the free mark (a double free to confirm): the checked path decides.
-        if class >= SMALL_CLASSES
-            || !Segment::starts_block(page, ptr)
-            || guard::carries_mark(ptr, guard::mark(ptr.addr()))
-        {
-            return Heap::free_in::<C>(heap, ptr, foreign);
-        }
-        if quarantined(ptr) {
-            return guard::report(Misuse::DoubleFree, ptr.addr());
-        }
-        if thread::is_empty(heap) {
-            // No exit to empty a quarantine (the thread's thread-locals are
-            // gone, or it could not get a record): freed at once.
-            return Heap::free_in::<C>(heap, ptr, foreign);
-        }
-        let size = class_size(class);
-        ptr.write_bytes(0, size);
-        ptr.cast::<usize>().add(1).write(quarantine_mark(ptr.addr()));
-        hold(ptr, size);
-        while let Some(old) = overflow() {
-            Heap::free_in::<C>(heap, old, foreign);
-        }
     }
 }
 

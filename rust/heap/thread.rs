@@ -519,7 +519,7 @@ impl Drop for Exit {
     fn drop(&mut self) {
         // Blocks held back from reuse go back first, while the record is
         // still this thread's.
-        super::secure::flush_quarantine();
+        flush_quarantine();
         let heap = current();
         set_local(empty());
         STATE.with(|s| s.set(2));
@@ -1088,10 +1088,71 @@ unsafe fn span_kept(seg: *mut Segment, page: *mut Page) -> bool {
     }
 }
 
+/// Frees every block of the calling thread's quarantine (secure mode; at
+/// its exit, and before a purge).
+pub(super) fn flush_quarantine() {
+    while let Some(block) = super::secure::take_oldest() {
+        // SAFETY: a quarantined block is a live block of the heap, which the
+        // thread freed (the quarantine holds it once).
+        unsafe { free_in::<false>(current(), block, |_| {}) };
+    }
+}
+
+/// Frees a block of the heap's small or large segments from any thread:
+/// the checked free that `Heap::free_elsewhere` and secure mode end in.
+/// `foreign` is called instead, with nothing touched, for a pointer outside
+/// the heap's memory; `C` keeps `errno` where the OS may be called.
+///
+/// # Safety
+/// `heap` is this thread's record (or `EMPTY`); `ptr` is a live block of
+/// the heap, or memory the heap does not hold (the checks catch other
+/// misuses as far as they can).
+#[inline(always)]
+pub(super) unsafe fn free_in<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8)) {
+    let seg = super::segment_map::get(super::segment::header_addr(ptr.addr())).cast::<Segment>();
+    if seg.is_null() {
+        return foreign(ptr);
+    }
+    let ptr = super::segment::in_segment(seg, ptr);
+    // SAFETY: the map says a header lives there, mapped while its entry
+    // is set; `kind` and `owner` are readable by any thread.
+    unsafe {
+        if (*seg).kind == super::segment::Kind::Large {
+            return os::keeping_errno::<C>(|| super::large::free(seg, ptr));
+        }
+        let page = Segment::page_of(seg, ptr);
+        if (*seg).owner.load(Ordering::Relaxed) == as_owner(heap) {
+            // In secure mode no hint: every free must come to `Heap::free_secure`.
+            if !super::secure::on() {
+                ThreadHeap::set_owned_hint(heap, seg);
+            }
+            free_local::<C>(heap, seg, page, ptr);
+        } else {
+            let class = (*page).class.load(Ordering::Relaxed) as usize;
+            if class < SMALL_CLASSES {
+                count_remote_free(heap, class);
+                Segment::free_remote(page, ptr.cast());
+            } else {
+                Segment::free_remote_span(seg, page, ptr);
+            }
+        }
+    }
+}
+
+/// A page of a segment `heap` owns has no live block left.
+///
+/// # Safety
+/// As for [`release_empty_page`].
+#[inline(never)]
+pub(super) unsafe extern "C" fn page_emptied<const C: bool>(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
+    // SAFETY: the caller's contract.
+    os::keeping_errno::<C>(|| unsafe { release_empty_page(heap, seg, page) });
+}
+
 /// Frees a block of `seg`, a segment this thread owns, after the checks of
 /// `guard.rs` (block start, the double-free mark, the live count); a misuse
 /// is reported and the block left alone. A page left with no live block
-/// goes to `Heap::page_emptied` (which keeps `errno` for `C`).
+/// goes to [`page_emptied`] (which keeps `errno` for `C`).
 ///
 /// Every call out of here is the last thing it does, so the compiler can
 /// make each a jump: the inline free then saves no registers of its own.
@@ -1119,7 +1180,7 @@ pub(super) unsafe fn free_local<const C: bool>(
             return suspect_free::<C>(heap, seg, page, block);
         }
         if push_free(page, block, mark, used) {
-            super::Heap::page_emptied::<C>(heap, seg, page);
+            page_emptied::<C>(heap, seg, page);
         }
     }
 }
@@ -1195,7 +1256,7 @@ unsafe extern "C" fn suspect_free<const C: bool>(
         }
         // The collection may have changed the count.
         if push_free(page, block, guard::mark(block.addr()), (*page).used.load(Ordering::Relaxed)) {
-            super::Heap::page_emptied::<C>(heap, seg, page);
+            page_emptied::<C>(heap, seg, page);
         }
     }
 }
