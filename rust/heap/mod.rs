@@ -97,6 +97,9 @@ mod guarded;
 mod guarded {
     //! Sampled guarded allocations need page protection and a fault
     //! handler: none where the OS layer cannot protect pages (and Miri).
+    pub(super) fn rate() -> usize {
+        0
+    }
     pub(super) fn sample(_size: usize, _class: usize) -> Option<core::ptr::NonNull<u8>> {
         None
     }
