@@ -11,14 +11,8 @@
 #   bash benches/hardening.sh [rounds] [--instructions]     # default 5 rounds
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=5
-instructions=false
-for arg in "$@"; do
-  case $arg in
-    --instructions) instructions=true ;;
-    *) rounds=$arg ;;
-  esac
-done
+source benches/side_by_side.sh
+side_by_side_args "$@"
 cargo build --release -q -p memres-workloads --example heap_workload
 cargo build --release -q -p memres-workloads --example heap_workload --features memres/unchecked-heap \
   --target-dir target/unchecked-heap
@@ -37,21 +31,14 @@ done
 python3 benches/ratio_table.py "$out" unchecked
 rm -f "$out"
 if $instructions; then
-  if ! command -v valgrind >/dev/null; then
-    echo "hardening.sh: --instructions skipped: valgrind is not installed (Debian: apt-get install valgrind)" >&2
-    exit 1
-  fi
+  need_valgrind hardening.sh
   echo
   echo "| workload | instructions, unchecked | checked | checked / unchecked | secure / unchecked |"
   echo "|---|---:|---:|---:|---:|"
   for work in $works; do
-    count() {
-      env "$@" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$binary" "$work" memres 1 2>&1 |
-        sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
-    }
-    binary=$unchecked u=$(count)
-    binary=$checked c=$(count)
-    binary=$checked s=$(count MEMRES_SECURE=1)
+    u=$(instructions_of "$unchecked" "$work" memres 1)
+    c=$(instructions_of "$checked" "$work" memres 1)
+    s=$(MEMRES_SECURE=1 instructions_of "$checked" "$work" memres 1)
     python3 -c "print(f'| $work | {$u:,} | {$c:,} | {$c / $u:.3f} | {$s / $u:.3f} |')"
   done
 fi

@@ -36,7 +36,9 @@ fn rust_on_cxx(c: &mut Criterion) {
     fn run<A: allocator_api2::alloc::Allocator + Copy>(name: &str, alloc: A, n: usize) -> u64 {
         match name {
             "small_objects_10k" => w::small_objects(alloc, n),
-            _ => w::vec_growth(alloc, n),
+            "vec_growth_100k" => w::vec_growth(alloc, n),
+            "vec_push_100x1k" => w::vec_push_100(alloc, n),
+            _ => unreachable!("no boundary run for {name}"),
         }
     }
     for work in w::RUST_WORKLOADS.iter().filter(|w| w.name != "request_1k") {

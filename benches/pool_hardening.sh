@@ -11,14 +11,8 @@
 #   bash benches/pool_hardening.sh [rounds] [--instructions]     # default 5 rounds
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=5
-instructions=false
-for arg in "$@"; do
-  case $arg in
-    --instructions) instructions=true ;;
-    *) rounds=$arg ;;
-  esac
-done
+source benches/side_by_side.sh
+side_by_side_args "$@"
 cargo build --release -q -p memres-workloads --example time_workload
 cargo build --release -q -p memres-workloads --example time_workload --features memres/unchecked-pools \
   --target-dir target/unchecked-pools
@@ -45,20 +39,13 @@ done
 python3 benches/ratio_table.py "$out" unchecked
 rm -f "$out"
 if $instructions; then
-  if ! command -v valgrind >/dev/null; then
-    echo "pool_hardening.sh: --instructions skipped: valgrind is not installed (Debian: apt-get install valgrind)" >&2
-    exit 1
-  fi
+  need_valgrind pool_hardening.sh
   echo
   echo "| workload | instructions, unchecked | checked | checked / unchecked |"
   echo "|---|---:|---:|---:|"
   while IFS=: read -r work resource peer; do
-    count() {
-      valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" "$work" "$resource" 1 2>&1 |
-        sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
-    }
-    u=$(count "$unchecked")
-    c=$(count "$checked")
+    u=$(instructions_of "$unchecked" "$work" "$resource" 1)
+    c=$(instructions_of "$checked" "$work" "$resource" 1)
     python3 -c "print(f'| $work ${resource#memres_} | {$u:,} | {$c:,} | {$c / $u:.3f} |')"
   done <<<"$cases"
 fi

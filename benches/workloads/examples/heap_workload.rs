@@ -66,11 +66,5 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let rss = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0u64);
-    println!("{ns} {rss}");
+    println!("{ns} {}", memres_workloads::peak_rss_kib());
 }

@@ -55,7 +55,7 @@ fn main() {
         })
         .collect();
     times.sort_unstable();
-    let rss = peak_rss_kib();
+    let rss = w::peak_rss_kib();
     // The peak the resource held from its upstream, or "-" without one.
     let held = if resource.has_upstream() {
         w::measure_upstream(work, resource).peak_bytes.to_string()
@@ -88,15 +88,5 @@ fn rust_churn(resource: &str, iterations: usize) {
         })
         .collect();
     times.sort_unstable();
-    println!("{} {} -", times[times.len() / 2], peak_rss_kib());
-}
-
-/// The process's peak resident set size, in KiB (Linux: `VmHWM`).
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    println!("{} {} -", times[times.len() / 2], w::peak_rss_kib());
 }

@@ -430,6 +430,33 @@ pub fn vec_growth<A: Allocator + Copy>(alloc: A, n: usize) -> u64 {
     v.iter().fold(v.len() as u64, |sum, &x| sum.wrapping_add(x))
 }
 
+/// This process's peak resident set size in KiB (Linux: `VmHWM`; 0 where
+/// unknown): what the one-process-per-run harnesses (`examples/`) report.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Rust: `rounds` short-lived vectors, each `Vec::new_in` + 100 pushes of a
+/// `u64` + drop, as a scratch buffer per item of a request: the allocator
+/// sees one allocation, five grows of its newest block and the free of it,
+/// per round. Returns a checksum.
+pub fn vec_push_100<A: Allocator + Copy>(alloc: A, rounds: usize) -> u64 {
+    let mut sum = 0u64;
+    for round in 0..rounds as u64 {
+        let mut v: Vec<u64, A> = Vec::new_in(alloc);
+        for i in 0..100 {
+            v.push(i ^ round);
+        }
+        sum = sum.wrapping_add(v[round as usize % 100]);
+    }
+    sum
+}
+
 /// Rust: one simulated request of size `n`, the Rust counterpart of a request
 /// in [`cxx_request_loop`]; returns a checksum.
 ///
@@ -706,7 +733,7 @@ pub struct RustWorkload {
 }
 
 /// The Rust workloads both harnesses run, with their sizes.
-pub const RUST_WORKLOADS: [RustWorkload; 3] = [
+pub const RUST_WORKLOADS: [RustWorkload; 4] = [
     RustWorkload {
         name: "small_objects_10k",
         n: 10_000,
@@ -720,6 +747,13 @@ pub const RUST_WORKLOADS: [RustWorkload; 3] = [
         on_monotonic: |a, n| vec_growth(a, n),
         on_bumpalo: |b, n| vec_growth(b, n),
         on_global: |n| vec_growth(allocator_api2::alloc::Global, n),
+    },
+    RustWorkload {
+        name: "vec_push_100x1k",
+        n: 1_000,
+        on_monotonic: |a, n| vec_push_100(a, n),
+        on_bumpalo: |b, n| vec_push_100(b, n),
+        on_global: |n| vec_push_100(allocator_api2::alloc::Global, n),
     },
     RustWorkload {
         name: "request_1k",
