@@ -44,6 +44,9 @@
 //! ```
 
 mod chunk;
+mod sync;
+
+pub use sync::SyncMonotonic;
 
 use core::alloc::Layout;
 use core::cell::Cell;

@@ -99,3 +99,129 @@ fn checkpoints_from_many_threads_never_collide() {
         h.join().unwrap();
     }
 }
+
+mod sync_monotonic {
+    //! `SyncMonotonic`: one arena, many threads allocating from it at once.
+    //! Run under ThreadSanitizer in CI with the rest of this file.
+
+    use core::alloc::Layout;
+    use std::collections::HashSet;
+
+    use allocator_api2::alloc::Allocator;
+    use allocator_api2::boxed::Box;
+    use allocator_api2::vec::Vec;
+    use memres::SyncMonotonic;
+
+    /// Threads fill vectors, boxes and strings from one arena at once; every
+    /// block keeps its contents, no two live blocks overlap, and a reset
+    /// after the threads are done takes it all back, cycle after cycle.
+    #[test]
+    fn threads_allocate_at_once_and_a_reset_takes_everything_back() {
+        // Miri checks every access: fewer and smaller rounds there.
+        let (cycles, boxes_each, longs) = if cfg!(miri) { (2, 50, 300) } else { (5, 2_000, 10_000) };
+        let mut arena = SyncMonotonic::new();
+        for cycle in 0..cycles {
+            let ranges = std::thread::scope(|s| {
+                let workers: std::vec::Vec<_> = (0..4u64)
+                    .map(|t| {
+                        let arena = &arena;
+                        s.spawn(move || {
+                            let mut ranges = std::vec::Vec::new();
+                            let mut boxes = std::vec::Vec::new();
+                            for i in 0..boxes_each {
+                                let b = Box::new_in([t, i, cycle, t ^ i], arena);
+                                ranges.push((&*b as *const [u64; 4]).addr()..(&*b as *const [u64; 4]).addr() + 32);
+                                boxes.push(b);
+                            }
+                            let mut v = Vec::new_in(arena);
+                            v.extend((0..longs).map(|i| i * t));
+                            for (i, b) in boxes.iter().enumerate() {
+                                assert_eq!(**b, [t, i as u64, cycle, t ^ i as u64], "a block changed");
+                            }
+                            assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64 * t));
+                            let r = v.as_ptr().addr();
+                            ranges.push(r..r + v.len() * 8);
+                            // Keep the blocks alive until the ranges are
+                            // checked (their memory is the arena's; the reset
+                            // takes it back).
+                            boxes.into_iter().for_each(core::mem::forget);
+                            core::mem::forget(v);
+                            ranges
+                        })
+                    })
+                    .collect();
+                workers.into_iter().flat_map(|w| w.join().unwrap()).collect::<std::vec::Vec<_>>()
+            });
+            let mut sorted = ranges;
+            sorted.sort_by_key(|r| r.start);
+            for pair in sorted.windows(2) {
+                assert!(pair[0].end <= pair[1].start, "two threads' blocks overlap: {pair:?}");
+            }
+            assert!(arena.stats().used as u64 >= 4 * (boxes_each * 32 + longs * 8));
+            arena.reset();
+            assert_eq!(arena.stats().used, 0);
+        }
+    }
+
+    /// A thread's newest block rolls back when freed and grows in place;
+    /// another thread's blocks are left alone.
+    #[test]
+    fn the_newest_block_of_a_thread_rolls_back_and_grows_in_place() {
+        let arena = SyncMonotonic::new();
+        let a_ = &arena; // the `Allocator` is `&SyncMonotonic`
+        let layout = Layout::from_size_align(64, 8).unwrap();
+        let a = Allocator::allocate(&a_, layout).unwrap().cast::<u8>();
+        // SAFETY: `a` is the newest block of this thread.
+        unsafe { Allocator::deallocate(&a_, a, layout) };
+        let b = Allocator::allocate(&a_, layout).unwrap().cast::<u8>();
+        assert_eq!(a, b, "the freed newest block is handed out again");
+        // SAFETY: `b` is live with `layout`, and the newest block.
+        let grown = unsafe { Allocator::grow(&a_, b, layout, Layout::from_size_align(1024, 8).unwrap()) }.unwrap();
+        assert_eq!(grown.cast::<u8>(), b, "grown in place");
+        // SAFETY: as above, now 1024 bytes; shrinking gives the tail back.
+        let shrunk = unsafe { Allocator::shrink(&a_, b, Layout::from_size_align(1024, 8).unwrap(), layout) }.unwrap();
+        assert_eq!(shrunk.cast::<u8>(), b);
+        let c = Allocator::allocate(&a_, layout).unwrap().cast::<u8>();
+        assert_eq!(c.as_ptr().addr(), b.as_ptr().addr() + 64, "the tail went back to the region");
+        let other = std::thread::scope(|s| {
+            s.spawn(|| Allocator::allocate(&a_, layout).unwrap().cast::<u8>().as_ptr().addr()).join().unwrap()
+        });
+        assert!(other.abs_diff(b.as_ptr().addr()) >= 1024, "another thread bumps in its own region");
+    }
+
+    /// Blocks too big for a region, many arenas used by one thread in turn
+    /// (more than its table keeps), and an arena dropped and another made:
+    /// blocks stay distinct and intact.
+    #[test]
+    fn big_blocks_many_arenas_and_dropped_arenas() {
+        let arenas: std::vec::Vec<SyncMonotonic> = (0..6).map(|_| SyncMonotonic::new()).collect();
+        let mut seen = HashSet::new();
+        let mut live = std::vec::Vec::new();
+        // Big blocks are over a quarter of the largest region (64 KiB); Miri
+        // checks every byte, so fewer rounds there.
+        let (rounds, big) = if cfg!(miri) { (20, 70_000) } else { (50, 200_000) };
+        for round in 0..rounds {
+            let arena = &arenas[round % arenas.len()];
+            let size = if round % 7 == 0 { big } else { 24 + round };
+            let layout = Layout::from_size_align(size, 8).unwrap();
+            let block = arena.allocate(layout).unwrap().cast::<u8>();
+            // SAFETY: a fresh block of `size` bytes.
+            unsafe { block.as_ptr().write_bytes(round as u8, size) };
+            assert!(seen.insert(block.as_ptr().addr()), "a block handed out twice");
+            live.push((block, size, round as u8));
+        }
+        for (block, size, tag) in &live {
+            // SAFETY: live blocks of `size` bytes, written above.
+            let bytes = unsafe { core::slice::from_raw_parts(block.as_ptr(), *size) };
+            assert!(bytes.iter().all(|b| b == tag), "a block changed");
+        }
+        drop(live);
+        drop(arenas);
+        // A new arena after the old ones are gone: the thread's stale
+        // entries must not be taken for it.
+        let fresh = SyncMonotonic::new();
+        let mut v = Vec::new_in(&fresh);
+        v.extend(0..100u64);
+        assert_eq!(v.iter().sum::<u64>(), 4950);
+    }
+}
