@@ -93,8 +93,18 @@ fn regions() -> &'static mut [Region; TABLE] {
     unsafe { &mut *REGIONS.with(UnsafeCell::get) }
 }
 
-/// A monotonic arena that many threads may allocate from at once; see the
-/// [module documentation](self) for its design.
+/// A monotonic arena that many threads may allocate from at once.
+///
+/// Each thread bumps in a region of its own (4 KiB at first, doubling up to
+/// 256 KiB), carved from the arena's chunks under a lock and found through
+/// a thread-local table, so the common path takes no lock and no atomic
+/// read-modify-write, and threads write no shared cache line. A thread's
+/// newest block rolls back when freed and grows or shrinks in place; other
+/// frees wait for [`reset`](Self::reset) or [`release`](Self::release),
+/// which take `&mut self`: every thread is done by then. A block over 64
+/// KiB is carved from the chunks directly. The rest of a thread's region is
+/// unused when it needs a new one, or when it exits: at most one region per
+/// thread and cycle.
 ///
 /// ```
 /// use allocator_api2::vec::Vec;
