@@ -133,9 +133,15 @@ fn free_pages_decay_while_the_thread_keeps_allocating() {
         dirty_free_pages();
         let before = Heap::stats().resident;
         // Keep the slow paths busy (pages of another class fill and empty)
-        // for over three decay intervals (the first pass comes one interval in).
+        // for over three decay intervals (the first pass comes one interval
+        // in), and longer while the pages have not gone yet: a slow build
+        // (ThreadSanitizer's) makes fewer slow-path events per interval, and
+        // decay passes are paced by those events.
         let start = Instant::now();
-        while start.elapsed() < Duration::from_millis(3500) {
+        let decayed = || Heap::stats().resident + (8 << 20) <= before;
+        while start.elapsed() < Duration::from_millis(3500)
+            || (!decayed() && start.elapsed() < Duration::from_secs(15))
+        {
             free((0..64).map(|_| alloc(3000)).collect::<Vec<_>>());
             std::thread::sleep(Duration::from_millis(5));
         }
