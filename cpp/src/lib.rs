@@ -39,7 +39,7 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use memres::{AllocError, Allocator, MemoryResource, Monotonic, PoolOptions, SyncPool, UnsyncPool};
+use memres::{AllocError, Allocator, MemoryResource, Monotonic, PoolOptions, SyncMonotonic, SyncPool, UnsyncPool};
 
 mod owned;
 mod view;
@@ -170,6 +170,17 @@ mod ffi {
         fn stats(self: &MonotonicCore) -> MonotonicStats;
         fn set_budget(self: &MonotonicCore, bytes: usize);
         fn budget(self: &MonotonicCore) -> usize;
+    }
+
+    extern "Rust" {
+        type SyncMonotonicCore;
+
+        unsafe fn sync_monotonic_new(upstream: *mut memory_resource) -> Box<SyncMonotonicCore>;
+        fn generation(self: &SyncMonotonicCore) -> *const u64;
+        fn allocate_shared(self: &SyncMonotonicCore, size: usize, align: usize) -> *mut u8;
+        fn reset(self: &SyncMonotonicCore);
+        fn release(self: &SyncMonotonicCore);
+        fn stats(self: &SyncMonotonicCore) -> MonotonicStats;
     }
 
     extern "Rust" {
@@ -726,6 +737,64 @@ fn sync_hint_slot() -> *mut u8 {
 unsafe fn sync_pool_new(upstream: *mut ffi::memory_resource, options: ffi::PoolOpts) -> Box<SyncPoolCore> {
     let upstream = CxxResource { ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream") };
     Box::new(SyncPoolCore(Owned::new(SyncPool::with_options_in(pool_options(options), SharedUpstream(upstream)))))
+}
+
+/// The Rust object behind C++'s `memres::synchronized_monotonic_buffer_resource`:
+/// the shared chunks and the generation. The C++ class keeps its threads'
+/// regions in a thread-local table of its own (the header's
+/// `tl_sync_regions`), as `SyncMonotonic` does in Rust, and comes here to
+/// carve a region or a big block.
+pub struct SyncMonotonicCore(Owned<SyncMonotonic<SharedUpstream>>);
+
+impl SyncMonotonicCore {
+    const CLASS: &str = "memres::synchronized_monotonic_buffer_resource";
+
+    fn generation(&self) -> *const u64 {
+        self.0.get().generation_ptr().as_ptr()
+    }
+
+    fn allocate_shared(&self, size: usize, align: usize) -> *mut u8 {
+        Layout::from_size_align(size, align)
+            .ok()
+            .and_then(|layout| self.0.get().allocate_shared(layout).ok())
+            .map_or(core::ptr::null_mut(), |block| block.cast::<u8>().as_ptr())
+    }
+
+    fn reset(&self) {
+        // SAFETY: the C++ class documents reset() as release() is documented
+        // in std: no other call into the resource overlaps it.
+        unsafe { self.0.exclusive(Self::CLASS, "reset", |arena| arena.reset()) };
+    }
+
+    fn release(&self) {
+        // SAFETY: as in `reset`.
+        unsafe { self.0.exclusive(Self::CLASS, "release", |arena| arena.release()) };
+    }
+
+    fn stats(&self) -> ffi::MonotonicStats {
+        let s = self.0.get().stats();
+        ffi::MonotonicStats {
+            used: s.used,
+            held: s.held,
+            chunks: s.chunks,
+            upstream_allocs: s.upstream_allocs,
+            upstream_frees: s.upstream_frees,
+        }
+    }
+}
+
+impl Drop for SyncMonotonicCore {
+    fn drop(&mut self) {
+        self.0.check_destroy(Self::CLASS);
+    }
+}
+
+/// # Safety
+/// `upstream` must be a live resource that outlives the arena, callable
+/// from any thread (one call at a time: the arena locks around it).
+unsafe fn sync_monotonic_new(upstream: *mut ffi::memory_resource) -> Box<SyncMonotonicCore> {
+    let upstream = CxxResource { ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream") };
+    Box::new(SyncMonotonicCore(Owned::new(SyncMonotonic::new_in(SharedUpstream(upstream)))))
 }
 
 /// # Safety

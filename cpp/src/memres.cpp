@@ -163,6 +163,73 @@ void* monotonic_allocate_slow(monotonic_core* core, std::size_t bytes, std::size
 }
 
 
+namespace {
+ffi::SyncMonotonicCore* sync_arena_of(sync_monotonic_core* core) {
+  return reinterpret_cast<ffi::SyncMonotonicCore*>(core);
+}
+const ffi::SyncMonotonicCore* sync_arena_of(const sync_monotonic_core* core) {
+  return reinterpret_cast<const ffi::SyncMonotonicCore*>(core);
+}
+// The thread-safe arena's region sizes (as the Rust core's, rust/monotonic/sync.rs).
+constexpr std::size_t first_region = 4 << 10;
+constexpr std::size_t max_region = 256 << 10;
+}  // namespace
+
+sync_monotonic_core* sync_monotonic_create(std::pmr::memory_resource* upstream) {
+  check_mirrors();
+  if (upstream == nullptr)
+    throw std::invalid_argument("memres::synchronized_monotonic_buffer_resource: upstream is null");
+  return reinterpret_cast<sync_monotonic_core*>(ffi::sync_monotonic_new(upstream).into_raw());
+}
+
+void sync_monotonic_destroy(sync_monotonic_core* core) noexcept {
+  rust::Box<ffi::SyncMonotonicCore>::from_raw(sync_arena_of(core));
+}
+
+const std::atomic<std::uint64_t>* sync_monotonic_generation(sync_monotonic_core* core) noexcept {
+  // Rust's AtomicU64 has the in-memory representation of a u64, as does
+  // std::atomic<std::uint64_t> where it is lock-free (checked below).
+  static_assert(std::atomic<std::uint64_t>::is_always_lock_free && sizeof(std::atomic<std::uint64_t>) == 8);
+  return reinterpret_cast<const std::atomic<std::uint64_t>*>(sync_arena_of(core)->generation());
+}
+
+void* sync_monotonic_allocate_slow(sync_monotonic_core* core, std::uint64_t generation, std::size_t bytes,
+                                   std::size_t alignment) {
+  check_alignment("memres::synchronized_monotonic_buffer_resource", alignment);
+  ffi::take_parked_exception();  // forget a stale one
+  sync_region* table = tl_sync_regions;
+  std::size_t found = sync_region_table;
+  for (std::size_t i = 0; i < sync_region_table; ++i)
+    if (table[i].generation == generation) found = i;
+  // The arena's entry (found, or the least recently used one) to the front.
+  const std::size_t from = found == sync_region_table ? sync_region_table - 1 : found;
+  const sync_region moved = table[from];
+  for (std::size_t i = from; i > 0; --i) table[i] = table[i - 1];
+  table[0] = found == sync_region_table ? sync_region{generation, nullptr, nullptr, nullptr, 0} : moved;
+  if (void* p = sync_region_try_allocate(generation, bytes, alignment)) return p;
+  if (bytes > max_region / 4 || alignment > first_region) {
+    // Big or very aligned: from the shared chunks, no region wasted on it.
+    if (void* p = sync_arena_of(core)->allocate_shared(bytes, alignment)) return p;
+    throw_allocation_failure();
+  }
+  std::size_t size = table[0].last * 2;
+  size = size < first_region ? first_region : size > max_region ? max_region : size;
+  while (size < bytes + alignment) size *= 2;
+  auto* start = reinterpret_cast<char*>(sync_arena_of(core)->allocate_shared(size, 16));
+  if (start == nullptr) throw_allocation_failure();
+  table[0] = sync_region{generation, start, start, start + size, size};
+  if (void* p = sync_region_try_allocate(generation, bytes, alignment)) return p;
+  throw std::bad_alloc();  // unreachable: the region fits the block
+}
+
+void sync_monotonic_reset(sync_monotonic_core* core) noexcept { sync_arena_of(core)->reset(); }
+void sync_monotonic_release(sync_monotonic_core* core) noexcept { sync_arena_of(core)->release(); }
+
+monotonic_stats sync_monotonic_get_stats(const sync_monotonic_core* core) noexcept {
+  const ffi::MonotonicStats s = sync_arena_of(core)->stats();
+  return {s.used, s.held, s.chunks, s.upstream_allocs, s.upstream_frees};
+}
+
 pool_core* unsync_pool_create(std::pmr::memory_resource* upstream, const std::pmr::pool_options& options) {
   if (upstream == nullptr) throw std::invalid_argument("memres::unsynchronized_pool_resource: upstream is null");
   check_mirrors();

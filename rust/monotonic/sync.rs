@@ -47,6 +47,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use allocator_api2::alloc::{AllocError, Allocator, Global};
 
 use super::{Monotonic, MonotonicStats};
+use crate::debug::{acquired, releasing};
 use crate::resource::{MemoryResource, dangling_for};
 
 /// The first region a thread carves in an arena's cycle.
@@ -158,8 +159,15 @@ impl<U: MemoryResource> SyncMonotonic<U> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Monotonic<'static, U>> {
-        self.chunks.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Runs `f` on the chunks under the lock (told to ThreadSanitizer under
+    /// feature `tsan`, for C++ programs built with it around this core: the
+    /// upstream is called under this lock).
+    fn locked<R>(&self, f: impl FnOnce(&Monotonic<'static, U>) -> R) -> R {
+        let chunks: MutexGuard<'_, _> = self.chunks.lock().unwrap_or_else(PoisonError::into_inner);
+        acquired(&self.chunks);
+        let result = f(&chunks);
+        releasing(&self.chunks);
+        result
     }
 
     /// Allocates a block for `layout` from the calling thread's region.
@@ -198,13 +206,13 @@ impl<U: MemoryResource> SyncMonotonic<U> {
         }
         if layout.size() > MAX_REGION / 4 || layout.align() > FIRST_REGION {
             // Big or very aligned: its own block, no region wasted on it.
-            return self.lock().allocate(layout);
+            return self.allocate_shared(layout);
         }
         // A fresh region (big enough for this block); the rest of the old
         // one is left unused.
         let size =
             (region.last * 2).clamp(FIRST_REGION, MAX_REGION).max((layout.size() + layout.align()).next_power_of_two());
-        let fresh = self.lock().allocate(Layout::from_size_align(size, 16).map_err(|_| AllocError)?)?;
+        let fresh = self.allocate_shared(Layout::from_size_align(size, 16).map_err(|_| AllocError)?)?;
         let start = fresh.cast::<u8>().as_ptr();
         *region = Region { generation, start, cursor: start, end: start.wrapping_add(size), last: size };
         bump(region, layout).map(|block| NonNull::slice_from_raw_parts(block, layout.size())).ok_or(AllocError)
@@ -289,6 +297,26 @@ impl<U: MemoryResource> SyncMonotonic<U> {
             && ptr.wrapping_add(size) == region.cursor
     }
 
+    /// The arena's generation, for a foreign fast path (C++'s
+    /// `memres::synchronized_monotonic_buffer_resource`): the address of a
+    /// `u64` (an atomic one) that such code reads with a relaxed atomic load
+    /// and keeps, per thread, beside the region it bumps in, as this type's
+    /// own fast path does (see the module doc). Valid while the arena is
+    /// neither moved nor dropped.
+    pub fn generation_ptr(&self) -> NonNull<u64> {
+        NonNull::from(&self.generation).cast()
+    }
+
+    /// A block carved from the shared chunks under the lock: what a foreign
+    /// fast path carves a thread's region from (and serves big blocks
+    /// from). Like every block, it lives until the next reset or release.
+    ///
+    /// # Errors
+    /// `AllocError` if upstream fails.
+    pub fn allocate_shared(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.locked(|chunks| chunks.allocate(layout))
+    }
+
     /// Everything allocated goes at once; the chunks are kept (merged into
     /// one, as [`Monotonic::reset`] does) for the next cycle.
     pub fn reset(&mut self) {
@@ -305,7 +333,7 @@ impl<U: MemoryResource> SyncMonotonic<U> {
     /// The arena's counts. `used` counts whole regions (what the threads have
     /// carved for themselves, used or not yet) and blocks too big for one.
     pub fn stats(&self) -> MonotonicStats {
-        self.lock().stats()
+        self.locked(Monotonic::stats)
     }
 }
 

@@ -139,8 +139,7 @@ fn free_pages_decay_while_the_thread_keeps_allocating() {
         // decay passes are paced by those events.
         let start = Instant::now();
         let decayed = || Heap::stats().resident + (8 << 20) <= before;
-        while start.elapsed() < Duration::from_millis(3500)
-            || (!decayed() && start.elapsed() < Duration::from_secs(15))
+        while start.elapsed() < Duration::from_millis(3500) || (!decayed() && start.elapsed() < Duration::from_secs(15))
         {
             free((0..64).map(|_| alloc(3000)).collect::<Vec<_>>());
             std::thread::sleep(Duration::from_millis(5));

@@ -13,6 +13,7 @@
 // This header needs only the standard library. Link memres::memres (CMake).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
@@ -149,6 +150,38 @@ std::size_t sync_pool_bytes_held(const sync_pool_core* core) noexcept;
 // The calling thread's hint (owned by the Rust core; null until a slow path
 // has run on this thread).
 inline thread_local sync_hint* tl_sync_hint = nullptr;
+
+struct sync_monotonic_core;  // the Rust memres::SyncMonotonic; opaque here
+
+sync_monotonic_core* sync_monotonic_create(std::pmr::memory_resource* upstream);
+void sync_monotonic_destroy(sync_monotonic_core* core) noexcept;
+// The arena's generation (rust/monotonic/sync.rs): a number no other arena
+// or cycle ever had, renewed by reset() and release().
+const std::atomic<std::uint64_t>* sync_monotonic_generation(sync_monotonic_core* core) noexcept;
+// Throws like monotonic_allocate_slow. Finds or carves the calling thread's
+// region for the arena's current generation (or serves a big block from
+// the shared chunks) and allocates from it.
+void* sync_monotonic_allocate_slow(sync_monotonic_core* core, std::uint64_t generation, std::size_t bytes,
+                                   std::size_t alignment);
+void sync_monotonic_reset(sync_monotonic_core* core) noexcept;
+void sync_monotonic_release(sync_monotonic_core* core) noexcept;
+monotonic_stats sync_monotonic_get_stats(const sync_monotonic_core* core) noexcept;
+
+// A thread's region in one synchronized_monotonic_buffer_resource's cycle,
+// the C++ twin of the Rust arena's table (its own entries: a thread using
+// an arena from both languages bumps in one region per language). An entry
+// whose generation is the arena's current one is this thread's; others are
+// never matched again.
+struct sync_region {
+  std::uint64_t generation;
+  char* start;
+  char* cursor;
+  char* end;
+  std::size_t last;  // the size of the last region carved
+};
+constexpr std::size_t sync_region_table = 4;
+// The calling thread's regions, most recently used first.
+inline thread_local sync_region tl_sync_regions[sync_region_table] = {};
 
 // The pools' size classes, the same table as the Rust core's (rust/
 // classes.rs; check_mirrors compares them at every class boundary when the
@@ -295,6 +328,20 @@ inline void* bump_try_allocate(bump_state* bump, std::size_t bytes, std::size_t 
 #endif
   return p;
 #endif
+}
+
+// Bumps in the calling thread's region of the arena whose generation is
+// `generation`, or returns null (no region yet, another arena's, or full).
+inline void* sync_region_try_allocate(std::uint64_t generation, std::size_t bytes, std::size_t alignment) noexcept {
+  sync_region& r = tl_sync_regions[0];
+  if (r.generation != generation) return nullptr;
+  const auto addr = reinterpret_cast<std::uintptr_t>(r.cursor);
+  const std::size_t pad = ((addr + alignment - 1) & ~(alignment - 1)) - addr;
+  const std::size_t avail = static_cast<std::size_t>(r.end - r.cursor);
+  if ((alignment & (alignment - 1)) != 0 || bytes > avail || pad > avail - bytes) return nullptr;
+  char* p = r.cursor + pad;
+  r.cursor = p + bytes;
+  return p;
 }
 
 // Pops a block from an unsynchronized pool's free list of the class.
@@ -445,6 +492,68 @@ class monotonic_buffer_resource : public std::pmr::memory_resource {
 
   detail::monotonic_core* core_;
   detail::bump_state* bump_;  // inside *core_; the fast path's only state
+  std::pmr::memory_resource* upstream_;
+};
+
+/// Beyond std: a monotonic arena that many threads allocate from at once
+/// (a request whose work fans out to a thread pool), reset or released as
+/// a whole when they are done. Each thread bumps in a region of its own,
+/// carved from the shared chunks under a lock (4 KiB, doubling up to 256
+/// KiB; blocks over 64 KiB come from the chunks directly), found through a
+/// thread-local table: allocation takes no lock and threads write no shared
+/// cache line. deallocate() gives the calling thread's newest block back;
+/// other blocks wait for reset() or release(), which, like std's release(),
+/// must not overlap any other call on the resource. Rust:
+/// memres::SyncMonotonic (the same design; each language keeps its own
+/// regions in the shared chunks).
+class synchronized_monotonic_buffer_resource : public std::pmr::memory_resource {
+ public:
+  synchronized_monotonic_buffer_resource()
+      : synchronized_monotonic_buffer_resource(std::pmr::get_default_resource()) {}
+  explicit synchronized_monotonic_buffer_resource(std::pmr::memory_resource* upstream)
+      : core_(detail::sync_monotonic_create(upstream)),
+        generation_(detail::sync_monotonic_generation(core_)),
+        upstream_(upstream) {}
+
+  synchronized_monotonic_buffer_resource(const synchronized_monotonic_buffer_resource&) = delete;
+  synchronized_monotonic_buffer_resource& operator=(const synchronized_monotonic_buffer_resource&) = delete;
+
+  ~synchronized_monotonic_buffer_resource() override { detail::sync_monotonic_destroy(core_); }
+
+  /// Everything allocated goes at once; the chunks are kept (merged into
+  /// one) for the next cycle, so a request loop settles into no upstream
+  /// calls. No other call on the resource may overlap it.
+  void reset() noexcept { detail::sync_monotonic_reset(core_); }
+  /// Everything allocated goes at once, and the chunks go back upstream.
+  /// No other call on the resource may overlap it.
+  void release() noexcept { detail::sync_monotonic_release(core_); }
+  std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
+  /// What the arena holds and has done; `used` counts the regions threads
+  /// have carved (used or not yet) and big blocks.
+  monotonic_stats stats() const noexcept { return detail::sync_monotonic_get_stats(core_); }
+
+ protected:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    const std::uint64_t generation = generation_->load(std::memory_order_relaxed);
+    if (void* p = detail::sync_region_try_allocate(generation, bytes, alignment)) return p;
+    return detail::sync_monotonic_allocate_slow(core_, generation, bytes, alignment);
+  }
+
+  void do_deallocate(void* p, std::size_t bytes, std::size_t) override {
+    // The calling thread's newest block in this cycle: its region's cursor
+    // moves back.
+    detail::sync_region& r = detail::tl_sync_regions[0];
+    const auto block = reinterpret_cast<std::uintptr_t>(p);
+    if (r.generation == generation_->load(std::memory_order_relaxed) &&
+        block >= reinterpret_cast<std::uintptr_t>(r.start) && block + bytes == reinterpret_cast<std::uintptr_t>(r.cursor))
+      r.cursor = static_cast<char*>(p);
+  }
+
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+
+ private:
+  detail::sync_monotonic_core* core_;
+  const std::atomic<std::uint64_t>* generation_;
   std::pmr::memory_resource* upstream_;
 };
 
