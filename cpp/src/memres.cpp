@@ -170,7 +170,9 @@ ffi::SyncMonotonicCore* sync_arena_of(sync_monotonic_core* core) {
 const ffi::SyncMonotonicCore* sync_arena_of(const sync_monotonic_core* core) {
   return reinterpret_cast<const ffi::SyncMonotonicCore*>(core);
 }
-// The thread-safe arena's region sizes (as the Rust core's, rust/monotonic/sync.rs).
+// The thread-safe arena's region sizes, as the Rust core's (rust/monotonic/
+// sync.rs). Nothing depends on their agreeing: each language carves and
+// bumps in regions of its own; they only keep the two alike.
 constexpr std::size_t first_region = 4 << 10;
 constexpr std::size_t max_region = 256 << 10;
 }  // namespace
