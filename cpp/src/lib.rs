@@ -409,6 +409,18 @@ fn block_of(ptr: *mut u8, size: usize, align: usize) -> Option<(NonNull<u8>, Lay
     Some((NonNull::new(ptr)?, Layout::from_size_align(size, align).ok()?))
 }
 
+impl From<memres::MonotonicStats> for ffi::MonotonicStats {
+    fn from(s: memres::MonotonicStats) -> Self {
+        ffi::MonotonicStats {
+            used: s.used,
+            held: s.held,
+            chunks: s.chunks,
+            upstream_allocs: s.upstream_allocs,
+            upstream_frees: s.upstream_frees,
+        }
+    }
+}
+
 /// The Rust object behind C++'s `memres::monotonic_buffer_resource`.
 pub struct MonotonicCore(Owned<Monotonic<'static, CxxResource>>);
 
@@ -444,14 +456,7 @@ impl MonotonicCore {
     }
 
     fn stats(&self) -> ffi::MonotonicStats {
-        let s = self.0.get().stats();
-        ffi::MonotonicStats {
-            used: s.used,
-            held: s.held,
-            chunks: s.chunks,
-            upstream_allocs: s.upstream_allocs,
-            upstream_frees: s.upstream_frees,
-        }
+        self.0.get().stats().into()
     }
 
     fn set_budget(&self, bytes: usize) {
@@ -772,14 +777,7 @@ impl SyncMonotonicCore {
     }
 
     fn stats(&self) -> ffi::MonotonicStats {
-        let s = self.0.get().stats();
-        ffi::MonotonicStats {
-            used: s.used,
-            held: s.held,
-            chunks: s.chunks,
-            upstream_allocs: s.upstream_allocs,
-            upstream_frees: s.upstream_frees,
-        }
+        self.0.get().stats().into()
     }
 }
 
