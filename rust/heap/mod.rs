@@ -316,7 +316,7 @@ impl Heap {
         if layout.size() <= segment::MEDIUM_MAX && layout.align() <= segment::PAGE_SIZE {
             fork::register_once(fork_prepare, fork_after);
             let pages = layout.size().div_ceil(segment::PAGE_SIZE);
-            // SAFETY: `local()` is this thread's record (or `EMPTY`).
+            // SAFETY: `current()` is this thread's record (or `EMPTY`).
             return with_purge(|| unsafe { thread::allocate_medium(thread::current(), pages) });
         }
         with_purge(|| large::allocate(layout))
@@ -362,7 +362,8 @@ impl Heap {
                 return Some(block);
             }
             let heap = thread::current();
-            // SAFETY: the thread's record.
+            // SAFETY: `current()` is this thread's record (or `EMPTY`, which
+            // has no page to pop).
             if let Some(block) = unsafe { ThreadHeap::pop(heap, class) } {
                 return Some(block);
             }
@@ -374,7 +375,7 @@ impl Heap {
         with_purge(|| {
             // After a purge the thread may have a record it lacked before.
             let heap = if core::mem::take(&mut first) { heap } else { thread::current() };
-            // SAFETY: the caller's contract; `local()` is this thread's record.
+            // SAFETY: the caller's contract; `current()` is this thread's record.
             unsafe { thread::allocate_slow(heap, class) }
         })
     }
@@ -445,7 +446,7 @@ impl Heap {
             return unsafe { Heap::free_secure::<C>(ptr, foreign) };
         }
         // SAFETY: the caller's contract.
-        unsafe { thread::free_in::<C>(heap, ptr, foreign) }
+        unsafe { thread::free_in::<C>(heap, ptr, foreign, true) }
     }
 
     /// Secure mode's `free` (every free comes here in secure mode, see
@@ -471,7 +472,7 @@ impl Heap {
         // memory, which the caller may write (its block, being freed).
         unsafe {
             if (*seg).kind == Kind::Large {
-                return thread::free_in::<C>(heap, ptr, foreign);
+                return thread::free_in::<C>(heap, ptr, foreign, false);
             }
             let page = Segment::page_of(seg, ptr);
             let class = (*page).class.load(core::sync::atomic::Ordering::Relaxed) as usize;
@@ -481,7 +482,7 @@ impl Heap {
                 || !Segment::starts_block(page, ptr)
                 || guard::carries_mark(ptr, guard::mark(ptr.addr()))
             {
-                return thread::free_in::<C>(heap, ptr, foreign);
+                return thread::free_in::<C>(heap, ptr, foreign, false);
             }
             if secure::quarantined(ptr) {
                 return guard::report(Misuse::DoubleFree, ptr.addr());
@@ -489,14 +490,14 @@ impl Heap {
             if thread::is_empty(heap) {
                 // No exit to empty a quarantine (the thread's thread-locals
                 // are gone, or it could get no record): freed at once.
-                return thread::free_in::<C>(heap, ptr, foreign);
+                return thread::free_in::<C>(heap, ptr, foreign, false);
             }
             let size = crate::classes::class_size(class);
             ptr.write_bytes(0, size);
             ptr.cast::<usize>().add(1).write(secure::quarantine_mark(ptr.addr()));
             secure::hold(ptr, size);
             while let Some(old) = secure::overflow() {
-                thread::free_in::<C>(heap, old, foreign);
+                thread::free_in::<C>(heap, old, foreign, false);
             }
         }
     }

@@ -757,22 +757,24 @@ impl Segment {
             let stop = (start + (4096 / size).max(1) * size).min(end);
             let key = Self::key(page);
             let area = Self::page_area(seg, Self::page_index(seg, page));
-            // In address order, or in secure mode in a random order.
-            let count = (stop - start) / size;
-            let mut order = [0u16; 4096 / 16];
-            let shuffled = secure::on() && count > 1;
-            if shuffled {
-                secure::shuffle(&mut order, count);
-            }
+            // Pushes the block `index` blocks into the batch onto the list.
             let mut next = (*page).free;
-            for k in (0..count).rev() {
-                let index = if shuffled { order[k] as usize } else { k };
+            let mut push = |index: usize| {
                 let block = area.wrapping_add(start + index * size).cast::<Block>();
                 (*block).link = guard::encode(next.addr(), key, block.addr());
                 if guard::ON {
                     (*block).mark = guard::mark(block.addr());
                 }
                 next = block;
+            };
+            // In address order, or in secure mode in a random order.
+            let count = (stop - start) / size;
+            if secure::on() && count > 1 {
+                let mut order = [0u16; 4096 / 16];
+                secure::shuffle(&mut order, count);
+                order[..count].iter().rev().for_each(|&index| push(index as usize));
+            } else {
+                (0..count).rev().for_each(push);
             }
             (*page).free = next;
             (*page).carved_end.store(stop as u32, Ordering::Relaxed);

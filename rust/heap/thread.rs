@@ -1094,7 +1094,7 @@ pub(super) fn flush_quarantine() {
     while let Some(block) = super::secure::take_oldest() {
         // SAFETY: a quarantined block is a live block of the heap, which the
         // thread freed (the quarantine holds it once).
-        unsafe { free_in::<false>(current(), block, |_| {}) };
+        unsafe { free_in::<false>(current(), block, |_| {}, false) };
     }
 }
 
@@ -1102,13 +1102,16 @@ pub(super) fn flush_quarantine() {
 /// the checked free that `Heap::free_elsewhere` and secure mode end in.
 /// `foreign` is called instead, with nothing touched, for a pointer outside
 /// the heap's memory; `C` keeps `errno` where the OS may be called.
+/// `hint`: a block of a segment `heap` owns makes that segment its
+/// owned-segment hint (never in secure mode, whose frees must all come to
+/// `Heap::free_secure`: its callers pass false).
 ///
 /// # Safety
 /// `heap` is this thread's record (or `EMPTY`); `ptr` is a live block of
 /// the heap, or memory the heap does not hold (the checks catch other
 /// misuses as far as they can).
 #[inline(always)]
-pub(super) unsafe fn free_in<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8)) {
+pub(super) unsafe fn free_in<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8), hint: bool) {
     let seg = super::segment_map::get(super::segment::header_addr(ptr.addr())).cast::<Segment>();
     if seg.is_null() {
         return foreign(ptr);
@@ -1122,8 +1125,7 @@ pub(super) unsafe fn free_in<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8,
         }
         let page = Segment::page_of(seg, ptr);
         if (*seg).owner.load(Ordering::Relaxed) == as_owner(heap) {
-            // In secure mode no hint: every free must come to `Heap::free_secure`.
-            if !super::secure::on() {
+            if hint {
                 ThreadHeap::set_owned_hint(heap, seg);
             }
             free_local::<C>(heap, seg, page, ptr);
