@@ -83,7 +83,7 @@ pub(crate) struct ThreadHeap {
     next_record: *mut ThreadHeap,
     /// A small segment this heap owns, where it last freed a block
     /// ([`NO_HINT`]: none), with its mapping's provenance. Cleared before the segment
-    /// leaves the heap (`release_empty_page`, `abandon`), so a free that finds its
+    /// leaves the heap (`page_emptied`, `abandon`), so a free that finds its
     /// block's header here may skip the segment map and the owner check.
     owned_hint: *mut Segment,
     /// The double-free mark's key (`guard::mark(0)`), copied here when the
@@ -1141,13 +1141,27 @@ pub(super) unsafe fn free_in<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8,
     }
 }
 
-/// A page of a segment `heap` owns has no live block left.
+/// A page of a segment `heap` owns has no live block left. The only page
+/// of its class stays where it is (a loop that frees its last block and
+/// allocates again must not retire and re-carve a page each time); that
+/// test comes first, before this function sets up a frame.
 ///
 /// # Safety
-/// As for [`release_empty_page`].
+/// `heap` is this thread's record and owns `seg`, which holds `page`; the
+/// page has no live block.
 #[inline(never)]
 pub(super) unsafe extern "C" fn page_emptied<const C: bool>(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
-    // SAFETY: the caller's contract.
+    // SAFETY: the caller's contract; a page in use has a small class (set
+    // when the page was taken), which indexes the queues.
+    let sole = unsafe {
+        let class = (*page).class.load(Ordering::Relaxed) as usize;
+        debug_assert!(class < (*heap).queues.len());
+        (*heap).queues.get_unchecked(class).len <= 1
+    };
+    if sole {
+        return;
+    }
+    // SAFETY: the caller's contract, and the page is not its class's only one.
     os::keeping_errno::<C>(|| unsafe { release_empty_page(heap, seg, page) });
 }
 
@@ -1277,21 +1291,18 @@ unsafe fn freed_already(heap: *mut ThreadHeap, page: *mut Page, block: *mut Bloc
     }
 }
 
-/// A page has no live block: give it back to its segment unless it is the
-/// only page of its class, and the segment back to the OS once it is empty
+/// A page has no live block and is not the only page of its class: give
+/// it back to its segment, and the segment back to the OS once it is empty
 /// (keeping one spare).
 ///
 /// # Safety
 /// `heap` is this thread's record and owns `seg`, which holds `page`; the
-/// page has no live block.
+/// page has no live block, and its class has another page.
 #[inline(never)]
-pub(super) unsafe fn release_empty_page(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
+unsafe fn release_empty_page(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
     // SAFETY: the caller's contract.
     unsafe {
         let queue = &raw mut (*heap).queues[(*page).class.load(Ordering::Relaxed) as usize];
-        if (*queue).len <= 1 {
-            return;
-        }
         unlink(queue, page);
         if Segment::release_page(seg, page) {
             segment_emptied(heap, seg);
