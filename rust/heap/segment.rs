@@ -106,7 +106,9 @@ pub(super) struct Page {
     /// This page's link key (`guard::page_key`), set when it is taken.
     pub(super) key: AtomicUsize,
     /// Blocks freed by other threads: pushed with an atomic CAS, taken
-    /// whole by the owner (one swap). Links encoded like `free`'s.
+    /// whole by the owner (one swap). Links encoded like `free`'s. On a
+    /// page serving a class, the bits above the address hold how many
+    /// blocks the list has ([`remote_list`]).
     pub(super) thread_free: AtomicPtr<Block>,
     /// The owner's queue of pages of this class.
     pub(super) next: *mut Page,
@@ -122,6 +124,29 @@ pub(super) struct Page {
     pub(super) limit: AtomicU32,
 }
 const _: () = assert!(size_of::<Page>() == 64);
+
+/// Where the count of a page's remote list starts in `thread_free`: every
+/// small segment lies below 2^48 (`segment_map` records no other), so the
+/// bits above a block's address are free. The owner takes the list and its
+/// length with one swap, and adopts the list without walking it: the walk
+/// would read each block another core just wrote, one miss after another.
+const REMOTE_COUNT_SHIFT: u32 = 48;
+const _: () = assert!(usize::BITS == 64, "the remote count needs the bits above 48 address bits");
+/// More blocks than a page holds, so never reached but by misuse (and then
+/// the count saturates, and `collect` keeps `used` sane).
+const REMOTE_COUNT_MAX: usize = (1 << (usize::BITS - REMOTE_COUNT_SHIFT)) - 1;
+
+/// A remote list's head and length, from `thread_free`'s value.
+#[inline(always)]
+fn remote_list(tagged: *mut Block) -> (*mut Block, usize) {
+    (tagged.map_addr(|a| a & ((1 << REMOTE_COUNT_SHIFT) - 1)), tagged.addr() >> REMOTE_COUNT_SHIFT)
+}
+
+/// `thread_free`'s value for a remote list of `count` blocks at `head`.
+#[inline(always)]
+fn remote_tagged(head: *mut Block, count: usize) -> *mut Block {
+    head.map_addr(|a| a | count.min(REMOTE_COUNT_MAX) << REMOTE_COUNT_SHIFT)
+}
 
 /// The `class` of the first page of a medium block's span (its `magic`
 /// holds the span's page count, `used` is 1 while the block is live, and a
@@ -860,29 +885,40 @@ impl Segment {
     }
 
     /// Moves the blocks other threads freed into `free`; returns how many
-    /// (the caller counts them in its stats). A corrupt link ends the list
-    /// (the rest is dropped, after the report).
+    /// (the caller counts them in its stats). When `free` is empty the
+    /// remote list becomes it as it is (its links are encoded alike, and
+    /// each is checked when popped); else it is walked onto `free`, and a
+    /// corrupt link ends it (the rest is dropped, after the report).
     ///
     /// # Safety
-    /// The caller owns the page.
+    /// The caller owns the page, a page in use serving a class.
     pub(super) unsafe fn collect(page: *mut Page) -> u32 {
         // SAFETY: `thread_free` is atomic; the other fields are the owner's.
         unsafe {
-            let mut list = (*page).thread_free.swap(ptr::null_mut(), Ordering::Acquire);
-            let key = Self::key(page);
-            let mut n = 0;
-            while !list.is_null() {
-                let next = match Self::next_free(page, list) {
-                    Ok(next) => next.unwrap_or(ptr::null_mut()),
-                    Err(()) => {
-                        guard::report(Misuse::CorruptFreeList, list.addr());
-                        ptr::null_mut()
-                    }
-                };
-                (*list).link = guard::encode((*page).free.addr(), key, list.addr());
+            // A plain load first: most pages have no remote frees, and a
+            // swap is a locked write that takes the line from other cores.
+            if (*page).thread_free.load(Ordering::Relaxed).is_null() {
+                return 0;
+            }
+            let (mut list, count) = remote_list((*page).thread_free.swap(ptr::null_mut(), Ordering::Acquire));
+            // At most the page's blocks: fits.
+            let mut n = count as u32;
+            if (*page).free.is_null() {
                 (*page).free = list;
-                list = next;
-                n += 1;
+            } else {
+                let key = Self::key(page);
+                while !list.is_null() {
+                    let next = match Self::next_free(page, list) {
+                        Ok(next) => next.unwrap_or(ptr::null_mut()),
+                        Err(()) => {
+                            guard::report(Misuse::CorruptFreeList, list.addr());
+                            ptr::null_mut()
+                        }
+                    };
+                    (*list).link = guard::encode((*page).free.addr(), key, list.addr());
+                    (*page).free = list;
+                    list = next;
+                }
             }
             let used = (*page).used.load(Ordering::Relaxed);
             if n > used {
@@ -919,13 +955,15 @@ impl Segment {
             }
             let key = Self::key(page);
             let list = &(*page).thread_free;
-            let mut head = list.load(Ordering::Relaxed);
+            let mut tagged = list.load(Ordering::Relaxed);
             loop {
+                let (head, count) = remote_list(tagged);
                 // The block is ours to write until the push publishes it.
                 (*block).link = guard::encode(head.addr(), key, block.addr());
-                match list.compare_exchange_weak(head, block, Ordering::Release, Ordering::Relaxed) {
+                let new = remote_tagged(block, count + 1);
+                match list.compare_exchange_weak(tagged, new, Ordering::Release, Ordering::Relaxed) {
                     Ok(_) => return,
-                    Err(now) => head = now,
+                    Err(now) => tagged = now,
                 }
             }
         }
