@@ -82,7 +82,14 @@
 //! Why no loom model: the one lock-free structure is the `thread_free`
 //! push/swap pair above, a multi-producer single-consumer stack whose
 //! consumer takes everything at once; every other shared structure is under
-//! a `Mutex`. The stress tests (`tests/heap_threads`) run under TSan.
+//! a `Mutex`. The list's length rides in the same word as its head (the
+//! bits above 48, `segment.rs`), so one CAS publishes both and one swap
+//! takes both: no state is split across two locations. On a weakly ordered
+//! CPU (AArch64) the pusher's release CAS orders its writes of the block's
+//! link and mark before the block becomes reachable, and the owner's
+//! acquire swap makes them visible before it reads them; a failed CAS only
+//! retries with the value it saw. The stress tests (`tests/heap_threads`)
+//! run under TSan.
 //!
 //! Under Miri the OS layer backs segments with `std::alloc::System`, so the
 //! same code runs there.
