@@ -44,8 +44,10 @@
 //! ```
 
 mod chunk;
+mod frame;
 mod sync;
 
+pub use frame::{FrameArena, FrameArenas, Kept};
 pub use sync::SyncMonotonic;
 
 use core::alloc::Layout;

@@ -12,6 +12,7 @@ mod bad_input;
 mod collections;
 #[cfg(feature = "debug-checks")]
 mod debug_checks;
+mod frame;
 mod lifecycle;
 #[cfg(feature = "nightly")]
 mod nightly;

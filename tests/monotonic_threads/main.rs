@@ -163,6 +163,47 @@ mod sync_monotonic {
         }
     }
 
+    /// Frame arenas for a job system: every frame, four jobs on their own
+    /// threads build scratch from the current frame's arena and keep a
+    /// result each; the next frame's jobs read last frame's results while
+    /// they allocate, and once warm no frame takes memory from upstream.
+    #[test]
+    fn frame_arenas_serve_jobs_on_threads_and_keep_results_one_frame() {
+        let (frame_count, items) = if cfg!(miri) { (4, 40u64) } else { (30, 2_000u64) };
+        let mut frames = memres::FrameArenas::new_sync();
+        let mut results: std::vec::Vec<memres::Kept<[u64]>> = std::vec::Vec::new();
+        let mut warm = None;
+        for frame in 0..frame_count {
+            frames.begin_frame();
+            let frames_ref = &frames;
+            let previous = &results;
+            results = std::thread::scope(|s| {
+                let jobs: std::vec::Vec<_> = (0..4u64)
+                    .map(|job| {
+                        s.spawn(move || {
+                            if let Some(last) = previous.get(job as usize) {
+                                let values = frames_ref.get(last).expect("last frame's result");
+                                assert!(values.iter().all(|&x| x == (frame - 1) * 10 + job), "a kept value changed");
+                            }
+                            let mut scratch = Vec::new_in(frames_ref.current());
+                            scratch.extend((0..items).map(|i| i ^ job));
+                            let boxes: std::vec::Vec<_> =
+                                (0..items / 4).map(|i| Box::new_in([i, job], frames_ref.current())).collect();
+                            assert!(boxes.iter().enumerate().all(|(i, b)| **b == [i as u64, job]));
+                            assert_eq!(scratch.iter().filter(|&&x| x == job).count(), 1);
+                            frames_ref.keep_slice(&[frame * 10 + job; 16]).expect("memory")
+                        })
+                    })
+                    .collect();
+                jobs.into_iter().map(|j| j.join().unwrap()).collect()
+            });
+            if frame == 3 {
+                warm = Some(frames.upstream_allocs());
+            }
+        }
+        assert_eq!(Some(frames.upstream_allocs()), warm, "no upstream call after frame 3");
+    }
+
     /// A thread's newest block rolls back when freed and grows in place;
     /// another thread's blocks are left alone.
     #[test]
