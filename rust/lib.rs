@@ -56,7 +56,9 @@ pub use debug::FREED_BYTE;
 pub use foreign::ForeignLayout;
 pub use heap::{HEAP_CLASS_COUNT, Heap, HeapClassStats, HeapFastPath, HeapLimits, HeapStats};
 pub use misuse::OnMisuse;
-pub use monotonic::{BumpState, Checkpoint, FrameArena, FrameArenas, Kept, Monotonic, MonotonicStats, SyncMonotonic};
+pub use monotonic::{
+    BumpState, Checkpoint, FrameArena, FrameArenas, Kept, Monotonic, MonotonicStats, StaleCheckpoint, SyncMonotonic,
+};
 pub use pool::{ClassStats, POOL_CLASS_COUNT, PoolOptions, SyncPool, UnsyncPool};
 pub use resource::MemoryResource;
 

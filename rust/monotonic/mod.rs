@@ -90,6 +90,29 @@ pub struct BumpState {
     pub(crate) end: Cell<*mut u8>,
 }
 
+/// Why [`Monotonic::try_rewind`] cannot go back to a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleCheckpoint {
+    /// Made by another arena, or by this one before a reset or release.
+    OtherCycle,
+    /// Taken after a point the arena was rewound to since: its chunk was
+    /// given up.
+    GivenUp,
+}
+
+impl core::fmt::Display for StaleCheckpoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            StaleCheckpoint::OtherCycle => "a checkpoint from another arena, or from before a reset or release",
+            StaleCheckpoint::GivenUp => {
+                "a checkpoint taken after a point the arena was rewound to (its chunk has been given up since)"
+            }
+        })
+    }
+}
+
+impl std::error::Error for StaleCheckpoint {}
+
 /// A position in an arena, to [`rewind`](Monotonic::rewind) to.
 ///
 /// Made by [`Monotonic::checkpoint`]. A checkpoint is only good for the arena
@@ -789,7 +812,8 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     ///
     /// # Panics
     /// If `checkpoint` was made by another arena, before a reset or release,
-    /// or in a chunk that a rewind to an earlier checkpoint has given up since.
+    /// or in a chunk that a rewind to an earlier checkpoint has given up since
+    /// (see [`try_rewind`](Self::try_rewind), which says so instead).
     ///
     /// ```
     /// let mut arena = memres::Monotonic::new();
@@ -799,20 +823,36 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     /// assert_eq!(arena.stats().used, 0);
     /// ```
     pub fn rewind(&mut self, checkpoint: Checkpoint) {
-        assert!(
-            checkpoint.epoch == self.epoch.get(),
-            "memres: Monotonic::rewind with a checkpoint from another arena, or from before a reset or release"
-        );
+        if let Err(e) = self.try_rewind(checkpoint) {
+            panic!("memres: Monotonic::rewind with {e}");
+        }
+    }
+
+    /// As [`rewind`](Self::rewind), but a checkpoint it cannot go back to is
+    /// an error (and the arena is left as it was), not a panic.
+    ///
+    /// # Errors
+    /// [`StaleCheckpoint`] if `checkpoint` was made by another arena, before
+    /// a reset or release, or in a chunk a rewind has given up since.
+    ///
+    /// ```
+    /// let mut arena = memres::Monotonic::new();
+    /// let old = arena.checkpoint();
+    /// arena.reset();
+    /// assert_eq!(arena.try_rewind(old), Err(memres::StaleCheckpoint::OtherCycle));
+    /// ```
+    pub fn try_rewind(&mut self, checkpoint: Checkpoint) -> Result<(), StaleCheckpoint> {
+        if checkpoint.epoch != self.epoch.get() {
+            return Err(StaleCheckpoint::OtherCycle);
+        }
         // The chunks `used` held then are still there, in the same order, iff
         // its head then is in the list now with the same stamp: chunks leave
         // `used` only from the top, and every return gets a new stamp.
         let in_list =
             checkpoint.head.is_none_or(|head| self.used.contains(head) && head.stamp() == checkpoint.head_stamp);
-        assert!(
-            in_list,
-            "memres: Monotonic::rewind with a checkpoint taken after a point the arena was rewound to \
-             (its chunk has been given up since)"
-        );
+        if !in_list {
+            return Err(StaleCheckpoint::GivenUp);
+        }
         while self.used.head() != checkpoint.head {
             let chunk = self.used.pop().expect("checked above: the checkpoint's head is in the list");
             // SAFETY: blocks made since the checkpoint are freed by the rewind
@@ -837,6 +877,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         self.bump.cursor.set(cursor);
         self.bump.end.set(checkpoint.end);
         self.retired.set(checkpoint.retired);
+        Ok(())
     }
 
     /// Runs `f` on the arena, then frees what it allocated. Nothing that

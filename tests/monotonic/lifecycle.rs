@@ -219,3 +219,22 @@ fn regression_fuzz_stale_checkpoint_whose_head_chunk_came_back() {
     arena.allocate(big).unwrap(); // Y comes back from spare; X stays spare
     arena.rewind(second); // must be refused: X is not in use any more
 }
+
+#[test]
+fn try_rewind_names_a_stale_checkpoint_and_leaves_the_arena_alone() {
+    let mut arena = Monotonic::new();
+    let other = Monotonic::new();
+    assert_eq!(arena.try_rewind(other.checkpoint()), Err(memres::StaleCheckpoint::OtherCycle));
+    let early = arena.checkpoint();
+    arena.allocate(Layout::new::<u64>()).unwrap();
+    arena.allocate(Layout::from_size_align(100_000, 8).unwrap()).unwrap(); // a chunk of its own
+    let late = arena.checkpoint();
+    assert_eq!(arena.try_rewind(early), Ok(()));
+    let used = arena.stats().used;
+    let kept = arena.allocate(Layout::new::<[u8; 40]>()).unwrap();
+    assert_eq!(arena.try_rewind(late), Err(memres::StaleCheckpoint::GivenUp));
+    assert_eq!(arena.stats().used, used + 40, "a refused rewind frees nothing");
+    // SAFETY: a live 40-byte block of this arena.
+    unsafe { kept.cast::<u8>().as_ptr().write_bytes(1, 40) };
+    assert!(memres::StaleCheckpoint::GivenUp.to_string().contains("rewound to"));
+}
