@@ -170,6 +170,10 @@ mod ffi {
         fn stats(self: &MonotonicCore) -> MonotonicStats;
         fn set_budget(self: &MonotonicCore, bytes: usize);
         fn budget(self: &MonotonicCore) -> usize;
+
+        type MonotonicCheckpoint;
+        fn checkpoint(self: &MonotonicCore) -> Box<MonotonicCheckpoint>;
+        fn rewind(self: &MonotonicCore, checkpoint: &MonotonicCheckpoint) -> bool;
     }
 
     extern "Rust" {
@@ -466,7 +470,22 @@ impl MonotonicCore {
     fn budget(&self) -> usize {
         self.0.get().budget().unwrap_or(usize::MAX)
     }
+
+    fn checkpoint(&self) -> Box<MonotonicCheckpoint> {
+        Box::new(MonotonicCheckpoint(self.0.get().checkpoint()))
+    }
+
+    /// Rewinds to `checkpoint`; false (and nothing freed) if it is stale.
+    fn rewind(&self, checkpoint: &MonotonicCheckpoint) -> bool {
+        // SAFETY: as in `reset`: C++'s rewind() runs alone on the arena's
+        // thread and keeps no reference across the call.
+        unsafe { self.0.exclusive(MONOTONIC_CLASS, "rewind", |arena| arena.try_rewind(checkpoint.0).is_ok()) }
+    }
 }
+
+/// A position in a C++ `memres::monotonic_buffer_resource`, held by C++'s
+/// `memres::monotonic_checkpoint`.
+pub struct MonotonicCheckpoint(memres::Checkpoint);
 
 impl Drop for MonotonicCore {
     fn drop(&mut self) {

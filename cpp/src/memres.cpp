@@ -151,6 +151,18 @@ monotonic_core* monotonic_create(std::pmr::memory_resource* upstream, void* buff
 
 void monotonic_destroy(monotonic_core* core) noexcept { rust::Box<ffi::MonotonicCore>::from_raw(core_of(core)); }
 
+monotonic_mark* monotonic_mark_create(const monotonic_core* core) {
+  return reinterpret_cast<monotonic_mark*>(core_of(core)->checkpoint().into_raw());
+}
+
+void monotonic_mark_destroy(monotonic_mark* mark) noexcept {
+  rust::Box<ffi::MonotonicCheckpoint>::from_raw(reinterpret_cast<ffi::MonotonicCheckpoint*>(mark));
+}
+
+bool monotonic_rewind(monotonic_core* core, const monotonic_mark* mark) noexcept {
+  return core_of(core)->rewind(*reinterpret_cast<const ffi::MonotonicCheckpoint*>(mark));
+}
+
 bump_state* monotonic_bump(monotonic_core* core) noexcept {
   return reinterpret_cast<bump_state*>(core_of(core)->bump_state());
 }

@@ -16,9 +16,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <memory_resource>
 #include <new>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 // MEMRES_DEBUG_CHECKS (CMake option of that name, which also builds the Rust
@@ -111,6 +114,12 @@ void monotonic_release(monotonic_core* core) noexcept;
 monotonic_stats monotonic_get_stats(const monotonic_core* core) noexcept;
 void monotonic_set_budget(monotonic_core* core, std::size_t bytes) noexcept;
 std::size_t monotonic_budget(const monotonic_core* core) noexcept;
+struct monotonic_mark;  // the Rust memres::Checkpoint; opaque here
+monotonic_mark* monotonic_mark_create(const monotonic_core* core);
+void monotonic_mark_destroy(monotonic_mark* mark) noexcept;
+// False (and nothing freed) if the mark is stale: from another resource,
+// from before a reset() or release(), or rewound past.
+bool monotonic_rewind(monotonic_core* core, const monotonic_mark* mark) noexcept;
 
 struct pool_core;  // the Rust memres::UnsyncPool; opaque here
 
@@ -414,6 +423,29 @@ inline bool sync_try_push(const void* key, std::size_t largest, void* p, std::si
 }  // inline namespace MEMRES_CONFIG_NS
 }  // namespace detail
 
+/// Beyond std: a position in a memres::monotonic_buffer_resource, made by
+/// its checkpoint() and taken back to by rewind(). Move-only; good for the
+/// resource that made it until that resource's next reset() or release(),
+/// and not after a rewind() to a point before it.
+class monotonic_checkpoint {
+ public:
+  monotonic_checkpoint(monotonic_checkpoint&& other) noexcept : mark_(std::exchange(other.mark_, nullptr)) {}
+  monotonic_checkpoint& operator=(monotonic_checkpoint&& other) noexcept {
+    std::swap(mark_, other.mark_);
+    return *this;
+  }
+  monotonic_checkpoint(const monotonic_checkpoint&) = delete;
+  monotonic_checkpoint& operator=(const monotonic_checkpoint&) = delete;
+  ~monotonic_checkpoint() {
+    if (mark_ != nullptr) detail::monotonic_mark_destroy(mark_);
+  }
+
+ private:
+  friend class monotonic_buffer_resource;
+  explicit monotonic_checkpoint(detail::monotonic_mark* mark) noexcept : mark_(mark) {}
+  detail::monotonic_mark* mark_;
+};
+
 /// A drop-in for std::pmr::monotonic_buffer_resource.
 ///
 /// Effects: as std's. Memory is taken from upstream in chunks that grow by a
@@ -462,6 +494,19 @@ class monotonic_buffer_resource : public std::pmr::memory_resource {
   void set_budget(std::size_t bytes) noexcept { detail::monotonic_set_budget(core_, bytes); }
   std::size_t budget() const noexcept { return detail::monotonic_budget(core_); }
   monotonic_stats stats() const noexcept { return detail::monotonic_get_stats(core_); }
+
+  /// Beyond std: the resource's position now, to rewind() to later (nested
+  /// phases of a request or a frame; see monotonic_scope).
+  monotonic_checkpoint checkpoint() const { return monotonic_checkpoint(detail::monotonic_mark_create(core_)); }
+  /// Frees everything allocated since `point` was made; what came before
+  /// stays. Requires: no object allocated since then is used afterwards.
+  /// Throws: std::invalid_argument if `point` is from another resource,
+  /// from before a reset() or release(), or from after a point this
+  /// resource was rewound to since (nothing is freed then).
+  void rewind(const monotonic_checkpoint& point) {
+    if (point.mark_ == nullptr || !detail::monotonic_rewind(core_, point.mark_))
+      throw std::invalid_argument("memres::monotonic_buffer_resource::rewind: a stale checkpoint");
+  }
 
   /// The Rust object behind this resource (memres_cxx::MonotonicCore).
   detail::monotonic_core* rust_core() const noexcept { return core_; }
@@ -555,6 +600,85 @@ class synchronized_monotonic_buffer_resource : public std::pmr::memory_resource 
   detail::sync_monotonic_core* core_;
   const std::atomic<std::uint64_t>* generation_;
   std::pmr::memory_resource* upstream_;
+};
+
+/// Beyond std: a nested phase of a monotonic_buffer_resource's life. What
+/// the resource hands out while the scope lives is freed when it ends;
+/// what came before stays.
+///
+///   memres::monotonic_buffer_resource arena;
+///   std::pmr::vector<int> kept(&arena);
+///   {
+///     memres::monotonic_scope phase(arena);
+///     std::pmr::vector<int> scratch(&arena);  // freed with the scope
+///   }
+///
+/// Requires: the objects made in the scope are destroyed before it ends
+/// (declare them after it), and the resource is not reset() or released
+/// inside it (the scope cannot rewind then: it reports that and aborts).
+class monotonic_scope {
+ public:
+  explicit monotonic_scope(monotonic_buffer_resource& arena) : arena_(arena), start_(arena.checkpoint()) {}
+  monotonic_scope(const monotonic_scope&) = delete;
+  monotonic_scope& operator=(const monotonic_scope&) = delete;
+  ~monotonic_scope() {
+    try {
+      arena_.rewind(start_);
+    } catch (const std::invalid_argument&) {
+      std::fputs("memres::monotonic_scope: the resource was reset or released inside the scope\n", stderr);
+      std::abort();
+    }
+  }
+
+ private:
+  monotonic_buffer_resource& arena_;
+  monotonic_checkpoint start_;
+};
+
+/// Beyond std: frame arenas for engines, two resources used in turn.
+/// Frame N allocates from current() while frame N-1's resource, previous(),
+/// stays intact: what frame N builds may be read through frame N+1. When
+/// frame N+1 begins, the resource of frame N-1 is reset (its memory kept,
+/// merged into one chunk) and becomes current, so once the first frames
+/// have sized both, a frame makes no upstream call.
+///
+/// Arena is memres::monotonic_buffer_resource (one thread; nested phases
+/// with monotonic_scope) or memres::synchronized_monotonic_buffer_resource
+/// (jobs on many threads allocate from current() at once, each thread in a
+/// region of its own). Rust: memres::FrameArenas (which also checks at run
+/// time that data carried into the next frame is read only then).
+///
+/// Requires: objects made in frame N are destroyed (or forgotten) before
+/// frame N+2 begins; begin_frame() does not overlap other calls on the
+/// arenas (as reset()).
+template <class Arena = monotonic_buffer_resource>
+class frame_arenas {
+ public:
+  frame_arenas() : frame_arenas(std::pmr::get_default_resource()) {}
+  explicit frame_arenas(std::pmr::memory_resource* upstream) : arenas_{Arena(upstream), Arena(upstream)} {}
+  frame_arenas(const frame_arenas&) = delete;
+  frame_arenas& operator=(const frame_arenas&) = delete;
+
+  /// The current frame's number: 0 at first, one more per begin_frame().
+  std::uint64_t frame() const noexcept { return frame_; }
+  /// Starts the next frame: the resource of the frame before the previous
+  /// one is reset and becomes current.
+  void begin_frame() noexcept {
+    ++frame_;
+    current().reset();
+  }
+  Arena& current() noexcept { return arenas_[frame_ % 2]; }
+  const Arena& current() const noexcept { return arenas_[frame_ % 2]; }
+  Arena& previous() noexcept { return arenas_[(frame_ + 1) % 2]; }
+  const Arena& previous() const noexcept { return arenas_[(frame_ + 1) % 2]; }
+  /// Upstream allocations both resources have made so far.
+  std::uint64_t upstream_allocs() const noexcept {
+    return arenas_[0].stats().upstream_allocs + arenas_[1].stats().upstream_allocs;
+  }
+
+ private:
+  Arena arenas_[2];
+  std::uint64_t frame_ = 0;
 };
 
 /// A drop-in for std::pmr::unsynchronized_pool_resource.
