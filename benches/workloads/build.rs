@@ -18,14 +18,22 @@ fn main() {
     build
         .file("src/workloads.cpp")
         .file("src/mixed.cpp")
+        .file("src/frames.cpp")
         .include(&memres_include)
         .std("c++17")
         .flag_if_supported("-Wall")
         .flag_if_supported("-Wextra")
         .compile("memres-workloads");
-    for path in
-        ["src/lib.rs", "src/workloads.cpp", "src/workloads.hpp", "src/mixed.rs", "src/mixed.cpp", "src/mixed.hpp"]
-    {
+    for path in [
+        "src/lib.rs",
+        "src/workloads.cpp",
+        "src/workloads.hpp",
+        "src/mixed.rs",
+        "src/mixed.cpp",
+        "src/mixed.hpp",
+        "src/frames.cpp",
+        "src/frames.hpp",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
     // The memres header is compiled into our workloads (its fast paths are inline).

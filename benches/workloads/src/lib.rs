@@ -39,6 +39,7 @@ use allocator_api2::vec::Vec;
 
 pub use ffi::{Resource, UpstreamUse};
 
+pub mod frames;
 pub mod heaps;
 pub mod mixed;
 
@@ -88,6 +89,28 @@ mod ffi {
         held_bytes: usize,
         /// Allocation calls made to upstream.
         calls: usize,
+    }
+
+    /// What one run of the C++ frame loop measured (`frames.cpp`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct FrameRun {
+        /// A checksum of the frames' contents (the same on every kind).
+        checksum: u64,
+        /// Nanoseconds the timed frames took.
+        nanos: u64,
+        /// Upstream allocations the timed frames made (for new/delete:
+        /// every allocation).
+        upstream_calls: u64,
+    }
+
+    unsafe extern "C++" {
+        include!("memres-workloads/src/frames.hpp");
+
+        /// `warmup` frames, then `frames` timed ones of `objects` transient
+        /// objects each, on frame memory of `kind` (0 new/delete, 1 std's
+        /// monotonic release()d in turn, 2 the same over fixed buffers, 3
+        /// memres::frame_arenas).
+        fn frame_loop(kind: u8, warmup: usize, frames: usize, objects: usize) -> Result<FrameRun>;
     }
 
     unsafe extern "C++" {
