@@ -195,6 +195,17 @@ mod ffi {
         fn pool_class_size(index: usize) -> usize;
     }
 
+    /// memres's version (`memres::VERSION`), for C++'s `memres::version()`.
+    struct Version {
+        major: u32,
+        minor: u32,
+        patch: u32,
+    }
+
+    extern "Rust" {
+        fn core_version() -> Version;
+    }
+
     extern "Rust" {
         fn heap_allocate(size: usize, align: usize) -> *mut u8;
         unsafe fn heap_deallocate(ptr: *mut u8, size: usize, align: usize);
@@ -694,6 +705,13 @@ fn heap_secure() -> bool {
     memres::Heap::secure()
 }
 
+/// The linked memres core's version, from `memres::VERSION`.
+fn core_version() -> ffi::Version {
+    let mut parts = memres::VERSION.split('.').map(|p| p.parse::<u32>().expect("a numeric version part"));
+    let mut next = || parts.next().expect("major.minor.patch");
+    ffi::Version { major: next(), minor: next(), patch: next() }
+}
+
 fn heap_layout() -> ffi::HeapLayout {
     let f = memres::Heap::fast_path();
     ffi::HeapLayout {
@@ -830,5 +848,25 @@ impl Drop for UnsyncPoolCore {
 impl Drop for SyncPoolCore {
     fn drop(&mut self) {
         self.0.check_destroy(Self::CLASS);
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    /// The header's `MEMRES_VERSION_*` macros, the core's version and this
+    /// crate's are one version.
+    #[test]
+    fn header_core_and_crate_agree_on_the_version() {
+        let header = include_str!("../include/memres/memres.hpp");
+        let macro_value = |name: &str| -> u32 {
+            let line = header
+                .lines()
+                .find(|l| l.starts_with(&format!("#define MEMRES_VERSION_{name} ")))
+                .unwrap_or_else(|| panic!("the header defines MEMRES_VERSION_{name}"));
+            line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a number")
+        };
+        let v = super::core_version();
+        assert_eq!((macro_value("MAJOR"), macro_value("MINOR"), macro_value("PATCH")), (v.major, v.minor, v.patch));
+        assert_eq!(memres::VERSION, env!("CARGO_PKG_VERSION"), "memres and memres-cxx share a version");
     }
 }

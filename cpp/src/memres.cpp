@@ -44,6 +44,13 @@ std::exception_ptr take_parked_exception() noexcept {
 }
 }  // namespace memres::ffi
 
+namespace memres {
+version_info version() noexcept {
+  const ffi::Version v = ffi::core_version();
+  return version_info{v.major, v.minor, v.patch};
+}
+}  // namespace memres
+
 namespace memres::detail {
 inline namespace MEMRES_CONFIG_NS {
 namespace {

@@ -63,7 +63,24 @@ extern "C" void __asan_unpoison_memory_region(void const volatile* addr, std::si
 #define MEMRES_CONFIG_NS config_plain
 #endif
 
+// This header's version: memres's one version (the Rust crates', the CMake
+// package's). memres::version() gives the linked core's.
+#define MEMRES_VERSION_MAJOR 0
+#define MEMRES_VERSION_MINOR 1
+#define MEMRES_VERSION_PATCH 0
+
 namespace memres {
+
+/// A memres version: see version().
+struct version_info {
+  unsigned major;
+  unsigned minor;
+  unsigned patch;
+};
+
+/// The version of the memres core this program is linked with; a header
+/// from another version shows in MEMRES_VERSION_* beside it.
+version_info version() noexcept;
 
 /// Thrown where an allocation failed because Rust code it ran panicked (a
 /// Rust upstream of a Rust-owned resource handed to C++, say): the panic is

@@ -96,3 +96,10 @@ TEST(monotonic_is_equal_is_identity) {
   CHECK(a == a);
   CHECK(a != b);
 }
+
+TEST(the_header_and_the_linked_core_are_one_version) {
+  const memres::version_info v = memres::version();
+  CHECK(v.major == MEMRES_VERSION_MAJOR);
+  CHECK(v.minor == MEMRES_VERSION_MINOR);
+  CHECK(v.patch == MEMRES_VERSION_PATCH);
+}
