@@ -92,5 +92,7 @@ TEST(sync_monotonic_upstream_failure_is_bad_alloc_and_the_arena_recovers) {
   }
   CHECK(threw);
   upstream.throw_after = -1;
-  CHECK(arena.allocate(64, 8) != nullptr);
+  // Usable again: the next request reaches upstream and succeeds.
+  static_cast<char*>(arena.allocate(64, 8))[63] = 1;
+  CHECK(upstream.live_blocks() == 1);
 }

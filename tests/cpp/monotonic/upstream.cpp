@@ -24,7 +24,9 @@ TEST(monotonic_upstream_exception_type_is_preserved) {
   t.throw_custom = true;
   CHECK_THROWS_AS(r.allocate(100), support::custom_error);
   t.throw_after = -1;
-  CHECK(r.allocate(100) != nullptr);
+  // Still usable: the next request reaches upstream and succeeds.
+  static_cast<char*>(r.allocate(100))[99] = 1;
+  CHECK(t.live_blocks() == 1);
 }
 
 TEST(monotonic_upstream_failing_mid_growth_keeps_earlier_blocks) {
@@ -59,7 +61,9 @@ TEST(monotonic_budget_throws_bad_alloc) {
   CHECK(r.stats().held <= 16 << 10);
   CHECK(n * 100 + 2 * support::chunk_overhead > 14 << 10);  // nearly all of it
   r.set_budget(SIZE_MAX);
-  CHECK(r.allocate(100000) != nullptr);
+  // Past the old budget now.
+  static_cast<char*>(r.allocate(100000))[99999] = 1;
+  CHECK(r.stats().held > 100000);
 }
 
 TEST(monotonic_chains_over_memres_and_std_resources) {
