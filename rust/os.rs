@@ -190,6 +190,8 @@ fn read_small<'a>(path: &core::ffi::CStr, buf: &'a mut [u8]) -> Option<&'a [u8]>
 
 /// From the THP `defrag` file (`always defer [madvise] never`): whether its
 /// mode makes an advised region's fault compact directly.
+// A parser of a Linux file: used on Linux, tested everywhere.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn parse_defrag_stalls(text: &[u8]) -> Option<bool> {
     let text = core::str::from_utf8(text).ok()?;
     let mode = text.split_whitespace().find(|w| w.starts_with('['))?;
@@ -199,6 +201,8 @@ pub(crate) fn parse_defrag_stalls(text: &[u8]) -> Option<bool> {
 /// From `/proc/buddyinfo` (`Node 0, zone Normal <free blocks of order 0>
 /// ... <order 10>`, 4 KiB pages): the free blocks of order 9 (2 MiB) and
 /// above, in 2 MiB units, over every zone.
+// A parser of a Linux file: used on Linux, tested everywhere.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn parse_buddyinfo_huge(text: &[u8]) -> usize {
     let Ok(text) = core::str::from_utf8(text) else { return 0 };
     let mut total = 0usize;
@@ -372,6 +376,8 @@ fn quota_cpus() -> usize {
 }
 
 /// `"quota period"` → CPUs (rounded up); `None` for `"max ..."` or junk.
+// A parser of a Linux file: used on Linux, tested everywhere.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn parse_cpu_max(text: &[u8]) -> Option<usize> {
     let text = core::str::from_utf8(text).ok()?;
     let mut fields = text.split_whitespace();

@@ -42,7 +42,10 @@
 //! operations) → one class's central list (a batch changes hands) → the
 //! upstream. There is no lock-free structure to model-check: every shared
 //! datum is behind a `Mutex`, and `alive` is only a hint read to prune dead
-//! entries (the authoritative check is made under the registry lock).
+//! entries (the authoritative check is made under the registry lock). So
+//! nothing here depends on the CPU's memory order beyond what the locks
+//! give, on AArch64 as on x86-64: a stale `alive` read keeps a dead entry
+//! one call longer, and it never turns from false back to true.
 //!
 //! # Thread exit
 //! A thread's `Attached` list is a thread-local with a destructor: for each
