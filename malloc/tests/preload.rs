@@ -7,8 +7,10 @@
 //! Needs a C and a C++ compiler (`cc`, `c++`); a real program that is not
 //! installed is reported as SKIPPED, and fails the test under CI (`CI` set).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Mutex, PoisonError};
 
 /// The library, built from the current sources. A test cannot depend on a
 /// `cdylib` (cargo builds no such artifact for it), so the first call runs
@@ -39,8 +41,14 @@ fn programs() -> PathBuf {
 }
 
 /// Compiles `source` (C or C++ by its extension) into the test's scratch
-/// folder.
+/// folder, once per test process: tests run in parallel, and one that
+/// relinked a program another is running would fail that run (EACCES).
 fn compile(source: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(out) = built.get(source) {
+        return out.clone();
+    }
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(source.replace('.', "_"));
     let cpp = source.ends_with(".cpp");
     let compiler = if cpp { "c++" } else { "cc" };
@@ -60,6 +68,7 @@ fn compile(source: &str) -> PathBuf {
     }
     let status = cmd.status().unwrap_or_else(|e| panic!("{compiler} is needed to build {source}: {e}"));
     assert!(status.success(), "{compiler} failed on {source}");
+    built.insert(source.to_owned(), out.clone());
     out
 }
 
