@@ -33,6 +33,9 @@ pub struct ForeignLayout {
     pub hint_key: usize,
     /// Offset of the hint's cache pointer.
     pub hint_cache: usize,
+    /// How many hints a thread has, in a row from the hint slot (the pools
+    /// it used last, newest first).
+    pub hint_count: usize,
     /// Size of a thread's cache record for one synchronized pool.
     pub cache_size: usize,
     /// Offset of the cache record's free-list heads (one pointer a class).
@@ -78,6 +81,7 @@ impl ForeignLayout {
             hint_size,
             hint_key,
             hint_cache,
+            hint_count: crate::pool::HINTS,
             cache_size,
             cache_heads,
             cache_room,

@@ -95,6 +95,7 @@ void check_mirrors_now() noexcept {
   same("sizeof(sync_hint)", sizeof(sync_hint), core.hint_size);
   same("offsetof(sync_hint, key)", offsetof(sync_hint, key), core.hint_key);
   same("offsetof(sync_hint, cache)", offsetof(sync_hint, cache), core.hint_cache);
+  same("sync_hint_count", sync_hint_count, core.hint_count);
   same("sizeof(sync_cache)", sizeof(sync_cache), core.cache_size);
   same("offsetof(sync_cache, heads)", offsetof(sync_cache, heads), core.cache_heads);
   same("offsetof(sync_cache, room)", offsetof(sync_cache, room), core.cache_room);

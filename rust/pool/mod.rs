@@ -18,7 +18,7 @@ use core::alloc::Layout;
 
 use crate::resource::MemoryResource;
 
-pub(crate) use caches::foreign_layout;
+pub(crate) use caches::{HINTS, foreign_layout};
 pub(crate) use guard::Keys;
 pub use sync::SyncPool;
 pub(crate) use unsync::LISTS_KEYS_OFFSET;

@@ -306,10 +306,11 @@ impl<U: MemoryResource> SyncPool<U> {
         lock(&self.upstream).calls()
     }
 
-    /// The address of the calling thread's cache hint, for a foreign fast
-    /// path such as `<memres/memres.hpp>`'s: a `#[repr(C)]` pair of
-    /// pointers `{ key, cache }`, valid until the thread exits. While `key`
-    /// equals a pool's [`cache_key`](Self::cache_key), `cache` is the
+    /// The address of the calling thread's cache hints, for a foreign fast
+    /// path such as `<memres/memres.hpp>`'s: `ForeignLayout::hint_count`
+    /// `#[repr(C)]` pairs of pointers `{ key, cache }` in a row (the pools
+    /// the thread used last, newest first), valid until the thread exits.
+    /// While a hint's `key` equals a pool's [`cache_key`](Self::cache_key), its `cache` is the
     /// thread's cache for that pool: a `#[repr(C)]` record of `CLASS_COUNT`
     /// free-list heads, `CLASS_COUNT` `u32` room counts and the pool's list
     /// keys (`ForeignLayout` has the offsets). Such code follows the pools'

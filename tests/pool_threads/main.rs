@@ -187,3 +187,30 @@ fn release_and_drop_while_threads_that_used_the_pool_live_on() {
     go_on.wait();
     worker.join().unwrap(); // its exit must not touch the dropped pool
 }
+
+#[test]
+fn one_thread_taking_turns_between_pools() {
+    // Two pools in turn (both on the thread's hints), then three (each
+    // call pushes the oldest hint out): every block keeps its contents and
+    // goes back to the pool that made it.
+    let pools = [SyncPool::new(), SyncPool::new(), SyncPool::new()];
+    for turns in [2, 3] {
+        let mut live: Vec<(usize, Block)> = Vec::new();
+        for i in 0..3000 {
+            let which = i % turns;
+            let (size, align) = shape(i);
+            live.push((which, Block::new(&pools[which], size, align, i as u8)));
+            if i % 3 == 2 {
+                let (owner, block) = live.swap_remove((i * 7) % live.len());
+                block.check_and_free(&pools[owner]);
+            }
+        }
+        for (owner, block) in live {
+            block.check_and_free(&pools[owner]);
+        }
+    }
+    for pool in &pools {
+        let held = pool.bytes_held();
+        assert!(held > 0, "each pool served its turns from its own chunks");
+    }
+}

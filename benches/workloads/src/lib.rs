@@ -126,6 +126,9 @@ mod ffi {
         fn churn(resource: Resource, n: usize) -> Result<u64>;
         /// A `pmr::list<int>` of 1000 elements: `n` times push_back + pop_front.
         fn list_churn(resource: Resource, n: usize) -> Result<u64>;
+        /// `lists` lists as in `list_churn`, each on a resource of its own;
+        /// the `n` steps go to the lists in turn.
+        fn lists_churn(resource: Resource, lists: usize, n: usize) -> Result<u64>;
         /// Serves `requests` requests of size `n`, one resource per request.
         fn request_loop(resource: Resource, requests: usize, n: usize) -> Result<u64>;
         /// `n` random erase + insert pairs on a `pmr::map` and a `pmr::unordered_map` of 1000 keys.
@@ -273,6 +276,18 @@ pub fn cxx_churn(resource: Resource, n: usize) -> u64 {
 /// If the C++ code throws (out of memory, or an unknown `resource`).
 pub fn cxx_list_churn(resource: Resource, n: usize) -> u64 {
     cxx_checked("list_churn", ffi::list_churn(resource, n))
+}
+
+/// C++: [`cxx_list_churn`] on `lists` lists at once, each on a resource of
+/// `resource`'s kind made for it, the `n` steps taking the lists in turn:
+/// one thread alternating between pools (a pool's inline paths find the
+/// thread's cache through a per-thread hint).
+///
+/// # Panics
+/// If `lists` is 0, if `resource` is not an owning resource kind (a pool or
+/// a monotonic arena), or if the C++ code throws.
+pub fn cxx_lists_churn(resource: Resource, lists: usize, n: usize) -> u64 {
+    cxx_checked("lists_churn", ffi::lists_churn(resource, lists, n))
 }
 
 /// C++: serves `requests` simulated requests and returns a checksum over all.
@@ -541,6 +556,19 @@ mod tests {
             for resource in Resource::ALL.into_iter().chain([Resource::MemresMonotonicReset]) {
                 assert_eq!(workload(resource, n), expected, "{name}(n = {n}) on {}", resource.name());
             }
+        }
+    }
+
+    #[test]
+    fn cxx_lists_churn_is_list_churn_per_list_on_every_pool() {
+        // One list: the same steps as `list_churn`, on every pool kind.
+        let one = cxx_list_churn(Resource::StdSyncPool, 5000);
+        for resource in Resource::POOLS.into_iter().filter(|&r| r != Resource::NewDelete && r != Resource::MemresHeap) {
+            let two = cxx_lists_churn(resource, 2, 5000);
+            assert_eq!(cxx_lists_churn(resource, 1, 5000), cxx_list_churn(resource, 5000), "{}", resource.name());
+            assert_eq!(cxx_list_churn(resource, 5000), one, "{}", resource.name());
+            assert_eq!(two, cxx_lists_churn(Resource::StdSyncPool, 2, 5000), "{}", resource.name());
+            assert_ne!(two, one, "two lists take different steps");
         }
     }
 

@@ -336,6 +336,29 @@ std::uint64_t list_churn(Resource kind, std::size_t n) {
   });
 }
 
+std::uint64_t lists_churn(Resource kind, std::size_t lists, std::size_t n) {
+  if (lists == 0) throw std::invalid_argument("memres-workloads: lists_churn needs at least one list");
+  std::vector<std::unique_ptr<std::pmr::memory_resource>> resources;
+  std::vector<std::pmr::list<int>> churned;
+  resources.reserve(lists);
+  churned.reserve(lists);
+  for (std::size_t l = 0; l < lists; ++l) {
+    resources.push_back(make_resource(kind));
+    churned.emplace_back(resources.back().get());
+    for (int i = 0; i < 1000; ++i) churned.back().push_back(i);
+  }
+  std::uint64_t h = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& list = churned[i % lists];
+    h = mix(h, static_cast<std::uint32_t>(list.front()));
+    list.pop_front();
+    list.push_back(static_cast<int>(i));
+  }
+  for (const auto& list : churned) h = mix(h, list.size());
+  churned.clear();  // the lists go before their resources
+  return h;
+}
+
 void start_counting() {
   if (counting != nullptr) throw std::logic_error("memres-workloads: already counting upstream use");
   counting = new counting_resource();

@@ -19,6 +19,7 @@ std::uint64_t list_build(Resource resource, std::size_t n);
 std::uint64_t map_build(Resource resource, std::size_t n);
 std::uint64_t churn(Resource resource, std::size_t n);
 std::uint64_t list_churn(Resource resource, std::size_t n);
+std::uint64_t lists_churn(Resource resource, std::size_t lists, std::size_t n);
 std::uint64_t request_loop(Resource resource, std::size_t requests, std::size_t n);
 std::uint64_t map_churn(Resource resource, std::size_t n);
 std::uint64_t churn_threads(Resource resource, std::size_t threads, std::size_t n);

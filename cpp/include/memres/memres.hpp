@@ -155,11 +155,14 @@ struct sync_pool_core;  // the Rust memres::SyncPool; opaque here
 
 // Layout-compatible with the Rust pool's thread-cache hint and cache record
 // (rust/pool/caches.rs, #[repr(C)]): while hint.key is a pool's key, hint.cache
-// is the calling thread's cache for that pool.
+// is the calling thread's cache for that pool. A thread has sync_hint_count
+// of them in a row (the pools it used last, newest first), so one that takes
+// turns between two pools stays on the inline paths.
 struct sync_hint {
   const void* key;
   void* cache;
 };
+inline constexpr std::size_t sync_hint_count = 2;
 
 sync_pool_core* sync_pool_create(std::pmr::memory_resource* upstream, const std::pmr::pool_options& options);
 void sync_pool_destroy(sync_pool_core* core) noexcept;
@@ -173,9 +176,20 @@ void sync_pool_release(sync_pool_core* core) noexcept;
 std::size_t sync_pool_trim(sync_pool_core* core) noexcept;
 std::size_t sync_pool_bytes_held(const sync_pool_core* core) noexcept;
 
-// The calling thread's hint (owned by the Rust core; null until a slow path
+// The calling thread's hints (owned by the Rust core; null until a slow path
 // has run on this thread).
 inline thread_local sync_hint* tl_sync_hint = nullptr;
+
+// The calling thread's cache for the synchronized pool whose key is `key`,
+// if one of the thread's hints names that pool; else null.
+inline void* sync_hinted_cache(const void* key) noexcept {
+  static_assert(sync_hint_count == 2, "sync_hinted_cache looks at two hints");
+  const sync_hint* hints = tl_sync_hint;
+  if (hints == nullptr) return nullptr;
+  if (hints[0].key == key) return hints[0].cache;
+  if (hints[1].key == key) return hints[1].cache;
+  return nullptr;
+}
 
 struct sync_monotonic_core;  // the Rust memres::SyncMonotonic; opaque here
 
@@ -403,9 +417,8 @@ inline bool pool_try_push(pool_lists* lists, std::size_t largest, void* p, std::
 inline void* sync_try_pop(const void* key, std::size_t largest, std::size_t bytes, std::size_t alignment) noexcept {
 #if !defined(MEMRES_DEBUG_CHECKS)
   const std::size_t c = pool_class_of(bytes, alignment, largest);
-  const sync_hint* hint = tl_sync_hint;
-  if (c < pool_class_count && hint != nullptr && hint->key == key) {
-    auto* cache = static_cast<sync_cache*>(hint->cache);
+  if (c >= pool_class_count) return nullptr;
+  if (auto* cache = static_cast<sync_cache*>(sync_hinted_cache(key))) {
     if (void* block = list_pop(cache->heads[c], cache->keys)) {
       ++cache->room[c];
 #if defined(MEMRES_ASAN)
@@ -424,9 +437,8 @@ inline bool sync_try_push(const void* key, std::size_t largest, void* p, std::si
                           std::size_t alignment) noexcept {
 #if !defined(MEMRES_DEBUG_CHECKS) && !defined(MEMRES_ASAN)
   const std::size_t c = pool_class_of(bytes, alignment, largest);
-  const sync_hint* hint = tl_sync_hint;
-  if (c < pool_class_count && hint != nullptr && hint->key == key) {
-    auto* cache = static_cast<sync_cache*>(hint->cache);
+  if (c >= pool_class_count) return false;
+  if (auto* cache = static_cast<sync_cache*>(sync_hinted_cache(key))) {
     if (cache->room[c] != 0 && list_push(cache->heads[c], cache->keys, p)) {
       --cache->room[c];
       return true;

@@ -121,6 +121,37 @@ TEST(sync_pool_threads_producer_and_consumer_do_not_grow_the_pool) {
   CHECK(r.bytes_held() < (200u << 10));
 }
 
+// One thread taking turns between pools: two (both on the thread's hints,
+// the inline paths serve both), then three (each call pushes the oldest hint
+// out). Each block keeps its contents and goes back to the pool that made it;
+// each pool took its memory from its own upstream and gave all of it back.
+TEST(sync_pool_threads_one_thread_taking_turns_between_pools) {
+  for (std::size_t turns : {2, 3}) {
+    support::tracking_resource upstreams[3];
+    {
+      synchronized_pool_resource pools[3] = {synchronized_pool_resource(&upstreams[0]),
+                                             synchronized_pool_resource(&upstreams[1]),
+                                             synchronized_pool_resource(&upstreams[2])};
+      std::vector<std::pair<std::size_t, block>> live;
+      for (std::size_t i = 0; i < 3000; ++i) {
+        const std::size_t which = i % turns;
+        live.emplace_back(which, make(pools[which], 8 + (i * 37) % 500, std::size_t{1} << (i % 5),
+                                      static_cast<unsigned char>(i)));
+        if (i % 3 == 2) {
+          const std::size_t at = (i * 7) % live.size();
+          check_and_free(pools[live[at].first], live[at].second);
+          live.erase(live.begin() + static_cast<std::ptrdiff_t>(at));
+        }
+      }
+      for (const auto& [which, b] : live) check_and_free(pools[which], b);
+    }
+    for (std::size_t p = 0; p < 3; ++p) {
+      CHECK((upstreams[p].allocs > 0) == (p < turns));
+      CHECK(upstreams[p].live_blocks() == 0);
+    }
+  }
+}
+
 TEST(sync_pool_threads_exit_while_others_hold_their_blocks) {
   support::tracking_resource t;
   {
