@@ -706,15 +706,22 @@ impl Segment {
             // Read while the block is live: once parked, its owner may give
             // the pages back at any moment.
             let pages = Self::span_pages(page);
+            // The hint goes up before the park, because the park is the last
+            // touch of the segment: once the block is parked, its owner may
+            // take it, find the segment empty and unmap it (an exiting owner
+            // scans every span, hint or not), and a later write here would
+            // land in unmapped memory or in the next mapping at this address.
+            // An owner that takes the hint between the two finds the block
+            // at the next park in this segment or when it gives the segment
+            // up; a double free below leaves a stale count, one extra scan.
+            (*seg).parked.fetch_add(1, Ordering::Release);
             let parked =
                 (*page).thread_free.compare_exchange(ptr::null_mut(), ptr.cast(), Ordering::Release, Ordering::Relaxed);
             if parked.is_err() {
                 return guard::report(Misuse::DoubleFree, ptr.addr());
             }
-            // After the park: an owner that sees the count sees the block.
-            (*seg).parked.fetch_add(1, Ordering::Release);
-            // Out of the stats at once, as a local free would be; the owner
-            // gives the pages back later.
+            // Out of the stats at once, as a local free would be (globals
+            // only: the segment is not touched again).
             Self::span_uncounted(pages);
         }
     }
@@ -726,8 +733,10 @@ impl Segment {
     }
 
     /// Whether any medium block was parked in `seg` since the last call
-    /// (resetting the hint). A park counted after the reset is found next
-    /// time; one found early leaves a stale count, which costs one scan.
+    /// (resetting the hint). The count goes up just before a park (see
+    /// `free_remote_span`): a block parked after the reset whose count came
+    /// before it is found at the next park or when the segment is given up;
+    /// a count without a park (a reported double free) costs one scan.
     ///
     /// # Safety
     /// The caller owns the live small segment `seg`.
