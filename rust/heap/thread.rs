@@ -81,10 +81,12 @@ pub(crate) struct ThreadHeap {
     next_unused: *mut ThreadHeap,
     /// The list of every record ([`RECORDS`]); set once, when made.
     next_record: *mut ThreadHeap,
-    /// A small segment this heap owns, where it last freed a block
-    /// ([`NO_HINT`]: none), with its mapping's provenance. Cleared before the segment
-    /// leaves the heap (`page_emptied`, `abandon`), so a free that finds its
-    /// block's header here may skip the segment map and the owner check.
+    /// A small segment on this heap's list, where it last freed a block
+    /// ([`NO_HINT`]: none), with its mapping's provenance. Set only by a
+    /// free into a page in use, and cleared before the segment leaves the
+    /// list (`segment_emptied`; `abandon` resets the record), so a free that
+    /// finds its block's header here may skip the segment map and the owner
+    /// check.
     owned_hint: *mut Segment,
     /// The double-free mark's key (`guard::mark(0)`), copied here when the
     /// record is made so the fast paths read it beside the record's other
@@ -1125,7 +1127,13 @@ pub(super) unsafe fn free_in<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8,
         }
         let page = Segment::page_of(seg, ptr);
         if (*seg).owner.load(Ordering::Relaxed) == as_owner(heap) {
-            if hint {
+            // Only a segment on the heap's list may become the hint (its
+            // invariant): a page in use says so. A stray free into the
+            // heap's spare (empty, off the list) must not name it, or the
+            // hint would outlive the segment and take the next mapping at
+            // its address (another thread's segment, a large block) for one
+            // of this thread's.
+            if hint && (*page).in_use {
                 ThreadHeap::set_owned_hint(heap, seg);
             }
             free_local::<C>(heap, seg, page, ptr);
@@ -1589,5 +1597,52 @@ unsafe fn unlink(queue: *mut Queue, page: *mut Page) {
         (*page).prev = ptr::null_mut();
         (*page).next = ptr::null_mut();
         (*queue).len -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Heap, OnMisuse};
+
+    #[test]
+    fn a_stray_free_into_the_spare_segment_does_not_become_the_hint() {
+        // Regression: a double free into the heap's spare segment (empty,
+        // off its list) made the spare the owned hint; the spare was then
+        // unmapped (purge) while the hint lived on, and the next mapping at
+        // its address (a large block, in the fuzz target) had its blocks
+        // taken for this thread's small ones: a valid free was reported as
+        // an invalid pointer and the block leaked.
+        std::thread::spawn(|| {
+            let mode = Heap::on_misuse();
+            Heap::set_on_misuse(OnMisuse::Report);
+            let layout = core::alloc::Layout::new::<[u64; 4]>();
+            let block = allocator_api2::alloc::Allocator::allocate(&Heap, layout).unwrap();
+            let heap = local();
+            assert_ne!(heap, empty(), "the allocation gave the thread a record");
+            let spare = Segment::new_small(as_owner(heap)).expect("a segment").as_ptr();
+            // SAFETY: this thread's record; the new segment is empty and
+            // owned by it, a spare as `segment_emptied` leaves one.
+            unsafe {
+                assert!((*heap).spare.is_null(), "a fresh thread has no spare yet");
+                (*heap).spare = spare;
+            }
+            // A block-aligned address in the spare's first page after the
+            // header: no block was ever handed out there.
+            let stray = Segment::page_start(spare, Segment::pages(spare).nth(1).unwrap());
+            let before = Heap::misuses();
+            // SAFETY: a deliberate misuse; the heap must report it and
+            // leave the memory alone.
+            unsafe { Heap::free(NonNull::new(stray).unwrap()) };
+            assert_eq!(Heap::misuses(), before + 1, "the stray free was reported");
+            // SAFETY: this thread's record.
+            let hint = unsafe { ThreadHeap::owned_hint(heap) };
+            assert_ne!(hint.addr(), spare.addr(), "the hint names a segment off the heap's list");
+            // SAFETY: the block is live; freed once.
+            unsafe { allocator_api2::alloc::Allocator::deallocate(&Heap, block.cast(), layout) };
+            Heap::set_on_misuse(mode);
+        })
+        .join()
+        .unwrap();
     }
 }
