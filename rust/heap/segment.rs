@@ -1066,7 +1066,14 @@ mod tests {
         // SAFETY: a fresh segment only this test uses, with no block live.
         unsafe {
             let class = crate::classes::class_of_size(48);
-            let (page, _) = Segment::take_page(seg, class).expect("a free page");
+            let (page, clean) = Segment::take_page(seg, class).expect("a free page");
+            // Charged as the heap charges a page it takes (`take_charged`):
+            // giving the segment back below counts the page out of the
+            // process's resident bytes, which the other tests of this
+            // process (allocating through `Heap`) read.
+            if clean {
+                limit::charge(PAGE_SIZE).expect("no memory limit in the tests");
+            }
             while Segment::carve(seg, page) {}
             let end = (*page).carved_end.load(Ordering::Relaxed) as usize;
             let area = Segment::page_area(seg, Segment::page_index(seg, page));
