@@ -525,15 +525,59 @@ unsafe fn monotonic_new(
 }
 
 /// The Rust object behind C++'s `memres::unsynchronized_pool_resource`.
-pub struct UnsyncPoolCore(Owned<UnsyncPool<CxxResource>>);
+/// What the bridge needs of a pool beyond `MemoryResource`: the calls the
+/// two C++ pool classes share, so [`PoolCore`] serves both.
+trait BridgedPool: MemoryResource {
+    /// The C++ class, for the messages of a misuse.
+    const CLASS: &'static str;
+    fn options(&self) -> PoolOptions;
+    fn release(&mut self);
+    fn trim(&mut self) -> usize;
+    fn bytes_held(&self) -> usize;
+}
 
-impl UnsyncPoolCore {
-    const CLASS: &str = "memres::unsynchronized_pool_resource";
-
-    fn heads(&self) -> *mut u8 {
-        self.0.get().free_list_heads().as_ptr().cast()
+impl BridgedPool for UnsyncPool<CxxResource> {
+    const CLASS: &'static str = "memres::unsynchronized_pool_resource";
+    fn options(&self) -> PoolOptions {
+        UnsyncPool::options(self)
     }
+    fn release(&mut self) {
+        UnsyncPool::release(self)
+    }
+    fn trim(&mut self) -> usize {
+        UnsyncPool::trim(self)
+    }
+    fn bytes_held(&self) -> usize {
+        UnsyncPool::bytes_held(self)
+    }
+}
 
+impl BridgedPool for SyncPool<SharedUpstream> {
+    const CLASS: &'static str = "memres::synchronized_pool_resource";
+    fn options(&self) -> PoolOptions {
+        SyncPool::options(self)
+    }
+    fn release(&mut self) {
+        SyncPool::release(self)
+    }
+    fn trim(&mut self) -> usize {
+        SyncPool::trim(self)
+    }
+    fn bytes_held(&self) -> usize {
+        SyncPool::bytes_held(self)
+    }
+}
+
+/// The Rust core of a C++ pool class: the pool, owned by the C++ object
+/// (see `owned.rs` for how Rust may borrow it meanwhile).
+pub(crate) struct PoolCore<P: BridgedPool>(Owned<P>);
+
+/// `memres::unsynchronized_pool_resource`'s core.
+pub(crate) type UnsyncPoolCore = PoolCore<UnsyncPool<CxxResource>>;
+/// `memres::synchronized_pool_resource`'s core.
+pub(crate) type SyncPoolCore = PoolCore<SyncPool<SharedUpstream>>;
+
+impl<P: BridgedPool> PoolCore<P> {
     fn options(&self) -> ffi::PoolOpts {
         pool_opts(self.0.get().options())
     }
@@ -552,9 +596,9 @@ impl UnsyncPoolCore {
     }
 
     fn release(&self) {
-        // SAFETY: C++'s release() overlaps no other call into the pool (std's
-        // rule for release(); the unsynchronized pool has one thread).
-        unsafe { self.0.exclusive(Self::CLASS, "release", |pool| pool.release()) };
+        // SAFETY: the header documents release() as overlapping no other
+        // call into the pool (std's rule for release()).
+        unsafe { self.0.exclusive(P::CLASS, "release", |pool| pool.release()) };
     }
 
     fn trim(&self) -> usize {
@@ -564,6 +608,24 @@ impl UnsyncPoolCore {
 
     fn bytes_held(&self) -> usize {
         self.0.get().bytes_held()
+    }
+}
+
+impl<P: BridgedPool> Drop for PoolCore<P> {
+    fn drop(&mut self) {
+        self.0.check_destroy(P::CLASS);
+    }
+}
+
+impl UnsyncPoolCore {
+    fn heads(&self) -> *mut u8 {
+        self.0.get().free_list_heads().as_ptr().cast()
+    }
+}
+
+impl SyncPoolCore {
+    fn key(&self) -> *const u8 {
+        self.0.get().cache_key()
     }
 }
 
@@ -640,48 +702,6 @@ unsafe impl MemoryResource for SharedUpstream {
 }
 
 /// The Rust object behind C++'s `memres::synchronized_pool_resource`.
-pub struct SyncPoolCore(Owned<SyncPool<SharedUpstream>>);
-
-impl SyncPoolCore {
-    const CLASS: &str = "memres::synchronized_pool_resource";
-
-    fn key(&self) -> *const u8 {
-        self.0.get().cache_key()
-    }
-
-    fn options(&self) -> ffi::PoolOpts {
-        pool_opts(self.0.get().options())
-    }
-
-    fn allocate_slow(&self, size: usize, align: usize) -> *mut u8 {
-        allocate_raw(self.0.get(), size, align)
-    }
-
-    /// # Safety
-    /// `ptr` was allocated by this pool with `size` and `align`.
-    unsafe fn deallocate_slow(&self, ptr: *mut u8, size: usize, align: usize) {
-        if let Some((ptr, layout)) = block_of(ptr, size, align) {
-            // SAFETY: the caller's contract (C++ deallocate's precondition).
-            unsafe { MemoryResource::deallocate(self.0.get(), ptr, layout) }
-        }
-    }
-
-    fn release(&self) {
-        // SAFETY: C++'s release() overlaps no other call into the pool (std's
-        // rule for release(); the unsynchronized pool has one thread).
-        unsafe { self.0.exclusive(Self::CLASS, "release", |pool| pool.release()) };
-    }
-
-    fn trim(&self) -> usize {
-        // SAFETY: as in `release`: the header documents trim() like release().
-        unsafe { self.0.exclusive_if_free(|pool| pool.trim()) }.unwrap_or(0)
-    }
-
-    fn bytes_held(&self) -> usize {
-        self.0.get().bytes_held()
-    }
-}
-
 /// `memres::heap_resource()`'s allocate: null on failure (C++ throws).
 fn heap_allocate(size: usize, align: usize) -> *mut u8 {
     // Distinct pointers for zero-byte requests, as std's resources give.
@@ -780,7 +800,7 @@ fn sync_hint_slot() -> *mut u8 {
 /// `upstream` must be a live resource that outlives the pool.
 unsafe fn sync_pool_new(upstream: *mut ffi::memory_resource, options: ffi::PoolOpts) -> Box<SyncPoolCore> {
     let upstream = CxxResource { ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream") };
-    Box::new(SyncPoolCore(Owned::new(SyncPool::with_options_in(pool_options(options), SharedUpstream(upstream)))))
+    Box::new(PoolCore(Owned::new(SyncPool::with_options_in(pool_options(options), SharedUpstream(upstream)))))
 }
 
 /// The Rust object behind C++'s `memres::synchronized_monotonic_buffer_resource`:
@@ -838,19 +858,7 @@ unsafe fn sync_monotonic_new(upstream: *mut ffi::memory_resource) -> Box<SyncMon
 /// `upstream` must be a live resource that outlives the pool.
 unsafe fn unsync_pool_new(upstream: *mut ffi::memory_resource, options: ffi::PoolOpts) -> Box<UnsyncPoolCore> {
     let upstream = CxxResource { ptr: NonNull::new(upstream).expect("the C++ class rejects a null upstream") };
-    Box::new(UnsyncPoolCore(Owned::new(UnsyncPool::with_options_in(pool_options(options), upstream))))
-}
-
-impl Drop for UnsyncPoolCore {
-    fn drop(&mut self) {
-        self.0.check_destroy(Self::CLASS);
-    }
-}
-
-impl Drop for SyncPoolCore {
-    fn drop(&mut self) {
-        self.0.check_destroy(Self::CLASS);
-    }
+    Box::new(PoolCore(Owned::new(UnsyncPool::with_options_in(pool_options(options), upstream))))
 }
 
 #[cfg(test)]
