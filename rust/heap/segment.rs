@@ -370,24 +370,31 @@ impl Segment {
     /// # Safety
     /// The caller owns `seg` (a small segment).
     pub(super) unsafe fn take_page(seg: *mut Segment, class: usize) -> Option<(*mut Page, bool)> {
-        // SAFETY: owner-only fields of a live segment.
-        unsafe {
-            if (*seg).used_pages == PAGES - 1 {
-                return None;
-            }
-            // The first free dirty page, else the first free page.
-            let mut pick: *mut Page = ptr::null_mut();
-            for page in Self::pages(seg) {
-                if !(*page).in_use && (pick.is_null() || (*page).dirty) {
-                    pick = page;
-                    if (*page).dirty || (*seg).free_dirty == 0 {
-                        break;
-                    }
+        // SAFETY: the caller owns the live segment: its owner-only fields
+        // and page records are ours (this holds for every block below).
+        if unsafe { (*seg).used_pages } == PAGES - 1 {
+            return None;
+        }
+        // The first free dirty page, else the first free page (one exists:
+        // fewer than all pages are in use).
+        let mut pick: *mut Page = ptr::null_mut();
+        for page in Self::pages(seg) {
+            // SAFETY: as above.
+            let (free, dirty, none_dirty) = unsafe { (!(*page).in_use, (*page).dirty, (*seg).free_dirty == 0) };
+            if free && (pick.is_null() || dirty) {
+                pick = page;
+                if dirty || none_dirty {
+                    break;
                 }
             }
-            let page = pick;
-            let size = class_size(class);
-            let clean = !(*page).dirty;
+        }
+        let page = pick;
+        let size = class_size(class);
+        // SAFETY: as above; `page` is a free page record of the segment.
+        let clean = unsafe { !(*page).dirty };
+        // SAFETY: as above: the page becomes in use, for `class`, with no
+        // block carved or handed out yet.
+        unsafe {
             if !clean {
                 (*seg).free_dirty -= 1;
             }
@@ -404,9 +411,11 @@ impl Segment {
             (*page).next = ptr::null_mut();
             (*page).prev = ptr::null_mut();
             (*seg).used_pages += 1;
-            Self::set_page_guard(seg, page, false);
-            Some((page, clean))
         }
+        // SAFETY: the caller owns the segment, and the page is fresh or
+        // free: no block lies in its guard.
+        unsafe { Self::set_page_guard(seg, page, false) };
+        Some((page, clean))
     }
 
     /// In secure mode, makes the last OS page of small page `page` (its
@@ -506,24 +515,29 @@ impl Segment {
     /// # Safety
     /// The caller owns the small segment `seg`.
     unsafe fn purge_where(seg: *mut Segment, mut purge: impl FnMut(*mut Page) -> bool) -> usize {
+        // SAFETY: the caller owns the segment, so its owner-only fields are ours.
+        if unsafe { (*seg).free_dirty } == 0 {
+            return 0;
+        }
         let mut released = 0;
-        // SAFETY: owner-only fields; a free page holds no live block.
-        unsafe {
-            if (*seg).free_dirty == 0 {
-                return 0;
+        for page in Self::pages(seg) {
+            // SAFETY: a page record of the caller's segment (as above).
+            let free_and_dirty = unsafe { !(*page).in_use && (*page).dirty };
+            if !free_and_dirty || !purge(page) {
+                continue;
             }
-            for page in Self::pages(seg) {
-                // A page the OS would not take back stays dirty (and counted).
-                if !(*page).in_use
-                    && (*page).dirty
-                    && purge(page)
-                    && os::purge(Self::page_area(seg, Self::page_index(seg, page)), PAGE_SIZE) > 0
-                {
+            let area = Self::page_area(seg, Self::page_index(seg, page));
+            // SAFETY: a free page holds no live block, so its memory may go
+            // back to the OS; a page the OS would not take stays dirty (and
+            // counted).
+            if unsafe { os::purge(area, PAGE_SIZE) } > 0 {
+                // SAFETY: owner-only fields, as above.
+                unsafe {
                     (*page).dirty = false;
                     (*page).stale = false;
                     (*seg).free_dirty -= 1;
-                    released += PAGE_SIZE;
                 }
+                released += PAGE_SIZE;
             }
         }
         counters::sub(&RESIDENT, released);
@@ -779,37 +793,48 @@ impl Segment {
     /// # Safety
     /// The caller owns the page, a page in use of the live segment `seg`.
     pub(super) unsafe fn carve(seg: *mut Segment, page: *mut Page) -> bool {
-        // SAFETY: owner-only fields; the blocks lie inside the page's memory.
-        unsafe {
-            let size = class_size((*page).class.load(Ordering::Relaxed) as usize);
-            let start = (*page).carved_end.load(Ordering::Relaxed) as usize;
-            // Not over a secure page's guard (see `secure.rs`).
-            let end = (PAGE_SIZE - secure::page_guard()) / size * size;
-            if start == end {
-                return false;
-            }
-            let stop = (start + (4096 / size).max(1) * size).min(end);
-            let key = Self::key(page);
-            let area = Self::page_area(seg, Self::page_index(seg, page));
-            // Pushes the block `index` blocks into the batch onto the list.
-            let mut next = (*page).free;
-            let mut push = |index: usize| {
-                let block = area.wrapping_add(start + index * size).cast::<Block>();
+        // SAFETY: the caller owns the segment and `page` is one of its pages
+        // in use: its fields are the owner's (atomics, or plain owner-only).
+        let (class, start, next) = unsafe {
+            ((*page).class.load(Ordering::Relaxed), (*page).carved_end.load(Ordering::Relaxed), (*page).free)
+        };
+        let size = class_size(class as usize);
+        let start = start as usize;
+        // Not over a secure page's guard (see `secure.rs`).
+        let end = (PAGE_SIZE - secure::page_guard()) / size * size;
+        if start == end {
+            return false;
+        }
+        let stop = (start + (4096 / size).max(1) * size).min(end);
+        // SAFETY: as above.
+        let key = unsafe { Self::key(page) };
+        let area = Self::page_area(seg, Self::page_index(seg, page));
+        // Pushes the block `index` blocks into the batch onto the list.
+        let mut next = next;
+        let mut push = |index: usize| {
+            let block = area.wrapping_add(start + index * size).cast::<Block>();
+            // SAFETY: `start + index * size` is below `stop <= end`, inside
+            // the page's memory (mapped, the owner's), and no block there
+            // was ever handed out: the words are ours to write.
+            unsafe {
                 (*block).link = guard::encode(next.addr(), key, block.addr());
                 if guard::ON {
                     (*block).mark = guard::mark(block.addr());
                 }
-                next = block;
-            };
-            // In address order, or in secure mode in a random order.
-            let count = (stop - start) / size;
-            if secure::on() && count > 1 {
-                let mut order = [0u16; 4096 / 16];
-                secure::shuffle(&mut order, count);
-                order[..count].iter().rev().for_each(|&index| push(index as usize));
-            } else {
-                (0..count).rev().for_each(push);
             }
+            next = block;
+        };
+        // In address order, or in secure mode in a random order.
+        let count = (stop - start) / size;
+        if secure::on() && count > 1 {
+            let mut order = [0u16; 4096 / 16];
+            secure::shuffle(&mut order, count);
+            order[..count].iter().rev().for_each(|&index| push(index as usize));
+        } else {
+            (0..count).rev().for_each(push);
+        }
+        // SAFETY: the owner's fields, as above.
+        unsafe {
             (*page).free = next;
             (*page).carved_end.store(stop as u32, Ordering::Relaxed);
             let magic = (*page).magic.load(Ordering::Relaxed);
@@ -902,43 +927,59 @@ impl Segment {
     /// # Safety
     /// The caller owns the page, a page in use serving a class.
     pub(super) unsafe fn collect(page: *mut Page) -> u32 {
-        // SAFETY: `thread_free` is atomic; the other fields are the owner's.
-        unsafe {
-            // A plain load first: most pages have no remote frees, and a
-            // swap is a locked write that takes the line from other cores.
-            if (*page).thread_free.load(Ordering::Relaxed).is_null() {
-                return 0;
-            }
-            let (mut list, count) = remote_list((*page).thread_free.swap(ptr::null_mut(), Ordering::Acquire));
-            // At most the page's blocks: fits.
-            let mut n = count as u32;
-            if (*page).free.is_null() {
-                (*page).free = list;
-            } else {
-                let key = Self::key(page);
-                while !list.is_null() {
-                    let next = match Self::next_free(page, list) {
-                        Ok(next) => next.unwrap_or(ptr::null_mut()),
-                        Err(()) => {
-                            guard::report(Misuse::CorruptFreeList, list.addr());
-                            ptr::null_mut()
-                        }
-                    };
+        // SAFETY: the caller's contract: a page record of a live segment;
+        // `thread_free` is atomic, readable by any thread.
+        let remote = unsafe { &(*page).thread_free };
+        // A plain load first: most pages have no remote frees, and a swap is
+        // a locked write that takes the line from other cores.
+        if remote.load(Ordering::Relaxed).is_null() {
+            return 0;
+        }
+        // Acquire: the pushers' writes of the blocks' links are visible.
+        let (mut list, count) = remote_list(remote.swap(ptr::null_mut(), Ordering::Acquire));
+        // At most the page's blocks: fits.
+        let mut n = count as u32;
+        // SAFETY: the caller owns the page: `free` is its owner's field.
+        if unsafe { (*page).free.is_null() } {
+            // Adopted whole: its links were encoded for this page by the
+            // pushers and are checked when popped.
+            // SAFETY: as above.
+            unsafe { (*page).free = list };
+        } else {
+            // SAFETY: as above.
+            let key = unsafe { Self::key(page) };
+            while !list.is_null() {
+                // SAFETY: `list` is a block of this page that a remote free
+                // pushed (the swap took the list, so no other thread writes
+                // it); a link that does not decode into the page ends the walk.
+                let next = match unsafe { Self::next_free(page, list) } {
+                    Ok(next) => next.unwrap_or(ptr::null_mut()),
+                    Err(()) => {
+                        guard::report(Misuse::CorruptFreeList, list.addr());
+                        ptr::null_mut()
+                    }
+                };
+                // SAFETY: the block is free and ours (as above); `free` is
+                // the owner's field.
+                unsafe {
                     (*list).link = guard::encode((*page).free.addr(), key, list.addr());
                     (*page).free = list;
-                    list = next;
                 }
+                list = next;
             }
-            let used = (*page).used.load(Ordering::Relaxed);
-            if n > used {
-                // More blocks came back than were out: a double free the
-                // marks did not catch. Keep the count sane.
-                guard::report(Misuse::DoubleFree, (*page).free.addr());
-                n = used;
-            }
-            (*page).used.store(used - n, Ordering::Relaxed);
-            n
         }
+        // SAFETY: `used` is atomic; only the owner writes it.
+        let used = unsafe { (*page).used.load(Ordering::Relaxed) };
+        if n > used {
+            // More blocks came back than were out: a double free the marks
+            // did not catch. Keep the count sane.
+            // SAFETY: the owner's field, as above.
+            guard::report(Misuse::DoubleFree, unsafe { (*page).free.addr() });
+            n = used;
+        }
+        // SAFETY: as above.
+        unsafe { (*page).used.store(used - n, Ordering::Relaxed) };
+        n
     }
 
     /// Pushes a block freed by a thread that does not own its segment,

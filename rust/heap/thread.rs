@@ -427,12 +427,15 @@ impl IdleSegments {
     /// `seg` is an empty small segment nobody else holds.
     unsafe fn keep(&mut self, seg: *mut Segment) {
         self.expire(false);
-        // SAFETY: the caller's contract.
+        if self.len >= empty_keep() {
+            // SAFETY: the caller's contract: an empty segment nobody else
+            // holds, so nothing points into its mapping.
+            unsafe { Segment::free(seg) };
+            return;
+        }
+        // SAFETY: as above: its header is ours to write; from here on the
+        // cache holds it (under the lock the caller has).
         unsafe {
-            if self.len >= empty_keep() {
-                Segment::free(seg);
-                return;
-            }
             (*seg).owner.store(ptr::null_mut(), Ordering::Relaxed);
             (*seg).idle_since = Some(std::time::Instant::now());
             (*seg).next = self.head;
@@ -1191,21 +1194,27 @@ pub(super) unsafe fn free_local<const C: bool>(
     page: *mut Page,
     ptr: *mut u8,
 ) {
-    // SAFETY: the caller's contract: owner-only fields of our own page; a
-    // block start of a page in use lies in the page's carved memory.
-    unsafe {
-        if !Segment::starts_block(page, ptr) {
-            return unusual_free(heap, page, ptr);
-        }
-        let block = ptr.cast::<Block>();
-        let used = (*page).used.load(Ordering::Relaxed);
-        let mark = (*heap).mark ^ block.addr();
-        if guard::ON && (guard::carries_mark(block.cast(), mark) || used == 0) {
-            return suspect_free::<C>(heap, seg, page, block);
-        }
-        if push_free(page, block, mark, used) {
-            page_emptied::<C>(heap, seg, page);
-        }
+    // SAFETY: the caller's contract: `page` is a page record of a segment
+    // this thread owns.
+    if !unsafe { Segment::starts_block(page, ptr) } {
+        // SAFETY: as above; the heap owns the page's segment.
+        return unsafe { unusual_free(heap, page, ptr) };
+    }
+    let block = ptr.cast::<Block>();
+    // SAFETY: `used` is the owner's (atomic) count, and `mark` a field of
+    // this thread's record.
+    let (used, mark) = unsafe { ((*page).used.load(Ordering::Relaxed), (*heap).mark ^ block.addr()) };
+    // SAFETY: a block start of a page of ours lies in the page's carved
+    // memory, readable (`carries_mark` reads its words as raw bits).
+    if guard::ON && (unsafe { guard::carries_mark(block.cast(), mark) } || used == 0) {
+        // SAFETY: the caller's contract, and `block` starts a block of `page`.
+        return unsafe { suspect_free::<C>(heap, seg, page, block) };
+    }
+    // SAFETY: a live block of our page (the checks above), with the mark
+    // and count just read.
+    if unsafe { push_free(page, block, mark, used) } {
+        // SAFETY: the caller's contract; the page has no live block now.
+        unsafe { page_emptied::<C>(heap, seg, page) };
     }
 }
 
@@ -1308,15 +1317,22 @@ unsafe fn freed_already(heap: *mut ThreadHeap, page: *mut Page, block: *mut Bloc
 /// page has no live block, and its class has another page.
 #[inline(never)]
 unsafe fn release_empty_page(heap: *mut ThreadHeap, seg: *mut Segment, page: *mut Page) {
-    // SAFETY: the caller's contract.
+    // SAFETY: the caller's contract: `heap` is this thread's record and the
+    // page one of its pages in use, in its class's queue (the invariant of
+    // the module doc), and the class indexes the queues.
     unsafe {
         let queue = &raw mut (*heap).queues[(*page).class.load(Ordering::Relaxed) as usize];
         unlink(queue, page);
-        if Segment::release_page(seg, page) {
-            segment_emptied(heap, seg);
-        }
-        tick(heap);
     }
+    // SAFETY: the heap owns `seg`, and the page, out of its queue now,
+    // holds no live block.
+    if unsafe { Segment::release_page(seg, page) } {
+        // SAFETY: the heap owns the segment, which has no page in use left.
+        unsafe { segment_emptied(heap, seg) };
+    }
+    // SAFETY: this thread's record, used exclusively here; no page is half
+    // taken (the page was fully released above).
+    unsafe { tick(heap) };
 }
 
 /// `seg`, one of `heap`'s segments, has no page in use any more: it leaves
@@ -1325,23 +1341,34 @@ unsafe fn release_empty_page(heap: *mut ThreadHeap, seg: *mut Segment, page: *mu
 /// # Safety
 /// `heap` is this thread's record and owns the empty segment `seg`.
 unsafe fn segment_emptied(heap: *mut ThreadHeap, seg: *mut Segment) {
-    // SAFETY: the caller's contract.
+    // SAFETY: the caller's contract: this thread's record, whose fields
+    // only this thread touches.
     unsafe {
         if (*heap).owned_hint.addr() == seg.addr() {
             (*heap).owned_hint = NO_HINT;
         }
-        // Out of the heap's list.
+    }
+    // Out of the heap's list (the segment is on it: the caller's contract).
+    // SAFETY: the list's links are the heap's, and each segment on it is
+    // mapped.
+    unsafe {
         let mut link = &raw mut (*heap).segments;
         while *link != seg {
             link = &raw mut (**link).next;
         }
         *link = (*seg).next;
-        if (*heap).spare.is_null() {
+    }
+    // SAFETY: the record is this thread's (as above).
+    if unsafe { (*heap).spare.is_null() } {
+        // SAFETY: as above.
+        unsafe {
             (*heap).spare = seg;
             (*heap).spare_stale = false;
-        } else {
-            idle().keep(seg);
         }
+    } else {
+        // SAFETY: an empty small segment, off the heap's list: nobody else
+        // holds it.
+        unsafe { idle().keep(seg) };
     }
 }
 
