@@ -516,9 +516,11 @@ const NO_HINT: Hint = Hint { shared: ptr::null(), cache: ptr::null_mut() };
 
 /// How many pools a thread's hints name: the pool used last and the one
 /// before it, so a thread that takes turns between two pools finds both
-/// caches on the fast path (measured by `benches/workloads/examples/two_pools.rs`:
+/// caches without a search (measured by `benches/workloads/examples/two_pools.rs`:
 /// with one hint, alternating cost 1.36x one pool's time in Rust and 1.55x
-/// in C++, every C++ call crossing into Rust).
+/// in C++, every C++ call crossing into Rust). The header's inline paths
+/// test both; `cache_for` tests the newest inline and the older first
+/// thing in its slow path.
 pub(crate) const HINTS: usize = 2;
 
 /// The caches the calling thread has attached, with the pools they belong to.
@@ -545,22 +547,25 @@ thread_local! {
 /// be; `None` while the thread's caches are being torn down.
 #[inline(always)]
 pub(super) fn cache_for(shared: &Arc<Shared>) -> Option<NonNull<ThreadCache>> {
-    let key = Arc::as_ptr(shared);
-    let hinted = HINT.with(|hints| {
-        let first = hints[0].get();
-        if ptr::eq(first.shared, key) {
-            return first.cache;
-        }
-        let second = hints[1].get();
-        if ptr::eq(second.shared, key) { second.cache } else { ptr::null_mut() }
-    });
-    // A hint's cache is never null (see `cache_slow`).
-    NonNull::new(hinted).or_else(|| cache_slow(shared))
+    // Only the newest hint inline: the one-pool path stays what it was with
+    // one hint (tried inline, the second test cost the Rust churn 2% more
+    // instructions); the second hint is the first thing the slow path tries.
+    let newest = HINT.with(|hints| hints[0].get());
+    if ptr::eq(newest.shared, Arc::as_ptr(shared)) {
+        // SAFETY: a hint's cache is never null (see `cache_slow`).
+        return Some(unsafe { NonNull::new_unchecked(newest.cache) });
+    }
+    cache_slow(shared)
 }
 
 #[cold]
 #[inline(never)]
 fn cache_slow(shared: &Arc<Shared>) -> Option<NonNull<ThreadCache>> {
+    let older = HINT.with(|hints| hints[1].get());
+    if ptr::eq(older.shared, Arc::as_ptr(shared)) {
+        // SAFETY: as in `cache_for`.
+        return Some(unsafe { NonNull::new_unchecked(older.cache) });
+    }
     ATTACHED
         .try_with(|attached| {
             let mut attached = attached.try_borrow_mut().ok()?;

@@ -180,14 +180,16 @@ std::size_t sync_pool_bytes_held(const sync_pool_core* core) noexcept;
 // has run on this thread).
 inline thread_local sync_hint* tl_sync_hint = nullptr;
 
-// The calling thread's cache for the synchronized pool whose key is `key`,
-// if one of the thread's hints names that pool; else null.
-inline void* sync_hinted_cache(const void* key) noexcept {
-  static_assert(sync_hint_count == 2, "sync_hinted_cache looks at two hints");
+// The calling thread's hint for the synchronized pool whose key is `key`, if
+// it has one; else null. It returns the hint, not its cache: a pointer into a
+// non-null array, which the compiler knows is not null, so a caller's test of
+// it folds into the key compare and a hit costs what one hint did.
+inline const sync_hint* sync_hint_for(const void* key) noexcept {
+  static_assert(sync_hint_count == 2, "sync_hint_for looks at two hints");
   const sync_hint* hints = tl_sync_hint;
   if (hints == nullptr) return nullptr;
-  if (hints[0].key == key) return hints[0].cache;
-  if (hints[1].key == key) return hints[1].cache;
+  if (hints[0].key == key) return &hints[0];
+  if (hints[1].key == key) return &hints[1];
   return nullptr;
 }
 
@@ -418,7 +420,8 @@ inline void* sync_try_pop(const void* key, std::size_t largest, std::size_t byte
 #if !defined(MEMRES_DEBUG_CHECKS)
   const std::size_t c = pool_class_of(bytes, alignment, largest);
   if (c >= pool_class_count) return nullptr;
-  if (auto* cache = static_cast<sync_cache*>(sync_hinted_cache(key))) {
+  if (const sync_hint* hint = sync_hint_for(key)) {
+    auto* cache = static_cast<sync_cache*>(hint->cache);
     if (void* block = list_pop(cache->heads[c], cache->keys)) {
       ++cache->room[c];
 #if defined(MEMRES_ASAN)
@@ -438,7 +441,8 @@ inline bool sync_try_push(const void* key, std::size_t largest, void* p, std::si
 #if !defined(MEMRES_DEBUG_CHECKS) && !defined(MEMRES_ASAN)
   const std::size_t c = pool_class_of(bytes, alignment, largest);
   if (c >= pool_class_count) return false;
-  if (auto* cache = static_cast<sync_cache*>(sync_hinted_cache(key))) {
+  if (const sync_hint* hint = sync_hint_for(key)) {
+    auto* cache = static_cast<sync_cache*>(hint->cache);
     if (cache->room[c] != 0 && list_push(cache->heads[c], cache->keys, p)) {
       --cache->room[c];
       return true;
