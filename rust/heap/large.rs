@@ -169,16 +169,22 @@ pub(super) fn allocate(layout: Layout) -> Result<(NonNull<u8>, bool), Short> {
         if let Some(i) = found {
             let seg = cache.take(i);
             drop(cache);
-            // SAFETY: a cached mapping is ours; its header is valid.
-            unsafe {
-                (*seg).large_size = (*seg).map_size - offset;
-                if let Err(short) = account(seg, size) {
-                    Segment::free(seg);
-                    return Err(short);
-                }
-                (*seg).large_live.store(true, Ordering::Release);
-                return Ok((NonNull::new_unchecked(seg.cast::<u8>().add(offset)), false));
+            // SAFETY: taken out of the cache, the mapping is this call's
+            // alone (no block in it, no other list holds it): its header is
+            // valid and nobody else writes it.
+            unsafe { (*seg).large_size = (*seg).map_size - offset };
+            // SAFETY: as above: a large segment with no live block.
+            if let Err(short) = unsafe { account(seg, size) } {
+                // SAFETY: as above; nothing in it is used.
+                unsafe { Segment::free(seg) };
+                return Err(short);
             }
+            // SAFETY: as above (the header lives until the block is freed).
+            unsafe { (*seg).large_live.store(true, Ordering::Release) };
+            // `fits` checked that `offset` is where this mapping's block
+            // starts, inside the mapping.
+            let block = seg.cast::<u8>().wrapping_add(offset);
+            return NonNull::new(block).map(|block| (block, false)).ok_or(Short::Refused);
         }
     }
     // Twice the block (up to 64 MiB more) of address space, to grow into.
@@ -203,36 +209,37 @@ pub(super) fn allocate(layout: Layout) -> Result<(NonNull<u8>, bool), Short> {
         os::advise_huge(map.as_ptr().wrapping_add(offset), size);
     }
     let seg = map.as_ptr().wrapping_add(header_at).cast::<Segment>();
-    // SAFETY: the header's place is fresh zeroed memory of the mapping,
-    // aligned to SEGMENT_SIZE and followed by the block.
-    unsafe {
-        Segment::init(
-            NonNull::new_unchecked(seg),
-            ptr::null_mut(),
-            Kind::Large,
-            map,
-            map_size,
-            map_align,
-            map_size - offset,
-        );
-        // Published once its header is complete (see `Segment::new_small`).
-        if !super::segment_map::insert(seg.cast()) {
-            Segment::free(seg);
-            return Err(Short::Refused);
+    let header_place = NonNull::new(seg).ok_or(Short::Refused)?;
+    // SAFETY: the header's place is fresh zeroed memory of the mapping
+    // (`placement` puts it inside, aligned to SEGMENT_SIZE), and the block
+    // follows it.
+    unsafe { Segment::init(header_place, ptr::null_mut(), Kind::Large, map, map_size, map_align, map_size - offset) };
+    // Published once its header is complete (see `Segment::new_small`).
+    if !super::segment_map::insert(seg.cast()) {
+        // SAFETY: the mapping is this call's alone and holds no block.
+        unsafe { Segment::free(seg) };
+        return Err(Short::Refused);
+    }
+    // SAFETY: a large segment just made, with no live block.
+    if let Err(short) = unsafe { account(seg, size) } {
+        // SAFETY: as above: nothing in it is used.
+        unsafe { Segment::free(seg) };
+        return Err(short);
+    }
+    // SAFETY: the header was written above and lives until the block is freed.
+    unsafe { (*seg).large_live.store(true, Ordering::Release) };
+    // Secure mode: the rest of the mapping after the block is a guard.
+    if secure::on() {
+        let end = offset + size.next_multiple_of(page);
+        if end < map_size {
+            // SAFETY: `[end, map_size)` is whole pages (`end` and `map_size`
+            // are multiples of the page size) of this mapping past the
+            // block, which nothing uses: in secure mode a large block grows
+            // in place only within its own size (`Heap::resize`), and the
+            // cache never takes secure mode's mappings.
+            unsafe { os::protect(map.as_ptr().add(end), map_size - end, false) };
         }
-        if let Err(short) = account(seg, size) {
-            Segment::free(seg);
-            return Err(short);
-        }
-        (*seg).large_live.store(true, Ordering::Release);
-        // Secure mode: the rest of the mapping after the block is a guard.
-        if secure::on() {
-            let end = offset + size.next_multiple_of(page);
-            if end < map_size {
-                os::protect(map.as_ptr().add(end), map_size - end, false);
-            }
-        }
-    };
+    }
     NonNull::new(map.as_ptr().wrapping_add(offset)).map(|block| (block, true)).ok_or(Short::Refused)
 }
 

@@ -25,6 +25,7 @@ use core::ptr::{self, NonNull};
 
 use allocator_api2::alloc::AllocError;
 
+use super::ClassStats;
 use super::guard::{self, FreeBlock, Keys, link};
 use crate::classes::{class_align, class_size};
 use crate::debug::{acquired, give_back, releasing, retire};
@@ -77,6 +78,23 @@ impl ClassChunks {
     /// Blocks not yet carved from the newest chunk.
     pub(super) fn uncarved(&self, class: usize) -> usize {
         (self.carve_end - self.carve) / class_size(class)
+    }
+
+    /// The class's [`ClassStats`], given how many of its blocks are on free
+    /// lists (`listed`; the uncarved ones are counted here), or `None` for a
+    /// class that never held a chunk. Both pools report through this.
+    pub(super) fn stats(&self, class: usize, listed: usize) -> Option<ClassStats> {
+        if self.chunk_count == 0 {
+            return None;
+        }
+        let free = self.uncarved(class) + listed;
+        Some(ClassStats {
+            block_size: class_size(class),
+            blocks_live: self.blocks_in_chunks - free,
+            blocks_free: free,
+            chunks: self.chunk_count,
+            bytes_held: self.bytes_held,
+        })
     }
 
     /// Carves up to `max` (at least 1) blocks, taking a new chunk from

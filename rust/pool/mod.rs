@@ -75,7 +75,8 @@ impl PoolOptions {
     }
 }
 
-/// What one size class of a pool holds, from [`UnsyncPool::class_stats`].
+/// What one size class of a pool holds, from [`UnsyncPool::class_stats`] and
+/// [`SyncPool::class_stats`](crate::SyncPool::class_stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClassStats {
     /// The class's block size in bytes.

@@ -264,28 +264,18 @@ impl<U: MemoryResource> SyncPool<U> {
     }
 
     /// What each size class holds, smallest class first (classes that never
-    /// held a chunk are left out). Counts the blocks in every thread's cache.
+    /// held a chunk are left out), counting the blocks in every thread's
+    /// cache: hence `&mut self`, so that no thread is inside the pool while
+    /// the caches are read. The same shape as
+    /// [`UnsyncPool::class_stats`](crate::UnsyncPool::class_stats).
     pub fn class_stats(&mut self) -> Vec<ClassStats> {
         (0..CLASS_COUNT)
             .filter_map(|class| {
-                let central = lock(&self.shared.centrals[class].0);
-                let chunks = &central.chunks;
-                if chunks.chunk_count == 0 {
-                    return None;
-                }
-                let (in_chunks, count, held, uncarved) =
-                    (chunks.blocks_in_chunks, chunks.chunk_count, chunks.bytes_held, chunks.uncarved(class));
-                drop(central);
                 // SAFETY: `&mut self`: no thread is inside the pool but an
-                // exiting one draining its cache, which `listed` excludes.
-                let free = uncarved + unsafe { self.shared.listed(class) };
-                Some(ClassStats {
-                    block_size: class_size(class),
-                    blocks_live: in_chunks - free,
-                    blocks_free: free,
-                    chunks: count,
-                    bytes_held: held,
-                })
+                // exiting one draining its cache, which `listed` excludes
+                // (and a drain moves blocks between lists, never chunks).
+                let listed = unsafe { self.shared.listed(class) };
+                lock(&self.shared.centrals[class].0).chunks.stats(class, listed)
             })
             .collect()
     }

@@ -279,25 +279,22 @@ impl<U: MemoryResource> UnsyncPool<U> {
     }
 
     /// What each size class holds, smallest class first (classes that never
-    /// held a chunk are left out).
-    pub fn class_stats(&self) -> impl Iterator<Item = ClassStats> + '_ {
-        (0..CLASS_COUNT).filter(|&c| self.classes[c].borrow().chunk_count > 0).map(|class| {
-            let chunks = self.classes[class].borrow();
-            let mut free = chunks.uncarved(class);
-            let mut at = self.lists.heads[class].get();
-            while !at.is_null() {
-                free += 1;
-                // SAFETY: free blocks of this class, listed with our keys.
-                at = unsafe { next_or_end(at, &self.lists.keys) };
-            }
-            ClassStats {
-                block_size: class_size(class),
-                blocks_live: chunks.blocks_in_chunks - free,
-                blocks_free: free,
-                chunks: chunks.chunk_count,
-                bytes_held: chunks.bytes_held,
-            }
-        })
+    /// held a chunk are left out). The same shape as
+    /// [`SyncPool::class_stats`](crate::SyncPool::class_stats).
+    pub fn class_stats(&self) -> Vec<ClassStats> {
+        (0..CLASS_COUNT)
+            .filter_map(|class| {
+                let mut listed = 0;
+                let mut at = self.lists.heads[class].get();
+                while !at.is_null() {
+                    listed += 1;
+                    // SAFETY: the list of this class's free blocks, linked
+                    // with this pool's keys (the pool's free-list invariant).
+                    at = unsafe { next_or_end(at, &self.lists.keys) };
+                }
+                self.classes[class].borrow().stats(class, listed)
+            })
+            .collect()
     }
 
     /// Does `ptr` lie in memory the pool holds (a chunk, an oversize block)?

@@ -194,7 +194,7 @@ impl Pool for UnsyncPool<Upstream> {
         UnsyncPool::bytes_held(self)
     }
     fn stats(&mut self) -> Vec<ClassStats> {
-        self.class_stats().collect()
+        self.class_stats()
     }
     fn options(&self) -> PoolOptions {
         UnsyncPool::options(self)
