@@ -598,14 +598,15 @@ std::unique_ptr<std::pmr::memory_resource> monotonic_view(std::uint8_t* bump, ru
 std::unique_ptr<std::pmr::memory_resource> unsync_pool_view(std::uint8_t* heads, std::size_t largest,
                                                             rust::Box<ViewTarget> target) {
   detail::check_mirrors();
-  return std::make_unique<detail::unsync_pool_view>(reinterpret_cast<void**>(heads), largest,
-                                                    detail::into_target(std::move(target)));
+  const detail::unsync_fast_path fast{reinterpret_cast<detail::pool_lists*>(heads), largest};
+  return std::make_unique<detail::unsync_pool_view>(fast, detail::into_target(std::move(target)));
 }
 
 std::unique_ptr<std::pmr::memory_resource> sync_pool_view(const std::uint8_t* key, std::size_t largest,
                                                           rust::Box<ViewTarget> target) {
   detail::check_mirrors();
-  return std::make_unique<detail::sync_pool_view>(key, largest, detail::into_target(std::move(target)));
+  const detail::sync_fast_path fast{key, largest};
+  return std::make_unique<detail::sync_pool_view>(fast, detail::into_target(std::move(target)));
 }
 
 const MonotonicCore* monotonic_core_of(const std::pmr::memory_resource* resource) noexcept {

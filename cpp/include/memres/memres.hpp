@@ -453,6 +453,30 @@ inline bool sync_try_push(const void* key, std::size_t largest, void* p, std::si
   return false;
 }
 
+// Each pool kind's inline fast path over the state its Rust core exposes:
+// what the pool classes and the views of Rust pools (below) share.
+struct unsync_fast_path {
+  pool_lists* lists;  // inside the Rust pool: one free list per class, and the keys
+  std::size_t largest;
+  void* try_pop(std::size_t bytes, std::size_t alignment) const noexcept {
+    return pool_try_pop(lists, largest, bytes, alignment);
+  }
+  bool try_push(void* p, std::size_t bytes, std::size_t alignment) const noexcept {
+    return pool_try_push(lists, largest, p, bytes, alignment);
+  }
+};
+
+struct sync_fast_path {
+  const void* key;  // the pool's key in the thread's sync_hint
+  std::size_t largest;
+  void* try_pop(std::size_t bytes, std::size_t alignment) const noexcept {
+    return sync_try_pop(key, largest, bytes, alignment);
+  }
+  bool try_push(void* p, std::size_t bytes, std::size_t alignment) const noexcept {
+    return sync_try_push(key, largest, p, bytes, alignment);
+  }
+};
+
 }  // inline namespace MEMRES_CONFIG_NS
 }  // namespace detail
 
@@ -714,6 +738,107 @@ class frame_arenas {
   std::uint64_t frame_ = 0;
 };
 
+namespace detail {
+inline namespace MEMRES_CONFIG_NS {
+
+// The Rust core of each pool kind, and its fast path (see pool_resource).
+struct unsync_pool_kind {
+  using core = pool_core;  // memres_cxx::UnsyncPoolCore
+  using fast_path = unsync_fast_path;
+  static core* create(std::pmr::memory_resource* upstream, const std::pmr::pool_options& options) {
+    return unsync_pool_create(upstream, options);
+  }
+  static fast_path fast(core* c) noexcept {
+    return {reinterpret_cast<pool_lists*>(unsync_pool_heads(c)), unsync_pool_options(c).largest_required_pool_block};
+  }
+  static void destroy(core* c) noexcept { unsync_pool_destroy(c); }
+  static void release(core* c) noexcept { unsync_pool_release(c); }
+  static std::size_t trim(core* c) noexcept { return unsync_pool_trim(c); }
+  static std::size_t bytes_held(const core* c) noexcept { return unsync_pool_bytes_held(c); }
+  static std::pmr::pool_options options(const core* c) noexcept { return unsync_pool_options(c); }
+  static void* allocate_slow(core* c, std::size_t bytes, std::size_t alignment) {
+    return unsync_pool_allocate_slow(c, bytes, alignment);
+  }
+  static void deallocate_slow(core* c, void* p, std::size_t bytes, std::size_t alignment) noexcept {
+    unsync_pool_deallocate_slow(c, p, bytes, alignment);
+  }
+};
+
+struct sync_pool_kind {
+  using core = sync_pool_core;  // memres_cxx::SyncPoolCore
+  using fast_path = sync_fast_path;
+  static core* create(std::pmr::memory_resource* upstream, const std::pmr::pool_options& options) {
+    return sync_pool_create(upstream, options);
+  }
+  static fast_path fast(core* c) noexcept {
+    return {sync_pool_key(c), sync_pool_options(c).largest_required_pool_block};
+  }
+  static void destroy(core* c) noexcept { sync_pool_destroy(c); }
+  static void release(core* c) noexcept { sync_pool_release(c); }
+  static std::size_t trim(core* c) noexcept { return sync_pool_trim(c); }
+  static std::size_t bytes_held(const core* c) noexcept { return sync_pool_bytes_held(c); }
+  static std::pmr::pool_options options(const core* c) noexcept { return sync_pool_options(c); }
+  static void* allocate_slow(core* c, std::size_t bytes, std::size_t alignment) {
+    return sync_pool_allocate_slow(c, bytes, alignment);
+  }
+  static void deallocate_slow(core* c, void* p, std::size_t bytes, std::size_t alignment) noexcept {
+    sync_pool_deallocate_slow(c, p, bytes, alignment);
+  }
+};
+
+// What both pool classes are: std's constructors and members over a Rust
+// core of `Kind`, with the kind's fast path inline and its slow path in
+// Rust. The public classes below add only their name and documentation.
+template <class Kind>
+class pool_resource : public std::pmr::memory_resource {
+ public:
+  pool_resource() : pool_resource(std::pmr::pool_options{}, std::pmr::get_default_resource()) {}
+  explicit pool_resource(std::pmr::memory_resource* upstream) : pool_resource(std::pmr::pool_options{}, upstream) {}
+  explicit pool_resource(const std::pmr::pool_options& options)
+      : pool_resource(options, std::pmr::get_default_resource()) {}
+  pool_resource(const std::pmr::pool_options& options, std::pmr::memory_resource* upstream)
+      : core_(Kind::create(upstream, options)), fast_(Kind::fast(core_)), upstream_(upstream) {}
+
+  pool_resource(const pool_resource&) = delete;
+  pool_resource& operator=(const pool_resource&) = delete;
+
+  ~pool_resource() override { Kind::destroy(core_); }
+
+  /// Gives all memory back to upstream, even blocks still allocated (the
+  /// synchronized pool also empties every thread's cache).
+  void release() noexcept { Kind::release(core_); }
+  /// Beyond std: gives wholly free chunks back; returns the bytes returned.
+  std::size_t trim() noexcept { return Kind::trim(core_); }
+  /// Beyond std: bytes held from upstream.
+  std::size_t bytes_held() const noexcept { return Kind::bytes_held(core_); }
+  std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
+  /// The options in force (zeros replaced by defaults, values clamped).
+  std::pmr::pool_options options() const noexcept { return Kind::options(core_); }
+
+  /// The Rust object behind this resource.
+  typename Kind::core* rust_core() const noexcept { return core_; }
+
+ protected:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    if (void* p = fast_.try_pop(bytes, alignment)) return p;
+    return Kind::allocate_slow(core_, bytes, alignment);
+  }
+
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+    if (!fast_.try_push(p, bytes, alignment)) Kind::deallocate_slow(core_, p, bytes, alignment);
+  }
+
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+
+ private:
+  typename Kind::core* core_;
+  typename Kind::fast_path fast_;
+  std::pmr::memory_resource* upstream_;
+};
+
+}  // inline namespace MEMRES_CONFIG_NS
+}  // namespace detail
+
 /// A drop-in for std::pmr::unsynchronized_pool_resource.
 ///
 /// Effects: as std's. Requests up to options().largest_required_pool_block
@@ -737,55 +862,9 @@ class frame_arenas {
 /// Requires: alignment is a power of two (otherwise std::invalid_argument);
 /// deallocate gets the size and alignment the block was allocated with.
 /// Thread safety: none, as std's; one thread at a time.
-class unsynchronized_pool_resource : public std::pmr::memory_resource {
+class unsynchronized_pool_resource : public detail::pool_resource<detail::unsync_pool_kind> {
  public:
-  unsynchronized_pool_resource() : unsynchronized_pool_resource(std::pmr::pool_options{}, std::pmr::get_default_resource()) {}
-  explicit unsynchronized_pool_resource(std::pmr::memory_resource* upstream)
-      : unsynchronized_pool_resource(std::pmr::pool_options{}, upstream) {}
-  explicit unsynchronized_pool_resource(const std::pmr::pool_options& options)
-      : unsynchronized_pool_resource(options, std::pmr::get_default_resource()) {}
-  unsynchronized_pool_resource(const std::pmr::pool_options& options, std::pmr::memory_resource* upstream)
-      : core_(detail::unsync_pool_create(upstream, options)),
-        lists_(reinterpret_cast<detail::pool_lists*>(detail::unsync_pool_heads(core_))),
-        largest_(detail::unsync_pool_options(core_).largest_required_pool_block),
-        upstream_(upstream) {}
-
-  unsynchronized_pool_resource(const unsynchronized_pool_resource&) = delete;
-  unsynchronized_pool_resource& operator=(const unsynchronized_pool_resource&) = delete;
-
-  ~unsynchronized_pool_resource() override { detail::unsync_pool_destroy(core_); }
-
-  /// Gives all memory back to upstream, even blocks still allocated.
-  void release() noexcept { detail::unsync_pool_release(core_); }
-  /// Beyond std: gives wholly free chunks back; returns the bytes returned.
-  std::size_t trim() noexcept { return detail::unsync_pool_trim(core_); }
-  /// Beyond std: bytes held from upstream.
-  std::size_t bytes_held() const noexcept { return detail::unsync_pool_bytes_held(core_); }
-  std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
-  /// The options in force (zeros replaced by defaults, values clamped).
-  std::pmr::pool_options options() const noexcept { return detail::unsync_pool_options(core_); }
-
-  /// The Rust object behind this resource (memres_cxx::UnsyncPoolCore).
-  detail::pool_core* rust_core() const noexcept { return core_; }
-
- protected:
-  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (void* p = detail::pool_try_pop(lists_, largest_, bytes, alignment)) return p;
-    return detail::unsync_pool_allocate_slow(core_, bytes, alignment);
-  }
-
-  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
-    if (!detail::pool_try_push(lists_, largest_, p, bytes, alignment))
-      detail::unsync_pool_deallocate_slow(core_, p, bytes, alignment);
-  }
-
-  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
-
- private:
-  detail::pool_core* core_;
-  detail::pool_lists* lists_;  // inside *core_: one free list per class, and the keys
-  std::size_t largest_;
-  std::pmr::memory_resource* upstream_;
+  using pool_resource::pool_resource;
 };
 
 /// A drop-in for std::pmr::synchronized_pool_resource.
@@ -810,56 +889,9 @@ class unsynchronized_pool_resource : public std::pmr::memory_resource {
 /// Thread safety: allocate and deallocate from any threads at once; upstream
 /// is called by one thread at a time. release(), trim() and destruction
 /// must not run concurrently with other calls, as in std.
-class synchronized_pool_resource : public std::pmr::memory_resource {
+class synchronized_pool_resource : public detail::pool_resource<detail::sync_pool_kind> {
  public:
-  synchronized_pool_resource() : synchronized_pool_resource(std::pmr::pool_options{}, std::pmr::get_default_resource()) {}
-  explicit synchronized_pool_resource(std::pmr::memory_resource* upstream)
-      : synchronized_pool_resource(std::pmr::pool_options{}, upstream) {}
-  explicit synchronized_pool_resource(const std::pmr::pool_options& options)
-      : synchronized_pool_resource(options, std::pmr::get_default_resource()) {}
-  synchronized_pool_resource(const std::pmr::pool_options& options, std::pmr::memory_resource* upstream)
-      : core_(detail::sync_pool_create(upstream, options)),
-        key_(detail::sync_pool_key(core_)),
-        largest_(detail::sync_pool_options(core_).largest_required_pool_block),
-        upstream_(upstream) {}
-
-  synchronized_pool_resource(const synchronized_pool_resource&) = delete;
-  synchronized_pool_resource& operator=(const synchronized_pool_resource&) = delete;
-
-  ~synchronized_pool_resource() override { detail::sync_pool_destroy(core_); }
-
-  /// Gives all memory back to upstream, even blocks still allocated, and
-  /// empties every thread's cache.
-  void release() noexcept { detail::sync_pool_release(core_); }
-  /// Beyond std: gives wholly free chunks back; returns the bytes returned.
-  std::size_t trim() noexcept { return detail::sync_pool_trim(core_); }
-  /// Beyond std: bytes held from upstream.
-  std::size_t bytes_held() const noexcept { return detail::sync_pool_bytes_held(core_); }
-  std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
-  /// The options in force (zeros replaced by defaults, values clamped).
-  std::pmr::pool_options options() const noexcept { return detail::sync_pool_options(core_); }
-
-  /// The Rust object behind this resource (memres_cxx::SyncPoolCore).
-  detail::sync_pool_core* rust_core() const noexcept { return core_; }
-
- protected:
-  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (void* p = detail::sync_try_pop(key_, largest_, bytes, alignment)) return p;
-    return detail::sync_pool_allocate_slow(core_, bytes, alignment);
-  }
-
-  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
-    if (!detail::sync_try_push(key_, largest_, p, bytes, alignment))
-      detail::sync_pool_deallocate_slow(core_, p, bytes, alignment);
-  }
-
-  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
-
- private:
-  detail::sync_pool_core* core_;
-  const void* key_;  // this pool's key in the thread's sync_hint
-  std::size_t largest_;
-  std::pmr::memory_resource* upstream_;
+  using pool_resource::pool_resource;
 };
 
 /// The process-wide thread-caching heap (Rust: memres::Heap), like
@@ -989,24 +1021,28 @@ class monotonic_view final : public rust_view {
   bump_state* bump_;
 };
 
-class unsync_pool_view final : public rust_view {
+// A view of a Rust pool: the pool kind's fast path inline, the rest
+// through the view target.
+template <class FastPath>
+class pool_view final : public rust_view {
  public:
-  unsync_pool_view(void** heads, std::size_t largest, view_target* target) noexcept
-      : rust_view(target), lists_(reinterpret_cast<pool_lists*>(heads)), largest_(largest) {}
+  pool_view(FastPath fast, view_target* target) noexcept : rust_view(target), fast_(fast) {}
 
  protected:
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (void* p = pool_try_pop(lists_, largest_, bytes, alignment)) return p;
+    if (void* p = fast_.try_pop(bytes, alignment)) return p;
     return view_allocate_slow(target_, bytes, alignment);
   }
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
-    if (!pool_try_push(lists_, largest_, p, bytes, alignment)) view_deallocate_slow(target_, p, bytes, alignment);
+    if (!fast_.try_push(p, bytes, alignment)) view_deallocate_slow(target_, p, bytes, alignment);
   }
 
  private:
-  pool_lists* lists_;
-  std::size_t largest_;
+  FastPath fast_;
 };
+
+using unsync_pool_view = pool_view<unsync_fast_path>;
+using sync_pool_view = pool_view<sync_fast_path>;
 
 // A view with no inline fast path: every call goes to the Rust resource.
 class plain_view final : public rust_view {
@@ -1020,25 +1056,6 @@ class plain_view final : public rust_view {
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
     view_deallocate_slow(target_, p, bytes + (bytes == 0), alignment);
   }
-};
-
-class sync_pool_view final : public rust_view {
- public:
-  sync_pool_view(const void* key, std::size_t largest, view_target* target) noexcept
-      : rust_view(target), key_(key), largest_(largest) {}
-
- protected:
-  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-    if (void* p = sync_try_pop(key_, largest_, bytes, alignment)) return p;
-    return view_allocate_slow(target_, bytes, alignment);
-  }
-  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
-    if (!sync_try_push(key_, largest_, p, bytes, alignment)) view_deallocate_slow(target_, p, bytes, alignment);
-  }
-
- private:
-  const void* key_;
-  std::size_t largest_;
 };
 
 }  // inline namespace MEMRES_CONFIG_NS
