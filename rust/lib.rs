@@ -102,12 +102,12 @@ pub use allocator_api2::alloc::{AllocError, Allocator, Global};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use debug::FREED_BYTE;
 pub use foreign::ForeignLayout;
-pub use heap::{HEAP_CLASS_COUNT, Heap, HeapClassStats, HeapFastPath, HeapLimits, HeapStats};
+pub use heap::{HEAP_CLASS_COUNT, Heap, HeapClassStats, HeapFastPath, HeapLimits, HeapReport, HeapStats};
 pub use misuse::OnMisuse;
 pub use monotonic::{
     BumpState, Checkpoint, FrameArena, FrameArenas, Kept, Monotonic, MonotonicStats, StaleCheckpoint, SyncMonotonic,
 };
-pub use pool::{ClassStats, POOL_CLASS_COUNT, PoolOptions, SyncPool, UnsyncPool};
+pub use pool::{ClassStats, POOL_CLASS_COUNT, PoolOptions, PoolStats, SyncPool, UnsyncPool};
 pub use resource::MemoryResource;
 
 /// The README's Rust examples, compiled and run as doc tests.

@@ -7,9 +7,11 @@
 //! Exports the C allocation API (`malloc`, `free`, `calloc`, `realloc`,
 //! `reallocarray`, `posix_memalign`, `aligned_alloc`, `memalign`, `valloc`,
 //! `pvalloc`, `malloc_usable_size`) and C++'s `operator new`/`delete`
-//! family, all served by [`memres::Heap`], plus `memres_stats` and
-//! `memres_stats_print` (see `include/memres/malloc.h`). With
-//! `MEMRES_STATS=1` the heap's stats are printed to stderr at exit.
+//! family, all served by [`memres::Heap`], plus `memres_stats`,
+//! `memres_stats_print` and `memres_stats_json` (see
+//! `include/memres/malloc.h`). With `MEMRES_STATS=1` the heap's totals are
+//! printed to stderr at exit, one line; with `MEMRES_STATS=json`, its
+//! [`memres::HeapReport`] as one line of JSON (for a monitoring system).
 //!
 //! # Semantics (glibc's, where C leaves a choice)
 //! - `malloc(0)` returns a unique pointer; `free(NULL)` does nothing;
@@ -24,8 +26,9 @@
 //!
 //! # Invariants
 //! - Nothing here allocates except through the heap, which never calls the
-//!   global allocator: reports are formatted on the stack and written with
-//!   `write(2)`; the environment is read with `getenv`.
+//!   global allocator: the text report is formatted on the stack and
+//!   written with `write(2)`, the JSON one in a `String` of this library's
+//!   global allocator (the heap); the environment is read with `getenv`.
 //! - A pointer outside the heap's segments ([`Heap::owns`] says no: memory
 //!   from before the library was loaded, from another allocator, the stack
 //!   or statics) is never touched: `free` and `malloc_usable_size` report it
@@ -41,7 +44,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::{c_int, c_void};
 use core::fmt::Write as _;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use memres::Heap;
 
@@ -419,7 +422,40 @@ pub extern "C" fn memres_stats_print() {
     print_stats(2);
 }
 
-/// A copy of stderr taken at load time for `MEMRES_STATS=1`'s report: many
+/// Writes the heap's [`memres::HeapReport`] as JSON (one object, no newline)
+/// into `buf`, as `snprintf` does: at most `len - 1` bytes and a NUL (nothing
+/// if `len` is 0). Returns the JSON's length, so a return of `len` or more
+/// means it was cut short (call again with a larger buffer).
+///
+/// # Safety
+/// `buf` is valid for writes of `len` bytes (or `len` is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memres_stats_json(buf: *mut core::ffi::c_char, len: usize) -> usize {
+    let json = report_json();
+    if len > 0 {
+        let n = json.len().min(len - 1);
+        // SAFETY: the caller's contract: `buf` holds `len > n` bytes, and the
+        // String is ours (no overlap).
+        unsafe {
+            ptr::copy_nonoverlapping(json.as_ptr(), buf.cast::<u8>(), n);
+            buf.add(n).write(0);
+        }
+    }
+    json.len()
+}
+
+/// The heap's report as one JSON object.
+fn report_json() -> String {
+    // Serializing numbers and a Vec into a String cannot fail.
+    serde_json::to_string(&Heap::report()).unwrap_or_default()
+}
+
+/// What `MEMRES_STATS` asked for at exit.
+static STATS_MODE: AtomicU8 = AtomicU8::new(STATS_TEXT);
+const STATS_TEXT: u8 = 0;
+const STATS_JSON: u8 = 1;
+
+/// A copy of stderr taken at load time for `MEMRES_STATS`'s report: many
 /// programs close stderr before exit (coreutils' `close_stdout`), and the
 /// report runs after them. With the file it named (device, inode): a
 /// program may close the copy too and open another file under its number,
@@ -455,7 +491,15 @@ fn print_stats(fd: c_int) {
 extern "C" fn print_at_exit() {
     let fd = STATS_FD.load(Ordering::Relaxed);
     let saved = (STATS_FILE[0].load(Ordering::Relaxed), STATS_FILE[1].load(Ordering::Relaxed));
-    if fd >= 0 && file_id(fd) == Some(saved) {
+    if fd < 0 || file_id(fd) != Some(saved) {
+        return;
+    }
+    if STATS_MODE.load(Ordering::Relaxed) == STATS_JSON {
+        let mut line = report_json();
+        line.push('\n');
+        // SAFETY: writes bytes of our own string (a bad descriptor fails).
+        unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
+    } else {
         print_stats(fd);
     }
 }
@@ -464,14 +508,22 @@ extern "C" fn print_at_exit() {
 /// now, before the program's libraries install theirs (so the heap's locks
 /// are taken last before a fork and released first after it), reads the
 /// CPU count (which opens a file: better here than inside a `malloc`), and
-/// arranges `MEMRES_STATS=1`'s report.
+/// arranges `MEMRES_STATS`'s report (`1`: the totals' line; `json`: the
+/// report as JSON).
 extern "C" fn on_load() {
     Heap::install_fork_handlers();
     let _ = Heap::cpus();
     // SAFETY: getenv with a NUL-terminated name; the value is read at once.
     let value = unsafe { libc::getenv(c"MEMRES_STATS".as_ptr()) };
     // SAFETY: a non-null getenv result is a NUL-terminated string.
-    if !value.is_null() && unsafe { core::ffi::CStr::from_ptr(value) }.to_bytes() == b"1" {
+    let mode = (!value.is_null()).then(|| unsafe { core::ffi::CStr::from_ptr(value) }.to_bytes());
+    let mode = match mode {
+        Some(b"1") => Some(STATS_TEXT),
+        Some(b"json") => Some(STATS_JSON),
+        _ => None,
+    };
+    if let Some(mode) = mode {
+        STATS_MODE.store(mode, Ordering::Relaxed);
         // SAFETY: duplicating a descriptor (a closed one gives -1, and the
         // report is then lost); a plain function that lives as long as the
         // program.

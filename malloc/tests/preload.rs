@@ -178,6 +178,31 @@ fn stats_at_exit_with_memres_stats_1() {
     assert!(stderr.contains("resident") && stderr.contains("mapped"));
 }
 
+#[test]
+fn stats_as_json_on_demand_and_at_exit() {
+    let out = run(&compile("stats_json.c"), &[], &[("MEMRES_STATS", "json")], true);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let parse = |line: &str| -> serde_json::Value {
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    };
+    // On demand, with the program's 1000 live blocks of 48 bytes.
+    let live = parse(stdout.trim());
+    for key in ["allocated", "active", "resident", "mapped", "retained"] {
+        assert!(live[key].as_u64().is_some(), "{key} in {live}");
+    }
+    assert!(live["allocated"].as_u64() >= Some(48_000), "{live}");
+    let classes = live["classes"].as_array().expect("classes is an array");
+    let class48 = classes.iter().find(|c| c["size"] == 48).expect("the 48-byte class is in use");
+    assert!(class48["live"].as_u64() >= Some(1000), "{class48}");
+    // At exit, after the frees: one line of JSON, the last on stderr.
+    let last = stderr.lines().last().unwrap_or_default();
+    let at_exit = parse(last);
+    assert!(at_exit["allocated"].as_u64() < live["allocated"].as_u64(), "{at_exit} after {live}");
+    let still48 = at_exit["classes"].as_array().expect("classes").iter().find(|c| c["size"] == 48).cloned();
+    assert!(still48.as_ref().is_none_or(|c| c["live"].as_u64() < Some(1000)), "{still48:?}");
+}
+
 /// In `MISUSES`: the program may also go on without a report (and must
 /// then have handed out no live block).
 const SURVIVED: &str = "(survived unreported)";

@@ -148,7 +148,7 @@ pub use limit::HeapLimits;
 fn class_of(layout: Layout) -> Option<usize> {
     crate::classes::class_of(layout, SMALL_MAX)
 }
-pub use stats::{HEAP_CLASS_COUNT, HeapClassStats, HeapStats};
+pub use stats::{HEAP_CLASS_COUNT, HeapClassStats, HeapReport, HeapStats};
 
 /// The process-wide thread-caching heap, usable as `#[global_allocator]`,
 /// as an allocator-api2 [`Allocator`] and as a [`MemoryResource`].
@@ -194,6 +194,19 @@ impl Heap {
     /// ```
     pub fn class_stats() -> [HeapClassStats; HEAP_CLASS_COUNT] {
         stats::class_stats()
+    }
+
+    /// [`stats`](Self::stats) and the classes of
+    /// [`class_stats`](Self::class_stats) in use, in one value: with the
+    /// `serde` feature, what a monitoring system scrapes as JSON.
+    ///
+    /// ```
+    /// let report = memres::Heap::report();
+    /// assert!(report.classes.iter().all(|c| c.live > 0 || c.active > 0));
+    /// ```
+    pub fn report() -> HeapReport {
+        let classes = Heap::class_stats().into_iter().filter(|c| c.live > 0 || c.active > 0).collect();
+        HeapReport { totals: Heap::stats(), classes }
     }
 
     /// Sets the memory limits (see [`HeapLimits`]), replacing those from

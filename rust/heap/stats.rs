@@ -48,6 +48,7 @@ use crate::classes::class_size;
 /// - `retained` (`mapped - resident`) is address space only: it costs no
 ///   memory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct HeapStats {
     /// Bytes in live blocks, each counted at its size class's size (small
@@ -74,6 +75,7 @@ pub struct HeapStats {
 /// Counts for one size class of [`Heap`](super::Heap) (from
 /// [`Heap::class_stats`](super::Heap::class_stats)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct HeapClassStats {
     /// The class's block size; for the last entry (medium and large
@@ -85,6 +87,23 @@ pub struct HeapClassStats {
     /// medium and large blocks, what `allocated` counts them at). Far above
     /// `live * size`: the class is fragmented.
     pub active: usize,
+}
+
+/// The heap's totals and the classes in use, in one value, from
+/// [`Heap::report`](super::Heap::report). With the `serde` feature it
+/// serializes flat: the fields of [`HeapStats`], then `classes`, as
+/// `MEMRES_STATS=json` prints it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct HeapReport {
+    /// The totals, as [`Heap::stats`](super::Heap::stats) gives them.
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub totals: HeapStats,
+    /// The entries of [`Heap::class_stats`](super::Heap::class_stats) with
+    /// a live block or an active page, smallest class first (the medium and
+    /// large blocks last, as size 0).
+    pub classes: Vec<HeapClassStats>,
 }
 
 /// Entries of [`Heap::class_stats`](super::Heap::class_stats): one per

@@ -135,6 +135,7 @@ pub struct Checkpoint {
 
 /// What an arena holds and has done, from [`Monotonic::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MonotonicStats {
     /// Bytes handed out since the last reset or release, counting alignment
     /// padding (rolled-back allocations are not counted).

@@ -75,9 +75,26 @@ impl PoolOptions {
     }
 }
 
+/// What a pool holds, from [`UnsyncPool::stats`] and
+/// [`SyncPool::stats`](crate::SyncPool::stats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct PoolStats {
+    /// Bytes held from upstream: every class's chunks and the oversize blocks.
+    pub bytes_held: usize,
+    /// Calls to upstream `allocate` that succeeded, over the pool's life.
+    pub upstream_allocs: u64,
+    /// Calls to upstream `deallocate`, over the pool's life.
+    pub upstream_frees: u64,
+    /// Each size class that ever held a chunk, smallest first (as
+    /// `class_stats` returns them).
+    pub classes: Vec<ClassStats>,
+}
+
 /// What one size class of a pool holds, from [`UnsyncPool::class_stats`] and
 /// [`SyncPool::class_stats`](crate::SyncPool::class_stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ClassStats {
     /// The class's block size in bytes.
     pub block_size: usize,

@@ -48,7 +48,7 @@ use super::PoolOptions;
 use super::caches::{Shared, ThreadCache, cache_for, forget};
 use super::chunks::{OversizeList, Upstream, lock};
 use super::guard::{self, FreeBlock};
-use super::{ClassStats, as_served, move_block, same_class};
+use super::{ClassStats, PoolStats, as_served, move_block, same_class};
 use crate::classes::{CLASS_COUNT, class_of, class_size};
 use crate::debug::{SharedLedger, hand_out, retire};
 use crate::resource::MemoryResource;
@@ -294,6 +294,15 @@ impl<U: MemoryResource> SyncPool<U> {
     /// Successful upstream allocations and upstream deallocations, ever.
     pub fn upstream_calls(&self) -> (u64, u64) {
         lock(&self.upstream).calls()
+    }
+
+    /// Everything the pool reports, in one value (with the `serde` feature,
+    /// printable as JSON); `&mut self` as for
+    /// [`class_stats`](Self::class_stats). The same shape as
+    /// [`UnsyncPool::stats`](crate::UnsyncPool::stats).
+    pub fn stats(&mut self) -> PoolStats {
+        let (upstream_allocs, upstream_frees) = self.upstream_calls();
+        PoolStats { bytes_held: self.bytes_held(), upstream_allocs, upstream_frees, classes: self.class_stats() }
     }
 
     /// The address of the calling thread's cache hints, for a foreign fast

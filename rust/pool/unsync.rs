@@ -40,7 +40,7 @@ use allocator_api2::alloc::{AllocError, Allocator, Global};
 
 use super::chunks::{ClassChunks, OversizeList, Upstream, chain, collect, next_or_end};
 use super::guard::{self, FreeBlock, Keys, link};
-use super::{ClassStats, PoolOptions, as_served, move_block, same_class};
+use super::{ClassStats, PoolOptions, PoolStats, as_served, move_block, same_class};
 use crate::classes::{CLASS_COUNT, class_of, class_size};
 use crate::debug::{Ledger, hand_out, retire};
 use crate::resource::MemoryResource;
@@ -311,6 +311,14 @@ impl<U: MemoryResource> UnsyncPool<U> {
     /// Successful upstream allocations and upstream deallocations, ever.
     pub fn upstream_calls(&self) -> (u64, u64) {
         self.upstream.calls()
+    }
+
+    /// Everything the pool reports, in one value (with the `serde` feature,
+    /// printable as JSON). The same shape as
+    /// [`SyncPool::stats`](crate::SyncPool::stats).
+    pub fn stats(&self) -> PoolStats {
+        let (upstream_allocs, upstream_frees) = self.upstream_calls();
+        PoolStats { bytes_held: self.bytes_held(), upstream_allocs, upstream_frees, classes: self.class_stats() }
     }
 }
 
