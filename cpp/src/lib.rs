@@ -39,7 +39,9 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use memres::{AllocError, Allocator, MemoryResource, Monotonic, PoolOptions, SyncMonotonic, SyncPool, UnsyncPool};
+use memres::{
+    AllocError, Allocator, MemoryResource, Monotonic, PoolOptions, PoolStats, SyncMonotonic, SyncPool, UnsyncPool,
+};
 
 mod owned;
 mod view;
@@ -138,6 +140,7 @@ mod ffi {
         fn release(self: &UnsyncPoolCore);
         fn trim(self: &UnsyncPoolCore) -> usize;
         fn bytes_held(self: &UnsyncPoolCore) -> usize;
+        fn stats_json(self: &UnsyncPoolCore) -> String;
     }
 
     extern "Rust" {
@@ -152,6 +155,7 @@ mod ffi {
         fn release(self: &SyncPoolCore);
         fn trim(self: &SyncPoolCore) -> usize;
         fn bytes_held(self: &SyncPoolCore) -> usize;
+        fn stats_json(self: &SyncPoolCore) -> String;
     }
 
     extern "Rust" {
@@ -169,6 +173,7 @@ mod ffi {
         fn reset(self: &MonotonicCore);
         fn release(self: &MonotonicCore);
         fn stats(self: &MonotonicCore) -> MonotonicStats;
+        fn stats_json(self: &MonotonicCore) -> String;
         fn set_budget(self: &MonotonicCore, bytes: usize);
         fn budget(self: &MonotonicCore) -> usize;
 
@@ -186,6 +191,7 @@ mod ffi {
         fn reset(self: &SyncMonotonicCore);
         fn release(self: &SyncMonotonicCore);
         fn stats(self: &SyncMonotonicCore) -> MonotonicStats;
+        fn stats_json(self: &SyncMonotonicCore) -> String;
     }
 
     extern "Rust" {
@@ -216,6 +222,7 @@ mod ffi {
         fn heap_local_slot() -> *mut u8;
         fn heap_stats() -> HeapStats;
         fn heap_class_stats(out: &mut [HeapClassStats]) -> usize;
+        fn heap_report_json() -> String;
         fn heap_set_limits(soft: usize, hard: usize);
         fn heap_limits(soft: &mut usize, hard: &mut usize);
     }
@@ -475,6 +482,10 @@ impl MonotonicCore {
         self.0.get().stats().into()
     }
 
+    fn stats_json(&self) -> String {
+        to_json(&self.0.get().stats())
+    }
+
     fn set_budget(&self, bytes: usize) {
         self.0.get().set_budget(Some(bytes).filter(|&b| b != usize::MAX));
     }
@@ -534,6 +545,8 @@ trait BridgedPool: MemoryResource {
     fn release(&mut self);
     fn trim(&mut self) -> usize;
     fn bytes_held(&self) -> usize;
+    fn stats(&mut self) -> PoolStats;
+    fn upstream_calls(&self) -> (u64, u64);
 }
 
 impl BridgedPool for UnsyncPool<CxxResource> {
@@ -550,6 +563,12 @@ impl BridgedPool for UnsyncPool<CxxResource> {
     fn bytes_held(&self) -> usize {
         UnsyncPool::bytes_held(self)
     }
+    fn stats(&mut self) -> PoolStats {
+        UnsyncPool::stats(self)
+    }
+    fn upstream_calls(&self) -> (u64, u64) {
+        UnsyncPool::upstream_calls(self)
+    }
 }
 
 impl BridgedPool for SyncPool<SharedUpstream> {
@@ -565,6 +584,12 @@ impl BridgedPool for SyncPool<SharedUpstream> {
     }
     fn bytes_held(&self) -> usize {
         SyncPool::bytes_held(self)
+    }
+    fn stats(&mut self) -> PoolStats {
+        SyncPool::stats(self)
+    }
+    fn upstream_calls(&self) -> (u64, u64) {
+        SyncPool::upstream_calls(self)
     }
 }
 
@@ -609,6 +634,25 @@ impl<P: BridgedPool> PoolCore<P> {
     fn bytes_held(&self) -> usize {
         self.0.get().bytes_held()
     }
+
+    /// The pool's [`PoolStats`] as JSON. The classes need the pool to
+    /// itself (a synchronized pool reads every thread's cache): while Rust
+    /// borrows it they are left out (an empty list), as `trim` does nothing.
+    fn stats_json(&self) -> String {
+        // SAFETY: as in `release`: the header documents stats_json() like
+        // trim(), overlapping no other call into the pool.
+        let stats = unsafe { self.0.exclusive_if_free(|pool| pool.stats()) }.unwrap_or_else(|| {
+            let pool = self.0.get();
+            let (upstream_allocs, upstream_frees) = pool.upstream_calls();
+            PoolStats { bytes_held: pool.bytes_held(), upstream_allocs, upstream_frees, classes: Vec::new() }
+        });
+        to_json(&stats)
+    }
+}
+
+/// `value` as one JSON object (stats: numbers and lists, which cannot fail).
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 impl<P: BridgedPool> Drop for PoolCore<P> {
@@ -771,6 +815,10 @@ fn heap_stats() -> ffi::HeapStats {
 }
 
 /// Fills `out` with the first classes' counts; returns how many there are.
+fn heap_report_json() -> String {
+    to_json(&memres::Heap::report())
+}
+
 fn heap_class_stats(out: &mut [ffi::HeapClassStats]) -> usize {
     let classes = memres::Heap::class_stats();
     for (slot, c) in out.iter_mut().zip(&classes) {
@@ -837,6 +885,10 @@ impl SyncMonotonicCore {
 
     fn stats(&self) -> ffi::MonotonicStats {
         self.0.get().stats().into()
+    }
+
+    fn stats_json(&self) -> String {
+        to_json(&self.0.get().stats())
     }
 }
 

@@ -252,6 +252,10 @@ monotonic_stats sync_monotonic_get_stats(const sync_monotonic_core* core) noexce
   return {s.used, s.held, s.chunks, s.upstream_allocs, s.upstream_frees};
 }
 
+std::string sync_monotonic_stats_json(const sync_monotonic_core* core) {
+  return std::string(sync_arena_of(core)->stats_json());
+}
+
 pool_core* unsync_pool_create(std::pmr::memory_resource* upstream, const std::pmr::pool_options& options) {
   if (upstream == nullptr) throw std::invalid_argument("memres::unsynchronized_pool_resource: upstream is null");
   check_mirrors();
@@ -282,6 +286,7 @@ void unsync_pool_deallocate_slow(pool_core* core, void* p, std::size_t bytes, st
 void unsync_pool_release(pool_core* core) noexcept { pool_of(core)->release(); }
 std::size_t unsync_pool_trim(pool_core* core) noexcept { return pool_of(core)->trim(); }
 std::size_t unsync_pool_bytes_held(const pool_core* core) noexcept { return pool_of(core)->bytes_held(); }
+std::string unsync_pool_stats_json(pool_core* core) { return std::string(pool_of(core)->stats_json()); }
 
 namespace {
 ffi::SyncPoolCore* sync_of(sync_pool_core* core) { return reinterpret_cast<ffi::SyncPoolCore*>(core); }
@@ -325,6 +330,7 @@ void sync_pool_deallocate_slow(sync_pool_core* core, void* p, std::size_t bytes,
 void sync_pool_release(sync_pool_core* core) noexcept { sync_of(core)->release(); }
 std::size_t sync_pool_trim(sync_pool_core* core) noexcept { return sync_of(core)->trim(); }
 std::size_t sync_pool_bytes_held(const sync_pool_core* core) noexcept { return sync_of(core)->bytes_held(); }
+std::string sync_pool_stats_json(sync_pool_core* core) { return std::string(sync_of(core)->stats_json()); }
 
 void monotonic_forget(monotonic_core* core, void* p, std::size_t bytes, std::size_t alignment) noexcept {
   core_of(core)->forget(static_cast<std::uint8_t*>(p), bytes, alignment);
@@ -337,6 +343,8 @@ monotonic_stats monotonic_get_stats(const monotonic_core* core) noexcept {
   const ffi::MonotonicStats s = core_of(core)->stats();
   return {s.used, s.held, s.chunks, s.upstream_allocs, s.upstream_frees};
 }
+
+std::string monotonic_stats_json(const monotonic_core* core) { return std::string(core_of(core)->stats_json()); }
 
 void monotonic_set_budget(monotonic_core* core, std::size_t bytes) noexcept { core_of(core)->set_budget(bytes); }
 std::size_t monotonic_budget(const monotonic_core* core) noexcept { return core_of(core)->budget(); }
@@ -558,6 +566,8 @@ heap_stats get_heap_stats() noexcept {
   const ffi::HeapStats s = ffi::heap_stats();
   return {s.allocated, s.active, s.resident, s.mapped, s.retained};
 }
+
+std::string heap_stats_json() { return std::string(ffi::heap_report_json()); }
 
 std::vector<heap_class_stats> get_heap_class_stats() {
   std::vector<ffi::HeapClassStats> raw(ffi::heap_class_stats({}));  // first call: how many

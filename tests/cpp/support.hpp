@@ -132,4 +132,17 @@ struct default_resource_guard {
   std::pmr::memory_resource* old;
 };
 
+// The number after `"key":` in a stats_json() string, from position `from`
+// on; SIZE_MAX if the key is missing or not followed by a number. (The
+// suites need no JSON parser: the stats are flat numbers and lists.)
+inline std::size_t json_number(const std::string& json, const std::string& key, std::size_t from = 0) {
+  const std::string tag = "\"" + key + "\":";
+  const std::size_t at = json.find(tag, from);
+  if (at == std::string::npos) return SIZE_MAX;
+  std::size_t i = at + tag.size(), value = 0;
+  if (i >= json.size() || json[i] < '0' || json[i] > '9') return SIZE_MAX;
+  for (; i < json.size() && json[i] >= '0' && json[i] <= '9'; ++i) value = value * 10 + (json[i] - '0');
+  return value;
+}
+
 }  // namespace support

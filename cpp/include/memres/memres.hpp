@@ -21,6 +21,7 @@
 #include <memory_resource>
 #include <new>
 #include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -129,6 +130,8 @@ void monotonic_forget(monotonic_core* core, void* p, std::size_t bytes, std::siz
 void monotonic_reset(monotonic_core* core) noexcept;
 void monotonic_release(monotonic_core* core) noexcept;
 monotonic_stats monotonic_get_stats(const monotonic_core* core) noexcept;
+// The stats as one JSON object (the Rust core's serde fields; see stats_json()).
+std::string monotonic_stats_json(const monotonic_core* core);
 void monotonic_set_budget(monotonic_core* core, std::size_t bytes) noexcept;
 std::size_t monotonic_budget(const monotonic_core* core) noexcept;
 struct monotonic_mark;  // the Rust memres::Checkpoint; opaque here
@@ -150,6 +153,7 @@ void unsync_pool_deallocate_slow(pool_core* core, void* p, std::size_t bytes, st
 void unsync_pool_release(pool_core* core) noexcept;
 std::size_t unsync_pool_trim(pool_core* core) noexcept;
 std::size_t unsync_pool_bytes_held(const pool_core* core) noexcept;
+std::string unsync_pool_stats_json(pool_core* core);
 
 struct sync_pool_core;  // the Rust memres::SyncPool; opaque here
 
@@ -175,6 +179,7 @@ void sync_pool_deallocate_slow(sync_pool_core* core, void* p, std::size_t bytes,
 void sync_pool_release(sync_pool_core* core) noexcept;
 std::size_t sync_pool_trim(sync_pool_core* core) noexcept;
 std::size_t sync_pool_bytes_held(const sync_pool_core* core) noexcept;
+std::string sync_pool_stats_json(sync_pool_core* core);
 
 // The calling thread's hints (owned by the Rust core; null until a slow path
 // has run on this thread).
@@ -208,6 +213,7 @@ void* sync_monotonic_allocate_slow(sync_monotonic_core* core, std::uint64_t gene
 void sync_monotonic_reset(sync_monotonic_core* core) noexcept;
 void sync_monotonic_release(sync_monotonic_core* core) noexcept;
 monotonic_stats sync_monotonic_get_stats(const sync_monotonic_core* core) noexcept;
+std::string sync_monotonic_stats_json(const sync_monotonic_core* core);
 
 // A thread's region in one synchronized_monotonic_buffer_resource's cycle,
 // the C++ twin of the Rust arena's table (its own entries: a thread using
@@ -551,6 +557,9 @@ class monotonic_buffer_resource : public std::pmr::memory_resource {
   void set_budget(std::size_t bytes) noexcept { detail::monotonic_set_budget(core_, bytes); }
   std::size_t budget() const noexcept { return detail::monotonic_budget(core_); }
   monotonic_stats stats() const noexcept { return detail::monotonic_get_stats(core_); }
+  /// Beyond std: stats() as one JSON object, for a monitoring system:
+  /// {"used":...,"held":...,"chunks":...,"upstream_allocs":...,"upstream_frees":...}.
+  std::string stats_json() const { return detail::monotonic_stats_json(core_); }
 
   /// Beyond std: the resource's position now, to rewind() to later (nested
   /// phases of a request or a frame; see monotonic_scope).
@@ -633,6 +642,8 @@ class synchronized_monotonic_buffer_resource : public std::pmr::memory_resource 
   /// What the arena holds and has done; `used` counts the regions threads
   /// have carved (used or not yet) and big blocks.
   monotonic_stats stats() const noexcept { return detail::sync_monotonic_get_stats(core_); }
+  /// stats() as one JSON object, as monotonic_buffer_resource::stats_json().
+  std::string stats_json() const { return detail::sync_monotonic_stats_json(core_); }
 
  protected:
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
@@ -755,6 +766,7 @@ struct unsync_pool_kind {
   static void release(core* c) noexcept { unsync_pool_release(c); }
   static std::size_t trim(core* c) noexcept { return unsync_pool_trim(c); }
   static std::size_t bytes_held(const core* c) noexcept { return unsync_pool_bytes_held(c); }
+  static std::string stats_json(core* c) { return unsync_pool_stats_json(c); }
   static std::pmr::pool_options options(const core* c) noexcept { return unsync_pool_options(c); }
   static void* allocate_slow(core* c, std::size_t bytes, std::size_t alignment) {
     return unsync_pool_allocate_slow(c, bytes, alignment);
@@ -777,6 +789,7 @@ struct sync_pool_kind {
   static void release(core* c) noexcept { sync_pool_release(c); }
   static std::size_t trim(core* c) noexcept { return sync_pool_trim(c); }
   static std::size_t bytes_held(const core* c) noexcept { return sync_pool_bytes_held(c); }
+  static std::string stats_json(core* c) { return sync_pool_stats_json(c); }
   static std::pmr::pool_options options(const core* c) noexcept { return sync_pool_options(c); }
   static void* allocate_slow(core* c, std::size_t bytes, std::size_t alignment) {
     return sync_pool_allocate_slow(c, bytes, alignment);
@@ -811,6 +824,14 @@ class pool_resource : public std::pmr::memory_resource {
   std::size_t trim() noexcept { return Kind::trim(core_); }
   /// Beyond std: bytes held from upstream.
   std::size_t bytes_held() const noexcept { return Kind::bytes_held(core_); }
+  /// Beyond std: what the pool holds, as one JSON object for a monitoring
+  /// system: {"bytes_held":...,"upstream_allocs":...,"upstream_frees":...,
+  /// "classes":[{"block_size":...,"blocks_live":...,"blocks_free":...,
+  /// "chunks":...,"bytes_held":...},...]} (the classes that ever held a
+  /// chunk; counting every thread's cache, so like trim() it must not overlap
+  /// other calls on a synchronized pool; left empty while Rust borrows the
+  /// pool).
+  std::string stats_json() const { return Kind::stats_json(core_); }
   std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
   /// The options in force (zeros replaced by defaults, values clamped).
   std::pmr::pool_options options() const noexcept { return Kind::options(core_); }
@@ -932,6 +953,13 @@ struct heap_class_stats {
   std::size_t active;  ///< bytes of the pages holding them (64 KiB each)
 };
 std::vector<heap_class_stats> get_heap_class_stats();
+
+/// The heap's totals and the size classes in use as one JSON object, for a
+/// monitoring system (Rust: memres::Heap::report(); the malloc shim prints
+/// the same with MEMRES_STATS=json): {"allocated":...,"active":...,
+/// "resident":...,"mapped":...,"retained":...,"classes":[{"size":48,
+/// "live":...,"active":...},...]}; size 0 is the medium and large blocks.
+std::string heap_stats_json();
 
 /// The heap's memory limits on its resident bytes; 0 is no limit. Past
 /// `soft` the heap purges free memory first; past `hard` allocations throw

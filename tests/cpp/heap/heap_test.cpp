@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../check.hpp"
+#include "../support.hpp"
 
 namespace {
 
@@ -179,6 +180,22 @@ TEST(stats_and_purge) {
   CHECK(memres::get_heap_stats().allocated == base.allocated);
   CHECK(purged > 0);
   CHECK(memres::get_heap_stats().resident + purged / 2 <= resident);
+}
+
+TEST(stats_json_matches_the_stats) {
+  std::pmr::memory_resource* heap = memres::heap_resource();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 1000; ++i) blocks.push_back(heap->allocate(48, 8));
+  // No heap allocation between the two reads (std::string and the Rust
+  // String come from the process allocator, not heap_resource()).
+  const memres::heap_stats s = memres::get_heap_stats();
+  const std::string json = memres::heap_stats_json();
+  CHECK(support::json_number(json, "allocated") == s.allocated);
+  CHECK(support::json_number(json, "mapped") == s.mapped);
+  const std::size_t at = json.find("{\"size\":48,");
+  CHECK(at != std::string::npos);
+  CHECK(support::json_number(json, "live", at) >= 1000);
+  for (void* p : blocks) heap->deallocate(p, 48, 8);
 }
 
 TEST(secure_mode_holds_freed_blocks_back_and_zeroes_them) {

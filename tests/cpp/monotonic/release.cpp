@@ -76,3 +76,18 @@ TEST(monotonic_stats_report_usage) {
   CHECK(s.upstream_frees == 0);
   CHECK(s.held == t.sizes[0]);
 }
+
+TEST(monotonic_stats_json_names_every_field) {
+  tracking_resource t;
+  monotonic_buffer_resource r(&t);
+  for (int i = 0; i < 100; ++i) (void)r.allocate(100, 8);
+  const memres::monotonic_stats s = r.stats();
+  const std::string json = r.stats_json();
+  CHECK(json.front() == '{' && json.back() == '}');
+  CHECK(support::json_number(json, "used") == s.used);
+  CHECK(support::json_number(json, "held") == s.held);
+  CHECK(support::json_number(json, "chunks") == s.chunks);
+  CHECK(support::json_number(json, "upstream_allocs") == s.upstream_allocs);
+  CHECK(support::json_number(json, "upstream_frees") == s.upstream_frees);
+  CHECK(s.used >= 10000 && s.chunks > 1);
+}

@@ -59,6 +59,19 @@ TEST(sync_monotonic_threads_allocate_at_once_and_reset_takes_it_all) {
   CHECK(upstream.live_blocks() == 0);
 }
 
+TEST(sync_monotonic_stats_json_matches_stats) {
+  memres::synchronized_monotonic_buffer_resource r;
+  std::thread([&r] {
+    for (int i = 0; i < 1000; ++i) (void)r.allocate(32, 8);
+  }).join();
+  const memres::monotonic_stats s = r.stats();
+  const std::string json = r.stats_json();
+  CHECK(s.used >= 32000);
+  CHECK(support::json_number(json, "used") == s.used);
+  CHECK(support::json_number(json, "held") == s.held);
+  CHECK(support::json_number(json, "upstream_allocs") == s.upstream_allocs);
+}
+
 TEST(sync_monotonic_newest_block_rolls_back_and_big_blocks_are_served) {
   memres::synchronized_monotonic_buffer_resource arena;
   void* a = arena.allocate(100, 8);

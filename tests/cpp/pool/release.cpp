@@ -23,6 +23,26 @@ POOL_TEST(release_returns_everything) {
   CHECK(r.bytes_held() > 0);
 }
 
+POOL_TEST(stats_json_reports_the_classes) {
+  tracking_resource t;
+  Pool r(&t);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 100; ++i) blocks.push_back(r.allocate(24, 8));
+  std::string json = r.stats_json();
+  CHECK(support::json_number(json, "bytes_held") == r.bytes_held());
+  CHECK(support::json_number(json, "upstream_allocs") == t.allocs);
+  CHECK(support::json_number(json, "upstream_frees") == t.frees);
+  // The one class in use: 24-byte blocks, 100 of them live.
+  const std::size_t at = json.find("\"classes\":[{");
+  CHECK(at != std::string::npos);
+  CHECK(support::json_number(json, "block_size", at) == 24);
+  CHECK(support::json_number(json, "blocks_live", at) == 100);
+  CHECK(support::json_number(json, "chunks", at) >= 1);
+  for (void* p : blocks) r.deallocate(p, 24, 8);
+  json = r.stats_json();
+  CHECK(support::json_number(json, "blocks_live", json.find("\"classes\"")) == 0);
+}
+
 POOL_TEST(destructor_returns_everything) {
   tracking_resource t;
   {
