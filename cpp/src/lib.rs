@@ -814,11 +814,12 @@ fn heap_stats() -> ffi::HeapStats {
     }
 }
 
-/// Fills `out` with the first classes' counts; returns how many there are.
+/// `memres::Heap::report()` as JSON, for C++'s `memres::heap_stats_json()`.
 fn heap_report_json() -> String {
     to_json(&memres::Heap::report())
 }
 
+/// Fills `out` with the first classes' counts; returns how many there are.
 fn heap_class_stats(out: &mut [ffi::HeapClassStats]) -> usize {
     let classes = memres::Heap::class_stats();
     for (slot, c) in out.iter_mut().zip(&classes) {

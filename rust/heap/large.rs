@@ -181,10 +181,11 @@ pub(super) fn allocate(layout: Layout) -> Result<(NonNull<u8>, bool), Short> {
             }
             // SAFETY: as above (the header lives until the block is freed).
             unsafe { (*seg).large_live.store(true, Ordering::Release) };
-            // `fits` checked that `offset` is where this mapping's block
-            // starts, inside the mapping.
-            let block = seg.cast::<u8>().wrapping_add(offset);
-            return NonNull::new(block).map(|block| (block, false)).ok_or(Short::Refused);
+            // SAFETY: `fits` checked that the block starts `offset` bytes
+            // into this mapping (a cached mapping's header is at its start),
+            // so the address is inside it and not null.
+            let block = unsafe { NonNull::new_unchecked(seg.cast::<u8>().add(offset)) };
+            return Ok((block, false));
         }
     }
     // Twice the block (up to 64 MiB more) of address space, to grow into.
@@ -208,11 +209,12 @@ pub(super) fn allocate(layout: Layout) -> Result<(NonNull<u8>, bool), Short> {
     if size >= HUGE_FROM {
         os::advise_huge(map.as_ptr().wrapping_add(offset), size);
     }
-    let seg = map.as_ptr().wrapping_add(header_at).cast::<Segment>();
-    let header_place = NonNull::new(seg).ok_or(Short::Refused)?;
-    // SAFETY: the header's place is fresh zeroed memory of the mapping
-    // (`placement` puts it inside, aligned to SEGMENT_SIZE), and the block
-    // follows it.
+    // SAFETY: `placement` puts the header inside the mapping (`header_at <
+    // offset < map_size`).
+    let header_place = unsafe { map.add(header_at) }.cast::<Segment>();
+    let seg = header_place.as_ptr();
+    // SAFETY: the header's place is fresh zeroed memory of the mapping,
+    // aligned to SEGMENT_SIZE, and the block follows it.
     unsafe { Segment::init(header_place, ptr::null_mut(), Kind::Large, map, map_size, map_align, map_size - offset) };
     // Published once its header is complete (see `Segment::new_small`).
     if !super::segment_map::insert(seg.cast()) {
