@@ -270,6 +270,8 @@ impl<U: MemoryResource> SyncPool<U> {
     /// [`UnsyncPool::class_stats`](crate::UnsyncPool::class_stats).
     pub fn class_stats(&mut self) -> Vec<ClassStats> {
         (0..CLASS_COUNT)
+            // Only the classes that hold chunks walk the threads' caches.
+            .filter(|&class| lock(&self.shared.centrals[class].0).chunks.chunk_count > 0)
             .filter_map(|class| {
                 // SAFETY: `&mut self`: no thread is inside the pool but an
                 // exiting one draining its cache, which `listed` excludes
