@@ -4,6 +4,7 @@
     python3 benches/mimalloc_bench.py [--rounds N] [--only a,b] [--src DIR]
     python3 benches/mimalloc_bench.py --test      # each program once on memres, no timing
     MIMALLOC_BENCH_THREADS=8 python3 benches/mimalloc_bench.py --only larsonN,xmalloc-testN
+    python3 benches/mimalloc_bench.py --also before=/tmp/old/libmemres_malloc.so   # a change, same run
 
 mimalloc-bench (https://github.com/daanx/mimalloc-bench) is the field's
 standard suite of allocator benchmarks. Nothing of it is in this repository:
@@ -187,6 +188,8 @@ def main():
     ap.add_argument("--build", default=str(pathlib.Path(tempfile.gettempdir()) / "memres-mimalloc-bench"))
     ap.add_argument("--test", action="store_true", help="each program once under memres, checking it runs")
     ap.add_argument("--secure", action="store_true", help="also run memres in secure mode (MEMRES_SECURE=1)")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=LIB",
+                    help="another allocator library to run in the same rounds (e.g. an earlier memres build)")
     opts = ap.parse_args()
     names = opts.only.split(",") if opts.only else list(PROGRAMS)
     for n in names:
@@ -223,6 +226,11 @@ def main():
     if opts.secure:
         allocs["memres-secure"] = memres
         envs["memres-secure"] = secure
+    for also in opts.also:
+        name, _, lib = also.partition("=")
+        if not name or not pathlib.Path(lib).is_file():
+            sys.exit(f"mimalloc_bench.py: --also {also!r}: expected NAME=LIB with an existing library")
+        allocs[name] = pathlib.Path(lib)
     for peer, (path, pkg) in PEERS.items():
         if path.exists():
             allocs[peer] = path

@@ -285,9 +285,22 @@ fn new(size: usize, align: usize) -> *mut c_void {
     unsafe { memres_new_failed(size, align) }
 }
 
-/// `operator new(size_t)`: `malloc`'s fast path, then the new-handler.
+/// `operator new(size_t)`: a block from the thread's cache, inline; else
+/// `new_plain_slow`, reached by a jump (the inline part keeps nothing for
+/// after a call, so it saves no register).
 #[inline(always)]
 fn new_plain(size: usize) -> *mut c_void {
+    let block = Heap::malloc_c_cached(size);
+    if !block.is_null() {
+        return block.cast();
+    }
+    new_plain_slow(size)
+}
+
+/// `operator new(size_t)` past the thread's cache: `malloc`, then the
+/// new-handler.
+#[inline(never)]
+extern "C-unwind" fn new_plain_slow(size: usize) -> *mut c_void {
     let block = Heap::malloc_c(size);
     if !block.is_null() {
         return block.cast();

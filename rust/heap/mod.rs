@@ -450,10 +450,10 @@ impl Heap {
         unsafe { thread::free_local::<C>(heap, seg, page, ptr) }
     }
 
-    /// `free_as` for a block outside the segment of the thread's hint: look
-    /// its segment up (the map first, unless the checks are off and `C` is
-    /// not asked for), then free it as a large block, a block of a segment
-    /// the thread owns, or a remote free.
+    /// `free_as` for a block outside the segment of the thread's hint: a
+    /// block of another segment the record names as its own (see
+    /// `ThreadHeap::owned_segment_of`) is freed here, with no frame of its
+    /// own; anything else goes to `free_looked_up`.
     ///
     /// # Safety
     /// As for `free_block`; `heap` is this thread's record.
@@ -461,6 +461,33 @@ impl Heap {
     // Only ever called from Rust (`extern "C"` for the reason in `free_as`).
     #[allow(improper_ctypes_definitions)]
     unsafe extern "C" fn free_elsewhere<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8)) {
+        // SAFETY: this thread's record.
+        let Some(seg) = (unsafe { ThreadHeap::owned_segment_of(heap, ptr) }) else {
+            // SAFETY: the caller's contract.
+            return unsafe { Heap::free_looked_up::<C>(heap, ptr, foreign) };
+        };
+        let ptr = segment::in_segment(seg, ptr);
+        // SAFETY: a small segment on this thread's list holds `ptr` (the
+        // `owned` entries' invariant), so it may be the hint, and its page
+        // records are this thread's.
+        unsafe {
+            ThreadHeap::set_owned_hint(heap, seg);
+            let page = Segment::page_of(seg, ptr);
+            thread::free_local::<C>(heap, seg, page, ptr)
+        }
+    }
+
+    /// `free_elsewhere` past the record's own segments: look the block's
+    /// segment up (the map first, unless the checks are off and `C` is not
+    /// asked for), then free it as a large block, a block of a segment the
+    /// thread owns, or a remote free.
+    ///
+    /// # Safety
+    /// As for `free_block`; `heap` is this thread's record.
+    #[inline(never)]
+    // Only ever called from Rust (`extern "C"` for the reason in `free_as`).
+    #[allow(improper_ctypes_definitions)]
+    unsafe extern "C" fn free_looked_up<const C: bool>(heap: *mut ThreadHeap, ptr: *mut u8, foreign: fn(*mut u8)) {
         if secure::on() {
             // SAFETY: the caller's contract.
             return unsafe { Heap::free_secure::<C>(ptr, foreign) };
@@ -556,6 +583,37 @@ impl Heap {
             }
         }
         Heap::malloc_c_slow(size)
+    }
+
+    /// `malloc_c`'s inline part alone: a block of `size` bytes from the
+    /// calling thread's cache, or null if it has none at hand (then
+    /// `malloc_c` serves the request, and reports a corrupt list if that is
+    /// why). For a caller whose own slow path does more than `malloc_c`'s
+    /// (C++'s `operator new`: the new-handler), so that its inline path
+    /// keeps nothing for after a call.
+    ///
+    /// ```
+    /// use memres::Heap;
+    ///
+    /// let mut p = Heap::malloc_c_cached(40);
+    /// if p.is_null() {
+    ///     p = Heap::malloc_c(40);
+    /// }
+    /// assert!(!p.is_null() && p.addr() % 16 == 0);
+    /// // SAFETY: a live block of the heap, freed once.
+    /// unsafe { Heap::free_c(core::ptr::NonNull::new(p).unwrap(), |_| unreachable!()) };
+    /// ```
+    #[inline(always)]
+    pub fn malloc_c_cached(size: usize) -> *mut u8 {
+        if size <= C_SMALL_MAX {
+            let class = C_CLASSES[size.div_ceil(C_ALIGN)] as usize;
+            // SAFETY: `local()` is this thread's record. A corrupt list is
+            // left as found, for `malloc_c` to find and report.
+            if let Popped::Block(block) = unsafe { ThreadHeap::try_pop(thread::local(), class) } {
+                return block.as_ptr();
+            }
+        }
+        core::ptr::null_mut()
     }
 
     /// Reports the corrupt free list `try_pop` found, then serves `size` on

@@ -22,8 +22,10 @@
 //!   `segments` list (whose `owner` is the record), each page in one queue
 //!   at most, and each queue's `len` is its number of pages.
 //! - `spare` is an empty segment owned by the record and not on its list;
-//!   `owned_hint` is [`NO_HINT`] or the header address of a segment on its list (it
-//!   is cleared before a segment leaves the list).
+//!   `owned_hint` and each entry of `owned` are [`NO_HINT`] or the header
+//!   address of a segment on its list (cleared before a segment leaves the
+//!   list); an entry of `owned` names only a segment whose address maps to
+//!   it (see [`owned_way`]).
 //! - Records are never unmapped: an exiting thread's record is reset and
 //!   goes to `UNUSED`; the orphan heap's record is used only under
 //!   `ORPHAN`'s lock.
@@ -88,6 +90,13 @@ pub(crate) struct ThreadHeap {
     /// finds its block's header here may skip the segment map and the owner
     /// check.
     owned_hint: *mut Segment,
+    /// More segments of this heap's list, direct-mapped by address
+    /// ([`owned_way`]; [`NO_HINT`]: none), set and cleared with
+    /// `owned_hint`: a free the hint misses looks here before the segment
+    /// map (a thread whose live blocks span a few segments frees into all of
+    /// them in turn). Never set in secure mode (whose frees never set the
+    /// hint either).
+    owned: [*mut Segment; OWNED_WAYS],
     /// The double-free mark's key (`guard::mark(0)`), copied here when the
     /// record is made so the fast paths read it beside the record's other
     /// fields rather than through the global's address (0 in `EMPTY`,
@@ -99,6 +108,16 @@ pub(crate) struct ThreadHeap {
 /// size, so no pointer's segment address equals it (0 would: a wild
 /// pointer below 4 MiB would be taken for a block of a segment at 0).
 pub(super) const NO_HINT: *mut Segment = ptr::without_provenance_mut(1);
+
+/// Entries of a record's `owned` segments.
+const OWNED_WAYS: usize = 8;
+
+/// The entry of `owned` that may name the segment holding `addr` (the
+/// segment's address bits just above the offset within it).
+#[inline(always)]
+fn owned_way(addr: usize) -> usize {
+    (addr / super::segment::SEGMENT_SIZE) % OWNED_WAYS
+}
 
 // Foreign fast paths find the queues at the start of the record.
 const _: () = assert!(core::mem::offset_of!(ThreadHeap, queues) == 0 && core::mem::offset_of!(Queue, head) == 0);
@@ -551,6 +570,7 @@ impl ThreadHeap {
             next_unused: ptr::null_mut(),
             next_record: ptr::null_mut(),
             owned_hint: NO_HINT,
+            owned: [NO_HINT; OWNED_WAYS],
             mark: 0,
         }
     }
@@ -565,14 +585,33 @@ impl ThreadHeap {
         unsafe { (*heap).owned_hint }
     }
 
-    /// Notes that `heap` owns the small segment `seg` (just checked).
+    /// Notes that `heap` owns the small segment `seg` (just checked), in
+    /// the hint and in `owned`.
     ///
     /// # Safety
-    /// `heap` is this thread's record and owns `seg`.
+    /// `heap` is this thread's record and has `seg` on its list.
     #[inline(always)]
     pub(super) unsafe fn set_owned_hint(heap: *mut ThreadHeap, seg: *mut Segment) {
-        // SAFETY: the caller's contract (never `EMPTY`, which owns nothing).
-        unsafe { (*heap).owned_hint = seg };
+        // SAFETY: the caller's contract (never `EMPTY`, which owns nothing);
+        // `owned_way` is below `OWNED_WAYS`.
+        unsafe {
+            (*heap).owned_hint = seg;
+            *(*heap).owned.get_unchecked_mut(owned_way(seg.addr())) = seg;
+        }
+    }
+
+    /// The segment of `owned` that holds `ptr`, if one does: a small
+    /// segment on this heap's list.
+    ///
+    /// # Safety
+    /// `heap` is this thread's record (or `EMPTY`, whose entries are all
+    /// `NO_HINT`).
+    #[inline(always)]
+    pub(super) unsafe fn owned_segment_of(heap: *mut ThreadHeap, ptr: *mut u8) -> Option<*mut Segment> {
+        let seg_addr = ptr.addr() & !(super::segment::SEGMENT_SIZE - 1);
+        // SAFETY: the caller's contract; `owned_way` is below `OWNED_WAYS`.
+        let seg = unsafe { *(*heap).owned.get_unchecked(owned_way(seg_addr)) };
+        (seg.addr() == seg_addr).then_some(seg)
     }
 
     /// Adds this record's remote-free and collected counts to `counts`.
@@ -1342,10 +1381,14 @@ unsafe fn release_empty_page(heap: *mut ThreadHeap, seg: *mut Segment, page: *mu
 /// `heap` is this thread's record and owns the empty segment `seg`.
 unsafe fn segment_emptied(heap: *mut ThreadHeap, seg: *mut Segment) {
     // SAFETY: the caller's contract: this thread's record, whose fields
-    // only this thread touches.
+    // only this thread touches; `owned_way` is below `OWNED_WAYS`.
     unsafe {
         if (*heap).owned_hint.addr() == seg.addr() {
             (*heap).owned_hint = NO_HINT;
+        }
+        let way = (*heap).owned.get_unchecked_mut(owned_way(seg.addr()));
+        if way.addr() == seg.addr() {
+            *way = NO_HINT;
         }
     }
     // Out of the heap's list (the segment is on it: the caller's contract).
@@ -1665,9 +1708,88 @@ mod tests {
             // SAFETY: this thread's record.
             let hint = unsafe { ThreadHeap::owned_hint(heap) };
             assert_ne!(hint.addr(), spare.addr(), "the hint names a segment off the heap's list");
+            // SAFETY: as above.
+            let owned = unsafe { ThreadHeap::owned_segment_of(heap, stray) };
+            assert_eq!(owned, None, "`owned` names a segment off the heap's list");
             // SAFETY: the block is live; freed once.
             unsafe { allocator_api2::alloc::Allocator::deallocate(&Heap, block.cast(), layout) };
             Heap::set_on_misuse(mode);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Every entry of `heap`'s `owned` is `NO_HINT` or a segment on its
+    /// list, in the entry its address maps to.
+    fn assert_owned_entries_hold(heap: *mut ThreadHeap) {
+        // SAFETY: this thread's record, read by its own thread.
+        let (owned, listed) = unsafe { ((*heap).owned, owned_segments(heap).collect::<Vec<_>>()) };
+        for (way, seg) in owned.into_iter().enumerate() {
+            if seg != NO_HINT {
+                assert!(listed.contains(&seg), "entry {way} names a segment off the list");
+                assert_eq!(owned_way(seg.addr()), way, "entry {way} holds a segment of another entry");
+            }
+        }
+    }
+
+    #[test]
+    fn frees_across_several_segments_go_through_owned_and_leave_it_sound() {
+        // Blocks counted live in the pages of `heap`'s segments: a free
+        // taken for a misuse is reported and leaves its block counted.
+        fn live_blocks(heap: *mut ThreadHeap) -> u32 {
+            // SAFETY: this thread's record and its segments' page records.
+            unsafe { owned_segments(heap) }
+                .flat_map(Segment::pages)
+                .map(|page| unsafe { (*page).used.load(Ordering::Relaxed) })
+                .sum()
+        }
+        std::thread::spawn(|| {
+            let layout = core::alloc::Layout::new::<[u8; 1024]>();
+            let heap_alloc = |_| allocator_api2::alloc::Allocator::allocate(&Heap, layout).unwrap();
+            // Three segments' worth of 1 KiB blocks.
+            let per_segment = super::super::segment::SEGMENT_SIZE / 1024;
+            let blocks: Vec<_> = (0..3 * per_segment).map(heap_alloc).collect();
+            let heap = local();
+            let segments = |blocks: &[NonNull<[u8]>]| {
+                let mut segs: Vec<usize> = blocks
+                    .iter()
+                    .map(|b| b.cast::<u8>().as_ptr().addr() & !(super::super::segment::SEGMENT_SIZE - 1))
+                    .collect();
+                segs.sort_unstable();
+                segs.dedup();
+                segs.len()
+            };
+            assert!(segments(&blocks) >= 3, "the blocks span several segments");
+            // Free from the two ends inwards, so consecutive frees fall in
+            // different segments (the hint misses each time), checking the
+            // entries as segments empty and leave the list.
+            let (mut lo, mut hi) = (0, blocks.len());
+            let mut turn = 0;
+            while lo < hi {
+                let block = if turn % 2 == 0 {
+                    lo += 1;
+                    blocks[lo - 1]
+                } else {
+                    hi -= 1;
+                    blocks[hi]
+                };
+                turn += 1;
+                // SAFETY: a live block of `layout`, freed once.
+                unsafe { allocator_api2::alloc::Allocator::deallocate(&Heap, block.cast(), layout) };
+                if turn % 512 == 0 {
+                    assert_owned_entries_hold(heap);
+                }
+            }
+            assert_owned_entries_hold(heap);
+            // Again over the segments kept or made since: no block is taken
+            // for another's, and nothing is reported.
+            let again: Vec<_> = (0..2 * per_segment).map(heap_alloc).collect();
+            for block in again.iter().rev() {
+                // SAFETY: as above.
+                unsafe { allocator_api2::alloc::Allocator::deallocate(&Heap, block.cast(), layout) };
+            }
+            assert_owned_entries_hold(heap);
+            assert_eq!(live_blocks(heap), 0, "every free was taken (none was reported as a misuse)");
         })
         .join()
         .unwrap();
