@@ -443,7 +443,7 @@ impl Heap {
             // SAFETY: the caller's contract.
             return unsafe { Heap::free_elsewhere::<C>(heap, ptr, foreign) };
         }
-        let ptr = segment::in_segment(seg, ptr);
+        let ptr = segment::block_of_caller::<C>(seg, ptr);
         // SAFETY: a small segment this thread owns holds `ptr`.
         let page = unsafe { Segment::page_of(seg, ptr) };
         // SAFETY: as above.
@@ -466,7 +466,7 @@ impl Heap {
             // SAFETY: the caller's contract.
             return unsafe { Heap::free_looked_up::<C>(heap, ptr, foreign) };
         };
-        let ptr = segment::in_segment(seg, ptr);
+        let ptr = segment::block_of_caller::<C>(seg, ptr);
         // SAFETY: a small segment on this thread's list holds `ptr` (the
         // `owned` entries' invariant), so it may be the hint, and its page
         // records are this thread's.
@@ -658,7 +658,11 @@ impl Heap {
     ///
     /// # Safety
     /// `ptr` is a live block of this heap, or memory the heap does not
-    /// hold; freed once.
+    /// hold; freed once. A block keeps the provenance `malloc_c` returned
+    /// it with (as a pointer C code holds does): the fast path writes the
+    /// block through `ptr` itself, so a pointer narrowed since (a Rust
+    /// reference's or a `Box`'s) is not allowed here (use
+    /// [`Heap::free`](Heap::free) or `Allocator::deallocate`).
     #[inline(always)]
     pub unsafe fn free_c(ptr: NonNull<u8>, foreign: fn(*mut u8)) {
         // SAFETY: the caller's contract.

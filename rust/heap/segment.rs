@@ -27,7 +27,10 @@
 //!   provenance) is set from when its fields are written until just before
 //!   the segment is unmapped. Every access the heap makes from a pointer a
 //!   caller handed back goes through that entry ([`segment_of`],
-//!   [`in_segment`]), never through the caller's provenance.
+//!   [`in_segment`]), never through the caller's provenance; except a block
+//!   C's `free` hands back, on the fast paths ([`block_of_caller`]): C code
+//!   cannot narrow a pointer's provenance below the mapping `malloc_c`
+//!   returned it from.
 //! - Small: page record 0 describes the header page, which is never in use
 //!   (its carved end stays 0). `used_pages` counts the pages in use and
 //!   `free_dirty` the pages not in use that are resident.
@@ -222,6 +225,16 @@ pub(super) unsafe fn segment_of(ptr: *mut u8) -> *mut Segment {
 #[inline(always)]
 pub(super) fn in_segment(seg: *mut Segment, ptr: *mut u8) -> *mut u8 {
     seg.cast::<u8>().with_addr(ptr.addr())
+}
+
+/// The pointer the free fast paths write a block through: for a Rust
+/// caller (`C` false) [`in_segment`]'s; for C's `free`, the caller's own
+/// `ptr`, which came from `malloc_c` with the whole mapping's provenance
+/// (C has no way to narrow it), so the segment's is not needed and its
+/// address arithmetic is saved.
+#[inline(always)]
+pub(super) fn block_of_caller<const C: bool>(seg: *mut Segment, ptr: *mut u8) -> *mut u8 {
+    if C { ptr } else { in_segment(seg, ptr) }
 }
 
 /// Where the header of a block at `addr` would be: `addr` rounded down to

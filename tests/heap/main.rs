@@ -297,3 +297,42 @@ fn a_zero_size_block_grows_into_a_real_one() {
 fn boxes_with_padding_in_their_first_words() {
     support::client::padded_values(Heap);
 }
+
+/// C's `malloc`/`free` in Rust (`malloc_c`/`free_c`): `free_c` writes a
+/// block through the caller's own pointer (C's pointers keep the mapping's
+/// provenance), so Miri checks that path here; blocks of every small size,
+/// freed out of order, then a pointer the heap does not hold.
+#[test]
+fn c_malloc_and_free_through_the_callers_pointers() {
+    use core::ptr::NonNull;
+    let sizes = [1usize, 16, 24, 40, 100, 256, 700, 1024, 3000];
+    let blocks: std::vec::Vec<(NonNull<u8>, usize)> = (0..scaled(3000))
+        .map(|i| {
+            let size = sizes[i % sizes.len()];
+            let p = NonNull::new(Heap::malloc_c(size)).expect("a block");
+            assert_eq!(p.as_ptr().addr() % 16, 0, "aligned as malloc's");
+            // SAFETY: a live block of `size` bytes.
+            unsafe { p.as_ptr().write_bytes(i as u8, size) };
+            (p, size)
+        })
+        .collect();
+    // A misuse would be reported and abort the process (the default).
+    for (i, &(p, size)) in
+        blocks.iter().enumerate().filter(|(i, _)| i % 2 == 1).chain(blocks.iter().enumerate().step_by(2))
+    {
+        // SAFETY: a live block written above, read then freed once.
+        unsafe {
+            assert!(core::slice::from_raw_parts(p.as_ptr(), size).iter().all(|&b| b == i as u8), "block {i} kept");
+            Heap::free_c(p, |_| panic!("a block of the heap taken for foreign memory"));
+        }
+    }
+    static FOREIGN: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    let mut local = 0u64;
+    // SAFETY: memory the heap does not hold: only `foreign` sees it.
+    unsafe {
+        Heap::free_c(NonNull::from(&mut local).cast(), |_| {
+            FOREIGN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    assert_eq!(FOREIGN.load(core::sync::atomic::Ordering::Relaxed), 1, "a stack address is foreign");
+}
