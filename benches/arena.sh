@@ -18,7 +18,7 @@ works="small_objects_10k vec_growth_100k vec_push_100x1k request_1k"
 out=$(mktemp)
 for ((round = 1; round <= rounds; round++)); do
   for work in $works; do
-    for arena in bumpalo memres global; do
+    for arena in bumpalo memres memres-profiled global; do
       echo "$work|$arena|$("$bin" "$work" "$arena" 50)" >>"$out"
     done
   done
@@ -28,11 +28,12 @@ rm -f "$out"
 if $instructions; then
   need_valgrind arena.sh
   echo
-  echo "| workload | instructions, bumpalo | memres | memres / bumpalo |"
-  echo "|---|---:|---:|---:|"
+  echo "| workload | instructions, bumpalo | memres | memres / bumpalo | memres profiled (512 KiB) | profiled / memres |"
+  echo "|---|---:|---:|---:|---:|---:|"
   for work in $works; do
     b=$(instructions_of "$bin" "$work" bumpalo 1)
     m=$(instructions_of "$bin" "$work" memres 1)
-    python3 -c "print(f'| $work | {$b:,} | {$m:,} | {$m / $b:.3f} |')"
+    p=$(instructions_of "$bin" "$work" memres-profiled 1)
+    python3 -c "print(f'| $work | {$b:,} | {$m:,} | {$m / $b:.3f} | {$p:,} | {$p / $m:.4f} |')"
   done
 fi

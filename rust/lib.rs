@@ -91,6 +91,7 @@ mod misuse;
 mod monotonic;
 mod os;
 mod pool;
+pub mod profile;
 mod resource;
 
 pub use allocator_api2::alloc::{AllocError, Allocator, Global};

@@ -9,10 +9,15 @@
 //!   arena lives (the `'buf` lifetime).
 //!
 //! # Invariants
-//! - `start <= cursor <= end`, all three in one *region*: the caller's
-//!   buffer, the data of the `current` chunk (which is in `used`), or the
-//!   empty region (an aligned dangling address, so `cursor` is never null);
-//! - bytes in `[cursor, end)` are not part of any live allocation; live
+//! - `start <= cursor <= end <= region_end`, all in one *region*
+//!   `[start, region_end)`: the caller's buffer, the data of the `current`
+//!   chunk (which is in `used`), or the empty region (an aligned dangling
+//!   address, so `cursor` is never null). `end`, where the fast paths stop,
+//!   is `region_end`, or while the arena samples for the profiler the next
+//!   sample point if that comes first (see `crate::profile`); then
+//!   `sample_beyond` counts the bytes from `end` to the sample point when it
+//!   lies past the region;
+//! - bytes in `[cursor, region_end)` are not part of any live allocation; live
 //!   allocations lie in `[start, cursor)` of the region or in other `used`
 //!   chunks (or the buffer, when it is not the region);
 //! - `used_bytes == retired + (cursor - start)`, where `retired` counts the
@@ -128,7 +133,9 @@ pub struct Checkpoint {
     current: Option<Chunk>,
     start: *mut u8,
     cursor: *mut u8,
-    end: *mut u8,
+    /// The region's end (not where the fast path stopped: a rewind arms
+    /// the sampling anew).
+    region_end: *mut u8,
     retired: usize,
     mark: Mark,
 }
@@ -216,6 +223,14 @@ pub struct Monotonic<'buf, U: MemoryResource = Global> {
     bump: BumpState,
     /// Start of the current region.
     start: Cell<*mut u8>,
+    /// End of the current region (`bump.end` is where the fast paths stop).
+    region_end: Cell<*mut u8>,
+    /// The profiler's interval this arena samples at (0: it does not), as
+    /// seen when it last entered a region.
+    sampling: Cell<usize>,
+    /// While sampling: bytes from `bump.end` to the next sample point, when
+    /// that lies past the current region (else 0).
+    sample_beyond: Cell<usize>,
     /// The chunk holding the current region; `None` for the buffer or the
     /// empty region.
     current: Cell<Option<Chunk>>,
@@ -379,6 +394,9 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         let arena = Monotonic {
             bump: BumpState { cursor: Cell::new(empty_region()), end: Cell::new(empty_region()) },
             start: Cell::new(empty_region()),
+            region_end: Cell::new(empty_region()),
+            sampling: Cell::new(0),
+            sample_beyond: Cell::new(0),
             current: Cell::new(None),
             used: ChunkList::default(),
             spare: ChunkList::default(),
@@ -442,6 +460,13 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     /// instructions with one branch on 64-bit targets.
     #[inline(always)]
     fn try_bump(&self, layout: Layout) -> Option<NonNull<u8>> {
+        self.bump_below(layout, self.bump.end.get().addr())
+    }
+
+    /// Bumps the cursor for `layout` if the block ends at or before `end`
+    /// (`bump.end`, or on the slow path `region_end`).
+    #[inline(always)]
+    fn bump_below(&self, layout: Layout, end: usize) -> Option<NonNull<u8>> {
         let cursor = self.bump.cursor.get();
         let addr = cursor.addr();
         let mask = layout.align() - 1;
@@ -451,12 +476,12 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             // 64-bit target (2^57 at most today), and a `Layout` keeps
             // `size + align - 1 <= isize::MAX`, so the sum stays below 2^64.
             debug_assert!(addr < 1 << 63);
-            aligned + layout.size() <= self.bump.end.get().addr()
+            aligned + layout.size() <= end
         } else {
             // Smaller address spaces can be full to the top: compare what is
             // left instead. `cursor <= end`, so `avail` cannot underflow, and
             // a pad that wrapped around exceeds any region.
-            let avail = self.bump.end.get().addr() - addr;
+            let avail = end - addr;
             let pad = aligned.wrapping_sub(addr);
             layout.size() <= avail && pad <= avail - layout.size()
         };
@@ -479,6 +504,14 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         if layout.size() == 0 {
             return Ok(dangling_for(layout));
         }
+        if self.bump.end.get() != self.region_end.get() {
+            // The fast path stopped at the profiler's sample point: a block
+            // that fits the region crosses it, and is sampled.
+            if let Some(ptr) = self.bump_below(layout, self.region_end.get().addr()) {
+                self.sample(layout.size());
+                return Ok(ptr);
+            }
+        }
         let chunk = match self.spare.take_first(|c| fits(c, layout)) {
             Some(chunk) => chunk,
             None => self.acquire_chunk(layout.size(), layout.align())?,
@@ -490,12 +523,19 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         // The chunk with more room left becomes the current one; on a tie the
         // new one does, so that the block just made can grow in place.
         let room = chunk.data_end().addr() - after.addr();
-        if room >= self.bump.end.get().addr() - self.bump.cursor.get().addr() {
+        if room >= self.region_end.get().addr() - self.bump.cursor.get().addr() {
             self.retire_region();
             self.enter(Some(chunk), chunk.base(), chunk.data_end());
             self.bump.cursor.set(after);
+            if after > self.bump.end.get() {
+                // Past the sample point `enter` armed.
+                self.sample(layout.size());
+            }
         } else {
             self.retired.set(self.retired.get() + (after.addr() - chunk.base().addr()));
+            if self.sampling.get() != 0 {
+                self.count_elsewhere(after.addr() - chunk.base().addr(), layout.size());
+            }
         }
         // SAFETY: `ptr` lies within a chunk's data, whose base is non-null.
         Ok(unsafe { NonNull::new_unchecked(ptr) })
@@ -556,12 +596,74 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         self.retired.set(self.retired.get() + used);
     }
 
-    /// Makes `[start, end)` the current region, empty.
+    /// Makes `[start, end)` the current region, empty, and arms the
+    /// profiler's next sample point in it (see `crate::profile`).
     fn enter(&self, current: Option<Chunk>, start: *mut u8, end: *mut u8) {
+        let left = self.sample_left();
         self.current.set(current);
         self.start.set(start);
         self.bump.cursor.set(start);
-        self.bump.end.set(end);
+        self.region_end.set(end);
+        self.arm(left);
+    }
+
+    /// The bytes to hand out before the next sample, as the arena leaves
+    /// its region (`None`: the profiler is off). Notices the profiler being
+    /// started, stopped, or given a new interval.
+    fn sample_left(&self) -> Option<usize> {
+        let interval = crate::profile::interval();
+        let was = self.sampling.replace(interval);
+        if interval == 0 {
+            return None;
+        }
+        if was != interval {
+            return Some(crate::profile::next_interval(interval));
+        }
+        Some(self.bump.end.get().addr() - self.bump.cursor.get().addr() + self.sample_beyond.get())
+    }
+
+    /// Sets where the fast paths stop in the current region: `left` bytes
+    /// after the cursor when the next sample falls there, else the region's
+    /// end (`None`: not sampling).
+    fn arm(&self, left: Option<usize>) {
+        let (cursor, region_end) = (self.bump.cursor.get(), self.region_end.get());
+        let room = region_end.addr() - cursor.addr();
+        match left {
+            Some(left) if left < room => {
+                // In the region, with its provenance.
+                self.bump.end.set(cursor.wrapping_add(left));
+                self.sample_beyond.set(0);
+            }
+            Some(left) => {
+                self.bump.end.set(region_end);
+                self.sample_beyond.set(left - room);
+            }
+            None => {
+                self.bump.end.set(region_end);
+                self.sample_beyond.set(0);
+            }
+        }
+    }
+
+    /// Records a sampled block of `size` bytes (just handed out, past the
+    /// sample point), and arms the next sample point from the cursor.
+    #[cold]
+    fn sample(&self, size: usize) {
+        let interval = self.sampling.get();
+        crate::profile::record(size, interval, "Monotonic");
+        self.arm(Some(crate::profile::next_interval(interval)));
+    }
+
+    /// While sampling: counts `bytes` handed out outside the current region
+    /// (a block of `size` in a chunk of its own), sampling it if they reach
+    /// the sample point.
+    fn count_elsewhere(&self, bytes: usize, size: usize) {
+        let left = self.bump.end.get().addr() - self.bump.cursor.get().addr() + self.sample_beyond.get();
+        if bytes > left {
+            self.sample(size);
+        } else {
+            self.arm(Some(left - bytes));
+        }
     }
 
     /// Enters the region a fresh cycle starts in: the buffer, else the
@@ -616,7 +718,9 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     }
 
     /// Grows a block; in place when it is the most recent allocation and
-    /// there is room, else by allocate-copy-deallocate.
+    /// there is room, else by allocate-copy-deallocate. (While the profiler
+    /// samples, the room ends at its next sample point: a block that would
+    /// grow past it moves instead, and the new block is the sample.)
     ///
     /// # Safety
     /// As [`Allocator::grow`]: `ptr` was allocated by this arena with `old`,
@@ -799,7 +903,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             current: self.current.get(),
             start: self.start.get(),
             cursor: self.bump.cursor.get(),
-            end: self.bump.end.get(),
+            region_end: self.region_end.get(),
             retired: self.retired.get(),
             mark: self.ledger.mark(),
         }
@@ -871,12 +975,14 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             checkpoint.cursor
         };
         // SAFETY: as above, for the room after the cursor.
-        unsafe { retire(cursor, checkpoint.end.addr() - cursor.addr()) };
+        unsafe { retire(cursor, checkpoint.region_end.addr() - cursor.addr()) };
         self.ledger.forget_since(checkpoint.mark);
+        let left = self.sample_left();
         self.current.set(checkpoint.current);
         self.start.set(checkpoint.start);
         self.bump.cursor.set(cursor);
-        self.bump.end.set(checkpoint.end);
+        self.region_end.set(checkpoint.region_end);
+        self.arm(left);
         self.retired.set(checkpoint.retired);
         Ok(())
     }
@@ -1000,5 +1106,94 @@ unsafe impl<U: MemoryResource> Allocator for &Monotonic<'_, U> {
     unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: forwarded contract.
         unsafe { Monotonic::shrink(self, ptr, old, new) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `start <= cursor <= end <= region_end`, and `end` is the region's
+    /// end when the arena does not sample.
+    fn assert_regions_hold<U: MemoryResource>(arena: &Monotonic<'_, U>) {
+        let (start, cursor) = (arena.start.get().addr(), arena.bump.cursor.get().addr());
+        let (end, region_end) = (arena.bump.end.get().addr(), arena.region_end.get().addr());
+        assert!(
+            start <= cursor && cursor <= end && end <= region_end,
+            "{start:#x} {cursor:#x} {end:#x} {region_end:#x}"
+        );
+        if arena.sampling.get() == 0 {
+            assert_eq!(end, region_end, "not sampling: the fast path may use the whole region");
+        } else if end < region_end {
+            assert_eq!(arena.sample_beyond.get(), 0, "the sample point is in the region");
+        }
+    }
+
+    #[test]
+    fn sampling_keeps_the_region_invariants_through_every_operation() {
+        crate::profile::start(700);
+        let before = crate::profile::samples();
+        let mut buffer = [MaybeUninit::<u8>::uninit(); 2048];
+        let mut arena = Monotonic::with_buffer(&mut buffer);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut last: Option<(NonNull<u8>, Layout)> = None;
+        let mut saved = None;
+        for step in 0..20_000 {
+            match next(100) {
+                0..=59 => {
+                    let size = if next(50) == 0 { 70_000 } else { 1 + next(600) as usize };
+                    let layout = Layout::from_size_align(size, 1 << next(7)).unwrap();
+                    let block = arena.allocate(layout).unwrap();
+                    last = Some((block.cast(), layout));
+                }
+                60..=74 => {
+                    if let Some((ptr, old)) = last {
+                        let new = Layout::from_size_align(old.size() + 1 + next(900) as usize, old.align()).unwrap();
+                        // SAFETY: the newest block, allocated with `old`.
+                        let block = unsafe { arena.grow(ptr, old, new) }.unwrap();
+                        last = Some((block.cast(), new));
+                    }
+                }
+                75..=84 => {
+                    if let Some((ptr, layout)) = last.take() {
+                        // SAFETY: as above, freed once.
+                        unsafe { arena.deallocate(ptr, layout) };
+                    }
+                }
+                85..=92 => {
+                    saved = Some(arena.checkpoint());
+                    last = None;
+                }
+                93..=97 => {
+                    if let Some(checkpoint) = saved.take() {
+                        arena.rewind(checkpoint);
+                        last = None;
+                    }
+                }
+                _ => {
+                    arena.reset();
+                    (last, saved) = (None, None);
+                }
+            }
+            assert_regions_hold(&arena);
+            if step == 10_000 {
+                // About 2 MB handed out by now: thousands of samples (other
+                // tests' arenas may add some).
+                let taken = crate::profile::samples() - before;
+                assert!(taken > 1000, "{taken} samples");
+                // Stopped: noticed at the next region.
+                crate::profile::stop();
+                arena.reset();
+                (last, saved) = (None, None);
+                assert_regions_hold(&arena);
+                assert_eq!(arena.sampling.get(), 0);
+            }
+        }
     }
 }

@@ -5,8 +5,12 @@
 //! interleaved processes, and, with one iteration, what that script gives
 //! callgrind to count instructions.
 //!
+//! `memres-profiled` is memres with the sampling profiler on at its
+//! default interval (`memres::profile::DEFAULT_INTERVAL`), to measure what
+//! sampling costs.
+//!
 //! ```text
-//! arena_workload <workload> <memres|bumpalo|global> [iterations]
+//! arena_workload <workload> <memres|memres-profiled|bumpalo|global> [iterations]
 //! arena_workload vec_push_100x1k memres 200
 //! ```
 
@@ -17,7 +21,7 @@ use memres_workloads as w;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: arena_workload <workload> <memres|bumpalo|global> [iterations]";
+    let usage = "usage: arena_workload <workload> <memres|memres-profiled|bumpalo|global> [iterations]";
     let (Some(name), Some(arena)) = (args.get(1), args.get(2)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -32,11 +36,14 @@ fn main() {
         std::process::exit(2);
     };
     let n = work.n;
+    if arena == "memres-profiled" {
+        memres::profile::start(memres::profile::DEFAULT_INTERVAL);
+    }
     let mut monotonic = memres::Monotonic::new();
     let mut bump = bumpalo::Bump::new();
     let mut once = || -> u64 {
         match arena.as_str() {
-            "memres" => {
+            "memres" | "memres-profiled" => {
                 let h = (work.on_monotonic)(&monotonic, black_box(n));
                 monotonic.reset();
                 h

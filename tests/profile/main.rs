@@ -1,0 +1,122 @@
+//! The sampling profiler (`memres::profile`) over the monotonic arena: two
+//! call sites in known proportions come out in those proportions, large
+//! blocks and grown blocks are sampled too, and with the profiler off the
+//! arena takes no sample and its fast path stops only at its regions' ends.
+//! (Not under Miri: the stack walk reads the binary's unwind tables.)
+
+use core::alloc::Layout;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use memres::{Monotonic, profile};
+
+/// The profiler is process-wide: one test at a time.
+fn exclusive() -> MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    let guard = ONE.lock().unwrap_or_else(PoisonError::into_inner);
+    profile::stop();
+    profile::clear();
+    guard
+}
+
+/// The estimated bytes of the folded lines whose stack names `function`.
+fn bytes_of(folded: &str, function: &str) -> f64 {
+    folded
+        .lines()
+        .filter(|line| line.split(';').any(|frame| frame.contains(function)))
+        .map(|line| line.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum()
+}
+
+#[inline(never)]
+fn parse_headers(arena: &Monotonic, rounds: usize) {
+    for _ in 0..rounds {
+        let block = arena.allocate(Layout::from_size_align(48, 8).unwrap()).unwrap();
+        // SAFETY: a fresh 48-byte block.
+        unsafe { block.cast::<u8>().as_ptr().write_bytes(1, 48) };
+    }
+}
+
+#[inline(never)]
+fn rank_words(arena: &Monotonic, rounds: usize) {
+    for _ in 0..rounds {
+        let block = arena.allocate(Layout::from_size_align(144, 16).unwrap()).unwrap();
+        // SAFETY: a fresh 144-byte block.
+        unsafe { block.cast::<u8>().as_ptr().write_bytes(2, 144) };
+    }
+}
+
+#[test]
+fn two_call_sites_hold_their_proportions() {
+    let _one = exclusive();
+    profile::start(4096);
+    let mut arena = Monotonic::new();
+    // Per round, parse_headers 6000 blocks of 48 bytes (288 KB) and
+    // rank_words 1000 of 144 (144 KB): a 2:1 split of the bytes.
+    for _ in 0..20 {
+        parse_headers(&arena, 3000);
+        rank_words(&arena, 1000);
+        parse_headers(&arena, 3000);
+        arena.reset();
+    }
+    profile::stop();
+    let folded = profile::folded();
+    let (a, b) = (bytes_of(&folded, "parse_headers"), bytes_of(&folded, "rank_words"));
+    let (true_a, true_b) = (20.0 * 6000.0 * 48.0, 20.0 * 1000.0 * 144.0);
+    // About 8.6 MB at one sample per 4 KiB: 2100 samples, so each estimate
+    // is within a few percent; 10% is several standard errors.
+    let share = a / (a + b);
+    let expected = true_a / (true_a + true_b);
+    assert!((share - expected).abs() < 0.1 * expected, "parse_headers' share {share:.3}, expected {expected:.3}");
+    assert!((a + b - (true_a + true_b)).abs() < 0.1 * (true_a + true_b), "estimate {} of {}", a + b, true_a + true_b);
+    assert!(folded.lines().all(|l| l.starts_with("Monotonic;")), "every stack starts with its resource");
+    assert!(!folded.contains("memres::profile::"), "the profiler's own frames are left out:\n{folded}");
+}
+
+#[test]
+fn blocks_in_chunks_of_their_own_and_grown_blocks_are_sampled() {
+    let _one = exclusive();
+    profile::start(64 << 10);
+    let arena = Monotonic::new();
+    // Blocks larger than any geometric chunk get chunks of their own.
+    for _ in 0..64 {
+        let _ = arena.allocate(Layout::from_size_align(1 << 20, 8).unwrap()).unwrap();
+    }
+    let big = bytes_of(&profile::folded(), "blocks_in_chunks_of_their_own");
+    // Each 1 MiB block holds a sample point but with chance e^-16, and
+    // stands for its size (over that chance).
+    assert!((big - 64.0 * (1 << 20) as f64).abs() < 64.0, "each 1 MiB block is a sample: {big}");
+    profile::clear();
+    // A Vec that doubles in place (the newest block grows).
+    let mut v: allocator_api2::vec::Vec<u64, &Monotonic> = allocator_api2::vec::Vec::new_in(&arena);
+    for i in 0..(1u64 << 20) {
+        v.push(i);
+    }
+    profile::stop();
+    let grown = bytes_of(&profile::folded(), "blocks_in_chunks_of_their_own");
+    assert!(grown > 0.0, "growing in place crossed sample points");
+}
+
+#[test]
+fn off_means_no_samples_and_a_later_start_is_noticed() {
+    let _one = exclusive();
+    let mut arena = Monotonic::with_capacity(1 << 20);
+    for _ in 0..10_000 {
+        let _ = arena.allocate(Layout::new::<[u8; 64]>()).unwrap();
+    }
+    arena.reset();
+    assert_eq!(profile::folded(), "", "no sample while off");
+    // Started later: the arena notices at its next region (here, the reset).
+    profile::start(1024);
+    for _ in 0..2 {
+        let _ = arena.allocate(Layout::new::<[u8; 64]>()).unwrap();
+    }
+    arena.reset();
+    for _ in 0..10_000 {
+        let _ = arena.allocate(Layout::new::<[u8; 64]>()).unwrap();
+    }
+    profile::stop();
+    let samples: f64 = profile::folded().lines().map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap()).sum();
+    // 640 KB at one sample per KiB: about 625 samples, each standing for
+    // about 1 KiB.
+    assert!((samples - 640_000.0).abs() < 0.15 * 640_000.0, "estimate {samples} of 640000");
+}
