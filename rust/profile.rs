@@ -205,11 +205,21 @@ fn weight(size: usize, interval: usize) -> f64 {
 /// Whether a frame named `name` is the profiler's or the sampling path's
 /// (or the stack walker's), to be left out of a sample.
 fn is_internal(name: &str) -> bool {
-    name.starts_with("backtrace::")
-        || name.starts_with("memres::profile::")
-        || name.starts_with("memres::monotonic::")
-        || name.starts_with("<memres::monotonic::")
-        || name.starts_with("<&memres::monotonic::")
+    const OURS: [&str; 10] = [
+        "backtrace::",
+        "memres::profile::",
+        // Rust's arena and its `Allocator` impls.
+        "memres::monotonic::",
+        "<memres::monotonic::",
+        "<&memres::monotonic::",
+        // The C++ classes' slow paths into the core, and the bridge.
+        "memres::monotonic_buffer_resource::",
+        "memres::synchronized_monotonic_buffer_resource::",
+        "memres::detail::",
+        "memres$",
+        "memres_cxx::",
+    ];
+    OURS.iter().any(|prefix| name.starts_with(prefix))
 }
 
 #[cfg(test)]

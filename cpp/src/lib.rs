@@ -227,6 +227,16 @@ mod ffi {
         fn heap_limits(soft: &mut usize, hard: &mut usize);
     }
 
+    // The sampling profiler (`memres::profile`), for C++'s
+    // `memres::profile_*` functions.
+    extern "Rust" {
+        fn profile_start(interval: usize);
+        fn profile_stop();
+        fn profile_clear();
+        fn profile_samples() -> usize;
+        fn profile_folded() -> String;
+    }
+
     extern "Rust" {
         type ViewTarget;
 
@@ -812,6 +822,26 @@ fn heap_stats() -> ffi::HeapStats {
         mapped: s.mapped,
         retained: s.retained,
     }
+}
+
+fn profile_start(interval: usize) {
+    memres::profile::start(interval);
+}
+
+fn profile_stop() {
+    memres::profile::stop();
+}
+
+fn profile_clear() {
+    memres::profile::clear();
+}
+
+fn profile_samples() -> usize {
+    memres::profile::samples()
+}
+
+fn profile_folded() -> String {
+    memres::profile::folded()
 }
 
 /// `memres::Heap::report()` as JSON, for C++'s `memres::heap_stats_json()`.

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -568,6 +569,19 @@ heap_stats get_heap_stats() noexcept {
 }
 
 std::string heap_stats_json() { return std::string(ffi::heap_report_json()); }
+
+void profile_start(std::size_t interval) { ffi::profile_start(interval); }
+void profile_stop() { ffi::profile_stop(); }
+void profile_clear() { ffi::profile_clear(); }
+std::size_t profile_samples() { return ffi::profile_samples(); }
+std::string profile_folded() { return std::string(ffi::profile_folded()); }
+
+bool profile_dump(const std::string& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << profile_folded();
+  out.close();
+  return static_cast<bool>(out);
+}
 
 std::vector<heap_class_stats> get_heap_class_stats() {
   std::vector<ffi::HeapClassStats> raw(ffi::heap_class_stats({}));  // first call: how many

@@ -961,6 +961,25 @@ std::vector<heap_class_stats> get_heap_class_stats();
 /// "live":...,"active":...},...]}; size 0 is the medium and large blocks.
 std::string heap_stats_json();
 
+/// The sampling allocation profiler (Rust: memres::profile). Samples
+/// allocations as a Poisson process over the bytes handed out, one sample
+/// per `interval` bytes on average (512 KiB by default; 0 stops), each
+/// weighted by the bytes it stands for, with its call stack. The monotonic
+/// arenas sample, from C++ and Rust alike (they share one core); an arena
+/// notices a start or stop when it next takes a chunk, resets or rewinds.
+/// With the profiler off the arenas' fast paths cost nothing more.
+void profile_start(std::size_t interval = 512 * 1024);
+void profile_stop();
+/// Drops the samples taken so far.
+void profile_clear();
+/// The samples taken since the last profile_clear().
+std::size_t profile_samples();
+/// The profile in folded form, a line per stack, "resource;outer;...;inner
+/// bytes" (flame-graph tools read it), names demangled, heaviest first.
+std::string profile_folded();
+/// Writes profile_folded() to `path`; false if the file could not be written.
+bool profile_dump(const std::string& path);
+
 /// The heap's memory limits on its resident bytes; 0 is no limit. Past
 /// `soft` the heap purges free memory first; past `hard` allocations throw
 /// std::bad_alloc. Also set by MEMRES_HEAP_SOFT_LIMIT / MEMRES_HEAP_LIMIT

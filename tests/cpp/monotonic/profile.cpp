@@ -1,0 +1,66 @@
+// The sampling profiler from C++: allocations of monotonic_buffer_resource
+// from two call sites come out in their proportions, with the C++ function
+// names (demangled) in the stacks.
+#include <memres/memres.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+
+#include "../check.hpp"
+
+namespace {
+
+// Bytes of the folded lines whose stack names `function`.
+double bytes_of(const std::string& folded, const std::string& function) {
+  std::istringstream lines(folded);
+  double total = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const auto space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    if (line.substr(0, space).find(function) != std::string::npos) total += std::atof(line.c_str() + space + 1);
+  }
+  return total;
+}
+
+__attribute__((noinline)) void tokenize_request(std::pmr::memory_resource& r, int rounds) {
+  for (int i = 0; i < rounds; ++i) static_cast<char*>(r.allocate(40, 8))[0] = 1;
+}
+
+__attribute__((noinline)) void build_response(std::pmr::memory_resource& r, int rounds) {
+  for (int i = 0; i < rounds; ++i) static_cast<char*>(r.allocate(200, 16))[0] = 2;
+}
+
+}  // namespace
+
+TEST(profile_two_cpp_call_sites_hold_their_proportions) {
+  memres::profile_stop();
+  memres::profile_clear();
+  memres::profile_start(4096);
+  memres::monotonic_buffer_resource r;
+  for (int round = 0; round < 20; ++round) {
+    tokenize_request(r, 5000);  // 200 KB
+    build_response(r, 500);     // 100 KB
+    r.release();
+  }
+  memres::profile_stop();
+  const std::string folded = memres::profile_folded();
+  const double a = bytes_of(folded, "tokenize_request"), b = bytes_of(folded, "build_response");
+  const double true_a = 20.0 * 5000 * 40, true_b = 20.0 * 500 * 200;
+  // 6 MB at one sample per 4 KiB: about 1500 samples; 10% is several
+  // standard errors.
+  CHECK(std::fabs(a / (a + b) - 2.0 / 3.0) < 0.1 * 2.0 / 3.0);
+  CHECK(std::fabs(a + b - (true_a + true_b)) < 0.1 * (true_a + true_b));
+  CHECK(memres::profile_samples() > 500);
+  CHECK(folded.rfind("Monotonic;", 0) == 0);
+  // C++ names demangled (a function of an unnamed namespace is named
+  // from the debug information, without its parameters), and the stack
+  // starts at the caller of the arena: no frame of memres's own.
+  CHECK(folded.find(";tokenize_request;std::pmr::memory_resource::allocate(unsigned long, unsigned long) ") !=
+        std::string::npos);
+  CHECK(folded.find("monotonic_buffer_resource::do_allocate") == std::string::npos);
+  CHECK(folded.find("cxxbridge") == std::string::npos);
+  memres::profile_clear();
+  CHECK(memres::profile_folded().empty());
+}
