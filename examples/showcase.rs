@@ -94,8 +94,9 @@ fn main() {
     {
         let texts: Vec<String> = (0..8).map(|seed| mixed::request_text(seed, 5_000)).collect();
         let mut arena = Monotonic::new();
+        let mut profiled = Monotonic::new();
         let mut bump = bumpalo::Bump::new();
-        let (mut i, mut j, mut k) = (0, 0, 0);
+        let (mut i, mut j, mut k, mut m) = (0, 0, 0, 0);
         let mut peers = [
             Peer {
                 name: "memres Monotonic, both (reset)",
@@ -106,6 +107,24 @@ fn main() {
                     let (h, _) = unsafe { mixed::serve(&arena, CxxSide::In(view.as_ptr()), &texts[i % 8], 10) };
                     drop(view);
                     arena.reset();
+                    h
+                }),
+                held: None,
+            },
+            Peer {
+                // The same with the sampling profiler on at its default
+                // interval: on only while this peer runs (an arena notices
+                // at its reset, so the others never sample).
+                name: "memres, profiled (512 KiB)",
+                run: Box::new(|| {
+                    m += 1;
+                    memres::profile::start(memres::profile::DEFAULT_INTERVAL);
+                    let view = CxxView::of(&profiled);
+                    // SAFETY: as above.
+                    let (h, _) = unsafe { mixed::serve(&profiled, CxxSide::In(view.as_ptr()), &texts[m % 8], 10) };
+                    drop(view);
+                    profiled.reset();
+                    memres::profile::stop();
                     h
                 }),
                 held: None,
@@ -141,6 +160,8 @@ fn main() {
             },
         ];
         row("Mixed request (Rust + C++)", &mut peers, "bumpalo + std_monotonic", budget);
+        drop(peers);
+        profile_mixed_request(&texts);
     }
 
     // Rust: arena-backed collections; arenas are reset between iterations,
@@ -201,4 +222,54 @@ fn main() {
     let s = arena.stats();
     println!("Rust request arena, upstream calls per request over 5 requests: {calls:?}");
     println!("(held after warm-up: {} KiB in {} chunks; reset() keeps them)", s.held / 1024, s.chunks);
+}
+
+/// Profiles the mixed request (one arena, Rust and C++ frames in one
+/// profile) and writes its folded stacks and flame graph under
+/// `target/showcase/`; prints where the bytes came from.
+fn profile_mixed_request(texts: &[String]) {
+    memres::profile::clear();
+    memres::profile::start(16 << 10);
+    let mut arena = Monotonic::new();
+    // The arena samples from its first region on (made after the start).
+    for text in texts.iter().cycle().take(200) {
+        let view = CxxView::of(&arena);
+        // SAFETY: the view lives to the end of the call, on this thread.
+        black_box(unsafe { mixed::serve(&arena, CxxSide::In(view.as_ptr()), text, 10) });
+        drop(view);
+        arena.reset();
+    }
+    memres::profile::stop();
+    let folded = memres::profile::folded();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/showcase");
+    let written =
+        std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join("mixed-request.folded"), &folded));
+    let svg = dir.join("mixed-request.svg");
+    let mut options = inferno::flamegraph::Options::default();
+    options.title = "memres showcase: the mixed request's arena, by call stack (sampled bytes)".to_owned();
+    options.count_name = "bytes".to_owned();
+    let drawn = written.and_then(|()| {
+        let out = std::io::BufWriter::new(std::fs::File::create(&svg)?);
+        inferno::flamegraph::from_lines(&mut options, folded.lines(), out)
+    });
+    // The two languages' shares: stacks through C++'s ranking or not.
+    let (mut cxx, mut all) = (0u64, 0u64);
+    for line in folded.lines() {
+        let bytes: u64 = line.rsplit_once(' ').and_then(|(_, b)| b.parse().ok()).unwrap_or(0);
+        all += bytes;
+        if line.contains("rank") && line.contains("std::pmr") {
+            cxx += bytes;
+        }
+    }
+    println!(
+        "\nProfile of the mixed request (sampled every 16 KiB on average, {} samples): about {:.0}% of the arena's bytes \
+         come from C++'s ranking through std::pmr, the rest from Rust",
+        memres::profile::samples(),
+        100.0 * cxx as f64 / all.max(1) as f64
+    );
+    match drawn {
+        Ok(()) => println!("flame graph: {} (folded stacks beside it)", svg.display()),
+        Err(e) => println!("flame graph not written: {e}"),
+    }
+    memres::profile::clear();
 }

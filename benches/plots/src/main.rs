@@ -5,6 +5,8 @@
 //!              (--values COL,COL,... | --series COL --value COL)
 //!              [--title TEXT] --out FILE.svg
 //! memres-plots lines FILE.csv [--title TEXT] --out FILE.svg
+//! memres-plots flame FILE.folded [--title TEXT] --out FILE.svg
+//! memres-plots top FILE.folded [--n N]
 //! ```
 //!
 //! `bars` reads the `N`th table (from 1) of the section of a markdown file
@@ -16,8 +18,14 @@
 //!
 //! `lines` reads `series,seconds,mib` lines (with that header) and draws
 //! one line per series: resident memory over time.
+//!
+//! `flame` and `top` read the folded stacks of memres's profiler
+//! (`memres::profile::dump_folded`, C++'s `memres::profile_dump`): a flame
+//! graph (inferno), and a table of the N functions (default 20) with the
+//! most bytes allocated under them.
 
 mod chart;
+mod profile;
 mod table;
 
 use std::process::ExitCode;
@@ -34,7 +42,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
-    let (command, rest) = args.split_first().ok_or("expected `bars` or `lines` (see the crate's doc)")?;
+    let (command, rest) = args.split_first().ok_or("expected bars, lines, flame or top (see the crate's doc)")?;
     let opts = Options::parse(rest)?;
     match command.as_str() {
         "bars" => {
@@ -53,7 +61,15 @@ fn run(args: &[String]) -> Result<(), String> {
             let series = table::samples(&read(&opts.input)?)?;
             chart::lines(&series, opts.get("title").unwrap_or("resident memory"), opts.need("out")?)
         }
-        other => Err(format!("unknown command {other:?}: expected `bars` or `lines`")),
+        "flame" => {
+            let title = opts.get("title").unwrap_or("allocations (bytes)");
+            profile::flame(&read(&opts.input)?, title, opts.need("out")?)
+        }
+        "top" => {
+            print!("{}", profile::top(&read(&opts.input)?, opts.number("n", 20)?)?);
+            Ok(())
+        }
+        other => Err(format!("unknown command {other:?}: expected bars, lines, flame or top")),
     }
 }
 
