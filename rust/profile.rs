@@ -51,8 +51,8 @@ struct Sample {
     stack: Vec<usize>,
     /// The bytes this sample stands for (see the module doc).
     weight: f64,
-    /// The kind of resource that served it.
-    resource: &'static str,
+    /// The resource that served it: its name and kind, or its kind.
+    resource: String,
 }
 
 /// Starts sampling with a mean interval of `interval` bytes (0 stops it);
@@ -88,7 +88,9 @@ pub fn clear() {
 }
 
 /// The profile so far in folded form: one line per distinct stack,
-/// `resource;outermost;...;innermost bytes`, the bytes being the estimate
+/// `resource;outermost;...;innermost bytes` (the resource is the arena's
+/// name and kind, `request-arena (Monotonic)`, or its kind, `Monotonic`,
+/// when it has no name), the bytes being the estimate
 /// of what that stack allocated, rounded; frames are function names
 /// (Rust's demangled; C++'s as the symbol table has them), or addresses
 /// where no name is known. Heaviest stacks first.
@@ -104,7 +106,7 @@ pub fn folded() -> String {
         // The innermost frames are the stack walk's, the profiler's and the
         // sampling resource's own: the stack starts at its caller.
         let outer = frames.iter().position(|name| !is_internal(name)).unwrap_or(frames.len());
-        let mut line = String::from(sample.resource);
+        let mut line = sample.resource.clone();
         for name in frames[outer..].iter().rev() {
             line.push(';');
             line.push_str(name);
@@ -178,7 +180,7 @@ pub(crate) fn next_interval(interval: usize) -> usize {
 /// sampling at `interval` bytes, with the caller's stack.
 #[cold]
 #[inline(never)]
-pub(crate) fn record(size: usize, interval: usize, resource: &'static str) {
+pub(crate) fn record(size: usize, interval: usize, resource: String) {
     let mut stack = Vec::with_capacity(MAX_FRAMES);
     // Addresses only: names are looked up when the profile is written (the
     // profiler's own frames are dropped then).

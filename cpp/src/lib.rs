@@ -176,6 +176,8 @@ mod ffi {
         fn stats_json(self: &MonotonicCore) -> String;
         fn set_budget(self: &MonotonicCore, bytes: usize);
         fn budget(self: &MonotonicCore) -> usize;
+        fn set_name(self: &MonotonicCore, name: &str);
+        fn name(self: &MonotonicCore) -> String;
 
         type MonotonicCheckpoint;
         fn checkpoint(self: &MonotonicCore) -> Box<MonotonicCheckpoint>;
@@ -502,6 +504,14 @@ impl MonotonicCore {
 
     fn budget(&self) -> usize {
         self.0.get().budget().unwrap_or(usize::MAX)
+    }
+
+    fn set_name(&self, name: &str) {
+        self.0.get().set_name(name);
+    }
+
+    fn name(&self) -> String {
+        self.0.get().name().map_or_else(String::new, |n| n.to_string())
     }
 
     fn checkpoint(&self) -> Box<MonotonicCheckpoint> {

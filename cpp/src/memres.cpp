@@ -349,6 +349,10 @@ std::string monotonic_stats_json(const monotonic_core* core) { return std::strin
 
 void monotonic_set_budget(monotonic_core* core, std::size_t bytes) noexcept { core_of(core)->set_budget(bytes); }
 std::size_t monotonic_budget(const monotonic_core* core) noexcept { return core_of(core)->budget(); }
+void monotonic_set_name(monotonic_core* core, std::string_view name) {
+  core_of(core)->set_name(rust::Str(name.data(), name.size()));
+}
+std::string monotonic_name(const monotonic_core* core) { return std::string(core_of(core)->name()); }
 
 namespace {
 ffi::ViewTarget* target_of(view_target* target) { return reinterpret_cast<ffi::ViewTarget*>(target); }

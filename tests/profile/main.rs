@@ -120,3 +120,30 @@ fn off_means_no_samples_and_a_later_start_is_noticed() {
     // about 1 KiB.
     assert!((samples - 640_000.0).abs() < 0.15 * 640_000.0, "estimate {samples} of 640000");
 }
+
+#[test]
+fn a_profile_is_cut_by_the_arenas_names() {
+    let _one = exclusive();
+    profile::start(4096);
+    let mut requests = Monotonic::new().named("request-arena");
+    let mut cache = Monotonic::new();
+    cache.set_name("cache;lru");
+    assert_eq!(cache.name().as_deref(), Some("cache:lru"), "`;` separates frames: it becomes `:`");
+    for _ in 0..10 {
+        parse_headers(&requests, 6000); // 288 KB
+        parse_headers(&cache, 2000); // 96 KB
+        requests.reset();
+        cache.reset();
+    }
+    profile::stop();
+    let folded = profile::folded();
+    let of = |resource: &str| -> f64 {
+        folded
+            .lines()
+            .filter(|l| l.starts_with(resource))
+            .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+            .sum()
+    };
+    let (r, c) = (of("request-arena (Monotonic);"), of("cache:lru (Monotonic);"));
+    assert!((r / (r + c) - 0.75).abs() < 0.075, "the request arena's share {:.3}", r / (r + c));
+}

@@ -22,6 +22,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -134,6 +135,9 @@ monotonic_stats monotonic_get_stats(const monotonic_core* core) noexcept;
 std::string monotonic_stats_json(const monotonic_core* core);
 void monotonic_set_budget(monotonic_core* core, std::size_t bytes) noexcept;
 std::size_t monotonic_budget(const monotonic_core* core) noexcept;
+// The name the profiler gives the arena's samples ("" for none).
+void monotonic_set_name(monotonic_core* core, std::string_view name);
+std::string monotonic_name(const monotonic_core* core);
 struct monotonic_mark;  // the Rust memres::Checkpoint; opaque here
 monotonic_mark* monotonic_mark_create(const monotonic_core* core);
 void monotonic_mark_destroy(monotonic_mark* mark) noexcept;
@@ -556,6 +560,12 @@ class monotonic_buffer_resource : public std::pmr::memory_resource {
   /// Caps the bytes held from upstream; SIZE_MAX (the default) means no cap.
   void set_budget(std::size_t bytes) noexcept { detail::monotonic_set_budget(core_, bytes); }
   std::size_t budget() const noexcept { return detail::monotonic_budget(core_); }
+  /// Beyond std: names the resource for the profiler (memres::profile_start):
+  /// its samples' stacks start with "name (Monotonic)", so a profile can be
+  /// cut by resource. A ';' in the name becomes ':'.
+  void set_name(std::string_view name) { detail::monotonic_set_name(core_, name); }
+  /// The name set by set_name(), or "".
+  std::string name() const { return detail::monotonic_name(core_); }
   monotonic_stats stats() const noexcept { return detail::monotonic_get_stats(core_); }
   /// Beyond std: stats() as one JSON object, for a monitoring system:
   /// {"used":...,"held":...,"chunks":...,"upstream_allocs":...,"upstream_frees":...}.

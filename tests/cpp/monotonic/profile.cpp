@@ -64,3 +64,28 @@ TEST(profile_two_cpp_call_sites_hold_their_proportions) {
   memres::profile_clear();
   CHECK(memres::profile_folded().empty());
 }
+
+TEST(profile_cut_by_named_resource) {
+  memres::profile_stop();
+  memres::profile_clear();
+  memres::profile_start(4096);
+  memres::monotonic_buffer_resource requests, cache;
+  requests.set_name("request-arena");
+  CHECK(requests.name() == "request-arena");
+  CHECK(cache.name().empty());
+  for (int round = 0; round < 10; ++round) {
+    tokenize_request(requests, 7500);  // 300 KB
+    tokenize_request(cache, 2500);     // 100 KB
+    requests.release();
+    cache.release();
+  }
+  memres::profile_stop();
+  const std::string folded = memres::profile_folded();
+  const double named = bytes_of(folded, "request-arena (Monotonic);");
+  double all = 0;
+  std::istringstream lines(folded);
+  for (std::string line; std::getline(lines, line);) all += std::atof(line.c_str() + line.rfind(' ') + 1);
+  CHECK(std::fabs(named / all - 0.75) < 0.075);
+  CHECK(folded.find("\nMonotonic;") != std::string::npos || folded.rfind("Monotonic;", 0) == 0);
+  memres::profile_clear();
+}
