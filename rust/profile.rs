@@ -58,7 +58,7 @@ struct Sample {
 /// Starts sampling with a mean interval of `interval` bytes (0 stops it);
 /// [`DEFAULT_INTERVAL`] is 512 KiB. Samples taken before are kept.
 ///
-/// ```
+/// ```standalone_crate
 /// use core::alloc::Layout;
 /// memres::profile::start(4096);
 /// let arena = memres::Monotonic::new();
