@@ -72,6 +72,37 @@ pub fn start(interval: usize) {
     INTERVAL.store(interval, Ordering::Relaxed);
 }
 
+/// Profiles until the returned guard is dropped: samples at `interval`
+/// bytes from now, then goes back to the interval in force before (off,
+/// usually). Guards nest.
+///
+/// ```standalone_crate
+/// let arena = memres::Monotonic::new();
+/// {
+///     let _profiling = memres::profile::scope(1024);
+///     assert_eq!(memres::profile::interval(), 1024);
+///     let _ = arena.allocate(core::alloc::Layout::new::<[u8; 64]>());
+/// }
+/// assert_eq!(memres::profile::interval(), 0);
+/// ```
+pub fn scope(interval: usize) -> Scope {
+    Scope { previous: INTERVAL.swap(interval, Ordering::Relaxed) }
+}
+
+/// The guard of [`scope`]: restores the sampling interval in force before
+/// it when dropped.
+#[must_use = "profiling stops when the guard is dropped"]
+#[derive(Debug)]
+pub struct Scope {
+    previous: usize,
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        INTERVAL.store(self.previous, Ordering::Relaxed);
+    }
+}
+
 /// Stops sampling (the samples are kept for [`folded`]).
 pub fn stop() {
     INTERVAL.store(0, Ordering::Relaxed);
