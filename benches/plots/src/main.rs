@@ -7,6 +7,7 @@
 //! memres-plots lines FILE.csv [--title TEXT] --out FILE.svg
 //! memres-plots flame FILE.folded [--title TEXT] --out FILE.svg
 //! memres-plots top FILE.folded [--n N]
+//! memres-plots pprof FILE.folded --out FILE.pb
 //! ```
 //!
 //! `bars` reads the `N`th table (from 1) of the section of a markdown file
@@ -22,9 +23,11 @@
 //! `flame` and `top` read the folded stacks of memres's profiler
 //! (`memres::profile::dump_folded`, C++'s `memres::profile_dump`): a flame
 //! graph (inferno), and a table of the N functions (default 20) with the
-//! most bytes allocated under them.
+//! most bytes allocated under them. `pprof` writes them as a pprof profile
+//! (`go tool pprof -top FILE.pb`, `pprof -http=: FILE.pb`).
 
 mod chart;
+mod pprof;
 mod profile;
 mod table;
 
@@ -42,7 +45,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
-    let (command, rest) = args.split_first().ok_or("expected bars, lines, flame or top (see the crate's doc)")?;
+    let (command, rest) =
+        args.split_first().ok_or("expected bars, lines, flame, top or pprof (see the crate's doc)")?;
     let opts = Options::parse(rest)?;
     match command.as_str() {
         "bars" => {
@@ -69,7 +73,8 @@ fn run(args: &[String]) -> Result<(), String> {
             print!("{}", profile::top(&read(&opts.input)?, opts.number("n", 20)?)?);
             Ok(())
         }
-        other => Err(format!("unknown command {other:?}: expected bars, lines, flame or top")),
+        "pprof" => pprof::write(&read(&opts.input)?, opts.need("out")?),
+        other => Err(format!("unknown command {other:?}: expected bars, lines, flame, top or pprof")),
     }
 }
 
