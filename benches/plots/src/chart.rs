@@ -14,6 +14,25 @@ fn err(e: impl std::fmt::Debug) -> String {
     format!("drawing failed: {e:?}")
 }
 
+/// Draws the series' names and swatches in a box at `position`.
+fn legend<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged,
+    Y: Ranged,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(err)
+}
+
 /// One group of horizontal bars per row, one bar per series, on a
 /// logarithmic axis: each bar starts at 1.0 (parity) and reaches its value,
 /// left when faster or smaller, right when slower or larger (so 0.5x and
@@ -73,13 +92,7 @@ pub fn bars(groups: &Groups, title: &str, out: &str) -> Result<(), String> {
             .map_err(err)?;
     }
     chart.draw_series(LineSeries::new([(1.0, 0.0), (1.0, n as f64)], BLACK.stroke_width(1))).map_err(err)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     // The group names, right-aligned beside the axis.
     let style = TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
     for (i, (group, _)) in groups.groups.iter().enumerate() {
@@ -112,13 +125,7 @@ pub fn lines(series: &[Series], title: &str, out: &str) -> Result<(), String> {
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(err)
 }
 
