@@ -17,7 +17,10 @@
 //! fast path, and with sampling off the fast paths are the same
 //! instructions as without a profiler. An arena notices [`start`] and
 //! [`stop`] when it next enters a region (a new chunk, a reset, a rewind).
-//! The heap and the pools do not sample yet.
+//! [`SyncMonotonic`](crate::SyncMonotonic) carves its threads' regions from
+//! a `Monotonic`, so there a region is sampled as one block, charged to the
+//! allocation that made its thread take it. The heap and the pools do not
+//! sample yet (see ARCHITECTURE.md, "The profiler's sample points").
 //!
 //! # Invariants
 //! - `INTERVAL` is the mean interval in bytes, 0 when off.
