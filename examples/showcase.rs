@@ -257,7 +257,8 @@ fn profile_mixed_request(texts: &[String]) {
     for line in folded.lines() {
         let bytes: u64 = line.rsplit_once(' ').and_then(|(_, b)| b.parse().ok()).unwrap_or(0);
         all += bytes;
-        if line.contains("rank") && line.contains("std::pmr") {
+        // (`std::pmr`, or `std::__1::pmr` with libc++.)
+        if line.contains("rank") && line.contains("pmr::") {
             cxx += bytes;
         }
     }

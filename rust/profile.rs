@@ -24,9 +24,10 @@
 //!
 //! # Invariants
 //! - `INTERVAL` is the mean interval in bytes, 0 when off.
-//! - A sample's stack holds the return addresses of the frames above the
-//!   profiler's own (the innermost first), as `backtrace` walks them;
-//!   addresses are resolved to names only when the profile is written.
+//! - A sample's stack holds the return addresses `backtrace` walks, the
+//!   innermost first (the walker's, the profiler's and the resource's own
+//!   frames included); they are resolved to names, and those frames
+//!   dropped, only when the profile is written ([`folded`]).
 //! - Samples are kept, under `SAMPLES`' lock, until [`clear`] (not at
 //!   [`stop`]: a stopped profile can still be written).
 
@@ -126,8 +127,8 @@ pub fn clear() {
 /// name and kind, `request-arena (Monotonic)`, or its kind, `Monotonic`,
 /// when it has no name), the bytes being the estimate
 /// of what that stack allocated, rounded; frames are function names
-/// (Rust's demangled; C++'s as the symbol table has them), or addresses
-/// where no name is known. Heaviest stacks first.
+/// (Rust's and C++'s demangled), or addresses where no name is known.
+/// Heaviest stacks first.
 pub fn folded() -> String {
     let samples = SAMPLES.lock().unwrap_or_else(PoisonError::into_inner).clone();
     let mut names: HashMap<usize, String> = HashMap::new();
@@ -188,8 +189,8 @@ fn frame_name(ip: usize) -> String {
 /// Draws the bytes until the next sample: exponential with mean
 /// `interval` (at least 1).
 pub(crate) fn next_interval(interval: usize) -> usize {
-    // A per-thread xorshift generator, seeded from the thread's stack
-    // address and the clock; a uniform draw in (0, 1].
+    // A per-thread xorshift generator, seeded from the address of the
+    // thread's state and the clock; a uniform draw in (0, 1].
     std::thread_local! {
         static STATE: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
     }

@@ -623,7 +623,13 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         if was != interval {
             return Some(crate::profile::next_interval(interval));
         }
-        Some(self.bump.end.get().addr() - self.bump.cursor.get().addr() + self.sample_beyond.get())
+        Some(self.sample_countdown())
+    }
+
+    /// While sampling: the bytes the arena may still hand out before the
+    /// next sample point.
+    fn sample_countdown(&self) -> usize {
+        self.bump.end.get().addr() - self.bump.cursor.get().addr() + self.sample_beyond.get()
     }
 
     /// Sets where the fast paths stop in the current region: `left` bytes
@@ -666,7 +672,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     /// (a block of `size` in a chunk of its own), sampling it if they reach
     /// the sample point.
     fn count_elsewhere(&self, bytes: usize, size: usize) {
-        let left = self.bump.end.get().addr() - self.bump.cursor.get().addr() + self.sample_beyond.get();
+        let left = self.sample_countdown();
         if bytes > left {
             self.sample(size);
         } else {
