@@ -5,6 +5,7 @@
     python3 benches/mimalloc_bench.py --test      # each program once on memres, no timing
     MIMALLOC_BENCH_THREADS=8 python3 benches/mimalloc_bench.py --only larsonN,xmalloc-testN
     python3 benches/mimalloc_bench.py --also before=/tmp/old/libmemres_malloc.so   # a change, same run
+    python3 benches/mimalloc_bench.py --real [--rounds 5]   # sort -n, g++ -O2, python3 instead
 
 mimalloc-bench (https://github.com/daanx/mimalloc-bench) is the field's
 standard suite of allocator benchmarks. Nothing of it is in this repository:
@@ -139,41 +140,175 @@ int main(int argc, char **argv) {
   }
   int status; struct rusage ru;
   if (wait4(pid, &status, 0, &ru) < 0) return 126;
-  fprintf(stderr, "launcher maxrss %ld\n", ru.ru_maxrss);
+  fprintf(stderr, "launcher maxrss %ld minflt %ld\n", ru.ru_maxrss, ru.ru_minflt);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 """
 
 
-def build_programs(build, names):
-    out = build / "out"
+LAUNCHER_BIN = None
+
+
+def build_launcher(build):
+    global LAUNCHER_BIN
+    build.mkdir(parents=True, exist_ok=True)
     (build / "launcher.c").write_text(LAUNCHER)
     sh(["cc", "-O2", "-o", str(build / "launcher"), str(build / "launcher.c")])
+    LAUNCHER_BIN = build / "launcher"
+
+
+def build_programs(build, names):
+    out = build / "out"
+    build_launcher(build)
     sh(["cmake", "-S", str(build / "bench"), "-B", str(out), "-DCMAKE_BUILD_TYPE=Release", "-Wno-dev"])
     targets = sorted({PROGRAMS[n][0] for n in names})
     sh(["cmake", "--build", str(out), "-j", str(os.cpu_count() or 2), "--target", *targets])
     return out
 
 
-def run_once(out, bench, name, preload, extra_env=None):
-    prog, args, stdin, score = PROGRAMS[name]
-    argv = [str(out.parent / "launcher"), str(preload or ""), str(out / prog)] + [a.format(bench=bench) for a in args]
+def run_argv(argv, cwd, stdin, preload, what, extra_env=None):
+    """Runs argv through the launcher with `preload` (None: glibc); returns
+    the wall time, the output, the peak RSS in KiB and the minor faults."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     env.update(extra_env or {})
-    with tempfile.TemporaryFile() as output, open(bench / stdin if stdin else os.devnull, "rb") as inp:
+    launcher = [str(LAUNCHER_BIN), str(preload or "")]
+    with tempfile.TemporaryFile() as output, open(stdin or os.devnull, "rb") as inp:
         start = time.perf_counter()
-        code = subprocess.run(argv, cwd=out, env=env, stdin=inp, stdout=output, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(launcher + argv, cwd=cwd, env=env, stdin=inp, stdout=output, stderr=subprocess.STDOUT).returncode
         wall = time.perf_counter() - start
         output.seek(0)
         text = output.read().decode(errors="replace")
     if code != 0:
-        raise RuntimeError(f"{name} under {preload or 'glibc'} exited with {code}:\n{text[-2000:]}")
-    kib = int(re.findall(r"launcher maxrss (\d+)", text)[-1])
+        raise RuntimeError(f"{what} under {preload or 'glibc'} exited with {code}:\n{text[-2000:]}")
+    kib, faults = map(int, re.findall(r"launcher maxrss (\d+) minflt (\d+)", text)[-1])
+    return wall, text, kib, faults
+
+
+def run_once(out, bench, name, preload, extra_env=None):
+    prog, args, stdin, score = PROGRAMS[name]
+    argv = [str(out / prog)] + [a.format(bench=bench) for a in args]
+    wall, text, kib, _ = run_argv(argv, out, bench / stdin if stdin else None, preload, name, extra_env)
     t = score(text) if score else wall
     if t is None:
         raise RuntimeError(f"{name} under {preload or 'glibc'}: no rate in its output:\n{text[-2000:]}")
     return t, kib
+
+
+# Real programs, the first impression of a drop-in allocator (issue 15):
+# name: (argv, needs). Inputs are generated into the build directory, seeded.
+REAL = {
+    "sort -n": (["sort", "-n", "-o", "/dev/null", "numbers.txt"], "sort"),
+    "g++ -O2": (["g++", "-O2", "-std=c++17", "-c", "unit.cpp", "-o", "/dev/null"], "g++"),
+    "python3 json": (["python3", "work.py"], "python3"),
+}
+
+PYTHON_WORK = """
+import json, random
+random.seed(7)
+rows = [{"id": i, "name": "user%d" % i, "tags": ["t%d" % (i % 13), "u%d" % (i % 7)],
+         "score": random.random()} for i in range(200000)]
+text = json.dumps(rows)
+back = json.loads(text)
+back.sort(key=lambda r: (r["score"], r["name"]))
+assert len(back) == len(rows)
+print(len(text))
+"""
+
+
+def cpp_unit(lines=1000):
+    """About `lines` lines of C++ over the standard library's strings,
+    vectors, maps and streams, so the compiler allocates as it does on
+    everyday code (a couple of seconds at -O2)."""
+    out = [
+        "#include <algorithm>", "#include <map>", "#include <sstream>", "#include <string>", "#include <vector>",
+        "struct Item { std::string name; std::vector<int> values; std::map<std::string, double> attrs; };",
+        "static std::string describe(const Item& it) {",
+        "  std::ostringstream os;",
+        "  os << it.name << ':' << it.values.size();",
+        "  for (auto& [k, v] : it.attrs) os << ' ' << k << '=' << v;",
+        "  return os.str();",
+        "}",
+        "",
+    ]
+    i = 0
+    while len(out) < lines - 3:
+        out += [
+            f"int work{i}(int n) {{",
+            "  std::vector<Item> items(n);",
+            "  for (int k = 0; k < n; ++k) {",
+            f"    items[k].name = \"item{i}_\" + std::to_string(k * {i + 3});",
+            f"    items[k].values.assign(k % {i % 13 + 2}, k);",
+            f"    items[k].attrs[items[k].name] = k * {i}.5;",
+            "  }",
+            "  int total = 0;",
+            "  for (auto& it : items) total += int(describe(it).size());",
+            "  return total;",
+            "}",
+        ]
+        i += 1
+    out.append("int main() { int t = 0;")
+    out += [f"  t += work{k}({k + 10});" for k in range(i)]
+    out.append("  return t & 1; }")
+    return "\n".join(out) + "\n"
+
+
+def make_real_inputs(work):
+    import random
+    work.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(15)
+    (work / "numbers.txt").write_text("".join(f"{rng.randrange(10**12)}\n" for _ in range(2_000_000)))
+    (work / "unit.cpp").write_text(cpp_unit())
+    (work / "work.py").write_text(PYTHON_WORK)
+
+
+def run_real(opts, build, allocs, envs):
+    """The real programs under each allocator, interleaved; every round's
+    time against glibc's in the same round (the bar is "never slower than
+    glibc in any run"), the spread, and the minor faults."""
+    work = build / "real"
+    make_real_inputs(work)
+    # A control: glibc run a second time in each round. Its worst round
+    # against glibc's is what the machine's noise alone does to the same
+    # code, the floor under which "slower than glibc in a run" means nothing.
+    allocs = {"glibc": None, "glibc again": None, **{a: p for a, p in allocs.items() if a != "glibc"}}
+    progs = {}
+    for name, (argv, needs) in REAL.items():
+        path = shutil.which(needs)
+        if path:
+            progs[name] = [path] + argv[1:]
+        else:
+            print(f"skipped: {name} ({needs} is not installed)")
+    if not progs:
+        sys.exit("mimalloc_bench.py --real: none of sort, g++, python3 is installed")
+    times, faults, rss = {}, {}, {}
+    for rnd in range(opts.rounds):
+        for n, argv in progs.items():
+            for a, pre in allocs.items():
+                wall, _, kib, flt = run_argv(argv, work, None, pre, n, envs.get(a))
+                times.setdefault((n, a), []).append(wall)
+                faults.setdefault((n, a), []).append(flt)
+                rss.setdefault((n, a), []).append(kib)
+        print(f"round {rnd + 1}/{opts.rounds} done", file=sys.stderr)
+    others = [a for a in allocs if a != "glibc"]
+    print(f"\nReal programs, {opts.rounds} interleaved rounds: median time as a ratio to glibc's; for memres also"
+          " its worst round against glibc's time in the same round, its fastest and slowest run, and the"
+          " median minor faults and peak RSS.\n")
+    print("| program | glibc median | " + " | ".join(f"{a} / glibc" for a in others)
+          + " | memres worst round / glibc | glibc again worst round / glibc | memres runs | glibc runs"
+          " | faults memres / glibc | RSS memres / glibc |")
+    print("|---|---:|" + "---:|" * len(others) + "---:|---:|---:|---:|---:|---:|")
+    for n in progs:
+        g = times[n, "glibc"]
+        gm = statistics.median(g)
+        cells = [f"{statistics.median(times[n, a]) / gm:.2f}" for a in others]
+        m = times[n, "memres"]
+        worst = max(x / y for x, y in zip(m, g))
+        control = max(x / y for x, y in zip(times[n, "glibc again"], g))
+        fm, fg = statistics.median(faults[n, "memres"]), statistics.median(faults[n, "glibc"])
+        rm, rg = max(rss[n, "memres"]), max(rss[n, "glibc"])
+        print(f"| {n} | {gm:.3f} s | " + " | ".join(cells) + f" | {worst:.2f} | {control:.2f} | {min(m):.3f}–{max(m):.3f} s"
+              f" | {min(g):.3f}–{max(g):.3f} s | {fm:.0f} / {fg:.0f} | {rm / rg:.2f} |")
 
 
 def geomean(xs):
@@ -188,6 +323,7 @@ def main():
     ap.add_argument("--build", default=str(pathlib.Path(tempfile.gettempdir()) / "memres-mimalloc-bench"))
     ap.add_argument("--test", action="store_true", help="each program once under memres, checking it runs")
     ap.add_argument("--secure", action="store_true", help="also run memres in secure mode (MEMRES_SECURE=1)")
+    ap.add_argument("--real", action="store_true", help="time real programs (sort -n, g++, python3) instead")
     ap.add_argument("--also", action="append", default=[], metavar="NAME=LIB",
                     help="another allocator library to run in the same rounds (e.g. an earlier memres build)")
     opts = ap.parse_args()
@@ -195,25 +331,30 @@ def main():
     for n in names:
         if n not in PROGRAMS:
             sys.exit(f"mimalloc_bench.py: unknown program {n!r}; known: {', '.join(PROGRAMS)}")
-    src = pathlib.Path(opts.src)
-    if not src.exists():
-        sys.exit(
-            f"mimalloc_bench.py: no mimalloc-bench copy at {src}.\n"
-            "  Get one outside this repository, e.g.\n"
-            "    git clone --depth 1 https://github.com/daanx/mimalloc-bench ~/mimalloc-bench\n"
-            "  and pass --src ~/mimalloc-bench (or set MIMALLOC_BENCH)."
-        )
     build = pathlib.Path(opts.build)
     if build.resolve().is_relative_to(ROOT):
         sys.exit("mimalloc_bench.py: the build directory must be outside the repository")
-    export_sources(src, build)
-    drop_missing_programs(build / "bench")
-    out = build_programs(build, names)
-    bench = build / "bench"
+    if not opts.real:
+        src = pathlib.Path(opts.src)
+        if not src.exists():
+            sys.exit(
+                f"mimalloc_bench.py: no mimalloc-bench copy at {src}.\n"
+                "  Get one outside this repository, e.g.\n"
+                "    git clone --depth 1 https://github.com/daanx/mimalloc-bench ~/mimalloc-bench\n"
+                "  and pass --src ~/mimalloc-bench (or set MIMALLOC_BENCH)."
+            )
+        export_sources(src, build)
+        drop_missing_programs(build / "bench")
+        out = build_programs(build, names)
+        bench = build / "bench"
+    else:
+        build_launcher(build)
     sh(["cargo", "build", "--release", "-q", "-p", "memres-malloc"], cwd=ROOT)
     memres = ROOT / "target" / "release" / "libmemres_malloc.so"
 
     secure = {"MEMRES_SECURE": "1"}
+    if opts.test and opts.real:
+        sys.exit("mimalloc_bench.py: --test checks mimalloc-bench's programs; --real times the real ones")
     if opts.test:
         for n in names:
             for mode, env in [("", None), (" secure", secure)] if opts.secure else [("", None)]:
@@ -236,6 +377,9 @@ def main():
             allocs[peer] = path
         else:
             print(f"skipped: {peer} (install the Debian package {pkg})")
+    if opts.real:
+        run_real(opts, build, allocs, envs)
+        return
     times, rss = {}, {}
     for rnd in range(opts.rounds):
         for n in names:
