@@ -7,10 +7,12 @@
 //!
 //! `memres-profiled` is memres with the sampling profiler on at its
 //! default interval (`memres::profile::DEFAULT_INTERVAL`), to measure what
-//! sampling costs.
+//! sampling costs. `memres-forgetting` is `Monotonic::forgetting` (its
+//! `deallocate` takes nothing back before reset). `floor` is `memres_workloads::floor::Floor`, the least a
+//! sound arena can do: what remains of its time is the workload's own.
 //!
 //! ```text
-//! arena_workload <workload> <memres|memres-profiled|bumpalo|global> [iterations]
+//! arena_workload <workload> <memres|memres-forgetting|memres-profiled|bumpalo|global|floor> [iterations]
 //! arena_workload vec_push_100x1k memres 200
 //! ```
 
@@ -21,7 +23,8 @@ use memres_workloads as w;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: arena_workload <workload> <memres|memres-profiled|bumpalo|global> [iterations]";
+    let usage =
+        "usage: arena_workload <workload> <memres|memres-forgetting|memres-profiled|bumpalo|global|floor> [iterations]";
     let (Some(name), Some(arena)) = (args.get(1), args.get(2)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -41,10 +44,16 @@ fn main() {
     }
     let mut monotonic = memres::Monotonic::new();
     let mut bump = bumpalo::Bump::new();
+    let mut floor = w::floor::Floor::new(w::FLOOR_BYTES);
     let mut once = || -> u64 {
         match arena.as_str() {
             "memres" | "memres-profiled" => {
                 let h = (work.on_monotonic)(&monotonic, black_box(n));
+                monotonic.reset();
+                h
+            }
+            "memres-forgetting" => {
+                let h = (work.on_forgetting)(&monotonic, black_box(n));
                 monotonic.reset();
                 h
             }
@@ -54,6 +63,11 @@ fn main() {
                 h
             }
             "global" => (work.on_global)(black_box(n)),
+            "floor" => {
+                let h = (work.on_floor)(&floor, black_box(n));
+                floor.reset();
+                h
+            }
             _ => {
                 eprintln!("{usage}");
                 std::process::exit(2);

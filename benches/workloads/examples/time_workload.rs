@@ -11,6 +11,9 @@
 //! time_workload churn_100k new_delete 30
 //! ```
 //!
+//! `floor` (`Resource::Floor`, the least a `std::pmr` resource can cost)
+//! runs any of them, as a control.
+//!
 //! One Rust workload too, for the pools' check costs (`benches/pool_hardening.sh`):
 //! `rust_churn_100k` on `memres_unsync_pool` or `memres_sync_pool` (the
 //! Rust pools through `Allocator`; peak bytes held: `-`).
@@ -38,7 +41,9 @@ fn main() {
         eprintln!("time_workload: no workload named '{work}'");
         std::process::exit(2);
     };
-    let Some(&resource) = work.resources.iter().find(|r| r.name() == resource) else {
+    // The floor (a control: the least a resource can cost) runs any workload.
+    let floor = [Resource::Floor];
+    let Some(&resource) = work.resources.iter().chain(&floor).find(|r| r.name() == resource) else {
         let names: Vec<_> = work.resources.iter().map(|r| r.name()).collect();
         eprintln!("time_workload: '{resource}' is not one of {}'s resources: {names:?}", work.name);
         std::process::exit(2);

@@ -39,6 +39,7 @@ use allocator_api2::vec::Vec;
 
 pub use ffi::{Resource, UpstreamUse};
 
+pub mod floor;
 pub mod frames;
 pub mod heaps;
 pub mod mixed;
@@ -77,6 +78,12 @@ mod ffi {
         /// `memres::heap_resource()`, the process-wide thread-caching heap
         /// (it takes its memory from the OS: no upstream to count).
         MemresHeap,
+        /// Not a resource to use but a control: a bump pointer over one
+        /// fixed 8 MiB buffer per thread, rewound before each use, whose
+        /// `deallocate` does nothing; the least a `std::pmr` resource can
+        /// cost. What remains of a workload's time on it is the workload's
+        /// own (see `floor_resource` in workloads.cpp).
+        Floor,
     }
 
     /// What the resources of one measured run took from their upstream
@@ -146,7 +153,7 @@ mod ffi {
 
 impl Resource {
     /// Every resource kind, in declaration order (for benchmark groups).
-    pub const ALL: [Resource; 10] = [
+    pub const ALL: [Resource; 11] = [
         Resource::NewDelete,
         Resource::StdMonotonic,
         Resource::StdMonotonicStackBuffer,
@@ -157,6 +164,7 @@ impl Resource {
         Resource::StdSyncPool,
         Resource::MemresSyncPool,
         Resource::MemresHeap,
+        Resource::Floor,
     ];
 
     /// The kinds that monotonic workloads compare.
@@ -197,10 +205,11 @@ impl Resource {
 
     /// Whether a run on this kind takes its memory from an upstream made for
     /// the run, which [`measure_upstream`](crate::measure_upstream) can
-    /// count: not the kept arena (it outlives the run) nor the heap (it maps
-    /// its memory from the OS, and keeps it across runs).
+    /// count: not the kept arena (it outlives the run), the heap (it maps
+    /// its memory from the OS, and keeps it across runs) or the floor (a
+    /// fixed buffer).
     pub fn has_upstream(self) -> bool {
-        self != Resource::MemresMonotonicReset && self != Resource::MemresHeap
+        self != Resource::MemresMonotonicReset && self != Resource::MemresHeap && self != Resource::Floor
     }
 
     /// A short name for reports and benchmark ids, e.g. `"std_monotonic"`.
@@ -216,6 +225,7 @@ impl Resource {
             Resource::StdSyncPool => "std_sync_pool",
             Resource::MemresSyncPool => "memres_sync_pool",
             Resource::MemresHeap => "memres_heap",
+            Resource::Floor => "floor",
             // The enum is a C++ `enum class`: any u8 is a value.
             _ => "unknown",
         }
@@ -700,7 +710,8 @@ mod tests {
 
     /// Asserts that a Rust workload gives the same checksum on the global
     /// allocator, on memres arenas (plain and over a stack buffer, fresh and
-    /// after `reset`) and on bumpalo (fresh and after `reset`).
+    /// after `reset`, and forgetting), on bumpalo and on the floor (fresh and
+    /// after `reset`).
     ///
     /// A macro because the workloads are generic functions, not values.
     macro_rules! assert_same_on_all_allocators {
@@ -712,6 +723,7 @@ mod tests {
                 let mut buffer = [core::mem::MaybeUninit::uninit(); 4096];
                 let mut buffered = Monotonic::with_buffer(&mut buffer);
                 let mut bump = Bump::new();
+                let mut floor = floor::Floor::new(FLOOR_BYTES);
                 for round in 0..2 {
                     assert_eq!($workload(&arena, n), expected, "{name}(n = {n}) on Monotonic, round {round}");
                     assert_eq!(
@@ -720,9 +732,12 @@ mod tests {
                         "{name}(n = {n}) on buffered Monotonic, round {round}"
                     );
                     assert_eq!($workload(&bump, n), expected, "{name}(n = {n}) on Bump, round {round}");
+                    assert_eq!($workload(&floor, n), expected, "{name}(n = {n}) on Floor, round {round}");
+                    assert_eq!($workload(arena.forgetting(), n), expected, "{name}(n = {n}) forgetting, round {round}");
                     arena.reset();
                     buffered.reset();
                     bump.reset();
+                    floor.reset();
                 }
             }
         };
@@ -768,7 +783,8 @@ mod tests {
 }
 
 /// One Rust workload, instantiated for each allocator the harnesses compare:
-/// memres's arena, bumpalo's, and the global allocator.
+/// memres's arena, bumpalo's, the global allocator, and the [`floor`] any
+/// arena stands on.
 #[derive(Clone, Copy)]
 pub struct RustWorkload {
     /// A short name for reports and benchmark ids.
@@ -777,11 +793,21 @@ pub struct RustWorkload {
     pub n: usize,
     /// The workload on `&memres::Monotonic`.
     pub on_monotonic: fn(&memres::Monotonic, usize) -> u64,
+    /// The workload on `memres::Monotonic::forgetting` (nothing taken back
+    /// before reset).
+    pub on_forgetting: fn(&memres::Monotonic, usize) -> u64,
     /// The workload on `&bumpalo::Bump`.
     pub on_bumpalo: fn(&bumpalo::Bump, usize) -> u64,
     /// The workload on the global allocator.
     pub on_global: fn(usize) -> u64,
+    /// The workload on a [`floor::Floor`] of [`FLOOR_BYTES`].
+    pub on_floor: fn(&floor::Floor, usize) -> u64,
 }
+
+/// A [`floor::Floor`] this large holds one iteration of any of the
+/// [`RUST_WORKLOADS`] (the largest, `vec_growth_100k`, allocates about
+/// 2 MiB when nothing grows in place).
+pub const FLOOR_BYTES: usize = 16 << 20;
 
 /// The Rust workloads both harnesses run, with their sizes.
 pub const RUST_WORKLOADS: [RustWorkload; 4] = [
@@ -789,29 +815,37 @@ pub const RUST_WORKLOADS: [RustWorkload; 4] = [
         name: "small_objects_10k",
         n: 10_000,
         on_monotonic: |a, n| small_objects(a, n),
+        on_forgetting: |a, n| small_objects(a.forgetting(), n),
         on_bumpalo: |b, n| small_objects(b, n),
         on_global: |n| small_objects(allocator_api2::alloc::Global, n),
+        on_floor: |f, n| small_objects(f, n),
     },
     RustWorkload {
         name: "vec_growth_100k",
         n: 100_000,
         on_monotonic: |a, n| vec_growth(a, n),
+        on_forgetting: |a, n| vec_growth(a.forgetting(), n),
         on_bumpalo: |b, n| vec_growth(b, n),
         on_global: |n| vec_growth(allocator_api2::alloc::Global, n),
+        on_floor: |f, n| vec_growth(f, n),
     },
     RustWorkload {
         name: "vec_push_100x1k",
         n: 1_000,
         on_monotonic: |a, n| vec_push_100(a, n),
+        on_forgetting: |a, n| vec_push_100(a.forgetting(), n),
         on_bumpalo: |b, n| vec_push_100(b, n),
         on_global: |n| vec_push_100(allocator_api2::alloc::Global, n),
+        on_floor: |f, n| vec_push_100(f, n),
     },
     RustWorkload {
         name: "request_1k",
         n: 1_000,
         on_monotonic: |a, n| request_rust(a, n),
+        on_forgetting: |a, n| request_rust(a.forgetting(), n),
         on_bumpalo: |b, n| request_rust(b, n),
         on_global: |n| request_rust(allocator_api2::alloc::Global, n),
+        on_floor: |f, n| request_rust(f, n),
     },
 ];
 

@@ -15,6 +15,7 @@
 #include <thread>
 #include <map>
 #include <memory_resource>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -55,6 +56,39 @@ struct xorshift64 {
 memres::monotonic_buffer_resource& kept_arena() {
   thread_local memres::monotonic_buffer_resource arena;
   return arena;
+}
+
+// Resource::Floor: the least a std::pmr resource can cost. A bump pointer
+// over one fixed buffer, with the compare against its end that keeps it
+// sound and nothing else (deallocate does nothing, nothing grows). Every
+// resource pays pmr's virtual call on top of it; what remains of a
+// workload's time on the floor is the workload's own work. A control for the
+// benchmarks, not a resource to use: out of room, it throws bad_alloc.
+class floor_resource final : public std::pmr::memory_resource {
+ public:
+  static constexpr std::size_t kBytes = std::size_t{8} << 20;
+
+  void rewind() noexcept { used_ = 0; }
+
+ private:
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+    const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(buffer_.get());
+    const std::uintptr_t start = (base + used_ + alignment - 1) & ~(std::uintptr_t{alignment} - 1);
+    if (bytes > kBytes || start - base > kBytes - bytes) throw std::bad_alloc();
+    used_ = start - base + bytes;
+    return buffer_.get() + (start - base);
+  }
+  void do_deallocate(void*, std::size_t, std::size_t) override {}
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+
+  std::unique_ptr<std::byte[]> buffer_{new std::byte[kBytes]};
+  std::size_t used_ = 0;
+};
+
+// The floor of Resource::Floor: one per thread, rewound before each use.
+floor_resource& kept_floor() {
+  thread_local floor_resource floor;
+  return floor;
 }
 
 // The upstream that measure_upstream() counts through: new_delete_resource()
@@ -143,6 +177,12 @@ std::uint64_t with_resource(Resource kind, Body&& body) {
       auto& resource = kept_arena();
       // Nothing from the previous use is alive: body's containers died in it.
       resource.reset();
+      return body(&resource);
+    }
+    case Resource::Floor: {
+      if (counting != nullptr) throw std::invalid_argument("memres-workloads: the floor has no upstream to measure");
+      auto& resource = kept_floor();
+      resource.rewind();
       return body(&resource);
     }
   }
