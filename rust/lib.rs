@@ -106,7 +106,8 @@ pub use foreign::ForeignLayout;
 pub use heap::{HEAP_CLASS_COUNT, Heap, HeapClassStats, HeapFastPath, HeapLimits, HeapReport, HeapStats};
 pub use misuse::OnMisuse;
 pub use monotonic::{
-    BumpState, Checkpoint, FrameArena, FrameArenas, Kept, Monotonic, MonotonicStats, StaleCheckpoint, SyncMonotonic,
+    BumpState, Checkpoint, Forgetting, FrameArena, FrameArenas, Kept, Monotonic, MonotonicStats, StaleCheckpoint,
+    SyncMonotonic,
 };
 pub use pool::{ClassStats, POOL_CLASS_COUNT, PoolOptions, PoolStats, SyncPool, UnsyncPool};
 pub use resource::MemoryResource;

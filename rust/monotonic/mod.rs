@@ -1021,6 +1021,35 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         result
     }
 
+    /// The arena as an allocator that takes nothing back before a reset:
+    /// its `deallocate` does nothing (C++'s `monotonic_buffer_resource`
+    /// semantics, see [`forget`](Self::forget)), where `&Monotonic`'s gives
+    /// back the most recent block. Dropping a collection of boxes then costs
+    /// no walk over them at all (the compiler removes the loop that would
+    /// free each one); the price is that a temporary dropped in a loop is
+    /// not reused until [`reset`](Self::reset). `grow` and `shrink` still
+    /// work in place on the most recent block.
+    ///
+    /// ```
+    /// use allocator_api2::boxed::Box;
+    /// use allocator_api2::vec::Vec;
+    ///
+    /// let mut arena = memres::Monotonic::new();
+    /// let keep = arena.forgetting();
+    /// let mut boxes = Vec::new_in(keep);
+    /// for i in 0..100u64 {
+    ///     boxes.push(Box::new_in(i, keep));
+    /// }
+    /// let used = arena.stats().used;
+    /// drop(boxes);
+    /// assert_eq!(arena.stats().used, used, "nothing comes back before reset");
+    /// arena.reset();
+    /// assert_eq!(arena.stats().used, 0);
+    /// ```
+    pub fn forgetting(&self) -> Forgetting<'_, 'buf, U> {
+        Forgetting { arena: self }
+    }
+
     /// Names the arena, for the profiler: its samples' stacks start with
     /// `name (Monotonic)` instead of `Monotonic`, so that a profile can be
     /// cut by resource (see [`crate::profile`]).
@@ -1145,6 +1174,55 @@ unsafe impl<U: MemoryResource> Allocator for &Monotonic<'_, U> {
     unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: forwarded contract.
         unsafe { Monotonic::shrink(self, ptr, old, new) }
+    }
+}
+
+/// `&Monotonic` whose `deallocate` does nothing: see
+/// [`Monotonic::forgetting`].
+pub struct Forgetting<'a, 'buf, U: MemoryResource = Global> {
+    arena: &'a Monotonic<'buf, U>,
+}
+
+impl<U: MemoryResource> Clone for Forgetting<'_, '_, U> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<U: MemoryResource> Copy for Forgetting<'_, '_, U> {}
+
+impl<U: MemoryResource + core::fmt::Debug> core::fmt::Debug for Forgetting<'_, '_, U> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("Forgetting").field(self.arena).finish()
+    }
+}
+
+// SAFETY: as for `&Monotonic` above: the same blocks, from the same arena;
+// a block given back is only marked freed (`forget`), so its bytes stay
+// out of use until reset, release or drop, which need `&mut` or ownership
+// of the arena while this borrows it.
+unsafe impl<U: MemoryResource> Allocator for Forgetting<'_, '_, U> {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        Monotonic::allocate(self.arena, layout)
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { Monotonic::forget(self.arena, ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn grow(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded contract.
+        unsafe { Monotonic::grow(self.arena, ptr, old, new) }
+    }
+
+    #[inline]
+    unsafe fn shrink(&self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded contract.
+        unsafe { Monotonic::shrink(self.arena, ptr, old, new) }
     }
 }
 

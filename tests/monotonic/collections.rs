@@ -56,3 +56,34 @@ fn nested_collections_with_reset_between_requests() {
     }
     assert_eq!(arena.stats().held, warm_held, "no growth after warm-up");
 }
+
+#[test]
+fn forgetting_takes_nothing_back_yet_grows_in_place_and_resets() {
+    let mut arena = Monotonic::new();
+    let keep = arena.forgetting();
+    // The most recent block grows in place, as on `&Monotonic`.
+    let mut v: Vec<u64, _> = Vec::with_capacity_in(4, keep);
+    v.extend(0..4);
+    let before = v.as_ptr();
+    v.reserve_exact(60);
+    assert_eq!(v.as_ptr(), before, "the newest block grows in place");
+    v.extend(4..64);
+    assert_eq!(v.iter().sum::<u64>(), 2016);
+    v.truncate(10);
+    v.shrink_to_fit();
+    assert_eq!((v.as_ptr(), v.capacity()), (before, 10), "and shrinks in place");
+    // A dropped box is not reused: the next one lands past it.
+    let a = Box::new_in(7u64, keep);
+    let a_at = &*a as *const u64;
+    drop(a);
+    let b = Box::new_in(8u64, keep);
+    assert_ne!(&*b as *const u64, a_at, "a forgotten block is not handed out again before reset");
+    let used = arena.stats().used;
+    drop((v, b));
+    assert_eq!(arena.stats().used, used, "nothing comes back before reset");
+    arena.reset();
+    assert_eq!(arena.stats().used, 0);
+    // After the reset the arena's memory is handed out again.
+    let c = Box::new_in(9u64, arena.forgetting());
+    assert_eq!(*c, 9);
+}
