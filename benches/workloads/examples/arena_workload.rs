@@ -8,8 +8,9 @@
 //! `memres-profiled` is memres with the sampling profiler on at its
 //! default interval (`memres::profile::DEFAULT_INTERVAL`), to measure what
 //! sampling costs. `memres-forgetting` is `Monotonic::forgetting` (its
-//! `deallocate` takes nothing back before reset). `floor` is `memres_workloads::floor::Floor`, the least a
-//! sound arena can do: what remains of its time is the workload's own.
+//! `deallocate` takes nothing back before reset). `floor` is
+//! `memres_workloads::floor::Floor`, the least a sound arena can do: what
+//! remains of its time is the workload's own.
 //!
 //! ```text
 //! arena_workload <workload> <memres|memres-forgetting|memres-profiled|bumpalo|global|floor> [iterations]
