@@ -146,15 +146,11 @@ int main(int argc, char **argv) {
 """
 
 
-LAUNCHER_BIN = None
-
-
 def build_launcher(build):
-    global LAUNCHER_BIN
+    """Builds the launcher as build/launcher, where `run_argv` finds it."""
     build.mkdir(parents=True, exist_ok=True)
     (build / "launcher.c").write_text(LAUNCHER)
     sh(["cc", "-O2", "-o", str(build / "launcher"), str(build / "launcher.c")])
-    LAUNCHER_BIN = build / "launcher"
 
 
 def build_programs(build, names):
@@ -166,13 +162,14 @@ def build_programs(build, names):
     return out
 
 
-def run_argv(argv, cwd, stdin, preload, what, extra_env=None):
-    """Runs argv through the launcher with `preload` (None: glibc); returns
-    the wall time, the output, the peak RSS in KiB and the minor faults."""
+def run_argv(build, argv, cwd, stdin, preload, what, extra_env=None):
+    """Runs argv through build/launcher with `preload` (None: glibc);
+    returns the wall time, the output, the peak RSS in KiB and the minor
+    faults."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     env.update(extra_env or {})
-    launcher = [str(LAUNCHER_BIN), str(preload or "")]
+    launcher = [str(build / "launcher"), str(preload or "")]
     with tempfile.TemporaryFile() as output, open(stdin or os.devnull, "rb") as inp:
         start = time.perf_counter()
         code = subprocess.run(launcher + argv, cwd=cwd, env=env, stdin=inp, stdout=output, stderr=subprocess.STDOUT).returncode
@@ -188,7 +185,7 @@ def run_argv(argv, cwd, stdin, preload, what, extra_env=None):
 def run_once(out, bench, name, preload, extra_env=None):
     prog, args, stdin, score = PROGRAMS[name]
     argv = [str(out / prog)] + [a.format(bench=bench) for a in args]
-    wall, text, kib, _ = run_argv(argv, out, bench / stdin if stdin else None, preload, name, extra_env)
+    wall, text, kib, _ = run_argv(out.parent, argv, out, bench / stdin if stdin else None, preload, name, extra_env)
     t = score(text) if score else wall
     if t is None:
         raise RuntimeError(f"{name} under {preload or 'glibc'}: no rate in its output:\n{text[-2000:]}")
@@ -285,7 +282,7 @@ def run_real(opts, build, allocs, envs):
     for rnd in range(opts.rounds):
         for n, argv in progs.items():
             for a, pre in allocs.items():
-                wall, _, kib, flt = run_argv(argv, work, None, pre, n, envs.get(a))
+                wall, _, kib, flt = run_argv(build, argv, work, None, pre, n, envs.get(a))
                 times.setdefault((n, a), []).append(wall)
                 faults.setdefault((n, a), []).append(flt)
                 rss.setdefault((n, a), []).append(kib)
@@ -327,6 +324,8 @@ def main():
     ap.add_argument("--also", action="append", default=[], metavar="NAME=LIB",
                     help="another allocator library to run in the same rounds (e.g. an earlier memres build)")
     opts = ap.parse_args()
+    if opts.test and opts.real:
+        sys.exit("mimalloc_bench.py: --test checks mimalloc-bench's programs; --real times the real ones")
     names = opts.only.split(",") if opts.only else list(PROGRAMS)
     for n in names:
         if n not in PROGRAMS:
@@ -353,8 +352,6 @@ def main():
     memres = ROOT / "target" / "release" / "libmemres_malloc.so"
 
     secure = {"MEMRES_SECURE": "1"}
-    if opts.test and opts.real:
-        sys.exit("mimalloc_bench.py: --test checks mimalloc-bench's programs; --real times the real ones")
     if opts.test:
         for n in names:
             for mode, env in [("", None), (" secure", secure)] if opts.secure else [("", None)]:
