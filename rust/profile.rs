@@ -7,9 +7,12 @@
 //! pick, and weigh it by the bytes it stands for (`size` divided by that
 //! probability), so that the weights add up to an unbiased estimate of the
 //! bytes each stack allocated. [`folded`] gives the estimate per stack in
-//! the folded format flame-graph tools read.
+//! the folded format flame-graph tools read; [`folded_view`] gives the
+//! bytes still live, or live at the peak, instead ([`View`]).
 //!
-//! Which resources sample: the monotonic arena ([`Monotonic`](crate::Monotonic)),
+//! Which resources sample: the heap ([`Heap`](crate::Heap), and through it
+//! `malloc` in the shim and C++'s `heap_resource()`), and the monotonic
+//! arena ([`Monotonic`](crate::Monotonic)),
 //! from Rust and from C++ (`memres::monotonic_buffer_resource`), which share
 //! its state. The arena decides on its slow path only: while sampling, the
 //! end its fast paths bump against is the next sample point when that comes
@@ -19,8 +22,22 @@
 //! [`stop`] when it next enters a region (a new chunk, a reset, a rewind).
 //! [`SyncMonotonic`](crate::SyncMonotonic) carves its threads' regions from
 //! a `Monotonic`, so there a region is sampled as one block, charged to the
-//! allocation that made its thread take it. The heap and the pools do not
-//! sample yet (see ARCHITECTURE.md, "The profiler's sample points").
+//! allocation that made its thread take it. The heap counts a thread's
+//! bytes down on its inline paths (one subtract and branch, in the thread's
+//! record); the allocation that runs the count out takes the slow path,
+//! which serves it as a block of its own mapping (a large block) so that
+//! its free, which always looks such blocks up, tells the profiler: heap
+//! samples are matched at free, and so make the live and peak views. The
+//! arena's samples count as allocated only (its blocks are not freed one by
+//! one). The pools do not sample yet (see ARCHITECTURE.md, "The profiler's
+//! sample points").
+//!
+//! Reentrancy: recording allocates (the stack, the list of samples), and
+//! the global allocator may be the heap. While a thread holds the
+//! profile's lock it is *in the profiler* ([`may_record`] is false): the
+//! heap takes no sample then, and a sampled block freed then (the list's
+//! old buffer, say) is noted in a small per-thread buffer and marked
+//! freed once the lock is let go.
 //!
 //! # Invariants
 //! - `INTERVAL` is the mean interval in bytes, 0 when off.
@@ -28,19 +45,59 @@
 //!   innermost first (the walker's, the profiler's and the resource's own
 //!   frames included); they are resolved to names, and those frames
 //!   dropped, only when the profile is written ([`folded`]).
-//! - Samples are kept, under `SAMPLES`' lock, until [`clear`] (not at
-//!   [`stop`]: a stopped profile can still be written).
+//! - Samples are kept, under `PROFILE`'s lock, until [`clear`] (not at
+//!   [`stop`]: a stopped profile can still be written), in the order of
+//!   their ids, which increase; a freed id that is not there (taken before
+//!   a [`clear`]) is ignored.
+//! - `live` is the sum of the weights of the tracked samples not freed, and
+//!   `peak` its largest value since the last [`clear`], reached at event
+//!   `peak_event` (events number the profile's samples and frees).
+//! - A thread's `IN_PROFILER` is set exactly while it holds the lock (in
+//!   [`with_profile`]).
 
+use core::cell::Cell;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Instant;
 
 /// The mean sampling interval, in bytes (0: off).
 static INTERVAL: AtomicUsize = AtomicUsize::new(0);
 
-/// The samples taken since the last [`clear`].
-static SAMPLES: Mutex<Vec<Sample>> = Mutex::new(Vec::new());
+/// The samples taken since the last [`clear`], and the live and peak sums.
+static PROFILE: Mutex<Profile> =
+    Mutex::new(Profile { samples: Vec::new(), next_id: 1, events: 0, live: 0.0, peak: 0.0, peak_event: 0 });
+
+/// When the first sample was taken (samples' times count from here).
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// The numbers samples give their threads (1 up).
+static THREADS: AtomicU64 = AtomicU64::new(1);
+
+/// Frees of sampled blocks a thread may note while in the profiler.
+const PENDING: usize = 16;
+
+std::thread_local! {
+    /// Set while this thread holds `PROFILE`'s lock.
+    static IN_PROFILER: Cell<bool> = const { Cell::new(false) };
+    /// Sampled blocks freed while in the profiler: their ids, to be marked
+    /// freed when the lock is let go (0: an empty entry).
+    static FREED_INSIDE: [Cell<u64>; PENDING] = const { [const { Cell::new(0) }; PENDING] };
+    /// This thread's number in samples (0: none given yet).
+    static THREAD: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The samples and the sums over them (see the module's invariants).
+struct Profile {
+    samples: Vec<Sample>,
+    next_id: u64,
+    events: u64,
+    live: f64,
+    peak: f64,
+    peak_event: u64,
+}
 
 /// The deepest stack a sample keeps (inner frames first).
 const MAX_FRAMES: usize = 64;
@@ -51,12 +108,57 @@ pub const DEFAULT_INTERVAL: usize = 512 << 10;
 /// One sampled allocation.
 #[derive(Debug, Clone)]
 struct Sample {
-    /// Return addresses, innermost first, the profiler's frames left out.
+    /// Its number (see `Profile`); a sampled heap block's header holds it.
+    id: u64,
+    /// Return addresses, innermost first (see the module's invariants).
     stack: Vec<usize>,
     /// The bytes this sample stands for (see the module doc).
     weight: f64,
+    /// The bytes asked for.
+    size: usize,
     /// The resource that served it: its name and kind, or its kind.
-    resource: String,
+    resource: Cow<'static, str>,
+    /// The thread that allocated it (numbered by the profiler, from 1).
+    thread: u64,
+    /// When, in nanoseconds since the profile's first sample.
+    at_ns: u64,
+    /// The event that took it, and the one that freed it (`None`: live, or
+    /// not tracked).
+    taken: u64,
+    freed: Option<u64>,
+    /// Whether its free is seen (the heap's samples), so that it belongs in
+    /// the live and peak views.
+    tracked: bool,
+}
+
+/// Which bytes a profile counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Every sampled allocation since the last [`clear`], freed or not.
+    Allocated,
+    /// The tracked samples (the heap's) not freed yet.
+    Live,
+    /// The tracked samples that were live when the live bytes peaked.
+    Peak,
+}
+
+/// One sample as [`samples_taken`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleInfo {
+    /// The bytes asked for.
+    pub size: usize,
+    /// The bytes it stands for in the estimates.
+    pub weight: f64,
+    /// The resource that served it (`Heap`, `request-arena (Monotonic)`).
+    pub resource: String,
+    /// The profiler's number for the allocating thread (1 up).
+    pub thread: u64,
+    /// Nanoseconds from the profile's first sample to this one.
+    pub at_ns: u64,
+    /// Whether it was freed (always false for an untracked sample).
+    pub freed: bool,
+    /// Whether its free is seen (the heap's samples).
+    pub tracked: bool,
 }
 
 /// Starts sampling with a mean interval of `interval` bytes (0 stops it);
@@ -74,6 +176,7 @@ struct Sample {
 /// ```
 pub fn start(interval: usize) {
     INTERVAL.store(interval, Ordering::Relaxed);
+    crate::Heap::profiler_changed();
 }
 
 /// Profiles until the returned guard is dropped: samples at `interval`
@@ -90,7 +193,9 @@ pub fn start(interval: usize) {
 /// assert_eq!(memres::profile::interval(), 0);
 /// ```
 pub fn scope(interval: usize) -> Scope {
-    Scope { previous: INTERVAL.swap(interval, Ordering::Relaxed) }
+    let previous = INTERVAL.swap(interval, Ordering::Relaxed);
+    crate::Heap::profiler_changed();
+    Scope { previous }
 }
 
 /// The guard of [`scope`]: restores the sampling interval in force before
@@ -104,12 +209,14 @@ pub struct Scope {
 impl Drop for Scope {
     fn drop(&mut self) {
         INTERVAL.store(self.previous, Ordering::Relaxed);
+        crate::Heap::profiler_changed();
     }
 }
 
 /// Stops sampling (the samples are kept for [`folded`]).
 pub fn stop() {
     INTERVAL.store(0, Ordering::Relaxed);
+    crate::Heap::profiler_changed();
 }
 
 /// The mean sampling interval in bytes, 0 when off.
@@ -117,9 +224,103 @@ pub fn interval() -> usize {
     INTERVAL.load(Ordering::Relaxed)
 }
 
-/// Drops every sample taken so far.
+/// Drops every sample taken so far (and the live and peak sums).
 pub fn clear() {
-    SAMPLES.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    let old = with_profile(|profile| {
+        profile.live = 0.0;
+        profile.peak = 0.0;
+        profile.peak_event = profile.events;
+        core::mem::take(&mut profile.samples)
+    });
+    drop(old);
+}
+
+/// Runs `f` on the profile under its lock, in the profiler (see the
+/// module doc), then marks the sampled blocks freed meanwhile.
+fn with_profile<T>(f: impl FnOnce(&mut Profile) -> T) -> T {
+    let was = IN_PROFILER.with(|inside| inside.replace(true));
+    // The lock is not reentrant: a thread in the profiler never asks again
+    // (`freed` defers, the heap samples nothing).
+    debug_assert!(!was, "the profiler re-entered itself");
+    let mut profile = PROFILE.lock().unwrap_or_else(PoisonError::into_inner);
+    let value = f(&mut profile);
+    if !was {
+        // Marking allocates nothing, so no more can come while it runs.
+        for entry in FREED_INSIDE.with(|ids| ids.each_ref().map(|id| id.replace(0))) {
+            if entry != 0 {
+                profile.mark_freed(entry);
+            }
+        }
+    }
+    drop(profile);
+    IN_PROFILER.with(|inside| inside.set(was));
+    value
+}
+
+impl Profile {
+    /// Marks sample `id` freed, if it is one of this profile's.
+    fn mark_freed(&mut self, id: u64) {
+        let Ok(at) = self.samples.binary_search_by_key(&id, |s| s.id) else { return };
+        self.events += 1;
+        let sample = &mut self.samples[at];
+        if sample.tracked && sample.freed.is_none() {
+            sample.freed = Some(self.events);
+            self.live -= sample.weight;
+        }
+    }
+
+    /// Whether `sample` counts in `view`.
+    fn counts(&self, sample: &Sample, view: View) -> bool {
+        match view {
+            View::Allocated => true,
+            View::Live => sample.tracked && sample.freed.is_none(),
+            View::Peak => {
+                sample.tracked && sample.taken <= self.peak_event && sample.freed.is_none_or(|f| f > self.peak_event)
+            }
+        }
+    }
+}
+
+/// Whether the calling thread may take a sample now: false while it is
+/// in the profiler (whose own allocations are not sampled).
+pub(crate) fn may_record() -> bool {
+    !IN_PROFILER.try_with(Cell::get).unwrap_or(true)
+}
+
+/// The sampled block `id` (a number [`record`] gave) was freed.
+pub(crate) fn freed(id: u64) {
+    if IN_PROFILER.try_with(Cell::get).unwrap_or(true) {
+        // Noted for when the lock is let go; with every entry taken (16
+        // sampled frees inside one call into the profiler), the sample
+        // stays live in the profile.
+        let _ = FREED_INSIDE.try_with(|ids| {
+            if let Some(free) = ids.iter().find(|id| id.get() == 0) {
+                free.set(id);
+            }
+        });
+        return;
+    }
+    with_profile(|profile| profile.mark_freed(id));
+}
+
+/// Every sample taken since the last [`clear`], oldest first: for a test
+/// or a tool that wants more than the folded stacks.
+pub fn samples_taken() -> Vec<SampleInfo> {
+    with_profile(|profile| {
+        profile
+            .samples
+            .iter()
+            .map(|s| SampleInfo {
+                size: s.size,
+                weight: s.weight,
+                resource: s.resource.to_string(),
+                thread: s.thread,
+                at_ns: s.at_ns,
+                freed: s.freed.is_some(),
+                tracked: s.tracked,
+            })
+            .collect()
+    })
 }
 
 /// The profile so far in folded form: one line per distinct stack,
@@ -128,20 +329,42 @@ pub fn clear() {
 /// when it has no name), the bytes being the estimate
 /// of what that stack allocated, rounded; frames are function names
 /// (Rust's and C++'s demangled), or addresses where no name is known.
-/// Heaviest stacks first.
+/// Heaviest stacks first. This is the allocated view: see [`folded_view`]
+/// for the others.
 pub fn folded() -> String {
-    let samples = SAMPLES.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    let mut names: HashMap<usize, String> = HashMap::new();
+    folded_view(View::Allocated)
+}
+
+/// [`folded`] for the samples of `view`: every allocation, the live ones
+/// now, or those live at the peak.
+///
+/// ```standalone_crate
+/// use memres::profile::{self, View};
+/// profile::start(1024);
+/// let kept: Vec<Box<[u8; 512]>> = (0..64).map(|_| Box::new([0u8; 512])).collect();
+/// let freed: Vec<Box<[u8; 512]>> = (0..64).map(|_| Box::new([0u8; 512])).collect();
+/// drop(freed);
+/// profile::stop();
+/// // Whatever the global allocator, the views are there to read; with
+/// // `memres::Heap` as the global allocator the live view holds only
+/// // `kept`'s share.
+/// let _ = (profile::folded_view(View::Live), profile::folded_view(View::Peak));
+/// drop(kept);
+/// ```
+pub fn folded_view(view: View) -> String {
+    let samples: Vec<Sample> =
+        with_profile(|profile| profile.samples.iter().filter(|s| profile.counts(s, view)).cloned().collect());
+    let mut names: HashMap<usize, Vec<String>> = HashMap::new();
     let mut stacks: HashMap<String, f64> = HashMap::new();
     for sample in &samples {
         for &ip in &sample.stack {
-            names.entry(ip).or_insert_with(|| frame_name(ip));
+            names.entry(ip).or_insert_with(|| frame_names(ip));
         }
-        let frames: Vec<&str> = sample.stack.iter().map(|ip| names[ip].as_str()).collect();
+        let frames: Vec<&str> = sample.stack.iter().flat_map(|ip| names[ip].iter().map(String::as_str)).collect();
         // The innermost frames are the stack walk's, the profiler's and the
         // sampling resource's own: the stack starts at its caller.
         let outer = frames.iter().position(|name| !is_internal(name)).unwrap_or(frames.len());
-        let mut line = sample.resource.clone();
+        let mut line = sample.resource.to_string();
         for name in frames[outer..].iter().rev() {
             line.push(';');
             line.push_str(name);
@@ -160,7 +383,7 @@ pub fn folded() -> String {
 
 /// The samples taken since the last [`clear`].
 pub fn samples() -> usize {
-    SAMPLES.lock().unwrap_or_else(PoisonError::into_inner).len()
+    with_profile(|profile| profile.samples.len())
 }
 
 /// Writes [`folded`] to `path`.
@@ -171,19 +394,37 @@ pub fn dump_folded(path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
     std::fs::write(path, folded())
 }
 
-/// The name of the function holding return address `ip` (the innermost of
-/// its inlined frames), without the hash rustc appends.
-fn frame_name(ip: usize) -> String {
-    let mut name = None;
+/// Writes the three views to `<prefix>.alloc.folded`, `<prefix>.live.folded`
+/// and `<prefix>.peak.folded` (what the malloc shim writes at exit and on
+/// `SIGUSR2`).
+///
+/// # Errors
+/// What writing the first file that fails returns.
+pub fn dump_views(prefix: &str) -> std::io::Result<()> {
+    for (view, suffix) in [(View::Allocated, "alloc"), (View::Live, "live"), (View::Peak, "peak")] {
+        std::fs::write(format!("{prefix}.{suffix}.folded"), folded_view(view))?;
+    }
+    Ok(())
+}
+
+/// The names of the functions at return address `ip`, innermost first:
+/// the functions inlined there, then the one holding it (a function
+/// inlined into its caller, as `Box::new` always is, would otherwise stand
+/// in for the caller). The address when no name is known.
+fn frame_names(ip: usize) -> Vec<String> {
+    let mut names = Vec::new();
     // A return address points after the call: look up the call itself.
     backtrace::resolve(ip.saturating_sub(1) as *mut core::ffi::c_void, |symbol| {
-        if name.is_none() {
-            name = symbol.name().map(|n| format!("{n:#}"));
+        if let Some(name) = symbol.name() {
+            // `;` separates frames in the folded format (the count follows
+            // the last space, so spaces may stay).
+            names.push(format!("{name:#}").replace(';', ":"));
         }
     });
-    // `;` separates frames in the folded format (the count follows the
-    // last space, so spaces may stay).
-    name.map_or_else(|| format!("{ip:#x}"), |n| n.replace(';', ":"))
+    if names.is_empty() {
+        names.push(format!("{ip:#x}"));
+    }
+    names
 }
 
 /// Draws the bytes until the next sample: exponential with mean
@@ -212,10 +453,35 @@ pub(crate) fn next_interval(interval: usize) -> usize {
 }
 
 /// Records a sampled allocation of `size` bytes served by a `resource`
-/// sampling at `interval` bytes, with the caller's stack.
+/// sampling at `interval` bytes, with the caller's stack; `tracked` if its
+/// free will be reported ([`freed`]). Returns the sample's number.
 #[cold]
 #[inline(never)]
-pub(crate) fn record(size: usize, interval: usize, resource: String) {
+pub(crate) fn record(size: usize, interval: usize, resource: Cow<'static, str>, tracked: bool) -> u64 {
+    let was = IN_PROFILER.with(|inside| inside.replace(true));
+    let sample = take(size, interval, resource, tracked);
+    IN_PROFILER.with(|inside| inside.set(was));
+    with_profile(|profile| {
+        let mut sample = sample;
+        sample.id = profile.next_id;
+        profile.next_id += 1;
+        profile.events += 1;
+        sample.taken = profile.events;
+        if tracked {
+            profile.live += sample.weight;
+            if profile.live > profile.peak {
+                profile.peak = profile.live;
+                profile.peak_event = profile.events;
+            }
+        }
+        let id = sample.id;
+        profile.samples.push(sample);
+        id
+    })
+}
+
+/// A sample's record (not numbered yet), with the caller's stack.
+fn take(size: usize, interval: usize, resource: Cow<'static, str>, tracked: bool) -> Sample {
     let mut stack = Vec::with_capacity(MAX_FRAMES);
     // Addresses only: names are looked up when the profile is written (the
     // profiler's own frames are dropped then).
@@ -228,8 +494,25 @@ pub(crate) fn record(size: usize, interval: usize, resource: String) {
         stack.push(ip);
         stack.len() < MAX_FRAMES
     });
-    let sample = Sample { stack, weight: weight(size, interval), resource };
-    SAMPLES.lock().unwrap_or_else(PoisonError::into_inner).push(sample);
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let thread = THREAD.with(|t| {
+        if t.get() == 0 {
+            t.set(THREADS.fetch_add(1, Ordering::Relaxed));
+        }
+        t.get()
+    });
+    Sample {
+        id: 0,
+        stack,
+        weight: weight(size, interval),
+        size,
+        resource,
+        thread,
+        at_ns: u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        taken: 0,
+        freed: None,
+        tracked,
+    }
 }
 
 /// The bytes a sampled allocation of `size` stands for, at a mean interval
@@ -242,9 +525,17 @@ fn weight(size: usize, interval: usize) -> f64 {
 /// Whether a frame named `name` is the profiler's or the sampling path's
 /// (or the stack walker's), to be left out of a sample.
 fn is_internal(name: &str) -> bool {
-    const OURS: [&str; 10] = [
+    const OURS: [&str; 16] = [
         "backtrace::",
         "memres::profile::",
+        // Rust's global allocator shims.
+        "__rustc::",
+        "__rust_",
+        "__rdl_",
+        // The heap's paths, and the shim's entry points (below).
+        "memres::heap::",
+        "<memres::heap::",
+        "memres_malloc::",
         // Rust's arena and its `Allocator` impls.
         "memres::monotonic::",
         "<memres::monotonic::",
@@ -256,7 +547,23 @@ fn is_internal(name: &str) -> bool {
         "memres$",
         "memres_cxx::",
     ];
+    // The C library's entry points the malloc shim exports, and C++'s
+    // `operator new` (which it exports too).
+    const ENTRIES: [&str; 9] = [
+        "malloc",
+        "calloc",
+        "realloc",
+        "reallocarray",
+        "posix_memalign",
+        "aligned_alloc",
+        "memalign",
+        "valloc",
+        "pvalloc",
+    ];
     OURS.iter().any(|prefix| name.starts_with(prefix))
+        || ENTRIES.contains(&name)
+        || name.starts_with("operator new")
+        || name.contains("heap_resource_impl::")
 }
 
 #[cfg(test)]

@@ -76,6 +76,7 @@ mod ffi {
     /// inline heap fast path checks its own against.
     struct HeapLayout {
         queue_stride: usize,
+        sample_left_offset: usize,
         segment_size: usize,
         pages_offset: usize,
         page_stride: usize,
@@ -802,6 +803,7 @@ fn heap_layout() -> ffi::HeapLayout {
     let f = memres::Heap::fast_path();
     ffi::HeapLayout {
         queue_stride: f.queue_stride,
+        sample_left_offset: f.sample_left_offset,
         segment_size: f.segment_size,
         pages_offset: f.pages_offset,
         page_stride: f.page_stride,

@@ -444,6 +444,7 @@ class heap_resource_impl final : public std::pmr::memory_resource {
     detail::check_mirrors();
     const ffi::HeapLayout l = ffi::heap_layout();
     pages_offset_ = l.pages_offset;
+    sample_left_offset_ = l.sample_left_offset;
     checks_ = l.checks;
     mark_ = l.mark;
     using heap_layout::page;
@@ -487,8 +488,12 @@ class heap_resource_impl final : public std::pmr::memory_resource {
             const bool ok = next == 0 || ((next ^ at) <= heap_layout::page_mask && next % 8 == 0 &&
                                           offset < page->carved_end.load(std::memory_order_relaxed));
             if (!ok) return allocate_in_rust(bytes, alignment);  // Rust's pop reports it
-            b->mark = 0;
           }
+          // The profiler's count: when it runs out, Rust takes the sample.
+          auto* left = reinterpret_cast<std::intptr_t*>(reinterpret_cast<char*>(queues) + sample_left_offset_);
+          *left -= static_cast<std::intptr_t>(bytes);
+          if (*left < 0) return allocate_in_rust(bytes, alignment);
+          if (checks_) b->mark = 0;
           page->free = reinterpret_cast<heap_layout::block*>(next);
           page->used.store(page->used.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
           return b;
@@ -547,6 +552,7 @@ class heap_resource_impl final : public std::pmr::memory_resource {
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
 
   std::size_t pages_offset_ = 0;
+  std::size_t sample_left_offset_ = 0;
   std::uintptr_t mark_ = 0;
   bool checks_ = true;
   bool inline_ = false;

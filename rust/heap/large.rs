@@ -180,7 +180,10 @@ pub(super) fn allocate(layout: Layout) -> Result<(NonNull<u8>, bool), Short> {
                 return Err(short);
             }
             // SAFETY: as above (the header lives until the block is freed).
-            unsafe { (*seg).large_live.store(true, Ordering::Release) };
+            unsafe {
+                (*seg).large_sample = 0;
+                (*seg).large_live.store(true, Ordering::Release);
+            }
             // SAFETY: `fits` checked that the block starts `offset` bytes
             // into this mapping (a cached mapping's header is at its start),
             // so the address is inside it and not null.
@@ -306,6 +309,16 @@ unsafe fn block_addr(seg: *mut Segment) -> usize {
     unsafe { (*seg).map.as_ptr().addr() + (*seg).map_size - (*seg).large_size }
 }
 
+/// Marks the block of `seg` as the profiler's sample `id` (its free tells
+/// the profiler).
+///
+/// # Safety
+/// `seg` is the header of a large block not handed out yet.
+pub(super) unsafe fn set_sample(seg: *mut Segment, id: u64) {
+    // SAFETY: the caller's contract: nobody else has the block yet.
+    unsafe { (*seg).large_sample = id };
+}
+
 /// Whether `ptr` is the start of the live block of the large segment `seg`.
 ///
 /// # Safety
@@ -332,8 +345,14 @@ pub(super) unsafe fn free(seg: *mut Segment, ptr: *mut u8) {
             return guard::report(Misuse::DoubleFree, ptr.addr());
         }
     }
-    // SAFETY: the header is valid until the mapping goes.
+    // SAFETY: the header is valid until the mapping goes; the block's one
+    // free (above) owns its fields.
     let (size, align, map, block) = unsafe { ((*seg).map_size, (*seg).map_align, (*seg).map, (*seg).block_size) };
+    // SAFETY: as above.
+    let sample = unsafe { core::mem::take(&mut (*seg).large_sample) };
+    if sample != 0 {
+        crate::profile::freed(sample);
+    }
     counters::sub(&LARGE_LIVE, 1);
     counters::sub(&LARGE_BYTES, block);
     if secure::on() {

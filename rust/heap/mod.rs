@@ -313,7 +313,7 @@ impl Heap {
             // SAFETY: `heap` is this thread's record. Every call here is the
             // last thing done (see `ThreadHeap::try_pop`).
             unsafe {
-                match ThreadHeap::try_pop(heap, class) {
+                match ThreadHeap::try_pop::<true>(heap, class, layout.size()) {
                     Popped::Block(block) => Some(block),
                     Popped::Empty => Heap::allocate_slow(heap, class, layout.size()),
                     Popped::Corrupt(page, block) => {
@@ -333,6 +333,15 @@ impl Heap {
     #[cold]
     #[inline(never)]
     fn alloc_big(layout: Layout) -> Option<(NonNull<u8>, bool)> {
+        let heap = thread::current();
+        // SAFETY: `current()` is this thread's record (or `EMPTY`, which
+        // counts nothing).
+        if !thread::is_empty(heap) && unsafe { ThreadHeap::sample_due(heap, layout.size()) } {
+            // SAFETY: as above.
+            if let Some(sampled) = unsafe { Heap::take_sample(heap, layout, layout.size()) } {
+                return Some(sampled);
+            }
+        }
         if layout.size() <= segment::MEDIUM_MAX && layout.align() <= segment::PAGE_SIZE {
             fork::register_once(fork_prepare, fork_after);
             let pages = layout.size().div_ceil(segment::PAGE_SIZE);
@@ -375,6 +384,20 @@ impl Heap {
     #[inline(never)]
     unsafe extern "C" fn allocate_slow(heap: *mut ThreadHeap, class: usize, size: usize) -> Option<NonNull<u8>> {
         fork::register_once(fork_prepare, fork_after);
+        // The profiler's count (the inline path counts only what it pops;
+        // in secure mode it sees no record at all).
+        let counting = if secure::divert_allocations() { thread::current() } else { heap };
+        // SAFETY: `counting` is this thread's record (or `EMPTY`, which
+        // counts nothing).
+        if !thread::is_empty(counting) && unsafe { ThreadHeap::sample_due(counting, size) } {
+            // A block at least the class's size, at the class's alignment
+            // (a large block starts at a page, aligned far more).
+            let layout = Layout::from_size_align(crate::classes::class_size(class), 1).ok()?;
+            // SAFETY: as above.
+            if let Some((block, _)) = unsafe { Heap::take_sample(counting, layout.align_to(16).ok()?, size) } {
+                return Some(block);
+            }
+        }
         let heap = if secure::divert_allocations() {
             // Secure mode with sampling: a guarded block now and then, else
             // the thread's own (whose record the fast path did not see).
@@ -398,6 +421,47 @@ impl Heap {
             // SAFETY: the caller's contract; `current()` is this thread's record.
             unsafe { thread::allocate_slow(heap, class) }
         })
+    }
+
+    /// The thread's count to the profiler's next sample ran out on an
+    /// allocation of `size` bytes, to be served as `layout`: arms the next, and if the profiler is on
+    /// serves this one as a sample, from a mapping of its own (a large
+    /// block, whose free tells the profiler; see `crate::profile`). `None`
+    /// if the profiler is off, or the thread is in it, or no mapping could
+    /// be had (then the sample is taken but not tracked): the caller serves
+    /// the allocation as usual.
+    ///
+    /// # Safety
+    /// `heap` is this thread's record (not `EMPTY`).
+    #[cold]
+    #[inline(never)]
+    unsafe fn take_sample(heap: *mut ThreadHeap, layout: Layout, size: usize) -> Option<(NonNull<u8>, bool)> {
+        let interval = crate::profile::interval();
+        // SAFETY: the caller's contract.
+        unsafe { ThreadHeap::arm_sampling(heap, interval) };
+        if interval == 0 || !crate::profile::may_record() {
+            return None;
+        }
+        let Some((block, zero)) = with_purge(|| large::allocate(layout)) else {
+            crate::profile::record(size, interval, "Heap".into(), false);
+            return None;
+        };
+        let id = crate::profile::record(size, interval, "Heap".into(), true);
+        // SAFETY: a large block just made, not handed out yet: its header
+        // is this thread's to write.
+        unsafe { large::set_sample(segment_of(block.as_ptr()), id) };
+        Some((block, zero))
+    }
+
+    /// The profiler was started or stopped: the calling thread's count to
+    /// its next sample starts over (other threads notice within
+    /// `LOOK_EVERY` bytes, see `thread.rs`).
+    pub(crate) fn profiler_changed() {
+        let heap = thread::current();
+        if !thread::is_empty(heap) {
+            // SAFETY: this thread's own record.
+            unsafe { ThreadHeap::arm_sampling(heap, crate::profile::interval()) };
+        }
     }
 
     /// Frees a block. A pointer that is not a live block of this heap is
@@ -575,7 +639,7 @@ impl Heap {
             let heap = thread::local();
             // SAFETY: `heap` is this thread's record; every call is the last
             // thing done (see `ThreadHeap::try_pop`).
-            match unsafe { ThreadHeap::try_pop(heap, class) } {
+            match unsafe { ThreadHeap::try_pop::<true>(heap, class, size) } {
                 Popped::Block(block) => return block.as_ptr(),
                 Popped::Empty => {}
                 // SAFETY: as above.
@@ -609,7 +673,7 @@ impl Heap {
             let class = C_CLASSES[size.div_ceil(C_ALIGN)] as usize;
             // SAFETY: `local()` is this thread's record. A corrupt list is
             // left as found, for `malloc_c` to find and report.
-            if let Popped::Block(block) = unsafe { ThreadHeap::try_pop(thread::local(), class) } {
+            if let Popped::Block(block) = unsafe { ThreadHeap::try_pop::<true>(thread::local(), class, size) } {
                 return block.as_ptr();
             }
         }
@@ -999,8 +1063,11 @@ fn report_foreign(ptr: *mut u8) {
 ///   which must be 0 or a multiple of 8 in the same page (`(next ^ b) >>
 ///   page_shift == 0`) at an offset below the page's `u32` carved end
 ///   (`page_carved_offset`);
-///   otherwise call the heap, which reports the corruption. Store `next` as
-///   the page's free list, `0` into `b[1]`, and `used + 1` into the page's
+///   otherwise call the heap, which reports the corruption. Subtract the
+///   bytes asked for from the record's `isize` at `sample_left_offset` (the
+///   profiler's count, see [`profile`](crate::profile)); if it goes below
+///   zero, leave the block and call the heap (which takes the sample).
+///   Store `next` as the page's free list, `0` into `b[1]`, and `used + 1` into the page's
 ///   `u32` `used` (at `page_used_offset`, a relaxed atomic store).
 ///   Otherwise call the heap. Without `checks`, links are plain and there
 ///   are no marks.
@@ -1023,6 +1090,9 @@ pub struct HeapFastPath {
     pub local_slot: NonNull<*mut u8>,
     /// Bytes from one class's queue to the next in a record.
     pub queue_stride: usize,
+    /// Where a record's count to the profiler's next sample lies (an
+    /// `isize`, the owner's alone).
+    pub sample_left_offset: usize,
     /// Size and alignment of a small segment.
     pub segment_size: usize,
     /// Where a segment's page records start.
@@ -1067,6 +1137,7 @@ impl Heap {
             // SAFETY: the address of a thread-local is never null.
             local_slot: unsafe { NonNull::new_unchecked(thread::local_slot().cast()) },
             queue_stride: size_of::<thread::Queue>(),
+            sample_left_offset: thread::SAMPLE_LEFT_OFFSET,
             segment_size: segment::SEGMENT_SIZE,
             pages_offset: core::mem::offset_of!(Segment, pages),
             page_stride: size_of::<segment::Page>(),

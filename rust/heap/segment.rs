@@ -202,6 +202,10 @@ pub(super) struct Segment {
     pub(super) idle_since: Option<std::time::Instant>,
     /// Large: the block is live (cleared by its one free).
     pub(super) large_live: AtomicBool,
+    /// Large: the profiler's number for the block if it is a sample (0:
+    /// not one). Written before the block is handed out and taken by its
+    /// one free.
+    pub(super) large_sample: u64,
     /// Small: medium blocks other threads parked since the owner last
     /// looked (a hint: the owner scans the pages only when it is not 0).
     pub(super) parked: AtomicU32,

@@ -102,7 +102,22 @@ pub(crate) struct ThreadHeap {
     /// fields rather than through the global's address (0 in `EMPTY`,
     /// whose queues are empty and which frees nothing locally).
     mark: usize,
+    /// Bytes this thread may still take from its pages' lists before the
+    /// profiler's next sample (see `crate::profile`): the inline paths
+    /// count each block they pop down from it, and step aside for the slow
+    /// path when it goes below zero, without popping. While the profiler
+    /// is off it runs down from [`LOOK_EVERY`], and the slow path then only
+    /// looks whether the profiler has been started. Only the owner touches
+    /// it (never in `EMPTY`, whose queues have no page).
+    sample_left: isize,
 }
+
+/// Where a record's `sample_left` lies (for C++'s inline path).
+pub(super) const SAMPLE_LEFT_OFFSET: usize = core::mem::offset_of!(ThreadHeap, sample_left);
+
+/// The bytes a thread allocates between looks at whether the profiler has
+/// been started, while it is off (one slow-path call per 4 MiB).
+const LOOK_EVERY: isize = 4 << 20;
 
 /// `owned_hint` when it names no segment: not a multiple of the segment
 /// size, so no pointer's segment address equals it (0 would: a wild
@@ -572,6 +587,34 @@ impl ThreadHeap {
             owned_hint: NO_HINT,
             owned: [NO_HINT; OWNED_WAYS],
             mark: 0,
+            sample_left: 0,
+        }
+    }
+
+    /// Sets the bytes to the next sample: an exponential draw around the
+    /// profiler's `interval`, or [`LOOK_EVERY`] while it is off (0).
+    ///
+    /// # Safety
+    /// `heap` is this thread's record (not `EMPTY`).
+    pub(super) unsafe fn arm_sampling(heap: *mut ThreadHeap, interval: usize) {
+        let left = if interval == 0 { LOOK_EVERY } else { crate::profile::next_interval(interval) as isize };
+        // SAFETY: the caller's contract: the owner's field.
+        unsafe { (*heap).sample_left = left.max(1) };
+    }
+
+    /// The slow path's share of the count: counts `size` bytes if the
+    /// inline path did not (it counts only blocks it pops, so a count below
+    /// zero is one it ran out), and says whether the count has run out.
+    ///
+    /// # Safety
+    /// `heap` is this thread's record (not `EMPTY`).
+    pub(super) unsafe fn sample_due(heap: *mut ThreadHeap, size: usize) -> bool {
+        // SAFETY: the caller's contract: the owner's field.
+        unsafe {
+            if (*heap).sample_left >= 0 {
+                (*heap).sample_left = (*heap).sample_left.wrapping_sub(size as isize);
+            }
+            (*heap).sample_left < 0
         }
     }
 
@@ -636,8 +679,9 @@ impl ThreadHeap {
     /// `heap` is this thread's record (or `EMPTY`).
     #[inline(always)]
     pub(super) unsafe fn pop(heap: *mut ThreadHeap, class: usize) -> Option<NonNull<u8>> {
-        // SAFETY: the caller's contract.
-        match unsafe { ThreadHeap::try_pop(heap, class) } {
+        // SAFETY: the caller's contract. The slow paths that call this have
+        // counted the bytes for the profiler (`sample_due`).
+        match unsafe { ThreadHeap::try_pop::<false>(heap, class, 0) } {
             Popped::Block(block) => Some(block),
             Popped::Empty => None,
             // SAFETY: `try_pop` found the page in this thread's queue.
@@ -648,12 +692,15 @@ impl ThreadHeap {
     /// [`pop`](Self::pop), leaving a corrupt list for the caller to hand to
     /// [`corrupt_list`]: a caller that does so as the last thing it does
     /// (and takes its slow path the same way) saves no registers on its
-    /// fast path.
+    /// fast path. With `COUNT` (the inline paths), a block about to be
+    /// popped counts `size` bytes down from the profiler's `sample_left`;
+    /// when that goes below zero it is left on the list and `Empty` sends
+    /// the caller to its slow path, which takes the sample.
     ///
     /// # Safety
     /// As for `pop`.
     #[inline(always)]
-    pub(super) unsafe fn try_pop(heap: *mut ThreadHeap, class: usize) -> Popped {
+    pub(super) unsafe fn try_pop<const COUNT: bool>(heap: *mut ThreadHeap, class: usize, size: usize) -> Popped {
         // SAFETY: the thread's own record; pages in its queues are its own,
         // and their free blocks are the heap's to read and write.
         unsafe {
@@ -671,10 +718,18 @@ impl ThreadHeap {
             if guard::ON && (*block).mark != (*heap).mark ^ block.addr() {
                 return Popped::Corrupt(page, block);
             }
-            match Segment::next_free(page, block) {
-                Ok(next) => (*page).free = next.unwrap_or(ptr::null_mut()),
+            let next = match Segment::next_free(page, block) {
+                Ok(next) => next.unwrap_or(ptr::null_mut()),
                 Err(()) => return Popped::Corrupt(page, block),
+            };
+            if COUNT {
+                let left = (*heap).sample_left.wrapping_sub(size as isize);
+                (*heap).sample_left = left;
+                if left < 0 {
+                    return Popped::Empty;
+                }
             }
+            (*page).free = next;
             if guard::ON {
                 (*block).mark = 0;
             }
@@ -758,6 +813,8 @@ fn attach() -> Option<*mut ThreadHeap> {
     // SAFETY: the record is this thread's now. Purge requests made before
     // it came are not its to serve.
     unsafe { (*heap).purge_seen = limit::PURGE_REQUESTS.load(Ordering::Relaxed) };
+    // SAFETY: as above.
+    unsafe { ThreadHeap::arm_sampling(heap, crate::profile::interval()) };
     set_local(heap);
     STATE.with(|s| s.set(1));
     // Registering the destructor may allocate (through this heap: LOCAL is

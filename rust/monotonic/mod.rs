@@ -661,10 +661,10 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     fn sample(&self, size: usize) {
         let interval = self.sampling.get();
         let resource = match &*self.name.borrow() {
-            Some(name) => format!("{name} (Monotonic)"),
-            None => "Monotonic".to_owned(),
+            Some(name) => format!("{name} (Monotonic)").into(),
+            None => "Monotonic".into(),
         };
-        crate::profile::record(size, interval, resource);
+        crate::profile::record(size, interval, resource, false);
         self.arm(Some(crate::profile::next_interval(interval)));
     }
 

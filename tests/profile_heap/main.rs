@@ -1,0 +1,198 @@
+//! The sampling profiler over the heap (`memres::Heap` as the global
+//! allocator): two call sites in known proportions come out in those
+//! proportions; samples are matched at free, so the live view holds only
+//! what is still allocated and the peak view what was live at the top; big
+//! blocks are sampled too; a sampled block behaves as any other; with the
+//! profiler off nothing is sampled, and a start is noticed at once on the
+//! thread that starts it and from the first allocation on threads made
+//! after. (Not under Miri: the stack walk reads the binary's unwind tables.)
+
+// The boxes are the allocations the profiler is to see, one per element.
+#![allow(clippy::vec_box)]
+
+use std::hint::black_box;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use memres::profile::{self, View};
+
+#[global_allocator]
+static HEAP: memres::Heap = memres::Heap;
+
+/// The profiler is process-wide: one test at a time.
+fn exclusive() -> MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    let guard = ONE.lock().unwrap_or_else(PoisonError::into_inner);
+    profile::stop();
+    profile::clear();
+    guard
+}
+
+/// The estimated bytes of the folded lines whose stack names `function`.
+fn bytes_of(folded: &str, function: &str) -> f64 {
+    folded
+        .lines()
+        .filter(|line| line.split(';').any(|frame| frame.contains(function)))
+        .map(|line| line.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum()
+}
+
+#[inline(never)]
+fn parse_headers(out: &mut Vec<Box<[u8; 48]>>, n: usize) {
+    for _ in 0..n {
+        out.push(black_box(Box::new([1u8; 48])));
+    }
+}
+
+#[inline(never)]
+fn rank_words(out: &mut Vec<Box<[u8; 144]>>, n: usize) {
+    for _ in 0..n {
+        out.push(black_box(Box::new([2u8; 144])));
+    }
+}
+
+#[test]
+fn two_call_sites_hold_their_proportions_and_frees_leave_the_live_view() {
+    let _one = exclusive();
+    let mut headers = Vec::with_capacity(60_000);
+    let mut words = Vec::with_capacity(10_000);
+    profile::start(4096);
+    // parse_headers: 60 000 blocks of 48 bytes (2.88 MB); rank_words:
+    // 10 000 of 144 (1.44 MB): a 2:1 split of the bytes.
+    for _ in 0..10 {
+        parse_headers(&mut headers, 6000);
+        rank_words(&mut words, 1000);
+    }
+    // rank_words' blocks go: the live view keeps parse_headers' alone,
+    // the peak view (just before) both.
+    drop(words);
+    profile::stop();
+    let allocated = profile::folded();
+    let (a, b) = (bytes_of(&allocated, "parse_headers"), bytes_of(&allocated, "rank_words"));
+    let (true_a, true_b) = (60_000.0 * 48.0, 10_000.0 * 144.0);
+    // About 4.3 MB at one sample per 4 KiB: about 1050 samples, so the
+    // estimates are within a few percent; 10% is several standard errors.
+    let share = a / (a + b);
+    let expected = true_a / (true_a + true_b);
+    assert!(
+        (share - expected).abs() < 0.1 * expected,
+        "parse_headers' share {share:.3}, expected {expected:.3}:\n{allocated}"
+    );
+    assert!((a + b - (true_a + true_b)).abs() < 0.1 * (true_a + true_b), "estimate {} of {}", a + b, true_a + true_b);
+    let ours: Vec<&str> =
+        allocated.lines().filter(|l| l.contains("parse_headers") || l.contains("rank_words")).collect();
+    assert!(ours.iter().all(|l| l.starts_with("Heap;")), "every stack starts with its resource:\n{allocated}");
+    assert!(!allocated.contains("memres::heap::"), "the heap's own frames are left out:\n{allocated}");
+
+    let live = profile::folded_view(View::Live);
+    assert_eq!(bytes_of(&live, "rank_words"), 0.0, "freed blocks leave the live view:\n{live}");
+    let live_a = bytes_of(&live, "parse_headers");
+    assert!((live_a - a).abs() < 1e-6 * a, "parse_headers' blocks are all live: {live_a} of {a}");
+    let peak = profile::folded_view(View::Peak);
+    assert!((bytes_of(&peak, "rank_words") - b).abs() < 1e-6 * b, "the peak held rank_words' blocks:\n{peak}");
+    assert!((bytes_of(&peak, "parse_headers") - a).abs() < 1e-6 * a);
+    let samples = profile::samples_taken();
+    assert!(samples.iter().all(|s| s.tracked && s.resource == "Heap"), "the heap's samples are tracked");
+    assert!(samples.iter().any(|s| s.freed), "rank_words' samples were seen freed");
+    assert!(samples.windows(2).all(|w| w[0].at_ns <= w[1].at_ns), "times increase");
+    drop(headers);
+    assert_eq!(bytes_of(&profile::folded_view(View::Live), "parse_headers"), 0.0, "all freed now");
+}
+
+#[inline(never)]
+fn big_blocks(n: usize, size: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|_| black_box(vec![3u8; size])).collect()
+}
+
+#[test]
+fn medium_and_large_blocks_are_sampled_by_their_bytes() {
+    let _one = exclusive();
+    profile::start(256 << 10);
+    // 64 blocks of 100 KB (medium) and 16 of 2 MB (large): each large
+    // block crosses a sample point with chance 1 - e^-8 and stands for its
+    // size over that chance; the medium ones are estimated as usual.
+    let medium = big_blocks(64, 100_000);
+    let large = big_blocks(16, 2 << 20);
+    profile::stop();
+    let folded = profile::folded();
+    let total = bytes_of(&folded, "big_blocks");
+    let truth = 64.0 * 100_000.0 + 16.0 * (2 << 20) as f64;
+    assert!((total - truth).abs() < 0.25 * truth, "estimate {total} of {truth}:\n{folded}");
+    assert!(medium.iter().all(|v| v.iter().all(|&b| b == 3)) && large.iter().all(|v| v.len() == 2 << 20));
+}
+
+#[test]
+fn a_sampled_block_behaves_as_any_other() {
+    let _one = exclusive();
+    // Every allocation is a sample at a 1-byte interval.
+    profile::start(1);
+    let mut blocks: Vec<Vec<u64>> = Vec::new();
+    for i in 0..200u64 {
+        let mut v = Vec::with_capacity(3);
+        v.extend([i, i + 1, i + 2]);
+        blocks.push(v);
+    }
+    // Grown (moved to a bigger class), shrunk, kept: contents follow.
+    for (i, v) in blocks.iter_mut().enumerate() {
+        v.extend(0..100);
+        v.truncate(50);
+        v.shrink_to_fit();
+        assert_eq!(v[0], i as u64);
+        assert_eq!(v[49], 46);
+    }
+    // A sampled block's usable size is at least what was asked.
+    let b = Box::new([7u8; 24]);
+    // SAFETY: a live block of the heap.
+    let usable = unsafe { memres::Heap::usable_size(core::ptr::NonNull::from(&*b).cast()) };
+    assert!(usable >= 24);
+    profile::stop();
+    let taken = profile::samples_taken();
+    assert!(taken.len() >= 400, "every allocation a sample: {}", taken.len());
+    assert!(taken.iter().filter(|s| s.freed).count() >= 200, "moved blocks were seen freed");
+    drop(blocks);
+
+    assert_eq!(memres::Heap::misuses(), 0, "no misuse detected along the way");
+}
+
+#[inline(never)]
+fn while_off(n: usize) -> Vec<Box<[u8; 64]>> {
+    (0..n).map(|_| black_box(Box::new([4u8; 64]))).collect()
+}
+
+#[test]
+fn off_means_no_samples_and_a_start_is_noticed_at_once() {
+    let _one = exclusive();
+    let kept = while_off(100_000);
+    assert_eq!(bytes_of(&profile::folded(), "while_off"), 0.0, "no sample while off");
+    drop(kept);
+    // Started: this thread's count starts over now, not after its next
+    // 4 MiB.
+    profile::start(1024);
+    let kept = while_off(100);
+    profile::stop();
+    let estimate = bytes_of(&profile::folded(), "while_off");
+    // 6.4 KB at one sample per KiB: about 6 samples.
+    assert!(estimate > 0.0, "sampled from the start");
+    drop(kept);
+}
+
+#[inline(never)]
+fn on_a_thread(n: usize) -> usize {
+    let v: Vec<Box<[u8; 96]>> = (0..n).map(|_| black_box(Box::new([5u8; 96]))).collect();
+    v.len()
+}
+
+#[test]
+fn threads_made_while_sampling_sample_from_their_first_block() {
+    let _one = exclusive();
+    profile::start(8192);
+    let handles: Vec<_> = (0..4).map(|_| std::thread::spawn(|| on_a_thread(20_000))).collect();
+    let made: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    profile::stop();
+    let estimate = bytes_of(&profile::folded(), "on_a_thread");
+    // The blocks, and each thread's vector of 20 000 pointers.
+    let truth = made as f64 * (96.0 + 8.0);
+    // 8.3 MB at one sample per 8 KiB: about 1000 samples.
+    assert!((estimate - truth).abs() < 0.1 * truth, "estimate {estimate} of {truth}");
+    let threads: std::collections::HashSet<u64> = profile::samples_taken().iter().map(|s| s.thread).collect();
+    assert!(threads.len() >= 4, "samples name their threads: {threads:?}");
+}
