@@ -59,7 +59,7 @@ use core::cell::Cell;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
@@ -76,12 +76,21 @@ static EPOCH: OnceLock<Instant> = OnceLock::new();
 /// The numbers samples give their threads (1 up).
 static THREADS: AtomicU64 = AtomicU64::new(1);
 
+/// Set by [`request_dump`] (a signal handler may): the next sample
+/// writes the views to `DUMP_PREFIX`.
+static DUMP_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Where [`request_dump`]'s views go (see [`set_dump_prefix`]).
+static DUMP_PREFIX: Mutex<Option<String>> = Mutex::new(None);
+
 /// Frees of sampled blocks a thread may note while in the profiler.
 const PENDING: usize = 16;
 
 std::thread_local! {
     /// Set while this thread holds `PROFILE`'s lock.
     static IN_PROFILER: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread writes a profile (`Paused`): what it
+    /// allocates then (the symbolizer's tables) is not sampled.
+    static PAUSED: Cell<bool> = const { Cell::new(false) };
     /// Sampled blocks freed while in the profiler: their ids, to be marked
     /// freed when the lock is let go (0: an empty entry).
     static FREED_INSIDE: [Cell<u64>; PENDING] = const { [const { Cell::new(0) }; PENDING] };
@@ -282,9 +291,26 @@ impl Profile {
 }
 
 /// Whether the calling thread may take a sample now: false while it is
-/// in the profiler (whose own allocations are not sampled).
+/// in the profiler or writing a profile (whose own allocations are not
+/// sampled).
 pub(crate) fn may_record() -> bool {
-    !IN_PROFILER.try_with(Cell::get).unwrap_or(true)
+    !IN_PROFILER.try_with(Cell::get).unwrap_or(true) && !PAUSED.try_with(Cell::get).unwrap_or(true)
+}
+
+/// While alive, the calling thread takes no sample (it is writing a
+/// profile); guards nest.
+struct Paused(bool);
+
+impl Paused {
+    fn new() -> Paused {
+        Paused(PAUSED.with(|paused| paused.replace(true)))
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        PAUSED.with(|paused| paused.set(self.0));
+    }
 }
 
 /// The sampled block `id` (a number [`record`] gave) was freed.
@@ -306,6 +332,7 @@ pub(crate) fn freed(id: u64) {
 /// Every sample taken since the last [`clear`], oldest first: for a test
 /// or a tool that wants more than the folded stacks.
 pub fn samples_taken() -> Vec<SampleInfo> {
+    let _paused = Paused::new();
     with_profile(|profile| {
         profile
             .samples
@@ -352,6 +379,7 @@ pub fn folded() -> String {
 /// drop(kept);
 /// ```
 pub fn folded_view(view: View) -> String {
+    let _paused = Paused::new();
     let samples: Vec<Sample> =
         with_profile(|profile| profile.samples.iter().filter(|s| profile.counts(s, view)).cloned().collect());
     let mut names: HashMap<usize, Vec<String>> = HashMap::new();
@@ -361,9 +389,7 @@ pub fn folded_view(view: View) -> String {
             names.entry(ip).or_insert_with(|| frame_names(ip));
         }
         let frames: Vec<&str> = sample.stack.iter().flat_map(|ip| names[ip].iter().map(String::as_str)).collect();
-        // The innermost frames are the stack walk's, the profiler's and the
-        // sampling resource's own: the stack starts at its caller.
-        let outer = frames.iter().position(|name| !is_internal(name)).unwrap_or(frames.len());
+        let outer = callers_start(&frames);
         let mut line = sample.resource.to_string();
         for name in frames[outer..].iter().rev() {
             line.push(';');
@@ -401,6 +427,7 @@ pub fn dump_folded(path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
 /// # Errors
 /// What writing the first file that fails returns.
 pub fn dump_views(prefix: &str) -> std::io::Result<()> {
+    let _paused = Paused::new();
     for (view, suffix) in [(View::Allocated, "alloc"), (View::Live, "live"), (View::Peak, "peak")] {
         std::fs::write(format!("{prefix}.{suffix}.folded"), folded_view(view))?;
     }
@@ -461,7 +488,7 @@ pub(crate) fn record(size: usize, interval: usize, resource: Cow<'static, str>, 
     let was = IN_PROFILER.with(|inside| inside.replace(true));
     let sample = take(size, interval, resource, tracked);
     IN_PROFILER.with(|inside| inside.set(was));
-    with_profile(|profile| {
+    let id = with_profile(|profile| {
         let mut sample = sample;
         sample.id = profile.next_id;
         profile.next_id += 1;
@@ -477,7 +504,53 @@ pub(crate) fn record(size: usize, interval: usize, resource: Cow<'static, str>, 
         let id = sample.id;
         profile.samples.push(sample);
         id
-    })
+    });
+    if DUMP_REQUESTED.load(Ordering::Relaxed) && DUMP_REQUESTED.swap(false, Ordering::Relaxed) {
+        dump_as_requested();
+    }
+    id
+}
+
+/// Asks for the views to be written to the prefix [`set_dump_prefix`]
+/// gave, by the thread that takes the next sample (async-signal-safe: one
+/// atomic store; the malloc shim calls it on `SIGUSR2`). Nothing is written
+/// if no prefix was set.
+pub fn request_dump() {
+    DUMP_REQUESTED.store(true, Ordering::Relaxed);
+}
+
+/// Where [`request_dump`] writes: [`dump_views`]`(prefix)`.
+pub fn set_dump_prefix(prefix: impl Into<String>) {
+    *DUMP_PREFIX.lock().unwrap_or_else(PoisonError::into_inner) = Some(prefix.into());
+}
+
+/// The prefix [`set_dump_prefix`] gave, if any.
+pub fn dump_prefix() -> Option<String> {
+    DUMP_PREFIX.lock().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+/// Writes the views as [`request_dump`] asked (errors go to stderr: there
+/// is no caller to return them to).
+#[cold]
+fn dump_as_requested() {
+    if let Some(prefix) = dump_prefix()
+        && let Err(e) = dump_views(&prefix)
+    {
+        eprintln!("memres: could not write the profile to {prefix}.*.folded: {e}");
+    }
+}
+
+/// A sampling interval as the environment gives it: bytes, with an
+/// optional `K`, `M` or `G` suffix (powers of 1024), as `MEMRES_PROFILE`
+/// takes it; `None` if malformed.
+///
+/// ```
+/// assert_eq!(memres::profile::parse_interval(b"512K"), Some(512 << 10));
+/// assert_eq!(memres::profile::parse_interval(b"4096"), Some(4096));
+/// assert_eq!(memres::profile::parse_interval(b"lots"), None);
+/// ```
+pub fn parse_interval(text: &[u8]) -> Option<usize> {
+    crate::heap::parse_size(text)
 }
 
 /// A sample's record (not numbered yet), with the caller's stack.
@@ -520,6 +593,26 @@ fn take(size: usize, interval: usize, resource: Cow<'static, str>, tracked: bool
 fn weight(size: usize, interval: usize) -> f64 {
     let size = size.max(1) as f64;
     size / (1.0 - (-size / interval.max(1) as f64).exp())
+}
+
+/// Where the caller's frames start in a sample's frames (innermost first):
+/// past the stack walk's, the profiler's and the sampling resource's own,
+/// and past Rust's generic library frames inlined among those (an
+/// `Option::and_then` in the heap's slow path), but not past library frames
+/// that only the caller's code reaches (`Box::new`, `std::pmr`'s allocate).
+fn callers_start(frames: &[&str]) -> usize {
+    let glue = |name: &str| {
+        ["core::", "<core::", "alloc::", "<alloc::", "std::", "<std::"].iter().any(|p| name.starts_with(p))
+    };
+    let mut start = 0;
+    for (i, name) in frames.iter().enumerate() {
+        if is_internal(name) {
+            start = i + 1;
+        } else if !glue(name) {
+            break;
+        }
+    }
+    start
 }
 
 /// Whether a frame named `name` is the profiler's or the sampling path's

@@ -237,7 +237,8 @@ mod ffi {
         fn profile_stop();
         fn profile_clear();
         fn profile_samples() -> usize;
-        fn profile_folded() -> String;
+        /// 0: allocated, 1: live, 2: peak (C++'s `profile_view`).
+        fn profile_folded(view: u8) -> String;
     }
 
     extern "Rust" {
@@ -852,8 +853,14 @@ fn profile_samples() -> usize {
     memres::profile::samples()
 }
 
-fn profile_folded() -> String {
-    memres::profile::folded()
+fn profile_folded(view: u8) -> String {
+    use memres::profile::View;
+    let view = match view {
+        1 => View::Live,
+        2 => View::Peak,
+        _ => View::Allocated,
+    };
+    memres::profile::folded_view(view)
 }
 
 /// `memres::Heap::report()` as JSON, for C++'s `memres::heap_stats_json()`.

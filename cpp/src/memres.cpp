@@ -584,7 +584,10 @@ void profile_start(std::size_t interval) { ffi::profile_start(interval); }
 void profile_stop() { ffi::profile_stop(); }
 void profile_clear() { ffi::profile_clear(); }
 std::size_t profile_samples() { return ffi::profile_samples(); }
-std::string profile_folded() { return std::string(ffi::profile_folded()); }
+std::string profile_folded() { return std::string(ffi::profile_folded(0)); }
+std::string profile_folded(profile_view view) {
+  return std::string(ffi::profile_folded(static_cast<std::uint8_t>(view)));
+}
 
 bool profile_dump(const std::string& path) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

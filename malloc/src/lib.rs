@@ -13,6 +13,14 @@
 //! printed to stderr at exit, one line; with `MEMRES_STATS=json`, its
 //! [`memres::HeapReport`] as one line of JSON (for a monitoring system).
 //!
+//! With `MEMRES_PROFILE=interval` (bytes, `K`/`M`/`G` suffixes; `on` for
+//! the default 512 KiB) the heap samples allocations for
+//! [`memres::profile`] from the start, and writes the three views as
+//! folded stacks to `<path>.<pid>.alloc.folded`, `.live.folded` and
+//! `.peak.folded` at exit, on `SIGUSR2` (by the thread that takes the next
+//! sample), and when the program calls `memres_profile_dump`; `path` is
+//! `MEMRES_PROFILE_PATH`, or `memres-profile` in the working directory.
+//!
 //! # Semantics (glibc's, where C leaves a choice)
 //! - `malloc(0)` returns a unique pointer; `free(NULL)` does nothing;
 //!   `realloc(NULL, n)` is `malloc(n)`; `realloc(p, 0)` frees `p` and
@@ -457,6 +465,36 @@ pub unsafe extern "C" fn memres_stats_json(buf: *mut core::ffi::c_char, len: usi
     json.len()
 }
 
+/// Starts (or, with 0, stops) the heap profiler at a mean interval of
+/// `interval` bytes.
+#[unsafe(no_mangle)]
+pub extern "C" fn memres_profile_start(interval: usize) {
+    memres::profile::start(interval);
+}
+
+/// Writes the profile's three views now to `<prefix>.{alloc,live,peak}.folded`
+/// (`prefix` null: `MEMRES_PROFILE_PATH`'s `<path>.<pid>`). Returns 0, or
+/// -1 with `errno` set if a file could not be written.
+///
+/// # Safety
+/// `prefix` is null or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memres_profile_dump(prefix: *const core::ffi::c_char) -> c_int {
+    let prefix = if prefix.is_null() {
+        memres::profile::dump_prefix().unwrap_or_else(profile_prefix)
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { core::ffi::CStr::from_ptr(prefix) }.to_string_lossy().into_owned()
+    };
+    match memres::profile::dump_views(&prefix) {
+        Ok(()) => 0,
+        Err(e) => {
+            set_errno(e.raw_os_error().unwrap_or(libc::EIO));
+            -1
+        }
+    }
+}
+
 /// The heap's report as one JSON object.
 fn report_json() -> String {
     // Serializing numbers and a Vec into a String cannot fail.
@@ -517,15 +555,77 @@ extern "C" fn print_at_exit() {
     }
 }
 
+/// `MEMRES_PROFILE`'s value as an interval: `on` is the default.
+fn profile_interval(value: &[u8]) -> Option<usize> {
+    if value == b"on" { Some(memres::profile::DEFAULT_INTERVAL) } else { memres::profile::parse_interval(value) }
+}
+
+/// The value of environment variable `name`, if set.
+fn env_bytes(name: &core::ffi::CStr) -> Option<Vec<u8>> {
+    // SAFETY: getenv with a NUL-terminated name; the value is copied at once.
+    let value = unsafe { libc::getenv(name.as_ptr()) };
+    // SAFETY: a non-null getenv result is a NUL-terminated string.
+    (!value.is_null()).then(|| unsafe { core::ffi::CStr::from_ptr(value) }.to_bytes().to_vec())
+}
+
+/// The prefix of this process's profile files: `<path>.<pid>`.
+fn profile_prefix() -> String {
+    let path = env_bytes(c"MEMRES_PROFILE_PATH").map(|p| String::from_utf8_lossy(&p).into_owned());
+    // SAFETY: getpid cannot fail.
+    let pid = unsafe { libc::getpid() };
+    format!("{}.{pid}", path.as_deref().unwrap_or("memres-profile"))
+}
+
+/// Starts the profiler as `MEMRES_PROFILE` asks, with its dumps at exit and
+/// on `SIGUSR2`. A malformed value is reported and ignored.
+fn start_profile() {
+    let Some(value) = env_bytes(c"MEMRES_PROFILE") else { return };
+    let Some(interval) = profile_interval(&value).filter(|&i| i > 0) else {
+        let mut line = StackText::new();
+        let _ = writeln!(line, "memres: MEMRES_PROFILE={}: not an interval in bytes", String::from_utf8_lossy(&value));
+        line.write_to(2);
+        return;
+    };
+    memres::profile::set_dump_prefix(profile_prefix());
+    memres::profile::start(interval);
+    extern "C" fn on_sigusr2(_: c_int) {
+        memres::profile::request_dump();
+    }
+    extern "C" fn dump_at_exit() {
+        memres::profile::stop();
+        if let Some(prefix) = memres::profile::dump_prefix() {
+            match memres::profile::dump_views(&prefix) {
+                Ok(()) => eprintln!(
+                    "memres: heap profile ({} samples) in {prefix}.{{alloc,live,peak}}.folded",
+                    memres::profile::samples()
+                ),
+                Err(e) => eprintln!("memres: could not write the profile to {prefix}.*.folded: {e}"),
+            }
+        }
+    }
+    // SAFETY: a handler that makes one atomic store (async-signal-safe),
+    // installed with an otherwise zeroed sigaction; a plain function that
+    // lives as long as the program for atexit.
+    unsafe {
+        let mut action: libc::sigaction = core::mem::zeroed();
+        action.sa_sigaction = on_sigusr2 as extern "C" fn(c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGUSR2, &action, ptr::null_mut());
+        libc::atexit(dump_at_exit);
+    }
+}
+
 /// Runs when the library is loaded: installs the heap's `fork()` handlers
 /// now, before the program's libraries install theirs (so the heap's locks
 /// are taken last before a fork and released first after it), reads the
-/// CPU count (which opens a file: better here than inside a `malloc`), and
-/// arranges `MEMRES_STATS`'s report (`1`: the totals' line; `json`: the
-/// report as JSON).
+/// CPU count (which opens a file: better here than inside a `malloc`),
+/// starts the profiler if `MEMRES_PROFILE` asks, and arranges
+/// `MEMRES_STATS`'s report (`1`: the totals' line; `json`: the report as
+/// JSON).
 extern "C" fn on_load() {
     Heap::install_fork_handlers();
     let _ = Heap::cpus();
+    start_profile();
     // SAFETY: getenv with a NUL-terminated name; the value is read at once.
     let value = unsafe { libc::getenv(c"MEMRES_STATS".as_ptr()) };
     // SAFETY: a non-null getenv result is a NUL-terminated string.

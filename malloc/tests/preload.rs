@@ -203,6 +203,105 @@ fn stats_as_json_on_demand_and_at_exit() {
     assert!(still48.as_ref().is_none_or(|c| c["live"].as_u64() < Some(1000)), "{still48:?}");
 }
 
+/// The estimated bytes of the folded lines whose stack names `function`.
+fn bytes_of(folded: &str, function: &str) -> f64 {
+    folded
+        .lines()
+        .map(|line| line.rsplit_once(' ').expect("a count"))
+        .filter(|(stack, _)| stack.split(';').any(|frame| frame == function))
+        .map(|(_, count)| count.parse::<f64>().expect("a number"))
+        .sum()
+}
+
+/// `MEMRES_PROFILE` profiles a C program's `malloc`: two call sites in a
+/// known proportion come out in it (within sampling error), frees leave the
+/// live view, `SIGUSR2` and `memres_profile_dump` write the views, and so
+/// does the exit; the flame graph names both functions.
+#[test]
+fn a_c_program_profiled_by_the_environment() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("profile_c_views");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("prof");
+    let path_text = path.to_str().unwrap();
+    let env = [("MEMRES_PROFILE", "4K"), ("MEMRES_PROFILE_PATH", path_text)];
+    let out = run(&compile("profile.c"), &[], &env, true);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("dump after SIGUSR2: written"), "{stdout}");
+    let value = |key: &str| -> f64 {
+        let line = stdout.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("{key} in {stdout}"));
+        line[key.len()..].trim().parse().unwrap()
+    };
+    let (pid, true_a, true_b) = (value("pid "), value("parse_headers "), value("rank_words "));
+    let read = |file: String| {
+        std::fs::read_to_string(&file).unwrap_or_else(|e| {
+            panic!(
+                "{file}: {e}
+{stderr}"
+            )
+        })
+    };
+
+    // The views as memres_profile_dump wrote them: both sites allocated,
+    // rank_words' blocks freed since.
+    let allocated = read(format!("{path_text}.mid.alloc.folded"));
+    let (a, b) = (bytes_of(&allocated, "parse_headers"), bytes_of(&allocated, "rank_words"));
+    // About 4.4 MB at one sample per 4 KiB: about 1080 samples; 10% is
+    // several standard errors.
+    let (share, expected) = (a / (a + b), true_a / (true_a + true_b));
+    assert!(
+        (share - expected).abs() < 0.1 * expected,
+        "parse_headers' share {share:.3} of {expected:.3}:
+{allocated}"
+    );
+    assert!((a + b - true_a - true_b).abs() < 0.1 * (true_a + true_b), "estimate {} of {}", a + b, true_a + true_b);
+    let ours = allocated.lines().filter(|l| l.contains("parse_headers") || l.contains("rank_words"));
+    for line in ours {
+        assert!(line.starts_with("Heap;"), "stacks start with the resource: {line}");
+        assert!(!line.contains("memres") && !line.contains(";malloc;"), "memres's frames left out: {line}");
+    }
+    let live = read(format!("{path_text}.mid.live.folded"));
+    assert_eq!(
+        bytes_of(&live, "rank_words"),
+        0.0,
+        "freed blocks leave the live view:
+{live}"
+    );
+    assert!(
+        (bytes_of(&live, "parse_headers") - a).abs() < 1e-6 * a,
+        "parse_headers' blocks all live:
+{live}"
+    );
+    let peak = read(format!("{path_text}.mid.peak.folded"));
+    assert!(
+        bytes_of(&peak, "rank_words") > 0.0,
+        "the peak held rank_words' blocks:
+{peak}"
+    );
+
+    // At exit, everything freed: nothing live; the stderr line says where.
+    let at_exit = format!("{path_text}.{pid}");
+    assert!(read(format!("{at_exit}.alloc.folded")).contains("parse_headers"));
+    assert_eq!(bytes_of(&read(format!("{at_exit}.live.folded")), "parse_headers"), 0.0, "all freed at exit");
+    assert!(stderr.contains(&format!("{at_exit}.{{alloc,live,peak}}.folded")), "{stderr}");
+
+    // The flame graph of the allocated view names both functions.
+    let mut svg = Vec::new();
+    let mut options = inferno::flamegraph::Options::default();
+    inferno::flamegraph::from_lines(&mut options, allocated.lines(), &mut svg).expect("a flame graph");
+    let svg = String::from_utf8(svg).unwrap();
+    assert!(svg.contains("parse_headers") && svg.contains("rank_words"), "both functions in the flame graph");
+}
+
+/// A malformed `MEMRES_PROFILE` is reported, and the program runs as usual.
+#[test]
+fn a_malformed_profile_interval_is_reported() {
+    let out = run(&compile("stats_json.c"), &[], &[("MEMRES_PROFILE", "lots")], true);
+    assert!(out.status.success());
+    assert!(text(&out.stderr).contains("MEMRES_PROFILE=lots: not an interval"), "{}", text(&out.stderr));
+}
+
 /// In `MISUSES`: the program may also go on without a report (and must
 /// then have handed out no live block).
 const SURVIVED: &str = "(survived unreported)";

@@ -75,7 +75,7 @@ pub(super) fn read_env() {
 }
 
 /// `123`, `64K`, `512M`, `2G` (powers of 1024); `None` if malformed.
-pub(super) fn parse_size(text: &[u8]) -> Option<usize> {
+pub(crate) fn parse_size(text: &[u8]) -> Option<usize> {
     let (digits, unit) = match text.last()? {
         b'k' | b'K' => (&text[..text.len() - 1], 1 << 10),
         b'm' | b'M' => (&text[..text.len() - 1], 1 << 20),

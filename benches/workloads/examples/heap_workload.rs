@@ -7,6 +7,10 @@
 //! heap_workload <workload> <allocator> [iterations]
 //! heap_workload larson memres 20
 //! ```
+//!
+//! `memres-profiled` is memres with the sampling profiler on at its
+//! default interval (`memres::profile::DEFAULT_INTERVAL`), to measure what
+//! sampling costs beside `memres`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -47,7 +51,7 @@ fn time<A: Allocator + Copy + Send + 'static>(work: &str, a: A, iterations: usiz
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: heap_workload <workload> <memres|mimalloc|jemalloc|glibc> [iterations]";
+    let usage = "usage: heap_workload <workload> <memres|memres-profiled|mimalloc|jemalloc|glibc> [iterations]";
     let (Some(work), Some(allocator)) = (args.get(1), args.get(2)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -58,6 +62,10 @@ fn main() {
     });
     let ns = match allocator.as_str() {
         "memres" => time(work, memres::Heap, iterations),
+        "memres-profiled" => {
+            memres::profile::start(memres::profile::DEFAULT_INTERVAL);
+            time(work, memres::Heap, iterations)
+        }
         "mimalloc" => time(work, ViaGlobalAlloc(&mimalloc::MiMalloc), iterations),
         "jemalloc" => time(work, ViaGlobalAlloc(&tikv_jemallocator::Jemalloc), iterations),
         "glibc" => time(work, ViaGlobalAlloc(&std::alloc::System), iterations),

@@ -977,7 +977,10 @@ std::string heap_stats_json();
 /// weighted by the bytes it stands for, with its call stack. The monotonic
 /// arenas sample, from C++ and Rust alike (they share one core); an arena
 /// notices a start or stop when it next takes a chunk, resets or rewinds.
-/// With the profiler off the arenas' fast paths cost nothing more.
+/// With the profiler off the arenas' fast paths cost nothing more. The heap
+/// (heap_resource(), and malloc under the shim) samples too, its samples
+/// matched at free (so profile_view::live and ::peak hold them); the
+/// calling thread's heap notices a start at once, others within 4 MiB.
 void profile_start(std::size_t interval = 512 * 1024);
 void profile_stop();
 /// Drops the samples taken so far.
@@ -987,6 +990,11 @@ std::size_t profile_samples();
 /// The profile in folded form, a line per stack, "resource;outer;...;inner
 /// bytes" (flame-graph tools read it), names demangled, heaviest first.
 std::string profile_folded();
+/// Which samples a profile counts: every allocation, those still live (the
+/// heap's), or those live when the live bytes peaked.
+enum class profile_view { allocated, live, peak };
+/// profile_folded() for the samples of `view`.
+std::string profile_folded(profile_view view);
 /// Writes profile_folded() to `path`; false if the file could not be written.
 bool profile_dump(const std::string& path);
 

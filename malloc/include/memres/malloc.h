@@ -10,7 +10,15 @@
  * dlsym(RTLD_DEFAULT, "memres_stats"). MEMRES_STATS=1 prints them at exit
  * (MEMRES_STATS=json: the totals and the classes in use, one line of JSON);
  * MEMRES_HEAP_LIMIT / MEMRES_HEAP_SOFT_LIMIT set memory limits (bytes, with
- * an optional K, M or G suffix): past the hard one allocations fail. */
+ * an optional K, M or G suffix): past the hard one allocations fail.
+ *
+ * MEMRES_PROFILE=interval (bytes, K/M/G suffixes; "on" for 512K) samples
+ * allocations from the start, about one per interval bytes, with their call
+ * stacks, and writes three views as folded stacks (flame-graph input) at
+ * exit, on SIGUSR2 and on memres_profile_dump(NULL):
+ * <path>.<pid>.alloc.folded (everything allocated), .live.folded (not freed
+ * yet) and .peak.folded (live when the live bytes peaked), where path is
+ * MEMRES_PROFILE_PATH or "memres-profile". Bytes are estimates, unbiased. */
 #ifndef MEMRES_MALLOC_H
 #define MEMRES_MALLOC_H
 
@@ -41,6 +49,15 @@ void memres_stats_print(void);
  * len - 1 bytes and a NUL. Returns the JSON's length: a return of len or
  * more means it was cut short. */
 size_t memres_stats_json(char* buf, size_t len);
+
+/* Starts the heap profiler at a mean interval of `interval` bytes (0 stops
+ * it); samples taken before are kept. */
+void memres_profile_start(size_t interval);
+
+/* Writes the profile's three views now to <prefix>.alloc.folded,
+ * <prefix>.live.folded and <prefix>.peak.folded (prefix NULL: the one
+ * MEMRES_PROFILE_PATH gives, <path>.<pid>). Returns 0, or -1 with errno set. */
+int memres_profile_dump(const char* prefix);
 
 #ifdef __cplusplus
 }
