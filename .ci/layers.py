@@ -2,7 +2,9 @@
 name only modules of its own layer or below.
 
 - The crate's layers (rust/): core (resource, classes, os, debug, misuse), then
-  the resources (monotonic, pool, heap), then foreign (what C++ mirrors).
+  the resources (monotonic, pool, heap) and the profiler they sample for
+  (profile, whose `start` re-arms the calling thread's heap), then foreign
+  (what C++ mirrors).
 - The heap's layers (rust/heap/), lowest first, as heap/mod.rs states them.
 
 Reads `crate::X` and `super::X` paths (outside comments); exits 1 naming
@@ -21,7 +23,7 @@ def named(path, pattern):
     return set(re.findall(pattern, text))
 
 
-crate_layer = {"resource": 0, "classes": 0, "os": 0, "debug": 0, "misuse": 0, "monotonic": 1, "pool": 1, "heap": 1, "foreign": 2}
+crate_layer = {"resource": 0, "classes": 0, "os": 0, "debug": 0, "misuse": 0, "monotonic": 1, "pool": 1, "heap": 1, "profile": 1, "foreign": 2}
 for path in sorted(root.rglob("*.rs")):
     rel = path.relative_to(root)
     top = rel.parts[0].removesuffix(".rs")

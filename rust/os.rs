@@ -306,6 +306,19 @@ pub(crate) unsafe fn protect(ptr: *mut u8, len: usize, accessible: bool) -> bool
     }
 }
 
+/// A size as the environment gives it: `123`, `64K`, `512M`, `2G` (powers of
+/// 1024); `None` if malformed. (`MEMRES_HEAP_LIMIT`, `MEMRES_PROFILE`.)
+pub(crate) fn parse_size(text: &[u8]) -> Option<usize> {
+    let (digits, unit) = match text.last()? {
+        b'k' | b'K' => (&text[..text.len() - 1], 1 << 10),
+        b'm' | b'M' => (&text[..text.len() - 1], 1 << 20),
+        b'g' | b'G' => (&text[..text.len() - 1], 1 << 30),
+        _ => (text, 1),
+    };
+    let number: usize = core::str::from_utf8(digits).ok()?.parse().ok()?;
+    number.checked_mul(unit)
+}
+
 /// Runs `f` on the value of environment variable `name`, if it is set.
 /// Reads the C environment directly: it must not allocate, as the heap asks
 /// before it is ready. (Under Miri, whose isolation hides the host's

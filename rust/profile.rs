@@ -32,6 +32,10 @@
 //! one). The pools do not sample yet (see ARCHITECTURE.md, "The profiler's
 //! sample points").
 //!
+//! A sample costs about 40 000 instructions with the default stack walk
+//! (the platform unwinder) and about 1 000 with frame pointers ([`Walk`],
+//! [`set_walk`]); BENCHMARKS.md has what that is at the default interval.
+//!
 //! Reentrancy: recording allocates (the stack, the list of samples), and
 //! the global allocator may be the heap. While a thread holds the
 //! profile's lock it is *in the profiler* ([`may_record`] is false): the
@@ -41,8 +45,8 @@
 //!
 //! # Invariants
 //! - `INTERVAL` is the mean interval in bytes, 0 when off.
-//! - A sample's stack holds the return addresses `backtrace` walks, the
-//!   innermost first (the walker's, the profiler's and the resource's own
+//! - A sample's stack holds the return addresses the walk in force finds
+//!   ([`Walk`]: the unwinder's, or the frame pointers'), the innermost first (the walker's, the profiler's and the resource's own
 //!   frames included); they are resolved to names, and those frames
 //!   dropped, only when the profile is written ([`folded`]).
 //! - Samples are kept, under `PROFILE`'s lock, until [`clear`] (not at
@@ -54,6 +58,10 @@
 //!   `peak_event` (events number the profile's samples and frees).
 //! - A thread's `IN_PROFILER` is set exactly while it holds the lock (in
 //!   [`with_profile`]).
+
+mod walk;
+
+pub use walk::{Walk, set_walk, walk};
 
 use core::cell::Cell;
 use std::borrow::Cow;
@@ -550,23 +558,15 @@ fn dump_as_requested() {
 /// assert_eq!(memres::profile::parse_interval(b"lots"), None);
 /// ```
 pub fn parse_interval(text: &[u8]) -> Option<usize> {
-    crate::heap::parse_size(text)
+    crate::os::parse_size(text)
 }
 
 /// A sample's record (not numbered yet), with the caller's stack.
 fn take(size: usize, interval: usize, resource: Cow<'static, str>, tracked: bool) -> Sample {
     let mut stack = Vec::with_capacity(MAX_FRAMES);
-    // Addresses only: names are looked up when the profile is written (the
-    // profiler's own frames are dropped then).
-    backtrace::trace(|frame| {
-        let ip = frame.ip() as usize;
-        // A zero return address ends the stack (the thread's first frame).
-        if ip == 0 {
-            return false;
-        }
-        stack.push(ip);
-        stack.len() < MAX_FRAMES
-    });
+    walk::trace(&mut stack, MAX_FRAMES);
+    // Most stacks are far shorter than the most kept.
+    stack.shrink_to_fit();
     let epoch = *EPOCH.get_or_init(Instant::now);
     let thread = THREAD.with(|t| {
         if t.get() == 0 {

@@ -20,6 +20,8 @@
 //! `.peak.folded` at exit, on `SIGUSR2` (by the thread that takes the next
 //! sample), and when the program calls `memres_profile_dump`; `path` is
 //! `MEMRES_PROFILE_PATH`, or `memres-profile` in the working directory.
+//! `MEMRES_PROFILE_WALK=fp` walks stacks by frame pointers (for programs
+//! built to keep them; see [`memres::profile::Walk`]).
 //!
 //! # Semantics (glibc's, where C leaves a choice)
 //! - `malloc(0)` returns a unique pointer; `free(NULL)` does nothing;
@@ -587,6 +589,9 @@ fn start_profile() {
         return;
     };
     memres::profile::set_dump_prefix(profile_prefix());
+    if env_bytes(c"MEMRES_PROFILE_WALK").as_deref() == Some(b"fp") {
+        memres::profile::set_walk(memres::profile::Walk::FramePointers);
+    }
     memres::profile::start(interval);
     extern "C" fn on_sigusr2(_: c_int) {
         memres::profile::request_dump();

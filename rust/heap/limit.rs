@@ -64,7 +64,7 @@ const SOFT_PURGE_EVERY: Duration = Duration::from_millis(10);
 
 pub(super) fn read_env() {
     ENV_READ.call_once(|| {
-        let size = |name: &core::ffi::CStr| crate::os::env(name, parse_size).flatten();
+        let size = |name: &core::ffi::CStr| crate::os::env(name, crate::os::parse_size).flatten();
         if let Some(hard) = size(c"MEMRES_HEAP_LIMIT") {
             HARD.store(hard, Ordering::Relaxed);
         }
@@ -72,18 +72,6 @@ pub(super) fn read_env() {
             SOFT.store(soft, Ordering::Relaxed);
         }
     });
-}
-
-/// `123`, `64K`, `512M`, `2G` (powers of 1024); `None` if malformed.
-pub(crate) fn parse_size(text: &[u8]) -> Option<usize> {
-    let (digits, unit) = match text.last()? {
-        b'k' | b'K' => (&text[..text.len() - 1], 1 << 10),
-        b'm' | b'M' => (&text[..text.len() - 1], 1 << 20),
-        b'g' | b'G' => (&text[..text.len() - 1], 1 << 30),
-        _ => (text, 1),
-    };
-    let number: usize = core::str::from_utf8(digits).ok()?.parse().ok()?;
-    number.checked_mul(unit)
 }
 
 pub(super) fn set(limits: HeapLimits) {
@@ -166,7 +154,7 @@ fn soft_purge_due() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use crate::os::parse_size;
 
     #[test]
     fn sizes_take_binary_suffixes_and_reject_junk() {

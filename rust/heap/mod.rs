@@ -141,7 +141,6 @@ use thread::{Popped, ThreadHeap};
 
 use crate::misuse::OnMisuse;
 pub use limit::HeapLimits;
-pub(crate) use limit::parse_size;
 
 /// The heap's size class for `layout`, or `None` for a large block: the
 /// pools' classes up to 32 KiB, from 16 bytes up (see `segment::MIN_CLASS`).

@@ -196,3 +196,36 @@ fn threads_made_while_sampling_sample_from_their_first_block() {
     let threads: std::collections::HashSet<u64> = profile::samples_taken().iter().map(|s| s.thread).collect();
     assert!(threads.len() >= 4, "samples name their threads: {threads:?}");
 }
+
+/// The frame-pointer walk: always safe (in a build without frame pointers
+/// it finds little, never reads outside the stack); in a build with them
+/// (CI builds this suite once with `-C force-frame-pointers=yes` and sets
+/// `MEMRES_TEST_FRAME_POINTERS=1`) its stacks name the call sites, which
+/// come out in their proportions.
+#[test]
+fn the_frame_pointer_walk_is_safe_and_with_frame_pointers_names_the_call_sites() {
+    let _one = exclusive();
+    let mut headers = Vec::with_capacity(60_000);
+    let mut words = Vec::with_capacity(10_000);
+    profile::set_walk(profile::Walk::FramePointers);
+    profile::start(4096);
+    for _ in 0..10 {
+        parse_headers(&mut headers, 6000);
+        rank_words(&mut words, 1000);
+    }
+    profile::stop();
+    profile::set_walk(profile::Walk::Unwinder);
+    let taken = profile::samples_taken();
+    assert!(taken.len() > 500, "samples taken with the frame-pointer walk: {}", taken.len());
+    if std::env::var_os("MEMRES_TEST_FRAME_POINTERS").is_none() {
+        eprintln!(
+            "SKIPPED: the frame-pointer walk's stacks (this build may omit frame pointers; CI runs this test \
+             with -C force-frame-pointers=yes and MEMRES_TEST_FRAME_POINTERS=1)"
+        );
+        return;
+    }
+    let folded = profile::folded();
+    let (a, b) = (bytes_of(&folded, "parse_headers"), bytes_of(&folded, "rank_words"));
+    let share = a / (a + b);
+    assert!((share - 2.0 / 3.0).abs() < 0.1 * 2.0 / 3.0, "parse_headers' share {share:.3}:\n{folded}");
+}

@@ -10,7 +10,9 @@
 //!
 //! `memres-profiled` is memres with the sampling profiler on at its
 //! default interval (`memres::profile::DEFAULT_INTERVAL`), to measure what
-//! sampling costs beside `memres`.
+//! sampling costs beside `memres`; `memres-profiled-fp` the same with the
+//! frame-pointer walk (`memres::profile::Walk::FramePointers`: build with
+//! `RUSTFLAGS="-C force-frame-pointers=yes"` for it to find the stacks).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -51,7 +53,7 @@ fn time<A: Allocator + Copy + Send + 'static>(work: &str, a: A, iterations: usiz
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: heap_workload <workload> <memres|memres-profiled|mimalloc|jemalloc|glibc> [iterations]";
+    let usage = "usage: heap_workload <workload> <memres|memres-profiled|memres-profiled-fp|mimalloc|jemalloc|glibc> [iterations]";
     let (Some(work), Some(allocator)) = (args.get(1), args.get(2)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -63,6 +65,11 @@ fn main() {
     let ns = match allocator.as_str() {
         "memres" => time(work, memres::Heap, iterations),
         "memres-profiled" => {
+            memres::profile::start(memres::profile::DEFAULT_INTERVAL);
+            time(work, memres::Heap, iterations)
+        }
+        "memres-profiled-fp" => {
+            memres::profile::set_walk(memres::profile::Walk::FramePointers);
             memres::profile::start(memres::profile::DEFAULT_INTERVAL);
             time(work, memres::Heap, iterations)
         }

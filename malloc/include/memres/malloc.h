@@ -18,7 +18,9 @@
  * exit, on SIGUSR2 and on memres_profile_dump(NULL):
  * <path>.<pid>.alloc.folded (everything allocated), .live.folded (not freed
  * yet) and .peak.folded (live when the live bytes peaked), where path is
- * MEMRES_PROFILE_PATH or "memres-profile". Bytes are estimates, unbiased. */
+ * MEMRES_PROFILE_PATH or "memres-profile". Bytes are estimates, unbiased.
+ * MEMRES_PROFILE_WALK=fp walks stacks by frame pointers: far cheaper, for
+ * programs built with -fno-omit-frame-pointer. */
 #ifndef MEMRES_MALLOC_H
 #define MEMRES_MALLOC_H
 

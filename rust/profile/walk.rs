@@ -1,0 +1,195 @@
+//! The two stack walks a sample may take ([`Walk`]).
+//!
+//! - **The unwinder** (the default): `backtrace`'s walk over the platform
+//!   unwinder (libgcc's on Linux), which reads each frame's unwind tables:
+//!   right for any code, whether or not it keeps frame pointers, and about
+//!   2 000-3 000 instructions a frame.
+//! - **Frame pointers**: follows the chain of saved frame pointers, two
+//!   loads a frame. Right only where the code keeps them
+//!   (`-C force-frame-pointers=yes`, `-fno-omit-frame-pointer`, as Fedora
+//!   and Ubuntu now build their packages); a frame without one ends the
+//!   walk early, or (if it used the register for something else) adds one
+//!   stray address before the checks below stop it. x86-64 and AArch64
+//!   only; elsewhere the unwinder is used.
+//!
+//! # Invariants (the frame-pointer walk)
+//! - Every address it reads lies between the stack pointer at the walk's
+//!   start and the top of the calling thread's stack (from
+//!   `pthread_getattr_np`, kept per thread), 8-aligned, with room for the
+//!   two words read: the part of the stack in use, which is mapped. A wrong
+//!   frame pointer can end the walk or give a wrong return address, never
+//!   read outside that.
+//! - Frame pointers strictly increase along the walk (stacks grow down), so
+//!   it ends.
+//! - The loads are inline assembly: they read the stack as the machine
+//!   sees it, outside the Rust abstract machine's view of other frames'
+//!   locals (which no Rust pointer may read).
+
+use core::cell::Cell;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+/// How samples walk the stack (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// The platform unwinder: right for any code.
+    Unwinder,
+    /// The chain of frame pointers: far cheaper, right only for code built
+    /// to keep them.
+    FramePointers,
+}
+
+/// The walk in force: 0 the unwinder, 1 frame pointers.
+static WALK: AtomicU8 = AtomicU8::new(0);
+
+/// Sets how samples walk the stack from now on.
+pub fn set_walk(walk: Walk) {
+    WALK.store(matches!(walk, Walk::FramePointers) as u8, Ordering::Relaxed);
+}
+
+/// How samples walk the stack.
+pub fn walk() -> Walk {
+    if WALK.load(Ordering::Relaxed) == 1 { Walk::FramePointers } else { Walk::Unwinder }
+}
+
+/// Pushes the return addresses of the calling thread's stack onto `stack`,
+/// innermost first, up to `max` of them, by the walk in force.
+#[inline(never)]
+pub(super) fn trace(stack: &mut Vec<usize>, max: usize) {
+    if walk() == Walk::FramePointers && frame_pointers(stack, max) {
+        return;
+    }
+    // Addresses only: names are looked up when the profile is written.
+    backtrace::trace(|frame| {
+        let ip = frame.ip().addr();
+        // A zero return address ends the stack (the thread's first frame).
+        if ip == 0 {
+            return false;
+        }
+        stack.push(ip);
+        stack.len() < max
+    });
+}
+
+std::thread_local! {
+    /// The calling thread's stack: `[low, high)`, (0, 0) until looked up,
+    /// (1, 1) if it cannot be.
+    static BOUNDS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// The calling thread's stack bounds, looked up once per thread.
+#[cfg_attr(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))), allow(dead_code))]
+fn stack_bounds() -> Option<(usize, usize)> {
+    let bounds = BOUNDS.try_with(Cell::get).ok()?;
+    let bounds = if bounds == (0, 0) {
+        let found = look_up_stack().unwrap_or((1, 1));
+        let _ = BOUNDS.try_with(|b| b.set(found));
+        found
+    } else {
+        bounds
+    };
+    (bounds != (1, 1)).then_some(bounds)
+}
+
+#[cfg(target_os = "linux")]
+fn look_up_stack() -> Option<(usize, usize)> {
+    // SAFETY: a zeroed pthread_attr_t is what pthread_getattr_np fills in;
+    // it is destroyed once read.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut base: *mut libc::c_void = core::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let ok = libc::pthread_attr_getstack(&attr, &mut base, &mut size) == 0;
+        libc::pthread_attr_destroy(&mut attr);
+        ok.then(|| (base.addr(), base.addr() + size))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn look_up_stack() -> Option<(usize, usize)> {
+    None
+}
+
+/// The frame-pointer walk; false if it cannot run here (then the caller
+/// takes the unwinder's).
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(miri)))]
+fn frame_pointers(stack: &mut Vec<usize>, max: usize) -> bool {
+    let Some((_, high)) = stack_bounds() else { return false };
+    let (mut fp, low) = registers();
+    // The first frame is this function's own (kept by `inline(never)` on
+    // `trace` and here): its caller's return address is the first pushed.
+    while stack.len() < max && fp >= low && fp % 8 == 0 && fp < high - 16 {
+        // SAFETY: `fp` and `fp + 8` lie inside this thread's stack (checked
+        // above), which is mapped and readable for as long as the thread
+        // runs; the loads are machine loads (see the module's invariants).
+        let (next, ret) = unsafe { (load(fp), load(fp + 8)) };
+        if ret == 0 {
+            break;
+        }
+        stack.push(ret);
+        if next <= fp {
+            break;
+        }
+        fp = next;
+    }
+    true
+}
+
+#[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))))]
+fn frame_pointers(_stack: &mut Vec<usize>, _max: usize) -> bool {
+    false
+}
+
+/// The frame pointer and stack pointer registers of `frame_pointers` (into
+/// which this is inlined). In a build that keeps frame pointers (memres's
+/// too: `RUSTFLAGS=-C force-frame-pointers=yes`) the first is its frame;
+/// in one that does not, the walk ends at once or soon.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+fn registers() -> (usize, usize) {
+    let (fp, sp): (usize, usize);
+    // SAFETY: reads two registers.
+    unsafe {
+        core::arch::asm!("mov {}, rbp", "mov {}, rsp", out(reg) fp, out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
+    (fp, sp)
+}
+
+#[cfg(all(target_arch = "aarch64", not(miri)))]
+#[inline(always)]
+fn registers() -> (usize, usize) {
+    let (fp, sp): (usize, usize);
+    // SAFETY: reads two registers.
+    unsafe {
+        core::arch::asm!("mov {}, x29", "mov {}, sp", out(reg) fp, out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
+    (fp, sp)
+}
+
+/// One machine word at `addr`.
+///
+/// # Safety
+/// `addr` is mapped, readable and 8-aligned.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+unsafe fn load(addr: usize) -> usize {
+    let value: usize;
+    // SAFETY: the caller's contract.
+    unsafe {
+        core::arch::asm!("mov {}, [{}]", out(reg) value, in(reg) addr, options(readonly, nostack, preserves_flags))
+    };
+    value
+}
+
+#[cfg(all(target_arch = "aarch64", not(miri)))]
+#[inline(always)]
+unsafe fn load(addr: usize) -> usize {
+    let value: usize;
+    // SAFETY: the caller's contract.
+    unsafe {
+        core::arch::asm!("ldr {}, [{}]", out(reg) value, in(reg) addr, options(readonly, nostack, preserves_flags))
+    };
+    value
+}
