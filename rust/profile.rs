@@ -27,9 +27,10 @@
 //! record); the allocation that runs the count out takes the slow path,
 //! which serves it as a block of its own mapping (a large block) so that
 //! its free, which always looks such blocks up, tells the profiler: heap
-//! samples are matched at free, and so make the live and peak views. The
-//! arena's samples count as allocated only (its blocks are not freed one by
-//! one). The pools do not sample yet (see ARCHITECTURE.md, "The profiler's
+//! samples are matched at free, and so make the live and peak views. An
+//! arena's samples are freed when it takes their memory back (a reset, a
+//! release, a rewind past them, its drop), not at `deallocate`, which
+//! frees nothing but the newest block. The pools do not sample yet (see ARCHITECTURE.md, "The profiler's
 //! sample points").
 //!
 //! A sample costs about 40 000 instructions with the default stack walk
@@ -143,8 +144,8 @@ struct Sample {
     /// not tracked).
     taken: u64,
     freed: Option<u64>,
-    /// Whether its free is seen (the heap's samples), so that it belongs in
-    /// the live and peak views.
+    /// Whether its free is seen (the heap's and the arenas' samples), so
+    /// that it belongs in the live and peak views.
     tracked: bool,
 }
 
@@ -153,7 +154,7 @@ struct Sample {
 pub enum View {
     /// Every sampled allocation since the last [`clear`], freed or not.
     Allocated,
-    /// The tracked samples (the heap's) not freed yet.
+    /// The tracked samples (the heap's and the arenas') not freed yet.
     Live,
     /// The tracked samples that were live when the live bytes peaked.
     Peak,
@@ -174,7 +175,9 @@ pub struct SampleInfo {
     pub at_ns: u64,
     /// Whether it was freed (always false for an untracked sample).
     pub freed: bool,
-    /// Whether its free is seen (the heap's samples).
+    /// Whether its free is seen (the heap's and the arenas' samples: all
+    /// that sample today; a heap sample whose own mapping could not be had
+    /// is not).
     pub tracked: bool,
 }
 

@@ -139,6 +139,8 @@ pub struct Checkpoint {
     region_end: *mut u8,
     retired: usize,
     mark: Mark,
+    /// How many of the arena's samples were taken then (see `sampled`).
+    samples: usize,
 }
 
 /// What an arena holds and has done, from [`Monotonic::stats`].
@@ -234,6 +236,11 @@ pub struct Monotonic<'buf, U: MemoryResource = Global> {
     sample_beyond: Cell<usize>,
     /// What the profiler calls this arena's samples (see [`Self::named`]).
     name: RefCell<Option<Arc<str>>>,
+    /// The profiler's numbers for the samples taken in this cycle, oldest
+    /// first: marked freed when their memory is taken back (reset,
+    /// release, a rewind past them, drop), which gives the profiler's live
+    /// and peak views.
+    sampled: RefCell<Vec<u64>>,
     /// The chunk holding the current region; `None` for the buffer or the
     /// empty region.
     current: Cell<Option<Chunk>>,
@@ -401,6 +408,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             sampling: Cell::new(0),
             sample_beyond: Cell::new(0),
             name: RefCell::new(None),
+            sampled: RefCell::new(Vec::new()),
             current: Cell::new(None),
             used: ChunkList::default(),
             spare: ChunkList::default(),
@@ -664,7 +672,8 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             Some(name) => format!("{name} (Monotonic)").into(),
             None => "Monotonic".into(),
         };
-        crate::profile::record(size, interval, resource, false);
+        let id = crate::profile::record(size, interval, resource, true);
+        self.sampled.borrow_mut().push(id);
         self.arm(Some(crate::profile::next_interval(interval)));
     }
 
@@ -836,9 +845,21 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         }
         self.retire_buffer();
         self.ledger.forget_all("taken back by reset()");
+        self.samples_freed_since(0);
         self.retired.set(0);
         self.epoch.set(fresh_epoch());
         self.enter_first_region();
+    }
+
+    /// Tells the profiler that this cycle's samples from the `first` on were
+    /// freed (their memory taken back), and forgets them.
+    fn samples_freed_since(&self, first: usize) {
+        let mut sampled = self.sampled.borrow_mut();
+        if sampled.len() > first {
+            for id in sampled.drain(first..) {
+                crate::profile::freed(id);
+            }
+        }
     }
 
     /// Takes the caller's buffer back whole; callers guarantee no block lives in it.
@@ -886,6 +907,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         self.free_all_chunks();
         self.retire_buffer();
         self.ledger.forget_all("given back by release()");
+        self.samples_freed_since(0);
         self.retired.set(0);
         self.next_size.set(self.initial_size.clamp(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE));
         self.epoch.set(fresh_epoch());
@@ -920,6 +942,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
             region_end: self.region_end.get(),
             retired: self.retired.get(),
             mark: self.ledger.mark(),
+            samples: self.sampled.borrow().len(),
         }
     }
 
@@ -991,6 +1014,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
         // SAFETY: as above, for the room after the cursor.
         unsafe { retire(cursor, checkpoint.region_end.addr() - cursor.addr()) };
         self.ledger.forget_since(checkpoint.mark);
+        self.samples_freed_since(checkpoint.samples);
         let left = self.sample_left();
         self.current.set(checkpoint.current);
         self.start.set(checkpoint.start);
@@ -1121,6 +1145,7 @@ fn align_up(ptr: *mut u8, align: usize) -> *mut u8 {
 impl<U: MemoryResource> Drop for Monotonic<'_, U> {
     fn drop(&mut self) {
         self.free_all_chunks();
+        self.samples_freed_since(0);
         if let Some((ptr, len)) = self.buffer {
             give_back(ptr.as_ptr(), len); // the caller's again
         }

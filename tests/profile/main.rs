@@ -7,7 +7,8 @@
 use core::alloc::Layout;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use memres::{Monotonic, profile};
+use memres::Monotonic;
+use memres::profile::{self, View};
 
 /// The profiler is process-wide: one test at a time.
 fn exclusive() -> MutexGuard<'static, ()> {
@@ -146,4 +147,49 @@ fn a_profile_is_cut_by_the_arenas_names() {
     };
     let (r, c) = (of("request-arena (Monotonic);"), of("cache:lru (Monotonic);"));
     assert!((r / (r + c) - 0.75).abs() < 0.075, "the request arena's share {:.3}", r / (r + c));
+}
+
+#[inline(never)]
+fn kept_for_the_session(arena: &Monotonic, rounds: usize) {
+    for _ in 0..rounds {
+        let _ = arena.allocate(Layout::from_size_align(64, 8).unwrap()).unwrap();
+    }
+}
+
+#[inline(never)]
+fn per_request(arena: &Monotonic, rounds: usize) {
+    for _ in 0..rounds {
+        let _ = arena.allocate(Layout::from_size_align(64, 8).unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn an_arenas_samples_are_live_until_its_memory_is_taken_back() {
+    let _one = exclusive();
+    profile::start(1024);
+    let session = Monotonic::new();
+    let mut request = Monotonic::new();
+    kept_for_the_session(&session, 2000); // 128 KB, kept
+    let before = request.checkpoint();
+    per_request(&request, 2000); // 128 KB, rewound
+    let live = profile::folded_view(View::Live);
+    assert!(bytes_of(&live, "per_request") > 0.0, "live before the rewind:\n{live}");
+    request.rewind(before);
+    let live = profile::folded_view(View::Live);
+    assert_eq!(bytes_of(&live, "per_request"), 0.0, "a rewind frees the samples past it:\n{live}");
+    per_request(&request, 2000);
+    request.reset();
+    profile::stop();
+    let live = profile::folded_view(View::Live);
+    assert_eq!(bytes_of(&live, "per_request"), 0.0, "a reset frees the cycle's samples:\n{live}");
+    let kept = bytes_of(&live, "kept_for_the_session");
+    assert!((kept - 128_000.0).abs() < 0.25 * 128_000.0, "the kept blocks are live: {kept}");
+    // The peak held both the session's and one request's blocks.
+    let peak = profile::folded_view(View::Peak);
+    assert!(bytes_of(&peak, "per_request") > 0.0 && bytes_of(&peak, "kept_for_the_session") > 0.0, "{peak}");
+    // Everything ever allocated stays in the allocated view.
+    let allocated = profile::folded();
+    assert!(bytes_of(&allocated, "per_request") > 1.5 * bytes_of(&allocated, "kept_for_the_session"));
+    drop(session);
+    assert_eq!(bytes_of(&profile::folded_view(View::Live), "kept_for_the_session"), 0.0, "drop frees them");
 }

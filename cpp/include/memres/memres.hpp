@@ -990,8 +990,9 @@ std::size_t profile_samples();
 /// The profile in folded form, a line per stack, "resource;outer;...;inner
 /// bytes" (flame-graph tools read it), names demangled, heaviest first.
 std::string profile_folded();
-/// Which samples a profile counts: every allocation, those still live (the
-/// heap's), or those live when the live bytes peaked.
+/// Which samples a profile counts: every allocation, those still live (a
+/// heap block not freed, an arena's block not taken back by a release), or
+/// those live when the live bytes peaked.
 enum class profile_view { allocated, live, peak };
 /// profile_folded() for the samples of `view`.
 std::string profile_folded(profile_view view);
