@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <list>
 #include <map>
@@ -11,6 +12,7 @@
 #include <unordered_map>
 #include <memory_resource>
 #include <new>
+#include <sstream>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -143,6 +145,19 @@ inline std::size_t json_number(const std::string& json, const std::string& key, 
   if (i >= json.size() || json[i] < '0' || json[i] > '9') return SIZE_MAX;
   for (; i < json.size() && json[i] >= '0' && json[i] <= '9'; ++i) value = value * 10 + (json[i] - '0');
   return value;
+}
+
+// The estimated bytes of a folded profile's lines whose stack names
+// `function` (memres::profile_folded()'s "stack;...;frame bytes" lines).
+inline double folded_bytes_of(const std::string& folded, const std::string& function) {
+  std::istringstream lines(folded);
+  double total = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const auto space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    if (line.substr(0, space).find(function) != std::string::npos) total += std::atof(line.c_str() + space + 1);
+  }
+  return total;
 }
 
 }  // namespace support

@@ -5,28 +5,13 @@
 //! (Not under Miri: the stack walk reads the binary's unwind tables.)
 
 use core::alloc::Layout;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use memres::Monotonic;
+#[path = "../support/profiling.rs"]
+mod profiling;
+
 use memres::profile::{self, View};
-
-/// The profiler is process-wide: one test at a time.
-fn exclusive() -> MutexGuard<'static, ()> {
-    static ONE: Mutex<()> = Mutex::new(());
-    let guard = ONE.lock().unwrap_or_else(PoisonError::into_inner);
-    profile::stop();
-    profile::clear();
-    guard
-}
-
-/// The estimated bytes of the folded lines whose stack names `function`.
-fn bytes_of(folded: &str, function: &str) -> f64 {
-    folded
-        .lines()
-        .filter(|line| line.split(';').any(|frame| frame.contains(function)))
-        .map(|line| line.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
-        .sum()
-}
+use profiling::{bytes_of, exclusive};
 
 #[inline(never)]
 fn parse_headers(arena: &Monotonic, rounds: usize) {

@@ -11,30 +11,15 @@
 #![allow(clippy::vec_box)]
 
 use std::hint::black_box;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+
+#[path = "../support/profiling.rs"]
+mod profiling;
 
 use memres::profile::{self, View};
+use profiling::{bytes_of, exclusive};
 
 #[global_allocator]
 static HEAP: memres::Heap = memres::Heap;
-
-/// The profiler is process-wide: one test at a time.
-fn exclusive() -> MutexGuard<'static, ()> {
-    static ONE: Mutex<()> = Mutex::new(());
-    let guard = ONE.lock().unwrap_or_else(PoisonError::into_inner);
-    profile::stop();
-    profile::clear();
-    guard
-}
-
-/// The estimated bytes of the folded lines whose stack names `function`.
-fn bytes_of(folded: &str, function: &str) -> f64 {
-    folded
-        .lines()
-        .filter(|line| line.split(';').any(|frame| frame.contains(function)))
-        .map(|line| line.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
-        .sum()
-}
 
 #[inline(never)]
 fn parse_headers(out: &mut Vec<Box<[u8; 48]>>, n: usize) {

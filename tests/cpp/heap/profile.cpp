@@ -11,20 +11,9 @@
 #include <vector>
 
 #include "../check.hpp"
+#include "../support.hpp"
 
 namespace {
-
-// Bytes of the folded lines whose stack names `function`.
-double bytes_of(const std::string& folded, const std::string& function) {
-  std::istringstream lines(folded);
-  double total = 0;
-  for (std::string line; std::getline(lines, line);) {
-    const auto space = line.rfind(' ');
-    if (space == std::string::npos) continue;
-    if (line.substr(0, space).find(function) != std::string::npos) total += std::atof(line.c_str() + space + 1);
-  }
-  return total;
-}
 
 __attribute__((noinline)) void parse_headers(std::pmr::memory_resource& r, std::vector<void*>& out, int n) {
   for (int i = 0; i < n; ++i) {
@@ -57,7 +46,7 @@ TEST(heap_profile_two_call_sites_and_the_live_view) {
   for (void* p : words) heap.deallocate(p, 144, 16);
   memres::profile_stop();
   const std::string folded = memres::profile_folded();
-  const double a = bytes_of(folded, "parse_headers"), b = bytes_of(folded, "rank_words");
+  const double a = support::folded_bytes_of(folded, "parse_headers"), b = support::folded_bytes_of(folded, "rank_words");
   const double true_a = 60000.0 * 48, true_b = 10000.0 * 144;
   // 4.3 MB at one sample per 4 KiB: about 1050 samples; 10% is several
   // standard errors.
@@ -68,11 +57,11 @@ TEST(heap_profile_two_call_sites_and_the_live_view) {
   CHECK(folded.find("Heap;") != std::string::npos);
   CHECK(folded.find("heap_resource_impl") == std::string::npos);
   const std::string live = memres::profile_folded(memres::profile_view::live);
-  CHECK(bytes_of(live, "rank_words") == 0);
-  CHECK(std::fabs(bytes_of(live, "parse_headers") - a) < 1e-6 * a);
+  CHECK(support::folded_bytes_of(live, "rank_words") == 0);
+  CHECK(std::fabs(support::folded_bytes_of(live, "parse_headers") - a) < 1e-6 * a);
   const std::string peak = memres::profile_folded(memres::profile_view::peak);
-  CHECK(std::fabs(bytes_of(peak, "rank_words") - b) < 1e-6 * b);
+  CHECK(std::fabs(support::folded_bytes_of(peak, "rank_words") - b) < 1e-6 * b);
   for (void* p : headers) heap.deallocate(p, 48, 8);
-  CHECK(bytes_of(memres::profile_folded(memres::profile_view::live), "parse_headers") == 0);
+  CHECK(support::folded_bytes_of(memres::profile_folded(memres::profile_view::live), "parse_headers") == 0);
   memres::profile_clear();
 }

@@ -10,20 +10,9 @@
 #include <string>
 
 #include "../check.hpp"
+#include "../support.hpp"
 
 namespace {
-
-// Bytes of the folded lines whose stack names `function`.
-double bytes_of(const std::string& folded, const std::string& function) {
-  std::istringstream lines(folded);
-  double total = 0;
-  for (std::string line; std::getline(lines, line);) {
-    const auto space = line.rfind(' ');
-    if (space == std::string::npos) continue;
-    if (line.substr(0, space).find(function) != std::string::npos) total += std::atof(line.c_str() + space + 1);
-  }
-  return total;
-}
 
 // Whether some stack of the folded profile ends with a frame naming
 // `caller` and then one naming `callee`. (GCC's builds are named from the
@@ -66,7 +55,7 @@ TEST(profile_two_cpp_call_sites_hold_their_proportions) {
   }
   memres::profile_stop();
   const std::string folded = memres::profile_folded();
-  const double a = bytes_of(folded, "tokenize_request"), b = bytes_of(folded, "build_response");
+  const double a = support::folded_bytes_of(folded, "tokenize_request"), b = support::folded_bytes_of(folded, "build_response");
   const double true_a = 20.0 * 5000 * 40, true_b = 20.0 * 500 * 200;
   // 6 MB at one sample per 4 KiB: about 1500 samples; 10% is several
   // standard errors.
@@ -102,7 +91,7 @@ TEST(profile_cut_by_named_resource) {
   }
   memres::profile_stop();
   const std::string folded = memres::profile_folded();
-  const double named = bytes_of(folded, "request-arena (Monotonic);");
+  const double named = support::folded_bytes_of(folded, "request-arena (Monotonic);");
   double all = 0;
   std::istringstream lines(folded);
   for (std::string line; std::getline(lines, line);) all += std::atof(line.c_str() + line.rfind(' ') + 1);
