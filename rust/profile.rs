@@ -301,6 +301,16 @@ impl Profile {
     }
 }
 
+/// The profile's lock, held across a `fork()` by the heap's fork handlers
+/// (outermost: a thread holding it may allocate, which takes heap locks),
+/// so that a child never finds it held by a thread it does not have.
+pub(crate) struct ForkHold(#[allow(dead_code)] std::sync::MutexGuard<'static, Profile>);
+
+/// Takes the profile's lock for a `fork()` (see [`ForkHold`]).
+pub(crate) fn fork_hold() -> ForkHold {
+    ForkHold(PROFILE.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
 /// Whether the calling thread may take a sample now: false while it is
 /// in the profiler or writing a profile (whose own allocations are not
 /// sampled).

@@ -66,7 +66,8 @@
 //!   thread's relaxed read of `owner` equals its own record exactly when it
 //!   owns the segment.
 //!
-//! - Locks are taken in one order, outermost first: the orphan heap, the
+//! - Locks are taken in one order, outermost first: the profiler's (held
+//!   while it records a sample, which allocates), the orphan heap, the
 //!   unused records, the abandoned segments, the empty segments, the cache
 //!   of large blocks, the soft limit's clock, the records list, the
 //!   segments list. `limit::charge` never purges: when the limit wants a
@@ -1179,6 +1180,8 @@ extern "C" fn fork_prepare() {
     // The environment is read under a `Once`: a fork in the middle of that
     // read would leave the child's `Once` running forever.
     limit::read_env();
+    // The profiler's lock first: a thread holding it may allocate.
+    PROFILE_FORK.hold(crate::profile::fork_hold());
     // The orphan heap's lock is held while records are taken and pages
     // found (which may purge: empty segments, large blocks); the caches of
     // empty segments and large blocks free segments, which leaves the
@@ -1197,7 +1200,11 @@ extern "C" fn fork_after() {
     limit::fork_release();
     large::fork_release();
     thread::fork_release();
+    PROFILE_FORK.release();
 }
+
+/// The profiler's lock, held across a `fork()` (see `fork_prepare`).
+static PROFILE_FORK: fork::ForkSlot<crate::profile::ForkHold> = fork::ForkSlot::new();
 
 /// Purges what the calling thread may: its own free pages and spare, the
 /// shared empty segments and the cache of large blocks; returns the bytes.
