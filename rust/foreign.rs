@@ -44,9 +44,15 @@ pub struct ForeignLayout {
     pub cache_room: usize,
     /// Offset of the cache record's list keys.
     pub cache_keys: usize,
+    /// Offset of the cache record's count to the profiler's next sample
+    /// (an `isize`, see `memres::profile`).
+    pub cache_sample_left: usize,
     /// Offset of an unsynchronized pool's list keys from its first
     /// free-list head (`UnsyncPool::free_list_heads`).
     pub lists_keys: usize,
+    /// Offset of an unsynchronized pool's count to the profiler's next
+    /// sample (an `isize`) from its first free-list head.
+    pub lists_sample_left: usize,
     /// Size of the pools' list keys.
     pub keys_size: usize,
     /// Offset of the link key in the list keys.
@@ -71,7 +77,7 @@ pub struct ForeignLayout {
 impl ForeignLayout {
     /// The facts of this build.
     pub fn get() -> ForeignLayout {
-        let [hint_size, hint_key, hint_cache, cache_size, cache_heads, cache_room, cache_keys] =
+        let [hint_size, hint_key, hint_cache, cache_size, cache_heads, cache_room, cache_keys, cache_sample_left] =
             crate::pool::foreign_layout();
         let [keys_size, key_link, key_seal, key_checks] = crate::pool::Keys::layout();
         ForeignLayout {
@@ -86,7 +92,9 @@ impl ForeignLayout {
             cache_heads,
             cache_room,
             cache_keys,
+            cache_sample_left,
             lists_keys: crate::pool::LISTS_KEYS_OFFSET,
+            lists_sample_left: crate::pool::LISTS_SAMPLE_LEFT_OFFSET,
             keys_size,
             key_link,
             key_seal,

@@ -101,7 +101,9 @@ void check_mirrors_now() noexcept {
   same("offsetof(sync_cache, heads)", offsetof(sync_cache, heads), core.cache_heads);
   same("offsetof(sync_cache, room)", offsetof(sync_cache, room), core.cache_room);
   same("offsetof(sync_cache, keys)", offsetof(sync_cache, keys), core.cache_keys);
+  same("offsetof(sync_cache, sample_left)", offsetof(sync_cache, sample_left), core.cache_sample_left);
   same("offsetof(pool_lists, keys)", offsetof(pool_lists, keys), core.lists_keys);
+  same("offsetof(pool_lists, sample_left)", offsetof(pool_lists, sample_left), core.lists_sample_left);
   same("sizeof(list_keys)", sizeof(list_keys), core.keys_size);
   same("offsetof(list_keys, link)", offsetof(list_keys, link), core.key_link);
   same("offsetof(list_keys, seal)", offsetof(list_keys, seal), core.key_seal);

@@ -106,18 +106,14 @@ pub(crate) struct ThreadHeap {
     /// profiler's next sample (see `crate::profile`): the inline paths
     /// count each block they pop down from it, and step aside for the slow
     /// path when it goes below zero, without popping. While the profiler
-    /// is off it runs down from [`LOOK_EVERY`], and the slow path then only
-    /// looks whether the profiler has been started. Only the owner touches
+    /// is off it runs down from `profile::LOOK_EVERY`, and the slow path then
+    /// only looks whether the profiler has been started. Only the owner touches
     /// it (never in `EMPTY`, whose queues have no page).
     sample_left: isize,
 }
 
 /// Where a record's `sample_left` lies (for C++'s inline path).
 pub(super) const SAMPLE_LEFT_OFFSET: usize = core::mem::offset_of!(ThreadHeap, sample_left);
-
-/// The bytes a thread allocates between looks at whether the profiler has
-/// been started, while it is off (one slow-path call per 4 MiB).
-const LOOK_EVERY: isize = 4 << 20;
 
 /// `owned_hint` when it names no segment: not a multiple of the segment
 /// size, so no pointer's segment address equals it (0 would: a wild
@@ -591,15 +587,13 @@ impl ThreadHeap {
         }
     }
 
-    /// Sets the bytes to the next sample: an exponential draw around the
-    /// profiler's `interval`, or [`LOOK_EVERY`] while it is off (0).
+    /// Sets the bytes to the next sample (`profile::countdown`).
     ///
     /// # Safety
     /// `heap` is this thread's record (not `EMPTY`).
     pub(super) unsafe fn arm_sampling(heap: *mut ThreadHeap, interval: usize) {
-        let left = if interval == 0 { LOOK_EVERY } else { crate::profile::next_interval(interval) as isize };
         // SAFETY: the caller's contract: the owner's field.
-        unsafe { (*heap).sample_left = left.max(1) };
+        unsafe { (*heap).sample_left = crate::profile::countdown(interval) };
     }
 
     /// The slow path's share of the count: counts `size` bytes if the

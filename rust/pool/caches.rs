@@ -88,25 +88,77 @@ pub struct ThreadCache {
     room: [u32; CLASS_COUNT],
     /// The pool's keys (a copy of `Shared::keys`, for the fast paths).
     keys: Keys,
+    /// Bytes this thread may still take from its lists before the
+    /// profiler's next sample (see `crate::profile`): each block popped
+    /// counts down from it; when it goes below zero, Rust's pop takes the
+    /// sample first and C++'s inline pop leaves the block to Rust.
+    sample_left: isize,
 }
 
 impl ThreadCache {
     pub(super) fn empty(keys: Keys) -> Self {
-        ThreadCache { heads: [ptr::null_mut(); CLASS_COUNT], room: core::array::from_fn(cap), keys }
+        ThreadCache {
+            heads: [ptr::null_mut(); CLASS_COUNT],
+            room: core::array::from_fn(cap),
+            keys,
+            sample_left: crate::profile::countdown(crate::profile::interval()),
+        }
     }
 
-    /// Pops a block of `class`, if the list has one. A list whose head's
-    /// seal is broken is reported and abandoned (then the list is empty).
+    /// The profiler's count ran out on an allocation of `size` bytes: arms
+    /// the next count, and records the allocation as a sample if the
+    /// profiler is on (the allocated view only: a pool's `deallocate` is
+    /// not watched).
+    ///
+    /// # Safety
+    /// `this` is the calling thread's attached cache.
+    #[cold]
+    #[inline(never)]
+    unsafe fn sample(this: *mut ThreadCache, size: usize) {
+        let interval = crate::profile::interval();
+        // SAFETY: only this thread touches its cache.
+        unsafe { (*this).sample_left = crate::profile::countdown(interval) };
+        if interval != 0 && crate::profile::may_record() {
+            crate::profile::record(size, interval, "SyncPool".into(), false);
+        }
+    }
+
+    /// The slow paths' share of the profiler's count: `size` bytes the
+    /// inline pop did not count (it counts only blocks it pops), sampled if
+    /// the count runs out (or ran out: C++'s pop leaves it below zero).
+    ///
+    /// # Safety
+    /// `this` is the calling thread's attached cache.
+    unsafe fn count_slow(this: *mut ThreadCache, size: usize) {
+        // SAFETY: only this thread touches its cache.
+        unsafe {
+            if (*this).sample_left >= 0 {
+                (*this).sample_left = (*this).sample_left.wrapping_sub(size as isize);
+            }
+            if (*this).sample_left < 0 {
+                Self::sample(this, size);
+            }
+        }
+    }
+
+    /// Pops a block of `class` for `size` bytes, if the list has one,
+    /// counting them for the profiler. A list whose head's seal is broken is
+    /// reported and abandoned (then the list is empty).
     ///
     /// # Safety
     /// `this` is the calling thread's attached cache.
     #[inline(always)]
-    pub(super) unsafe fn pop(this: NonNull<ThreadCache>, class: usize) -> Option<NonNull<FreeBlock>> {
+    pub(super) unsafe fn pop(this: NonNull<ThreadCache>, class: usize, size: usize) -> Option<NonNull<FreeBlock>> {
         let this = this.as_ptr();
         // SAFETY: only this thread touches its cache; a non-null head is a
         // free block listed with the pool's keys.
         unsafe {
             let head = NonNull::new((*this).heads[class])?;
+            let left = (*this).sample_left.wrapping_sub(size as isize);
+            (*this).sample_left = left;
+            if left < 0 {
+                Self::sample(this, size);
+            }
             let Some(next) = guard::take(head.as_ptr(), &(*this).keys) else {
                 Self::abandon(this, class);
                 return None;
@@ -181,7 +233,7 @@ impl ThreadCache {
     }
 
     /// Refills the empty list of `class` with a batch from the centre and
-    /// returns one block of it.
+    /// returns one block of it, for `size` bytes (counted for the profiler).
     ///
     /// # Safety
     /// `this` is the calling thread's attached cache of the pool `shared`,
@@ -191,11 +243,14 @@ impl ThreadCache {
     pub(super) unsafe fn refill(
         this: NonNull<ThreadCache>,
         class: usize,
+        size: usize,
         shared: &Shared,
         max_blocks_per_chunk: usize,
         source: &impl Source,
     ) -> Result<NonNull<FreeBlock>, AllocError> {
         let this = this.as_ptr();
+        // SAFETY: the caller's contract.
+        unsafe { Self::count_slow(this, size) };
         loop {
             let (first, n) = lock(&shared.centrals[class].0).take(
                 class,
@@ -618,8 +673,8 @@ pub(super) fn hint_slot() -> NonNull<Hint> {
 
 /// Where `<memres/memres.hpp>` finds the fields of [`Hint`] and
 /// [`ThreadCache`]: `(hint size, key offset, cache offset, cache size,
-/// heads offset, room offset, keys offset)`.
-pub(crate) fn foreign_layout() -> [usize; 7] {
+/// heads offset, room offset, keys offset, sample count offset)`.
+pub(crate) fn foreign_layout() -> [usize; 8] {
     use core::mem::{offset_of, size_of};
     [
         size_of::<Hint>(),
@@ -629,6 +684,7 @@ pub(crate) fn foreign_layout() -> [usize; 7] {
         offset_of!(ThreadCache, heads),
         offset_of!(ThreadCache, room),
         offset_of!(ThreadCache, keys),
+        offset_of!(ThreadCache, sample_left),
     ]
 }
 

@@ -21,8 +21,8 @@ use crate::resource::MemoryResource;
 pub(crate) use caches::{HINTS, foreign_layout};
 pub(crate) use guard::Keys;
 pub use sync::SyncPool;
-pub(crate) use unsync::LISTS_KEYS_OFFSET;
 pub use unsync::UnsyncPool;
+pub(crate) use unsync::{LISTS_KEYS_OFFSET, LISTS_SAMPLE_LEFT_OFFSET};
 
 /// How many size classes the pools have (the length of
 /// [`UnsyncPool::free_list_heads`]); `<memres/memres.hpp>` checks it.

@@ -147,11 +147,18 @@ impl<U: MemoryResource> SyncPool<U> {
         };
         let block = match cache_for(&self.shared) {
             // SAFETY: `cache_for` returns the calling thread's cache.
-            Some(cache) => match unsafe { ThreadCache::pop(cache, class) } {
+            Some(cache) => match unsafe { ThreadCache::pop(cache, class, layout.size()) } {
                 Some(block) => block,
                 // SAFETY: as above; the list is empty.
                 None => unsafe {
-                    ThreadCache::refill(cache, class, &self.shared, self.options.max_blocks_per_chunk, &self.upstream)?
+                    ThreadCache::refill(
+                        cache,
+                        class,
+                        layout.size(),
+                        &self.shared,
+                        self.options.max_blocks_per_chunk,
+                        &self.upstream,
+                    )?
                 },
             },
             None => self.take_uncached(class)?,

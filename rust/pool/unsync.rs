@@ -81,17 +81,24 @@ pub struct UnsyncPool<U: MemoryResource = Global> {
     upstream: Upstream<U>,
 }
 
-/// The free-list heads, one per class, and the keys their links are sealed
-/// with (see `guard`). `#[repr(C)]`: `<memres/memres.hpp>` pops and pushes
-/// on them inline.
+/// The free-list heads, one per class, the keys their links are sealed
+/// with (see `guard`), and the count to the profiler's next sample.
+/// `#[repr(C)]`: `<memres/memres.hpp>` pops and pushes on them inline.
 #[repr(C)]
 pub(crate) struct Lists {
     heads: [Cell<*mut FreeBlock>; CLASS_COUNT],
     keys: Keys,
+    /// Bytes the pool may still hand out from its lists before the
+    /// profiler's next sample (see `crate::profile`): each block popped
+    /// inline counts down from it, and when it goes below zero the block is
+    /// left for the slow path (C++'s) or the sample is taken first (Rust's).
+    sample_left: Cell<isize>,
 }
 
 /// Where a foreign fast path finds the keys: bytes from the first head.
 pub(crate) const LISTS_KEYS_OFFSET: usize = core::mem::offset_of!(Lists, keys);
+/// Where a foreign fast path finds the profiler's count, from the first head.
+pub(crate) const LISTS_SAMPLE_LEFT_OFFSET: usize = core::mem::offset_of!(Lists, sample_left);
 
 // SAFETY: the pool exclusively owns its chunks and oversize blocks; nothing
 // in it is tied to a thread, so it may move along with its upstream.
@@ -124,7 +131,11 @@ impl<U: MemoryResource> UnsyncPool<U> {
     /// A pool over `upstream` with `options` (normalised: see [`PoolOptions`]).
     pub fn with_options_in(options: PoolOptions, upstream: U) -> Self {
         UnsyncPool {
-            lists: Lists { heads: [const { Cell::new(ptr::null_mut()) }; CLASS_COUNT], keys: Keys::new() },
+            lists: Lists {
+                heads: [const { Cell::new(ptr::null_mut()) }; CLASS_COUNT],
+                keys: Keys::new(),
+                sample_left: Cell::new(crate::profile::countdown(crate::profile::interval())),
+            },
             classes: core::array::from_fn(|_| RefCell::default()),
             options: options.normalized(),
             oversize: RefCell::default(),
@@ -173,8 +184,13 @@ impl<U: MemoryResource> UnsyncPool<U> {
         };
         let head = self.lists.heads[class].get();
         let block = if head.is_null() {
-            self.refill(class)?
+            self.refill(class, layout.size())?
         } else {
+            let left = self.lists.sample_left.get().wrapping_sub(layout.size() as isize);
+            self.lists.sample_left.set(left);
+            if left < 0 {
+                self.sample(layout.size());
+            }
             // SAFETY: a non-null head is a free block of this class, listed
             // by this pool with its keys.
             match unsafe { guard::take(head, &self.lists.keys) } {
@@ -182,7 +198,7 @@ impl<U: MemoryResource> UnsyncPool<U> {
                     self.lists.heads[class].set(next);
                     head.cast::<u8>()
                 }
-                None => self.refill(class)?, // reports the corrupt head
+                None => self.refill(class, 0)?, // reports the corrupt head
             }
         };
         hand_out(block, layout.size());
@@ -219,13 +235,36 @@ impl<U: MemoryResource> UnsyncPool<U> {
         self.lists.heads[class].set(block);
     }
 
+    /// The profiler's count ran out on an allocation of `size` bytes: arms
+    /// the next count, and records the allocation as a sample if the
+    /// profiler is on (the allocated view only: a pool's `deallocate` is not
+    /// watched). The block itself is served as usual.
+    #[cold]
+    #[inline(never)]
+    fn sample(&self, size: usize) {
+        let interval = crate::profile::interval();
+        self.lists.sample_left.set(crate::profile::countdown(interval));
+        if interval != 0 && crate::profile::may_record() {
+            crate::profile::record(size, interval, "UnsyncPool".into(), false);
+        }
+    }
+
     /// Carves a batch of blocks (taking a new chunk if need be): the first
     /// is handed out, the rest become the free list. Also where a corrupt
     /// head ends up: it is reported, and its list abandoned (the blocks on
-    /// it leak) before the carve.
+    /// it leak) before the carve. Counts `size` bytes for the profiler (the
+    /// inline path counts only blocks it pops), sampling them if the count
+    /// runs out.
     #[cold]
     #[inline(never)]
-    fn refill(&self, class: usize) -> Result<*mut u8, AllocError> {
+    fn refill(&self, class: usize, size: usize) -> Result<*mut u8, AllocError> {
+        let left = self.lists.sample_left.get();
+        if left >= 0 {
+            self.lists.sample_left.set(left.wrapping_sub(size as isize));
+        }
+        if self.lists.sample_left.get() < 0 {
+            self.sample(size);
+        }
         let head = self.lists.heads[class].replace(ptr::null_mut());
         if !head.is_null() {
             guard::corrupt(head);

@@ -178,3 +178,56 @@ fn an_arenas_samples_are_live_until_its_memory_is_taken_back() {
     drop(session);
     assert_eq!(bytes_of(&profile::folded_view(View::Live), "kept_for_the_session"), 0.0, "drop frees them");
 }
+
+#[inline(never)]
+fn pool_headers(pool: &dyn Fn(Layout), rounds: usize) {
+    for _ in 0..rounds {
+        pool(Layout::from_size_align(48, 8).unwrap());
+    }
+}
+
+#[inline(never)]
+fn pool_words(pool: &dyn Fn(Layout), rounds: usize) {
+    for _ in 0..rounds {
+        pool(Layout::from_size_align(144, 16).unwrap());
+    }
+}
+
+/// Both pools sample: blocks from their lists (each pop counts) and from
+/// refills, two call sites in a 2:1 proportion of bytes, cut by the pool.
+#[test]
+fn both_pools_sample_two_call_sites_in_proportion() {
+    let _one = exclusive();
+    let unsync = memres::UnsyncPool::new();
+    let sync = memres::SyncPool::new();
+    let from_unsync = |l: Layout| {
+        let b = unsync.allocate(l).unwrap();
+        // SAFETY: a block of this pool with this layout, freed once.
+        unsafe { unsync.deallocate(b.cast(), l) };
+    };
+    let from_sync = |l: Layout| {
+        let b = sync.allocate(l).unwrap();
+        // SAFETY: a block of this pool with this layout, freed once.
+        unsafe { sync.deallocate(b.cast(), l) };
+    };
+    let pools: [(&str, &dyn Fn(Layout)); 2] = [("UnsyncPool;", &from_unsync), ("SyncPool;", &from_sync)];
+    profile::start(4096);
+    for (name, allocate) in pools {
+        profile::clear();
+        // 60 000 blocks of 48 bytes and 10 000 of 144, freed at once: each
+        // comes off the list (the same block, over and over).
+        for _ in 0..10 {
+            pool_headers(allocate, 6000);
+            pool_words(allocate, 1000);
+        }
+        let folded = profile::folded();
+        let (a, b) = (bytes_of(&folded, "pool_headers"), bytes_of(&folded, "pool_words"));
+        let share = a / (a + b);
+        assert!((share - 2.0 / 3.0).abs() < 0.1 * 2.0 / 3.0, "{name} pool_headers' share {share:.3}:\n{folded}");
+        let truth = 60_000.0 * 48.0 + 10_000.0 * 144.0;
+        assert!((a + b - truth).abs() < 0.1 * truth, "{name} estimate {} of {truth}", a + b);
+        assert!(folded.lines().all(|l| l.starts_with(name)), "{name} names the samples:\n{folded}");
+        assert!(!folded.contains("memres::pool::"), "the pool's own frames are left out:\n{folded}");
+    }
+    profile::stop();
+}

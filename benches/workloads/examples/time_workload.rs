@@ -17,6 +17,10 @@
 //! One Rust workload too, for the pools' check costs (`benches/pool_hardening.sh`):
 //! `rust_churn_100k` on `memres_unsync_pool` or `memres_sync_pool` (the
 //! Rust pools through `Allocator`; peak bytes held: `-`).
+//!
+//! With `MEMRES_PROFILE=<interval>` (bytes, `K`/`M` suffixes) the sampling
+//! profiler runs at that interval (`MEMRES_PROFILE_WALK=fp`: with the
+//! frame-pointer walk), to measure what it costs (`benches/profile_cost.sh`).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -34,6 +38,14 @@ fn main() {
         eprintln!("{usage}: iterations must be a number");
         std::process::exit(2);
     });
+    if let Some(interval) =
+        std::env::var("MEMRES_PROFILE").ok().and_then(|v| memres::profile::parse_interval(v.as_bytes()))
+    {
+        if std::env::var("MEMRES_PROFILE_WALK").as_deref() == Ok("fp") {
+            memres::profile::set_walk(memres::profile::Walk::FramePointers);
+        }
+        memres::profile::start(interval);
+    }
     if work == "rust_churn_100k" {
         return rust_churn(resource, iterations);
     }

@@ -313,6 +313,7 @@ struct free_block {
 struct pool_lists {
   void* heads[pool_class_count];
   list_keys keys;
+  std::intptr_t sample_left;  // bytes to the profiler's next sample (see pool_try_pop)
 };
 
 // A thread's cache record for a synchronized pool (see sync_hint).
@@ -320,7 +321,16 @@ struct sync_cache {
   void* heads[pool_class_count];
   std::uint32_t room[pool_class_count];  // pushes left before a batch goes back
   list_keys keys;
+  std::intptr_t sample_left;  // bytes to the profiler's next sample (see sync_try_pop)
 };
+
+// The profiler's count (memres::profile_start): a block about to be popped
+// counts its bytes down; below zero, the pop is left to the Rust core, which
+// takes the sample. False when the block must be left.
+inline bool count_for_profiler(std::intptr_t& sample_left, std::size_t bytes) noexcept {
+  sample_left -= static_cast<std::intptr_t>(bytes);
+  return sample_left >= 0;
+}
 
 // Pops the head of a list: null when the list is empty or the head's seal is
 // broken (a corrupt list, which the caller's slow path reports).
@@ -400,7 +410,7 @@ inline void* sync_region_try_allocate(std::uint64_t generation, std::size_t byte
 inline void* pool_try_pop(pool_lists* lists, std::size_t largest, std::size_t bytes, std::size_t alignment) noexcept {
 #if !defined(MEMRES_DEBUG_CHECKS)
   const std::size_t c = pool_class_of(bytes, alignment, largest);
-  if (c < pool_class_count) {
+  if (c < pool_class_count && lists->heads[c] != nullptr && count_for_profiler(lists->sample_left, bytes)) {
     if (void* block = list_pop(lists->heads[c], lists->keys)) {
 #if defined(MEMRES_ASAN)
       __asan_unpoison_memory_region(block, bytes);
@@ -432,6 +442,7 @@ inline void* sync_try_pop(const void* key, std::size_t largest, std::size_t byte
   if (c >= pool_class_count) return nullptr;
   if (const sync_hint* hint = sync_hint_for(key)) {
     auto* cache = static_cast<sync_cache*>(hint->cache);
+    if (cache->heads[c] == nullptr || !count_for_profiler(cache->sample_left, bytes)) return nullptr;
     if (void* block = list_pop(cache->heads[c], cache->keys)) {
       ++cache->room[c];
 #if defined(MEMRES_ASAN)
@@ -980,7 +991,9 @@ std::string heap_stats_json();
 /// With the profiler off the arenas' fast paths cost nothing more. The heap
 /// (heap_resource(), and malloc under the shim) samples too, its samples
 /// matched at free (so profile_view::live and ::peak hold them); the
-/// calling thread's heap notices a start at once, others within 4 MiB.
+/// calling thread's heap notices a start at once, others within 64 KiB.
+/// The pools sample too (in the allocated view only: their frees are not
+/// watched), each noticing a start within 64 KiB of its allocations.
 void profile_start(std::size_t interval = 512 * 1024);
 void profile_stop();
 /// Drops the samples taken so far.
