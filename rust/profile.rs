@@ -44,7 +44,7 @@
 //!
 //! Reentrancy: recording allocates (the stack, the list of samples), and
 //! the global allocator may be the heap. While a thread holds the
-//! profile's lock it is *in the profiler* ([`may_record`] is false): the
+//! profile's lock it is *in the profiler* (`may_record` is false): the
 //! heap takes no sample then, and a sampled block freed then (the list's
 //! old buffer, say) is noted in a small per-thread buffer and marked
 //! freed once the lock is let go.
@@ -63,7 +63,7 @@
 //!   `peak` its largest value since the last [`clear`], reached at event
 //!   `peak_event` (events number the profile's samples and frees).
 //! - A thread's `IN_PROFILER` is set exactly while it holds the lock (in
-//!   [`with_profile`]).
+//!   `with_profile`).
 
 mod walk;
 

@@ -391,11 +391,11 @@ impl Heap {
         // SAFETY: `counting` is this thread's record (or `EMPTY`, which
         // counts nothing).
         if !thread::is_empty(counting) && unsafe { ThreadHeap::sample_due(counting, size) } {
-            // A block at least the class's size, at the class's alignment
-            // (a large block starts at a page, aligned far more).
-            let layout = Layout::from_size_align(crate::classes::class_size(class), 1).ok()?;
+            // A block at least the class's size, aligned to 16 as C's are (a
+            // large block starts at a page, aligned far more anyway).
+            let layout = Layout::from_size_align(crate::classes::class_size(class), 16).ok()?;
             // SAFETY: as above.
-            if let Some((block, _)) = unsafe { Heap::take_sample(counting, layout.align_to(16).ok()?, size) } {
+            if let Some((block, _)) = unsafe { Heap::take_sample(counting, layout, size) } {
                 return Some(block);
             }
         }
@@ -425,12 +425,12 @@ impl Heap {
     }
 
     /// The thread's count to the profiler's next sample ran out on an
-    /// allocation of `size` bytes, to be served as `layout`: arms the next, and if the profiler is on
-    /// serves this one as a sample, from a mapping of its own (a large
-    /// block, whose free tells the profiler; see `crate::profile`). `None`
-    /// if the profiler is off, or the thread is in it, or no mapping could
-    /// be had (then the sample is taken but not tracked): the caller serves
-    /// the allocation as usual.
+    /// allocation of `size` bytes, to be served as `layout`: arms the next
+    /// count, and if the profiler is on serves this one as a sample, from a
+    /// mapping of its own (a large block, whose free tells the profiler; see
+    /// `crate::profile`). `None` if the profiler is off, or the thread is in
+    /// it, or no mapping could be had (then the sample is taken but not
+    /// tracked): the caller serves the allocation as usual.
     ///
     /// # Safety
     /// `heap` is this thread's record (not `EMPTY`).
@@ -456,7 +456,7 @@ impl Heap {
 
     /// The profiler was started or stopped: the calling thread's count to
     /// its next sample starts over (other threads notice within
-    /// `LOOK_EVERY` bytes, see `thread.rs`).
+    /// `profile::LOOK_EVERY` bytes of their allocations).
     pub(crate) fn profiler_changed() {
         let heap = thread::current();
         if !thread::is_empty(heap) {
@@ -1068,8 +1068,9 @@ fn report_foreign(ptr: *mut u8) {
 ///   bytes asked for from the record's `isize` at `sample_left_offset` (the
 ///   profiler's count, see [`profile`](crate::profile)); if it goes below
 ///   zero, leave the block and call the heap (which takes the sample).
-///   Store `next` as the page's free list, `0` into `b[1]`, and `used + 1` into the page's
-///   `u32` `used` (at `page_used_offset`, a relaxed atomic store).
+///   Store `next` as the page's free list, `0` into `b[1]`, and `used + 1`
+///   into the page's `u32` `used` (at `page_used_offset`, a relaxed atomic
+///   store).
 ///   Otherwise call the heap. Without `checks`, links are plain and there
 ///   are no marks.
 /// - **Free** a small block `p`: `seg = p & !(segment_size - 1)`; if the

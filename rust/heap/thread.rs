@@ -105,10 +105,10 @@ pub(crate) struct ThreadHeap {
     /// Bytes this thread may still take from its pages' lists before the
     /// profiler's next sample (see `crate::profile`): the inline paths
     /// count each block they pop down from it, and step aside for the slow
-    /// path when it goes below zero, without popping. While the profiler
-    /// is off it runs down from `profile::LOOK_EVERY`, and the slow path then
-    /// only looks whether the profiler has been started. Only the owner touches
-    /// it (never in `EMPTY`, whose queues have no page).
+    /// path when it goes below zero, without popping. While the profiler is
+    /// off it runs down from `profile::LOOK_EVERY`, and the slow path then
+    /// only looks whether the profiler has been started. Only the owner
+    /// touches it (never in `EMPTY`, whose queues have no page).
     sample_left: isize,
 }
 
