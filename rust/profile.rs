@@ -38,6 +38,12 @@
 //! notices a start within 64 KiB of its allocations. See ARCHITECTURE.md,
 //! "The profiler's sample points".
 //!
+//! Every sample is kept, with its stack, until [`clear`]: about 200 bytes
+//! each, one per interval of bytes allocated (at 512 KiB, 400 bytes per
+//! MiB a program allocates). A long-running server should profile in
+//! windows ([`scope`], or [`clear`] after each dump) rather than for its
+//! whole life.
+//!
 //! A sample costs about 40 000 instructions with the default stack walk
 //! (the platform unwinder) and about 1 000 with frame pointers ([`Walk`],
 //! [`set_walk`]); BENCHMARKS.md has what that is at the default interval.
@@ -52,9 +58,10 @@
 //! # Invariants
 //! - `INTERVAL` is the mean interval in bytes, 0 when off.
 //! - A sample's stack holds the return addresses the walk in force finds
-//!   ([`Walk`]: the unwinder's, or the frame pointers'), the innermost first (the walker's, the profiler's and the resource's own
-//!   frames included); they are resolved to names, and those frames
-//!   dropped, only when the profile is written ([`folded`]).
+//!   ([`Walk`]: the unwinder's, or the frame pointers'), the innermost
+//!   first (the walker's, the profiler's and the resource's own frames
+//!   included); they are resolved to names, and those frames dropped, only
+//!   when the profile is written ([`folded`]).
 //! - Samples are kept, under `PROFILE`'s lock, until [`clear`] (not at
 //!   [`stop`]: a stopped profile can still be written), in the order of
 //!   their ids, which increase; a freed id that is not there (taken before
@@ -62,8 +69,9 @@
 //! - `live` is the sum of the weights of the tracked samples not freed, and
 //!   `peak` its largest value since the last [`clear`], reached at event
 //!   `peak_event` (events number the profile's samples and frees).
-//! - A thread's `IN_PROFILER` is set exactly while it holds the lock (in
-//!   `with_profile`).
+//! - A thread's `IN_PROFILER` is set while it holds the lock (in
+//!   `with_profile`) and while `record` walks its stack, and never while it
+//!   asks for the lock (the lock is not reentrant).
 
 mod walk;
 
@@ -100,7 +108,8 @@ static DUMP_PREFIX: Mutex<Option<String>> = Mutex::new(None);
 const PENDING: usize = 16;
 
 std::thread_local! {
-    /// Set while this thread holds `PROFILE`'s lock.
+    /// Set while this thread holds `PROFILE`'s lock, or walks its stack
+    /// for a sample.
     static IN_PROFILER: Cell<bool> = const { Cell::new(false) };
     /// Set while this thread writes a profile (`Paused`): what it
     /// allocates then (the symbolizer's tables) is not sampled.
@@ -174,7 +183,8 @@ pub struct SampleInfo {
     pub weight: f64,
     /// The resource that served it (`Heap`, `request-arena (Monotonic)`).
     pub resource: String,
-    /// The profiler's number for the allocating thread (1 up).
+    /// The profiler's number for the allocating thread (1 up; 0 for a
+    /// thread past the end of its thread-locals).
     pub thread: u64,
     /// Nanoseconds from the profile's first sample to this one.
     pub at_ns: u64,
@@ -263,7 +273,9 @@ pub fn clear() {
 /// Runs `f` on the profile under its lock, in the profiler (see the
 /// module doc), then marks the sampled blocks freed meanwhile.
 fn with_profile<T>(f: impl FnOnce(&mut Profile) -> T) -> T {
-    let was = IN_PROFILER.with(|inside| inside.replace(true));
+    // (A thread whose thread-locals are gone has no flags: it samples
+    // nothing, see `may_record`, and notes no frees.)
+    let was = IN_PROFILER.try_with(|inside| inside.replace(true)).unwrap_or(false);
     // The lock is not reentrant: a thread in the profiler never asks again
     // (`freed` defers, the heap samples nothing).
     debug_assert!(!was, "the profiler re-entered itself");
@@ -271,14 +283,15 @@ fn with_profile<T>(f: impl FnOnce(&mut Profile) -> T) -> T {
     let value = f(&mut profile);
     if !was {
         // Marking allocates nothing, so no more can come while it runs.
-        for entry in FREED_INSIDE.with(|ids| ids.each_ref().map(|id| id.replace(0))) {
+        let pending = FREED_INSIDE.try_with(|ids| ids.each_ref().map(|id| id.replace(0))).unwrap_or([0; PENDING]);
+        for entry in pending {
             if entry != 0 {
                 profile.mark_freed(entry);
             }
         }
     }
     drop(profile);
-    IN_PROFILER.with(|inside| inside.set(was));
+    let _ = IN_PROFILER.try_with(|inside| inside.set(was));
     value
 }
 
@@ -329,13 +342,13 @@ struct Paused(bool);
 
 impl Paused {
     fn new() -> Paused {
-        Paused(PAUSED.with(|paused| paused.replace(true)))
+        Paused(PAUSED.try_with(|paused| paused.replace(true)).unwrap_or(true))
     }
 }
 
 impl Drop for Paused {
     fn drop(&mut self) {
-        PAUSED.with(|paused| paused.set(self.0));
+        let _ = PAUSED.try_with(|paused| paused.set(self.0));
     }
 }
 
@@ -526,9 +539,9 @@ pub(crate) fn next_interval(interval: usize) -> usize {
 #[cold]
 #[inline(never)]
 pub(crate) fn record(size: usize, interval: usize, resource: Cow<'static, str>, tracked: bool) -> u64 {
-    let was = IN_PROFILER.with(|inside| inside.replace(true));
+    let was = IN_PROFILER.try_with(|inside| inside.replace(true)).unwrap_or(false);
     let sample = take(size, interval, resource, tracked);
-    IN_PROFILER.with(|inside| inside.set(was));
+    let _ = IN_PROFILER.try_with(|inside| inside.set(was));
     let id = with_profile(|profile| {
         let mut sample = sample;
         sample.id = profile.next_id;
@@ -601,12 +614,14 @@ fn take(size: usize, interval: usize, resource: Cow<'static, str>, tracked: bool
     // Most stacks are far shorter than the most kept.
     stack.shrink_to_fit();
     let epoch = *EPOCH.get_or_init(Instant::now);
-    let thread = THREAD.with(|t| {
-        if t.get() == 0 {
-            t.set(THREADS.fetch_add(1, Ordering::Relaxed));
-        }
-        t.get()
-    });
+    let thread = THREAD
+        .try_with(|t| {
+            if t.get() == 0 {
+                t.set(THREADS.fetch_add(1, Ordering::Relaxed));
+            }
+            t.get()
+        })
+        .unwrap_or(0);
     Sample {
         id: 0,
         stack,
