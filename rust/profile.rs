@@ -38,11 +38,10 @@
 //! notices a start within 64 KiB of its allocations. See ARCHITECTURE.md,
 //! "The profiler's sample points".
 //!
-//! Every sample is kept, with its stack, until [`clear`]: about 200 bytes
-//! each, one per interval of bytes allocated (at 512 KiB, 400 bytes per
-//! MiB a program allocates). A long-running server should profile in
-//! windows ([`scope`], or [`clear`] after each dump) rather than for its
-//! whole life.
+//! The profile holds the samples that the live and peak views need one by
+//! one (the tracked ones live now or at the peak), and folds the rest into
+//! totals per resource and stack: its memory is bounded by the live
+//! samples and the distinct stacks, not by how long a program runs.
 //!
 //! A sample costs about 40 000 instructions with the default stack walk
 //! (the platform unwinder) and about 1 000 with frame pointers ([`Walk`],
@@ -63,9 +62,13 @@
 //!   included); they are resolved to names, and those frames dropped, only
 //!   when the profile is written ([`folded`]).
 //! - Samples are kept, under `PROFILE`'s lock, until [`clear`] (not at
-//!   [`stop`]: a stopped profile can still be written), in the order of
-//!   their ids, which increase; a freed id that is not there (taken before
-//!   a [`clear`]) is ignored.
+//!   [`stop`]: a stopped profile can still be written): one by one in
+//!   `samples`, in the order of their ids, which increase, or as part of
+//!   `totals`. A sample leaves `samples` for `totals` only when no view but
+//!   the allocated one can count it: untracked at once; tracked once freed
+//!   and not live at the peak (checked when freed samples are over half of
+//!   `samples`, so each is looked at a bounded number of times). A freed id
+//!   not in `samples` (folded, or taken before a [`clear`]) is ignored.
 //! - `live` is the sum of the weights of the tracked samples not freed, and
 //!   `peak` its largest value since the last [`clear`], reached at event
 //!   `peak_event` (events number the profile's samples and frees).
@@ -89,8 +92,17 @@ use std::time::Instant;
 static INTERVAL: AtomicUsize = AtomicUsize::new(0);
 
 /// The samples taken since the last [`clear`], and the live and peak sums.
-static PROFILE: Mutex<Profile> =
-    Mutex::new(Profile { samples: Vec::new(), next_id: 1, events: 0, live: 0.0, peak: 0.0, peak_event: 0 });
+static PROFILE: Mutex<Profile> = Mutex::new(Profile {
+    samples: Vec::new(),
+    totals: None,
+    taken: 0,
+    freed_kept: 0,
+    next_id: 1,
+    events: 0,
+    live: 0.0,
+    peak: 0.0,
+    peak_event: 0,
+});
 
 /// When the first sample was taken (samples' times count from here).
 static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -121,9 +133,22 @@ std::thread_local! {
     static THREAD: Cell<u64> = const { Cell::new(0) };
 }
 
+/// A resource and a stack (return addresses, innermost first): what the
+/// profile's totals are kept by.
+type StackOf = (Cow<'static, str>, Box<[usize]>);
+
 /// The samples and the sums over them (see the module's invariants).
 struct Profile {
+    /// The samples kept one by one: the tracked ones that are live, or
+    /// were live at the peak, and freed ones not yet folded into `totals`.
     samples: Vec<Sample>,
+    /// The allocated bytes of the samples no longer kept one by one, by
+    /// resource and stack (`None` until the first).
+    totals: Option<HashMap<StackOf, f64>>,
+    /// Samples taken since the last [`clear`].
+    taken: usize,
+    /// Samples in `samples` that are freed.
+    freed_kept: usize,
     next_id: u64,
     events: u64,
     live: f64,
@@ -265,7 +290,9 @@ pub fn clear() {
         profile.live = 0.0;
         profile.peak = 0.0;
         profile.peak_event = profile.events;
-        core::mem::take(&mut profile.samples)
+        profile.taken = 0;
+        profile.freed_kept = 0;
+        (core::mem::take(&mut profile.samples), profile.totals.take())
     });
     drop(old);
 }
@@ -304,7 +331,39 @@ impl Profile {
         if sample.tracked && sample.freed.is_none() {
             sample.freed = Some(self.events);
             self.live -= sample.weight;
+            self.freed_kept += 1;
+            self.fold_if_worth_it();
         }
+    }
+
+    /// Adds a sample's bytes to the allocated totals of its resource and
+    /// stack.
+    fn add_to_totals(&mut self, sample: Sample) {
+        let key = (sample.resource, sample.stack.into_boxed_slice());
+        *self.totals.get_or_insert_with(HashMap::new).entry(key).or_insert(0.0) += sample.weight;
+    }
+
+    /// Folds the freed samples that the peak view does not need into the
+    /// totals, once they are over half of the samples kept.
+    fn fold_if_worth_it(&mut self) {
+        if self.freed_kept * 2 <= self.samples.len() {
+            return;
+        }
+        let peak = self.peak_event;
+        let samples = core::mem::take(&mut self.samples);
+        let mut kept = Vec::with_capacity(samples.len() - self.freed_kept / 2);
+        self.freed_kept = 0;
+        for sample in samples {
+            match sample.freed {
+                None => kept.push(sample),
+                Some(freed) if sample.taken <= peak && freed > peak => {
+                    self.freed_kept += 1;
+                    kept.push(sample);
+                }
+                Some(_) => self.add_to_totals(sample),
+            }
+        }
+        self.samples = kept;
     }
 
     /// Whether `sample` counts in `view`.
@@ -368,8 +427,10 @@ pub(crate) fn freed(id: u64) {
     with_profile(|profile| profile.mark_freed(id));
 }
 
-/// Every sample taken since the last [`clear`], oldest first: for a test
-/// or a tool that wants more than the folded stacks.
+/// The samples the profile keeps one by one, oldest first: the live ones
+/// the heap and the arenas track, and freed ones that were live at the
+/// peak or are not folded into the totals yet (see the module doc); for a
+/// test or a tool that wants more than the folded stacks.
 pub fn samples_taken() -> Vec<SampleInfo> {
     let _paused = Paused::new();
     with_profile(|profile| {
@@ -419,22 +480,31 @@ pub fn folded() -> String {
 /// ```
 pub fn folded_view(view: View) -> String {
     let _paused = Paused::new();
-    let samples: Vec<Sample> =
-        with_profile(|profile| profile.samples.iter().filter(|s| profile.counts(s, view)).cloned().collect());
+    // (resource, stack, bytes), copied under the lock.
+    let counted: Vec<(Cow<'static, str>, Box<[usize]>, f64)> = with_profile(|profile| {
+        let kept = profile.samples.iter().filter(|s| profile.counts(s, view));
+        let mut counted: Vec<_> = kept.map(|s| (s.resource.clone(), s.stack.clone().into(), s.weight)).collect();
+        if view == View::Allocated
+            && let Some(totals) = &profile.totals
+        {
+            counted.extend(totals.iter().map(|((resource, stack), &bytes)| (resource.clone(), stack.clone(), bytes)));
+        }
+        counted
+    });
     let mut names: HashMap<usize, Vec<String>> = HashMap::new();
     let mut stacks: HashMap<String, f64> = HashMap::new();
-    for sample in &samples {
-        for &ip in &sample.stack {
+    for (resource, stack, bytes) in &counted {
+        for &ip in stack {
             names.entry(ip).or_insert_with(|| frame_names(ip));
         }
-        let frames: Vec<&str> = sample.stack.iter().flat_map(|ip| names[ip].iter().map(String::as_str)).collect();
+        let frames: Vec<&str> = stack.iter().flat_map(|ip| names[ip].iter().map(String::as_str)).collect();
         let outer = callers_start(&frames);
-        let mut line = sample.resource.to_string();
+        let mut line = resource.to_string();
         for name in frames[outer..].iter().rev() {
             line.push(';');
             line.push_str(name);
         }
-        *stacks.entry(line).or_insert(0.0) += sample.weight;
+        *stacks.entry(line).or_insert(0.0) += bytes;
     }
     let mut stacks: Vec<(String, f64)> = stacks.into_iter().collect();
     stacks.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -446,9 +516,10 @@ pub fn folded_view(view: View) -> String {
     out
 }
 
-/// The samples taken since the last [`clear`].
+/// The samples taken since the last [`clear`] (kept one by one or folded
+/// into the totals).
 pub fn samples() -> usize {
-    with_profile(|profile| profile.samples.len())
+    with_profile(|profile| profile.taken)
 }
 
 /// Writes [`folded`] to `path`.
@@ -548,15 +619,21 @@ pub(crate) fn record(size: usize, interval: usize, resource: Cow<'static, str>, 
         profile.next_id += 1;
         profile.events += 1;
         sample.taken = profile.events;
-        if tracked {
-            profile.live += sample.weight;
-            if profile.live > profile.peak {
-                profile.peak = profile.live;
-                profile.peak_event = profile.events;
-            }
-        }
+        profile.taken += 1;
         let id = sample.id;
+        if !tracked {
+            // Only the allocated view counts it.
+            profile.add_to_totals(sample);
+            return id;
+        }
+        profile.live += sample.weight;
         profile.samples.push(sample);
+        if profile.live > profile.peak {
+            profile.peak = profile.live;
+            profile.peak_event = profile.events;
+            // The freed samples kept for the old peak are not needed now.
+            profile.fold_if_worth_it();
+        }
         id
     });
     if DUMP_REQUESTED.load(Ordering::Relaxed) && DUMP_REQUESTED.swap(false, Ordering::Relaxed) {

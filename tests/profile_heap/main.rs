@@ -130,10 +130,14 @@ fn a_sampled_block_behaves_as_any_other() {
     let usable = unsafe { memres::Heap::usable_size(core::ptr::NonNull::from(&*b).cast()) };
     assert!(usable >= 24);
     profile::stop();
-    let taken = profile::samples_taken();
-    assert!(taken.len() >= 400, "every allocation a sample: {}", taken.len());
-    assert!(taken.iter().filter(|s| s.freed).count() >= 200, "moved blocks were seen freed");
+    assert!(profile::samples() >= 400, "every allocation a sample: {}", profile::samples());
+    // The first blocks, moved by the growth, were seen freed: only the 200
+    // vectors (and `b`) are live.
+    let live = profile::samples_taken().iter().filter(|s| !s.freed).count();
+    assert!((200..=210).contains(&live), "live samples: {live}");
     drop(blocks);
+    let live = bytes_of(&profile::folded_view(View::Live), "a_sampled_block_behaves");
+    assert!(live > 0.0 && live < 100.0, "only `b` is live now: {live}");
 
     assert_eq!(memres::Heap::misuses(), 0, "no misuse detected along the way");
 }
@@ -161,9 +165,8 @@ fn off_means_no_samples_and_a_start_is_noticed_at_once() {
 }
 
 #[inline(never)]
-fn on_a_thread(n: usize) -> usize {
-    let v: Vec<Box<[u8; 96]>> = (0..n).map(|_| black_box(Box::new([5u8; 96]))).collect();
-    v.len()
+fn on_a_thread(n: usize) -> Vec<Box<[u8; 96]>> {
+    (0..n).map(|_| black_box(Box::new([5u8; 96]))).collect()
 }
 
 #[test]
@@ -171,7 +174,8 @@ fn threads_made_while_sampling_sample_from_their_first_block() {
     let _one = exclusive();
     profile::start(8192);
     let handles: Vec<_> = (0..4).map(|_| std::thread::spawn(|| on_a_thread(20_000))).collect();
-    let made: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let blocks: Vec<Vec<Box<[u8; 96]>>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let made: usize = blocks.iter().map(Vec::len).sum();
     profile::stop();
     let estimate = bytes_of(&profile::folded(), "on_a_thread");
     // The blocks, and each thread's vector of 20 000 pointers.
@@ -180,6 +184,36 @@ fn threads_made_while_sampling_sample_from_their_first_block() {
     assert!((estimate - truth).abs() < 0.1 * truth, "estimate {estimate} of {truth}");
     let threads: std::collections::HashSet<u64> = profile::samples_taken().iter().map(|s| s.thread).collect();
     assert!(threads.len() >= 4, "samples name their threads: {threads:?}");
+    drop(blocks);
+}
+
+#[inline(never)]
+fn churning(rounds: usize) {
+    for _ in 0..rounds {
+        let v: Vec<Box<[u8; 200]>> = (0..100).map(|_| black_box(Box::new([6u8; 200]))).collect();
+        drop(v);
+    }
+}
+
+/// A program that allocates and frees for a long time keeps a bounded
+/// profile: freed samples the views no longer need are folded into totals
+/// per stack, and the allocated view still adds up.
+#[test]
+fn churn_keeps_the_profile_bounded_and_its_totals_right() {
+    let _one = exclusive();
+    profile::start(4096);
+    // 20 000 rounds of 100 blocks of 200 bytes (and the vectors): 416 MB,
+    // about 100 000 samples, at most 20 KB live at a time.
+    churning(20_000);
+    profile::stop();
+    let taken = profile::samples();
+    let kept = profile::samples_taken().len();
+    assert!(taken > 80_000, "samples taken: {taken}");
+    assert!(kept < 1000, "samples kept one by one: {kept} of {taken}");
+    let estimate = bytes_of(&profile::folded(), "churning");
+    let truth = 20_000.0 * (100.0 * 200.0 + 800.0);
+    assert!((estimate - truth).abs() < 0.05 * truth, "estimate {estimate} of {truth}");
+    assert_eq!(bytes_of(&profile::folded_view(View::Live), "churning"), 0.0);
 }
 
 /// The frame-pointer walk: always safe (in a build without frame pointers
