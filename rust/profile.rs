@@ -650,14 +650,25 @@ pub fn request_dump() {
     DUMP_REQUESTED.store(true, Ordering::Relaxed);
 }
 
-/// Where [`request_dump`] writes: [`dump_views`]`(prefix)`.
+/// Where [`request_dump`] writes: [`dump_views`]`(prefix)`. A `{pid}` in
+/// `prefix` stands for the process's id when the dump is written, so a
+/// child of `fork()` writes files of its own.
+///
+/// ```
+/// memres::profile::set_dump_prefix("/tmp/app.{pid}");
+/// let prefix = memres::profile::dump_prefix().unwrap();
+/// assert_eq!(prefix, format!("/tmp/app.{}", std::process::id()));
+/// ```
 pub fn set_dump_prefix(prefix: impl Into<String>) {
-    *DUMP_PREFIX.lock().unwrap_or_else(PoisonError::into_inner) = Some(prefix.into());
+    let prefix = prefix.into();
+    *DUMP_PREFIX.lock().unwrap_or_else(PoisonError::into_inner) = Some(prefix);
 }
 
-/// The prefix [`set_dump_prefix`] gave, if any.
+/// The prefix [`set_dump_prefix`] gave, if any, with `{pid}` replaced by
+/// the calling process's id.
 pub fn dump_prefix() -> Option<String> {
-    DUMP_PREFIX.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    let prefix = DUMP_PREFIX.lock().unwrap_or_else(PoisonError::into_inner).clone()?;
+    Some(prefix.replace("{pid}", &std::process::id().to_string()))
 }
 
 /// Writes the views as [`request_dump`] asked (errors go to stderr: there

@@ -483,7 +483,8 @@ pub extern "C" fn memres_profile_start(interval: usize) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memres_profile_dump(prefix: *const core::ffi::c_char) -> c_int {
     let prefix = if prefix.is_null() {
-        memres::profile::dump_prefix().unwrap_or_else(profile_prefix)
+        memres::profile::dump_prefix()
+            .unwrap_or_else(|| profile_prefix().replace("{pid}", &std::process::id().to_string()))
     } else {
         // SAFETY: the caller's contract.
         unsafe { core::ffi::CStr::from_ptr(prefix) }.to_string_lossy().into_owned()
@@ -570,12 +571,12 @@ fn env_bytes(name: &core::ffi::CStr) -> Option<Vec<u8>> {
     (!value.is_null()).then(|| unsafe { core::ffi::CStr::from_ptr(value) }.to_bytes().to_vec())
 }
 
-/// The prefix of this process's profile files: `<path>.<pid>`.
+/// The prefix of the profile files: `<path>.{pid}`, where `{pid}` stands
+/// for the id of the process writing them (see
+/// [`memres::profile::set_dump_prefix`]): a child of `fork()` writes its own.
 fn profile_prefix() -> String {
     let path = env_bytes(c"MEMRES_PROFILE_PATH").map(|p| String::from_utf8_lossy(&p).into_owned());
-    // SAFETY: getpid cannot fail.
-    let pid = unsafe { libc::getpid() };
-    format!("{}.{pid}", path.as_deref().unwrap_or("memres-profile"))
+    format!("{}.{{pid}}", path.as_deref().unwrap_or("memres-profile"))
 }
 
 /// Starts the profiler as `MEMRES_PROFILE` asks, with its dumps at exit and

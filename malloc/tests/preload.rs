@@ -234,6 +234,7 @@ fn a_c_program_profiled_by_the_environment() {
         line[key.len()..].trim().parse().unwrap()
     };
     let (pid, true_a, true_b) = (value("pid "), value("parse_headers "), value("rank_words "));
+    let child = value("child ");
     let read = |file: String| {
         std::fs::read_to_string(&file).unwrap_or_else(|e| {
             panic!(
@@ -285,6 +286,9 @@ fn a_c_program_profiled_by_the_environment() {
     assert!(read(format!("{at_exit}.alloc.folded")).contains("parse_headers"));
     assert_eq!(bytes_of(&read(format!("{at_exit}.live.folded")), "parse_headers"), 0.0, "all freed at exit");
     assert!(stderr.contains(&format!("{at_exit}.{{alloc,live,peak}}.folded")), "{stderr}");
+    // The forked child wrote files of its own at its exit.
+    assert!(read(format!("{path_text}.{child}.alloc.folded")).contains("parse_headers"));
+    assert_ne!(child, pid);
 
     // The flame graph of the allocated view names both functions.
     let mut svg = Vec::new();

@@ -3,13 +3,15 @@
  * rank_words 1). Half-way, SIGUSR2 asks for a dump, which the next sample
  * writes to <path>.<pid>.*: the program says whether it appeared. Then
  * rank_words' blocks are freed, parse_headers' kept, and
- * memres_profile_dump("<path>.mid") writes the views as they stand. Prints
- * the true bytes of each site and its pid. */
+ * memres_profile_dump("<path>.mid") writes the views as they stand. A
+ * forked child exits (and writes its own files). Prints the true bytes of
+ * each site, its pid and the child's. */
 #include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define ROUNDS 10
@@ -57,6 +59,19 @@ int main(void) {
     perror("memres_profile_dump");
     return 1;
   }
+  /* A child of fork() writes its own files at its exit, not the parent's. */
+  fflush(stdout);
+  const pid_t child = fork();
+  if (child == 0) {
+    parse_headers(headers, 10);
+    exit(0);
+  }
+  int status = 0;
+  if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "profile: the forked child failed\n");
+    return 1;
+  }
+  printf("child %d\n", (int)child);
   printf("pid %d\nparse_headers %ld\nrank_words %ld\n", (int)getpid(), (ROUNDS * 6000L + EXTRA) * 48,
          ROUNDS * 1000L * 144);
   for (int i = 0; i < ROUNDS * 6000 + EXTRA; i++) free(headers[i]);
