@@ -97,6 +97,7 @@ static PROFILE: Mutex<Profile> = Mutex::new(Profile {
     totals: None,
     taken: 0,
     freed_kept: 0,
+    foldable: 0,
     next_id: 1,
     events: 0,
     live: 0.0,
@@ -149,6 +150,9 @@ struct Profile {
     taken: usize,
     /// Samples in `samples` that are freed.
     freed_kept: usize,
+    /// Of those, the ones no view but the allocated one counts any longer
+    /// (not live at the peak).
+    foldable: usize,
     next_id: u64,
     events: u64,
     live: f64,
@@ -292,6 +296,7 @@ pub fn clear() {
         profile.peak_event = profile.events;
         profile.taken = 0;
         profile.freed_kept = 0;
+        profile.foldable = 0;
         (core::mem::take(&mut profile.samples), profile.totals.take())
     });
     drop(old);
@@ -332,7 +337,12 @@ impl Profile {
             sample.freed = Some(self.events);
             self.live -= sample.weight;
             self.freed_kept += 1;
-            self.fold_if_worth_it();
+            // Taken after the peak, it was not live then; one taken before
+            // it was, and the peak view needs it until a higher peak.
+            if sample.taken > self.peak_event {
+                self.foldable += 1;
+                self.fold_if_worth_it();
+            }
         }
     }
 
@@ -344,26 +354,36 @@ impl Profile {
     }
 
     /// Folds the freed samples that the peak view does not need into the
-    /// totals, once they are over half of the samples kept.
+    /// totals, once they are over half of the samples kept: each fold
+    /// removes at least half, so a sample is looked at a bounded number of
+    /// times on average.
     fn fold_if_worth_it(&mut self) {
-        if self.freed_kept * 2 <= self.samples.len() {
+        if self.foldable * 2 <= self.samples.len() {
             return;
         }
         let peak = self.peak_event;
         let samples = core::mem::take(&mut self.samples);
-        let mut kept = Vec::with_capacity(samples.len() - self.freed_kept / 2);
-        self.freed_kept = 0;
+        let mut kept = Vec::with_capacity(samples.len() - self.foldable);
         for sample in samples {
             match sample.freed {
-                None => kept.push(sample),
-                Some(freed) if sample.taken <= peak && freed > peak => {
-                    self.freed_kept += 1;
-                    kept.push(sample);
+                Some(freed) if sample.taken > peak || freed <= peak => {
+                    self.freed_kept -= 1;
+                    self.add_to_totals(sample);
                 }
-                Some(_) => self.add_to_totals(sample),
+                _ => kept.push(sample),
             }
         }
+        self.foldable = 0;
         self.samples = kept;
+    }
+
+    /// The live bytes reached a new peak (at the latest event): every freed
+    /// sample kept for the old one is foldable now.
+    fn new_peak(&mut self) {
+        self.peak = self.live;
+        self.peak_event = self.events;
+        self.foldable = self.freed_kept;
+        self.fold_if_worth_it();
     }
 
     /// Whether `sample` counts in `view`.
@@ -629,10 +649,7 @@ pub(crate) fn record(size: usize, interval: usize, resource: Cow<'static, str>, 
         profile.live += sample.weight;
         profile.samples.push(sample);
         if profile.live > profile.peak {
-            profile.peak = profile.live;
-            profile.peak_event = profile.events;
-            // The freed samples kept for the old peak are not needed now.
-            profile.fold_if_worth_it();
+            profile.new_peak();
         }
         id
     });

@@ -248,3 +248,27 @@ fn the_frame_pointer_walk_is_safe_and_with_frame_pointers_names_the_call_sites()
     let share = a / (a + b);
     assert!((share - 2.0 / 3.0).abs() < 0.1 * 2.0 / 3.0, "parse_headers' share {share:.3}:\n{folded}");
 }
+
+#[inline(never)]
+fn grown_then_freed(n: usize) -> Vec<Box<[u8; 64]>> {
+    (0..n).map(|_| black_box(Box::new([7u8; 64]))).collect()
+}
+
+/// A program that grows to a peak, then frees it all: the peak view keeps
+/// what was live then and the live view empties. (The frees after the peak
+/// free some 28 000 samples the peak view needs, one by one: a fold that
+/// looked at them all at each free made this test take 32 s, not 3.)
+#[test]
+fn a_peak_then_everything_freed() {
+    let _one = exclusive();
+    profile::start(256);
+    let blocks = grown_then_freed(100_000); // 6.4 MB and the vector: ~28 000 samples
+    drop(blocks);
+    profile::stop();
+    let peak = bytes_of(&profile::folded_view(View::Peak), "grown_then_freed");
+    let truth = 100_000.0 * 64.0 + 800_000.0;
+    assert!((peak - truth).abs() < 0.05 * truth, "the peak held them all: {peak} of {truth}");
+    assert_eq!(bytes_of(&profile::folded_view(View::Live), "grown_then_freed"), 0.0);
+    let allocated = bytes_of(&profile::folded(), "grown_then_freed");
+    assert!((allocated - truth).abs() < 0.05 * truth, "allocated {allocated} of {truth}");
+}
