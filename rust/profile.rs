@@ -183,13 +183,11 @@ struct Sample {
     thread: u64,
     /// When, in nanoseconds since the profile's first sample.
     at_ns: u64,
-    /// The event that took it, and the one that freed it (`None`: live, or
-    /// not tracked).
+    /// The event that took it, and the one that freed it (`None`: live).
+    /// Every sample kept one by one is tracked (its free is seen); the
+    /// others go straight into the totals.
     taken: u64,
     freed: Option<u64>,
-    /// Whether its free is seen (the heap's and the arenas' samples), so
-    /// that it belongs in the live and peak views.
-    tracked: bool,
 }
 
 /// Which bytes a profile counts.
@@ -217,12 +215,8 @@ pub struct SampleInfo {
     pub thread: u64,
     /// Nanoseconds from the profile's first sample to this one.
     pub at_ns: u64,
-    /// Whether it was freed (always false for an untracked sample).
+    /// Whether it was freed.
     pub freed: bool,
-    /// Whether its free is seen (the heap's and the arenas' samples: all
-    /// that sample today; a heap sample whose own mapping could not be had
-    /// is not).
-    pub tracked: bool,
 }
 
 /// Starts sampling with a mean interval of `interval` bytes (0 stops it);
@@ -333,7 +327,7 @@ impl Profile {
         let Ok(at) = self.samples.binary_search_by_key(&id, |s| s.id) else { return };
         self.events += 1;
         let sample = &mut self.samples[at];
-        if sample.tracked && sample.freed.is_none() {
+        if sample.freed.is_none() {
             sample.freed = Some(self.events);
             self.live -= sample.weight;
             self.freed_kept += 1;
@@ -390,10 +384,8 @@ impl Profile {
     fn counts(&self, sample: &Sample, view: View) -> bool {
         match view {
             View::Allocated => true,
-            View::Live => sample.tracked && sample.freed.is_none(),
-            View::Peak => {
-                sample.tracked && sample.taken <= self.peak_event && sample.freed.is_none_or(|f| f > self.peak_event)
-            }
+            View::Live => sample.freed.is_none(),
+            View::Peak => sample.taken <= self.peak_event && sample.freed.is_none_or(|f| f > self.peak_event),
         }
     }
 }
@@ -464,7 +456,6 @@ pub fn samples_taken() -> Vec<SampleInfo> {
                 thread: s.thread,
                 at_ns: s.at_ns,
                 freed: s.freed.is_some(),
-                tracked: s.tracked,
             })
             .collect()
     })
@@ -631,7 +622,7 @@ pub(crate) fn next_interval(interval: usize) -> usize {
 #[inline(never)]
 pub(crate) fn record(size: usize, interval: usize, resource: Cow<'static, str>, tracked: bool) -> u64 {
     let was = IN_PROFILER.try_with(|inside| inside.replace(true)).unwrap_or(false);
-    let sample = take(size, interval, resource, tracked);
+    let sample = take(size, interval, resource);
     let _ = IN_PROFILER.try_with(|inside| inside.set(was));
     let id = with_profile(|profile| {
         let mut sample = sample;
@@ -713,7 +704,7 @@ pub fn parse_interval(text: &[u8]) -> Option<usize> {
 }
 
 /// A sample's record (not numbered yet), with the caller's stack.
-fn take(size: usize, interval: usize, resource: Cow<'static, str>, tracked: bool) -> Sample {
+fn take(size: usize, interval: usize, resource: Cow<'static, str>) -> Sample {
     let mut stack = Vec::with_capacity(MAX_FRAMES);
     walk::trace(&mut stack, MAX_FRAMES);
     // Most stacks are far shorter than the most kept.
@@ -737,7 +728,6 @@ fn take(size: usize, interval: usize, resource: Cow<'static, str>, tracked: bool
         at_ns: u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX),
         taken: 0,
         freed: None,
-        tracked,
     }
 }
 
