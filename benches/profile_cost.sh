@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What the sampling profiler costs the heap and the pools: the heap
 # workloads (heap_workload) and the pools' (time_workload) with the profiler
-# off, on at its default interval with the default stack walk (the platform
-# unwinder), and, in a second build that keeps frame pointers, Rust's and
+# off, on at its default interval with the default stack walk (the unwind
+# tables, rules cached), on with the platform unwinder's walk, and, in a second build that keeps frame pointers, Rust's and
 # C++'s (target/frame-pointers), off and on with the frame-pointer walk; one
 # process per run, rounds interleaved, times as ratios to "off". With
 # --instructions, also the instructions of one iteration of each workload
@@ -22,7 +22,8 @@ fp=target/frame-pointers/release/examples
 # Each run: name, environment, binary directory; each case: binary, workload
 # and allocator or resource (heap_workload's profiled allocators start the
 # profiler themselves; time_workload reads MEMRES_PROFILE).
-runs=("off|X=0|$default" "on|MEMRES_PROFILE=512K|$default" "fp-off|X=0|$fp" "fp-on|MEMRES_PROFILE=512K MEMRES_PROFILE_WALK=fp|$fp")
+runs=("off|X=0|$default" "on|MEMRES_PROFILE=512K|$default"
+  "on-unwinder|MEMRES_PROFILE=512K MEMRES_PROFILE_WALK=unwinder|$default" "fp-off|X=0|$fp" "fp-on|MEMRES_PROFILE=512K MEMRES_PROFILE_WALK=fp|$fp")
 cases="heap_workload churn memres
 heap_workload vec_growth memres
 heap_workload producer_consumer memres
@@ -40,7 +41,7 @@ run_case() {
   local name=${run%%|*} rest=${run#*|}
   local envs=${rest%|*} dir=${rest##*|}
   if [[ $bin == heap_workload ]]; then
-    case $name in on) what=memres-profiled ;; fp-on) what=memres-profiled-fp ;; esac
+    case $name in on | on-unwinder) what=memres-profiled ;; fp-on) what=memres-profiled-fp ;; esac
   fi
   (
     export $envs

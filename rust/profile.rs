@@ -183,6 +183,8 @@ struct Sample {
     thread: u64,
     /// When, in nanoseconds since the profile's first sample.
     at_ns: u64,
+    /// The walk that found its stack.
+    walk: Walk,
     /// The event that took it, and the one that freed it (`None`: live).
     /// Every sample kept one by one is tracked (its free is seen); the
     /// others go straight into the totals.
@@ -215,6 +217,9 @@ pub struct SampleInfo {
     pub thread: u64,
     /// Nanoseconds from the profile's first sample to this one.
     pub at_ns: u64,
+    /// The stack walk that found its stack: the one in force ([`walk`]),
+    /// or the unwinder where that one could not run.
+    pub walk: Walk,
     /// Whether it was freed.
     pub freed: bool,
 }
@@ -455,6 +460,7 @@ pub fn samples_taken() -> Vec<SampleInfo> {
                 resource: s.resource.to_string(),
                 thread: s.thread,
                 at_ns: s.at_ns,
+                walk: s.walk,
                 freed: s.freed.is_some(),
             })
             .collect()
@@ -706,7 +712,7 @@ pub fn parse_interval(text: &[u8]) -> Option<usize> {
 /// A sample's record (not numbered yet), with the caller's stack.
 fn take(size: usize, interval: usize, resource: Cow<'static, str>) -> Sample {
     let mut stack = Vec::with_capacity(MAX_FRAMES);
-    walk::trace(&mut stack, MAX_FRAMES);
+    let walk = walk::trace(&mut stack, MAX_FRAMES);
     // Most stacks are far shorter than the most kept.
     stack.shrink_to_fit();
     let epoch = *EPOCH.get_or_init(Instant::now);
@@ -726,6 +732,7 @@ fn take(size: usize, interval: usize, resource: Cow<'static, str>) -> Sample {
         resource,
         thread,
         at_ns: u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        walk,
         taken: 0,
         freed: None,
     }

@@ -590,8 +590,19 @@ fn start_profile() {
         return;
     };
     memres::profile::set_dump_prefix(profile_prefix());
-    if env_bytes(c"MEMRES_PROFILE_WALK").as_deref() == Some(b"fp") {
-        memres::profile::set_walk(memres::profile::Walk::FramePointers);
+    if let Some(name) = env_bytes(c"MEMRES_PROFILE_WALK") {
+        match memres::profile::Walk::parse(&name) {
+            Some(walk) => memres::profile::set_walk(walk),
+            None => {
+                let mut line = StackText::new();
+                let _ = writeln!(
+                    line,
+                    "memres: MEMRES_PROFILE_WALK={}: not tables, unwinder or fp; walking by the tables",
+                    String::from_utf8_lossy(&name)
+                );
+                line.write_to(2);
+            }
+        }
     }
     memres::profile::start(interval);
     extern "C" fn on_sigusr2(_: c_int) {

@@ -1,29 +1,39 @@
-//! The two stack walks a sample may take ([`Walk`]).
+//! The three stack walks a sample may take ([`Walk`]).
 //!
-//! - **The unwinder** (the default): `backtrace`'s walk over the platform
-//!   unwinder (libgcc's on Linux), which reads each frame's unwind tables:
-//!   right for any code, whether or not it keeps frame pointers, and about
-//!   2 000-3 000 instructions a frame.
+//! - **The unwind tables** (the default, on Linux x86-64 and AArch64): the
+//!   `.eh_frame` tables every module carries, read in process with each
+//!   address's rule cached (`tables`): right for any code, whether or not
+//!   it keeps frame pointers, and after the first walks through some code
+//!   a few dozen instructions a frame.
+//! - **The unwinder**: `backtrace`'s walk over the platform unwinder
+//!   (libgcc's on Linux), which reads the same tables but parses each
+//!   frame's anew, about 2 000-3 000 instructions a frame. The default
+//!   where the tables walk cannot run, and the fallback of any walk that
+//!   cannot.
 //! - **Frame pointers**: follows the chain of saved frame pointers, two
 //!   loads a frame. Right only where the code keeps them
 //!   (`-C force-frame-pointers=yes`, `-fno-omit-frame-pointer`, as Fedora
 //!   and Ubuntu now build their packages); a frame without one ends the
 //!   walk early, or (if it used the register for something else) adds one
 //!   stray address before the checks below stop it. x86-64 and AArch64
-//!   only; elsewhere the unwinder is used.
+//!   only.
 //!
-//! # Invariants (the frame-pointer walk)
-//! - Every address it reads lies between the stack pointer at the walk's
-//!   start and the top of the calling thread's stack (from
+//! # Invariants (the frame-pointer and tables walks)
+//! - Every address they read on the stack lies between the stack pointer
+//!   at the walk's start and the top of the calling thread's stack (from
 //!   `pthread_getattr_np`, kept per thread), 8-aligned, with room for the
-//!   two words read: the part of the stack in use, which is mapped. A wrong
-//!   frame pointer can end the walk or give a wrong return address, never
-//!   read outside that.
+//!   word read: the part of the stack in use, which is mapped. A wrong
+//!   frame pointer or table can end the walk or give a wrong return
+//!   address, never read outside that.
 //! - Frame pointers strictly increase along the walk (stacks grow down), so
-//!   it ends.
+//!   it ends; the tables walk ends as `framehop` finds the stack's end (a
+//!   frame that does not move up the stack ends it too) or at `max`.
 //! - The loads are inline assembly: they read the stack as the machine
 //!   sees it, outside the Rust abstract machine's view of other frames'
 //!   locals (which no Rust pointer may read).
+
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri)))]
+mod tables;
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -31,32 +41,84 @@ use core::sync::atomic::{AtomicU8, Ordering};
 /// How samples walk the stack (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Walk {
-    /// The platform unwinder: right for any code.
+    /// The modules' unwind tables, each address's rule cached: right for
+    /// any code. The default; where it cannot run (other than Linux on
+    /// x86-64 or AArch64), the unwinder walks instead.
+    Tables,
+    /// The platform unwinder: right for any code, slower.
     Unwinder,
     /// The chain of frame pointers: far cheaper, right only for code built
     /// to keep them.
     FramePointers,
 }
 
-/// The walk in force: 0 the unwinder, 1 frame pointers.
+/// The walk in force: 0 the tables, 1 frame pointers, 2 the unwinder.
 static WALK: AtomicU8 = AtomicU8::new(0);
 
 /// Sets how samples walk the stack from now on.
 pub fn set_walk(walk: Walk) {
-    WALK.store(matches!(walk, Walk::FramePointers) as u8, Ordering::Relaxed);
+    let code = match walk {
+        Walk::Tables => 0,
+        Walk::FramePointers => 1,
+        Walk::Unwinder => 2,
+    };
+    WALK.store(code, Ordering::Relaxed);
+}
+
+impl Walk {
+    /// The walk a name gives, as `MEMRES_PROFILE_WALK` takes it: `tables`,
+    /// `unwinder` or `fp` (frame pointers); `None` for any other.
+    ///
+    /// ```
+    /// use memres::profile::Walk;
+    /// assert_eq!(Walk::parse(b"fp"), Some(Walk::FramePointers));
+    /// assert_eq!(Walk::parse(b"unwinder"), Some(Walk::Unwinder));
+    /// assert_eq!(Walk::parse(b"tables"), Some(Walk::Tables));
+    /// assert_eq!(Walk::parse(b"fast"), None);
+    /// ```
+    pub fn parse(name: &[u8]) -> Option<Walk> {
+        match name {
+            b"tables" => Some(Walk::Tables),
+            b"unwinder" => Some(Walk::Unwinder),
+            b"fp" => Some(Walk::FramePointers),
+            _ => None,
+        }
+    }
 }
 
 /// How samples walk the stack.
 pub fn walk() -> Walk {
-    if WALK.load(Ordering::Relaxed) == 1 { Walk::FramePointers } else { Walk::Unwinder }
+    match WALK.load(Ordering::Relaxed) {
+        0 => Walk::Tables,
+        1 => Walk::FramePointers,
+        _ => Walk::Unwinder,
+    }
+}
+
+/// The tables walk; false if it cannot run here.
+fn tables(stack: &mut Vec<usize>, max: usize) -> bool {
+    #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri)))]
+    return tables::walk(stack, max);
+    #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))))]
+    return {
+        let _ = (stack, max);
+        false
+    };
 }
 
 /// Pushes the return addresses of the calling thread's stack onto `stack`,
-/// innermost first, up to `max` of them, by the walk in force.
+/// innermost first, up to `max` of them, by the walk in force, or by the
+/// unwinder where that one cannot run; returns the walk that ran.
 #[inline(never)]
-pub(super) fn trace(stack: &mut Vec<usize>, max: usize) {
-    if walk() == Walk::FramePointers && frame_pointers(stack, max) {
-        return;
+pub(super) fn trace(stack: &mut Vec<usize>, max: usize) -> Walk {
+    let walk = walk();
+    let walked = match walk {
+        Walk::Tables => tables(stack, max),
+        Walk::FramePointers => frame_pointers(stack, max),
+        Walk::Unwinder => false,
+    };
+    if walked {
+        return walk;
     }
     // Addresses only: names are looked up when the profile is written.
     backtrace::trace(|frame| {
@@ -68,6 +130,7 @@ pub(super) fn trace(stack: &mut Vec<usize>, max: usize) {
         stack.push(ip);
         stack.len() < max
     });
+    Walk::Unwinder
 }
 
 std::thread_local! {

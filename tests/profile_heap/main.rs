@@ -217,6 +217,46 @@ fn churn_keeps_the_profile_bounded_and_its_totals_right() {
     assert_eq!(bytes_of(&profile::folded_view(View::Live), "churning"), 0.0);
 }
 
+/// parse_headers' share of the bytes the two call sites allocate, as the
+/// samples taken with `walk` estimate it (2/3 in truth), and those samples.
+fn share_by(walk: profile::Walk) -> (f64, Vec<profile::SampleInfo>, String) {
+    let mut headers = Vec::with_capacity(60_000);
+    let mut words = Vec::with_capacity(10_000);
+    profile::clear();
+    profile::set_walk(walk);
+    profile::start(4096);
+    for _ in 0..10 {
+        parse_headers(&mut headers, 6000);
+        rank_words(&mut words, 1000);
+    }
+    profile::stop();
+    profile::set_walk(profile::Walk::Tables);
+    let folded = profile::folded();
+    let (a, b) = (bytes_of(&folded, "parse_headers"), bytes_of(&folded, "rank_words"));
+    (a / (a + b), profile::samples_taken(), folded)
+}
+
+/// The default walk reads the unwind tables itself (on Linux, x86-64 and
+/// AArch64: every sample says so, none fell back to the unwinder), and the
+/// unwinder's walk, asked for, finds the same proportions.
+#[test]
+fn the_tables_walk_is_the_default_and_agrees_with_the_unwinder() {
+    let _one = exclusive();
+    assert_eq!(profile::walk(), profile::Walk::Tables);
+    for walk in [profile::Walk::Tables, profile::Walk::Unwinder] {
+        let (share, taken, folded) = share_by(walk);
+        assert!(taken.len() > 500, "samples taken with {walk:?}: {}", taken.len());
+        let expected = if cfg!(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))) {
+            walk
+        } else {
+            profile::Walk::Unwinder
+        };
+        let other = taken.iter().find(|s| s.walk != expected);
+        assert!(other.is_none(), "asked for {walk:?}, a sample walked by {other:?}");
+        assert!((share - 2.0 / 3.0).abs() < 0.1 * 2.0 / 3.0, "parse_headers' share by {walk:?}: {share:.3}:\n{folded}");
+    }
+}
+
 /// The frame-pointer walk: always safe (in a build without frame pointers
 /// it finds little, never reads outside the stack); in a build with them
 /// (CI builds this suite once with `-C force-frame-pointers=yes` and sets
@@ -225,17 +265,7 @@ fn churn_keeps_the_profile_bounded_and_its_totals_right() {
 #[test]
 fn the_frame_pointer_walk_is_safe_and_with_frame_pointers_names_the_call_sites() {
     let _one = exclusive();
-    let mut headers = Vec::with_capacity(60_000);
-    let mut words = Vec::with_capacity(10_000);
-    profile::set_walk(profile::Walk::FramePointers);
-    profile::start(4096);
-    for _ in 0..10 {
-        parse_headers(&mut headers, 6000);
-        rank_words(&mut words, 1000);
-    }
-    profile::stop();
-    profile::set_walk(profile::Walk::Unwinder);
-    let taken = profile::samples_taken();
+    let (share, taken, folded) = share_by(profile::Walk::FramePointers);
     assert!(taken.len() > 500, "samples taken with the frame-pointer walk: {}", taken.len());
     if std::env::var_os("MEMRES_TEST_FRAME_POINTERS").is_none() {
         eprintln!(
@@ -244,9 +274,6 @@ fn the_frame_pointer_walk_is_safe_and_with_frame_pointers_names_the_call_sites()
         );
         return;
     }
-    let folded = profile::folded();
-    let (a, b) = (bytes_of(&folded, "parse_headers"), bytes_of(&folded, "rank_words"));
-    let share = a / (a + b);
     assert!((share - 2.0 / 3.0).abs() < 0.1 * 2.0 / 3.0, "parse_headers' share {share:.3}:\n{folded}");
 }
 

@@ -10,7 +10,8 @@
 //!
 //! `memres-profiled` is memres with the sampling profiler on at its
 //! default interval (`memres::profile::DEFAULT_INTERVAL`), to measure what
-//! sampling costs beside `memres`; `memres-profiled-fp` the same with the
+//! sampling costs beside `memres` (with the stack walk `MEMRES_PROFILE_WALK`
+//! names, if set); `memres-profiled-fp` the same with the
 //! frame-pointer walk (`memres::profile::Walk::FramePointers`: build with
 //! `RUSTFLAGS="-C force-frame-pointers=yes"` for it to find the stacks).
 
@@ -65,6 +66,11 @@ fn main() {
     let ns = match allocator.as_str() {
         "memres" => time(work, memres::Heap, iterations),
         "memres-profiled" => {
+            if let Ok(name) = std::env::var("MEMRES_PROFILE_WALK") {
+                let walk =
+                    memres::profile::Walk::parse(name.as_bytes()).expect("MEMRES_PROFILE_WALK: tables, unwinder or fp");
+                memres::profile::set_walk(walk);
+            }
             memres::profile::start(memres::profile::DEFAULT_INTERVAL);
             time(work, memres::Heap, iterations)
         }

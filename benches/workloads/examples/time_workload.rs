@@ -19,8 +19,8 @@
 //! Rust pools through `Allocator`; peak bytes held: `-`).
 //!
 //! With `MEMRES_PROFILE=<interval>` (bytes, `K`/`M` suffixes) the sampling
-//! profiler runs at that interval (`MEMRES_PROFILE_WALK=fp`: with the
-//! frame-pointer walk), to measure what it costs (`benches/profile_cost.sh`).
+//! profiler runs at that interval (`MEMRES_PROFILE_WALK=tables|unwinder|fp`:
+//! with that stack walk), to measure what it costs (`benches/profile_cost.sh`).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -41,9 +41,7 @@ fn main() {
     if let Some(interval) =
         std::env::var("MEMRES_PROFILE").ok().and_then(|v| memres::profile::parse_interval(v.as_bytes()))
     {
-        if std::env::var("MEMRES_PROFILE_WALK").as_deref() == Ok("fp") {
-            memres::profile::set_walk(memres::profile::Walk::FramePointers);
-        }
+        set_walk_from_env();
         memres::profile::start(interval);
     }
     if work == "rust_churn_100k" {
@@ -106,4 +104,12 @@ fn rust_churn(resource: &str, iterations: usize) {
         .collect();
     times.sort_unstable();
     println!("{} {} -", times[times.len() / 2], w::peak_rss_kib());
+}
+
+/// Sets the stack walk `MEMRES_PROFILE_WALK` names, if it names one.
+fn set_walk_from_env() {
+    if let Ok(name) = std::env::var("MEMRES_PROFILE_WALK") {
+        let walk = memres::profile::Walk::parse(name.as_bytes()).expect("MEMRES_PROFILE_WALK: tables, unwinder or fp");
+        memres::profile::set_walk(walk);
+    }
 }

@@ -1,0 +1,285 @@
+//! The unwind-table walk ([`Walk::Tables`](super::Walk::Tables)): the same
+//! `.eh_frame` tables the platform unwinder reads, read in process by
+//! `framehop`, which keeps the rule it found for each address in a cache,
+//! so a walk through code it has seen costs a cache look-up and two or
+//! three loads a frame, where libgcc's unwinder parses each frame's
+//! description anew (2 000-3 000 instructions a frame).
+//!
+//! The modules (the program, its shared libraries, the vDSO) come from
+//! `dl_iterate_phdr`: each one's address range, and its `.eh_frame_hdr`
+//! (the `PT_GNU_EH_FRAME` segment, a sorted index of its functions) and
+//! `.eh_frame`, read where the loader mapped them. The list is made anew
+//! when the loader's counts of loads and unloads change.
+//!
+//! # Invariants
+//! - A [`Mapped`] names bytes of a loaded module, and is read only while
+//!   the walk runs inside `dl_iterate_phdr`'s callback, which holds the
+//!   loader's lock (no `dlclose` can unmap a module meanwhile), and after
+//!   the list was checked against the loader's counts under that lock: the
+//!   bytes it names are mapped then.
+//! - The stack is read only between the stack pointer at the walk's start
+//!   and the thread's stack top, 8-aligned, as the frame-pointer walk reads
+//!   it (see the parent module's invariants).
+//! - `WALKERS` counts the threads between asking for the loader's lock
+//!   (`dl_iterate_phdr`) and letting it go. A child of `fork()` does not
+//!   get back a lock that a thread it does not have held: glibc does not
+//!   reset this one. So a child forked while `WALKERS` was not zero never
+//!   calls `dl_iterate_phdr` from a walk (`LOADER_LOST`): its samples walk
+//!   with the unwinder, whose look-ups take no lock.
+//! - `TABLES` is only ever tried (`try_lock`), never waited for, and only
+//!   inside the loader's lock, so no order of locks can deadlock (a sample
+//!   that finds it taken walks with the unwinder), and a child forked while
+//!   a thread held it has `LOADER_LOST` and never tries it.
+
+use core::ffi::{c_int, c_void};
+use core::ops::Deref;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, TryLockError};
+
+#[cfg(target_arch = "aarch64")]
+use framehop::aarch64::{CacheAarch64 as Cache, UnwindRegsAarch64 as Regs, UnwinderAarch64 as Unwinder};
+#[cfg(target_arch = "x86_64")]
+use framehop::x86_64::{CacheX86_64 as Cache, UnwindRegsX86_64 as Regs, UnwinderX86_64 as Unwinder};
+use framehop::{ExplicitModuleSectionInfo, Module, Unwinder as _};
+
+/// Bytes of a loaded module: `len` bytes from address `start` (none by
+/// default).
+#[derive(Clone, Copy, Default)]
+struct Mapped {
+    start: usize,
+    len: usize,
+}
+
+impl Deref for Mapped {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        let start = core::ptr::with_exposed_provenance::<u8>(self.start);
+        // SAFETY: a `Mapped` is only read during a walk, when the module it
+        // names is loaded and its bytes mapped and never written (see the
+        // module's invariants); the loader exposed their addresses.
+        unsafe { core::slice::from_raw_parts(start, self.len) }
+    }
+}
+
+/// The modules' unwind tables and the rules found so far.
+struct Tables {
+    unwinder: Unwinder<Mapped>,
+    cache: Cache,
+    /// The loader's counts of loads and unloads when the list was made.
+    loads: (u64, u64),
+}
+
+/// The tables, made at the first walk.
+static TABLES: Mutex<Option<Tables>> = Mutex::new(None);
+
+/// The threads that may hold the loader's lock for a walk.
+static WALKERS: AtomicUsize = AtomicUsize::new(0);
+/// Set in a child forked while a walk may have held the loader's lock.
+static LOADER_LOST: AtomicBool = AtomicBool::new(false);
+/// Whether `in_child` is registered to run after `fork()`.
+static AT_FORK: AtomicBool = AtomicBool::new(false);
+
+/// After `fork()`, in the child: a walk that was under way in the parent
+/// may have left the loader's lock held for good.
+extern "C" fn in_child() {
+    if WALKERS.load(Ordering::SeqCst) != 0 {
+        LOADER_LOST.store(true, Ordering::Relaxed);
+    }
+}
+
+extern "C" fn nothing() {}
+
+/// What the walk's callback needs, and what it found.
+struct Walking<'a> {
+    pc: u64,
+    regs: Regs,
+    low: usize,
+    high: usize,
+    stack: &'a mut Vec<usize>,
+    max: usize,
+    walked: bool,
+}
+
+/// Pushes the calling thread's return addresses onto `stack` (innermost
+/// first, this function's own address first) by the unwind tables; false
+/// if it cannot (then the caller walks another way).
+#[inline(never)]
+pub(super) fn walk(stack: &mut Vec<usize>, max: usize) -> bool {
+    let Some((_, high)) = super::stack_bounds() else { return false };
+    let (pc, regs, low) = registers();
+    if LOADER_LOST.load(Ordering::Relaxed) {
+        return false;
+    }
+    if !AT_FORK.load(Ordering::Relaxed) && !AT_FORK.swap(true, Ordering::Relaxed) {
+        crate::os::at_fork(nothing, nothing, in_child);
+    }
+    let mut walking = Walking { pc, regs, low, high, stack, max, walked: false };
+    // Counted before the lock is asked for: a fork from now on may find it
+    // held (see the module's invariants).
+    WALKERS.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: `each_first` is the callback `dl_iterate_phdr` expects, and
+    // `walking` outlives the call. The walk starts from this function's
+    // registers, in a frame that stays put until the call returns.
+    unsafe { libc::dl_iterate_phdr(Some(each_first), (&raw mut walking).cast()) };
+    WALKERS.fetch_sub(1, Ordering::SeqCst);
+    let walked = walking.walked;
+    if !walked || stack.len() < 3 {
+        // Fewer frames than the walker's and the profiler's own: no use.
+        stack.clear();
+        return false;
+    }
+    true
+}
+
+/// `dl_iterate_phdr`'s callback for the walk: called first for the
+/// program, with the loader's lock held; walks and stops the iteration.
+///
+/// # Safety
+/// `info` is the loader's and `data` a `Walking`.
+unsafe extern "C" fn each_first(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> c_int {
+    // SAFETY: `walk` passed a `Walking` it holds no other reference to.
+    let walking = unsafe { &mut *data.cast::<Walking>() };
+    // The counts are there since glibc 2.4; without them the list could not
+    // be known to be current.
+    if size < core::mem::offset_of!(libc::dl_phdr_info, dlpi_subs) + size_of::<u64>() {
+        return 1;
+    }
+    // SAFETY: the loader's record, whose size was checked to hold the counts.
+    let loads = unsafe { ((*info).dlpi_adds, (*info).dlpi_subs) };
+    let mut tables = match TABLES.try_lock() {
+        Ok(tables) => tables,
+        Err(TryLockError::Poisoned(tables)) => tables.into_inner(),
+        Err(TryLockError::WouldBlock) => return 1,
+    };
+    if tables.as_ref().is_none_or(|t| t.loads != loads) {
+        let mut unwinder = Unwinder::new();
+        // SAFETY: `each_module` is a callback `dl_iterate_phdr` expects, fed
+        // an `Unwinder`; the loader's lock is recursive, and is held here.
+        unsafe { libc::dl_iterate_phdr(Some(each_module), (&raw mut unwinder).cast()) };
+        let cache = tables.take().map_or_else(Cache::new, |t| t.cache);
+        *tables = Some(Tables { unwinder, cache, loads });
+    }
+    let Some(Tables { unwinder, cache, .. }) = tables.as_mut() else { return 1 };
+    let (low, high) = (walking.low, walking.high);
+    let mut read_stack = |addr: u64| {
+        let addr = usize::try_from(addr).map_err(|_| ())?;
+        if addr < low || addr % 8 != 0 || addr >= high - 8 {
+            return Err(());
+        }
+        // SAFETY: `addr` lies in the part of this thread's stack in use,
+        // which is mapped (checked above); a machine load.
+        Ok(unsafe { super::load(addr) } as u64)
+    };
+    let mut frames = unwinder.iter_frames(walking.pc, walking.regs, cache, &mut read_stack);
+    while walking.stack.len() < walking.max {
+        let Ok(Some(frame)) = frames.next() else { break };
+        let Ok(address) = usize::try_from(frame.address()) else { break };
+        if address == 0 {
+            break;
+        }
+        walking.stack.push(address);
+    }
+    walking.walked = true;
+    1
+}
+
+/// `dl_iterate_phdr`'s callback that adds each module with unwind tables.
+///
+/// # Safety
+/// `info` is the loader's and `data` an `Unwinder<Mapped>`.
+unsafe extern "C" fn each_module(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+    // SAFETY: `each_first` passed the unwinder it is building.
+    let unwinder = unsafe { &mut *data.cast::<Unwinder<Mapped>>() };
+    // SAFETY: the loader's record of a loaded module, and its program
+    // headers (`dlpi_phnum` of them), mapped while it is loaded.
+    let (bias, headers) = unsafe {
+        let info = &*info;
+        let headers = if info.dlpi_phdr.is_null() {
+            &[][..]
+        } else {
+            core::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum))
+        };
+        (info.dlpi_addr as usize, headers)
+    };
+    if let Some(module) = module(bias, headers) {
+        unwinder.add_module(module);
+    }
+    0
+}
+
+/// A module's unwind tables, from its program headers: `None` if it has
+/// no `.eh_frame_hdr` the walk can read.
+fn module(bias: usize, headers: &[libc::Elf64_Phdr]) -> Option<Module<Mapped>> {
+    let segments = || headers.iter().filter(|h| h.p_type == libc::PT_LOAD);
+    let at = |h: &libc::Elf64_Phdr| (h.p_vaddr as usize, h.p_vaddr as usize + h.p_memsz as usize);
+    let low = segments().map(|h| at(h).0).min()?;
+    let high = segments().map(|h| at(h).1).max()?;
+    let hdr = headers.iter().find(|h| h.p_type == libc::PT_GNU_EH_FRAME).map(at)?;
+    if hdr.1 - hdr.0 < 8 {
+        return None;
+    }
+    // SAFETY: the PT_GNU_EH_FRAME segment is mapped and read-only while the
+    // module is loaded (the loader's lock is held), 8 bytes or more.
+    let (version, encoding, pointer) = unsafe {
+        let at = core::ptr::with_exposed_provenance::<u8>(bias + hdr.0);
+        (at.read(), at.add(1).read(), at.add(4).cast::<i32>().read_unaligned())
+    };
+    // `.eh_frame`'s address: linkers write it 4-byte, relative to where it
+    // is stored (DW_EH_PE_pcrel | DW_EH_PE_sdata4), or absolute (udata4).
+    let eh_frame = match encoding {
+        0x1b => (hdr.0 + 4).checked_add_signed(pointer as isize)?,
+        0x03 => pointer as u32 as usize,
+        _ => return None,
+    };
+    if version != 1 {
+        return None;
+    }
+    // It runs to the end of the segment holding it at most.
+    let end = segments().map(at).find(|&(start, end)| (start..end).contains(&eh_frame))?.1;
+    let mapped = |(start, end): (usize, usize)| Mapped { start: bias + start, len: end - start };
+    let info = ExplicitModuleSectionInfo {
+        base_svma: 0,
+        eh_frame_svma: Some(eh_frame as u64..end as u64),
+        eh_frame: Some(mapped((eh_frame, end))),
+        eh_frame_hdr_svma: Some(hdr.0 as u64..hdr.1 as u64),
+        eh_frame_hdr: Some(mapped(hdr)),
+        ..Default::default()
+    };
+    Some(Module::new(String::new(), (bias + low) as u64..(bias + high) as u64, bias as u64, info))
+}
+
+/// This function's caller's program counter and registers, and the stack
+/// pointer (into which this is inlined, so they are `walk`'s).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn registers() -> (u64, Regs, usize) {
+    let (pc, sp, bp): (u64, u64, u64);
+    // SAFETY: reads the program counter and two registers.
+    unsafe {
+        core::arch::asm!(
+            "lea {}, [rip]", "mov {}, rsp", "mov {}, rbp",
+            out(reg) pc, out(reg) sp, out(reg) bp,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+    (pc, Regs::new(pc, sp, bp), sp as usize)
+}
+
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+fn registers() -> (u64, Regs, usize) {
+    let (pc, sp, fp, lr): (u64, u64, u64, u64);
+    // SAFETY: reads the program counter and three registers.
+    unsafe {
+        core::arch::asm!(
+            "adr {}, .", "mov {}, sp", "mov {}, x29", "mov {}, x30",
+            out(reg) pc, out(reg) sp, out(reg) fp, out(reg) lr,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+    (pc, Regs::new(lr, sp, fp), sp as usize)
+}
