@@ -160,9 +160,6 @@ struct Profile {
     peak_event: u64,
 }
 
-/// The deepest stack a sample keeps (inner frames first).
-const MAX_FRAMES: usize = 64;
-
 /// The default mean interval, as jemalloc's `lg_prof_sample` default.
 pub const DEFAULT_INTERVAL: usize = 512 << 10;
 
@@ -656,6 +653,21 @@ pub(crate) fn record(size: usize, interval: usize, resource: Cow<'static, str>, 
     id
 }
 
+/// What a sample calls the resource that served it: `name (Kind)` for a
+/// named resource, `Kind` for one without a name.
+pub(crate) fn resource_name(kind: &'static str, name: Option<&str>) -> Cow<'static, str> {
+    match name {
+        Some(name) => format!("{name} ({kind})").into(),
+        None => kind.into(),
+    }
+}
+
+/// A resource's name as [`resource_name`] shows it: `;`, which separates
+/// frames in the folded form, becomes `:`.
+pub(crate) fn clean_name(name: &str) -> std::sync::Arc<str> {
+    name.replace(';', ":").into()
+}
+
 /// Asks for the views to be written to the prefix [`set_dump_prefix`]
 /// gave, by the thread that takes the next sample (async-signal-safe: one
 /// atomic store; the malloc shim calls it on `SIGUSR2`). Nothing is written
@@ -711,10 +723,11 @@ pub fn parse_interval(text: &[u8]) -> Option<usize> {
 
 /// A sample's record (not numbered yet), with the caller's stack.
 fn take(size: usize, interval: usize, resource: Cow<'static, str>) -> Sample {
-    let mut stack = Vec::with_capacity(MAX_FRAMES);
-    let walk = walk::trace(&mut stack, MAX_FRAMES);
-    // Most stacks are far shorter than the most kept.
-    stack.shrink_to_fit();
+    let mut frames = walk::Frames::new();
+    let walk = walk::trace(&mut frames);
+    // One allocation, sized to fit (most stacks are far shorter than the
+    // most kept).
+    let stack = frames.as_slice().to_vec();
     let epoch = *EPOCH.get_or_init(Instant::now);
     let thread = THREAD
         .try_with(|t| {

@@ -144,6 +144,8 @@ mod ffi {
         fn trim(self: &UnsyncPoolCore) -> usize;
         fn bytes_held(self: &UnsyncPoolCore) -> usize;
         fn stats_json(self: &UnsyncPoolCore) -> String;
+        fn set_name(self: &UnsyncPoolCore, name: &str);
+        fn name(self: &UnsyncPoolCore) -> String;
     }
 
     extern "Rust" {
@@ -159,6 +161,8 @@ mod ffi {
         fn trim(self: &SyncPoolCore) -> usize;
         fn bytes_held(self: &SyncPoolCore) -> usize;
         fn stats_json(self: &SyncPoolCore) -> String;
+        fn set_name(self: &SyncPoolCore, name: &str);
+        fn name(self: &SyncPoolCore) -> String;
     }
 
     extern "Rust" {
@@ -571,6 +575,8 @@ trait BridgedPool: MemoryResource {
     fn bytes_held(&self) -> usize;
     fn stats(&mut self) -> PoolStats;
     fn upstream_calls(&self) -> (u64, u64);
+    fn set_name(&self, name: &str);
+    fn name(&self) -> Option<std::sync::Arc<str>>;
 }
 
 impl BridgedPool for UnsyncPool<CxxResource> {
@@ -593,6 +599,12 @@ impl BridgedPool for UnsyncPool<CxxResource> {
     fn upstream_calls(&self) -> (u64, u64) {
         UnsyncPool::upstream_calls(self)
     }
+    fn set_name(&self, name: &str) {
+        UnsyncPool::set_name(self, name)
+    }
+    fn name(&self) -> Option<std::sync::Arc<str>> {
+        UnsyncPool::name(self)
+    }
 }
 
 impl BridgedPool for SyncPool<SharedUpstream> {
@@ -614,6 +626,12 @@ impl BridgedPool for SyncPool<SharedUpstream> {
     }
     fn upstream_calls(&self) -> (u64, u64) {
         SyncPool::upstream_calls(self)
+    }
+    fn set_name(&self, name: &str) {
+        SyncPool::set_name(self, name)
+    }
+    fn name(&self) -> Option<std::sync::Arc<str>> {
+        SyncPool::name(self)
     }
 }
 
@@ -657,6 +675,14 @@ impl<P: BridgedPool> PoolCore<P> {
 
     fn bytes_held(&self) -> usize {
         self.0.get().bytes_held()
+    }
+
+    fn set_name(&self, name: &str) {
+        self.0.get().set_name(name);
+    }
+
+    fn name(&self) -> String {
+        self.0.get().name().map_or_else(String::new, |n| n.to_string())
     }
 
     /// The pool's [`PoolStats`] as JSON. The classes need the pool to

@@ -290,6 +290,10 @@ void unsync_pool_release(pool_core* core) noexcept { pool_of(core)->release(); }
 std::size_t unsync_pool_trim(pool_core* core) noexcept { return pool_of(core)->trim(); }
 std::size_t unsync_pool_bytes_held(const pool_core* core) noexcept { return pool_of(core)->bytes_held(); }
 std::string unsync_pool_stats_json(pool_core* core) { return std::string(pool_of(core)->stats_json()); }
+void unsync_pool_set_name(pool_core* core, std::string_view name) {
+  pool_of(core)->set_name(rust::Str(name.data(), name.size()));
+}
+std::string unsync_pool_name(const pool_core* core) { return std::string(pool_of(core)->name()); }
 
 namespace {
 ffi::SyncPoolCore* sync_of(sync_pool_core* core) { return reinterpret_cast<ffi::SyncPoolCore*>(core); }
@@ -334,6 +338,10 @@ void sync_pool_release(sync_pool_core* core) noexcept { sync_of(core)->release()
 std::size_t sync_pool_trim(sync_pool_core* core) noexcept { return sync_of(core)->trim(); }
 std::size_t sync_pool_bytes_held(const sync_pool_core* core) noexcept { return sync_of(core)->bytes_held(); }
 std::string sync_pool_stats_json(sync_pool_core* core) { return std::string(sync_of(core)->stats_json()); }
+void sync_pool_set_name(sync_pool_core* core, std::string_view name) {
+  sync_of(core)->set_name(rust::Str(name.data(), name.size()));
+}
+std::string sync_pool_name(const sync_pool_core* core) { return std::string(sync_of(core)->name()); }
 
 void monotonic_forget(monotonic_core* core, void* p, std::size_t bytes, std::size_t alignment) noexcept {
   core_of(core)->forget(static_cast<std::uint8_t*>(p), bytes, alignment);

@@ -668,10 +668,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     #[cold]
     fn sample(&self, size: usize) {
         let interval = self.sampling.get();
-        let resource = match &*self.name.borrow() {
-            Some(name) => format!("{name} (Monotonic)").into(),
-            None => "Monotonic".into(),
-        };
+        let resource = crate::profile::resource_name("Monotonic", self.name.borrow().as_deref());
         let id = crate::profile::record(size, interval, resource, true);
         self.sampled.borrow_mut().push(id);
         self.arm(Some(crate::profile::next_interval(interval)));
@@ -1091,7 +1088,7 @@ impl<'buf, U: MemoryResource> Monotonic<'buf, U> {
     /// Names the arena (see [`named`](Self::named)); `;` in `name`, which
     /// separates frames in the profile's folded form, becomes `:`.
     pub fn set_name(&self, name: &str) {
-        *self.name.borrow_mut() = Some(name.replace(';', ":").into());
+        *self.name.borrow_mut() = Some(crate::profile::clean_name(name));
     }
 
     /// The arena's name, if it was given one.

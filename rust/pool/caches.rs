@@ -114,12 +114,13 @@ impl ThreadCache {
     /// `this` is the calling thread's attached cache.
     #[cold]
     #[inline(never)]
-    unsafe fn sample(this: *mut ThreadCache, size: usize) {
+    unsafe fn sample(this: *mut ThreadCache, size: usize, shared: &Shared) {
         let interval = crate::profile::interval();
         // SAFETY: only this thread touches its cache.
         unsafe { (*this).sample_left = crate::profile::countdown(interval) };
         if interval != 0 && crate::profile::may_record() {
-            crate::profile::record(size, interval, "SyncPool".into(), false);
+            let name = lock(&shared.name).clone();
+            crate::profile::record(size, interval, crate::profile::resource_name("SyncPool", name.as_deref()), false);
         }
     }
 
@@ -128,15 +129,15 @@ impl ThreadCache {
     /// the count runs out (or ran out: C++'s pop leaves it below zero).
     ///
     /// # Safety
-    /// `this` is the calling thread's attached cache.
-    unsafe fn count_slow(this: *mut ThreadCache, size: usize) {
+    /// `this` is the calling thread's attached cache of the pool `shared`.
+    unsafe fn count_slow(this: *mut ThreadCache, size: usize, shared: &Shared) {
         // SAFETY: only this thread touches its cache.
         unsafe {
             if (*this).sample_left >= 0 {
                 (*this).sample_left = (*this).sample_left.wrapping_sub(size as isize);
             }
             if (*this).sample_left < 0 {
-                Self::sample(this, size);
+                Self::sample(this, size, shared);
             }
         }
     }
@@ -146,9 +147,14 @@ impl ThreadCache {
     /// reported and abandoned (then the list is empty).
     ///
     /// # Safety
-    /// `this` is the calling thread's attached cache.
+    /// `this` is the calling thread's attached cache of the pool `shared`.
     #[inline(always)]
-    pub(super) unsafe fn pop(this: NonNull<ThreadCache>, class: usize, size: usize) -> Option<NonNull<FreeBlock>> {
+    pub(super) unsafe fn pop(
+        this: NonNull<ThreadCache>,
+        class: usize,
+        size: usize,
+        shared: &Shared,
+    ) -> Option<NonNull<FreeBlock>> {
         let this = this.as_ptr();
         // SAFETY: only this thread touches its cache; a non-null head is a
         // free block listed with the pool's keys.
@@ -157,7 +163,7 @@ impl ThreadCache {
             let left = (*this).sample_left.wrapping_sub(size as isize);
             (*this).sample_left = left;
             if left < 0 {
-                Self::sample(this, size);
+                Self::sample(this, size, shared);
             }
             let Some(next) = guard::take(head.as_ptr(), &(*this).keys) else {
                 Self::abandon(this, class);
@@ -250,7 +256,7 @@ impl ThreadCache {
     ) -> Result<NonNull<FreeBlock>, AllocError> {
         let this = this.as_ptr();
         // SAFETY: the caller's contract.
-        unsafe { Self::count_slow(this, size) };
+        unsafe { Self::count_slow(this, size, shared) };
         loop {
             let (first, n) = lock(&shared.centrals[class].0).take(
                 class,
@@ -450,6 +456,8 @@ pub(super) struct Shared {
     registry: Mutex<Registry>,
     /// False once the pool is dropped; written under the registry lock.
     alive: AtomicBool,
+    /// What the profiler calls the pool's samples (`SyncPool::named`).
+    pub(super) name: Mutex<Option<Arc<str>>>,
 }
 
 impl Shared {
@@ -459,6 +467,7 @@ impl Shared {
             keys: Keys::new(),
             registry: Mutex::default(),
             alive: AtomicBool::new(true),
+            name: Mutex::new(None),
         }
     }
 

@@ -122,6 +122,32 @@ impl<U: MemoryResource> SyncPool<U> {
         }
     }
 
+    /// Names the pool, for the profiler: its samples' stacks start with
+    /// `name (SyncPool)` instead of `SyncPool`, so that a profile can be cut
+    /// by resource (see [`crate::profile`]).
+    ///
+    /// ```
+    /// let pool = memres::SyncPool::new().named("sessions");
+    /// assert_eq!(pool.name().as_deref(), Some("sessions"));
+    /// ```
+    #[must_use]
+    pub fn named(self, name: &str) -> Self {
+        self.set_name(name);
+        self
+    }
+
+    /// Names the pool (see [`named`](Self::named)), from any thread; `;`
+    /// in `name`, which separates frames in the profile's folded form,
+    /// becomes `:`.
+    pub fn set_name(&self, name: &str) {
+        *lock(&self.shared.name) = Some(crate::profile::clean_name(name));
+    }
+
+    /// The pool's name, if it was given one.
+    pub fn name(&self) -> Option<Arc<str>> {
+        lock(&self.shared.name).clone()
+    }
+
     /// The options in force, normalised.
     pub fn options(&self) -> PoolOptions {
         self.options
@@ -147,7 +173,7 @@ impl<U: MemoryResource> SyncPool<U> {
         };
         let block = match cache_for(&self.shared) {
             // SAFETY: `cache_for` returns the calling thread's cache.
-            Some(cache) => match unsafe { ThreadCache::pop(cache, class, layout.size()) } {
+            Some(cache) => match unsafe { ThreadCache::pop(cache, class, layout.size(), &self.shared) } {
                 Some(block) => block,
                 // SAFETY: as above; the list is empty.
                 None => unsafe {

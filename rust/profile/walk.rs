@@ -96,25 +96,65 @@ pub fn walk() -> Walk {
 }
 
 /// The tables walk; false if it cannot run here.
-fn tables(stack: &mut Vec<usize>, max: usize) -> bool {
+fn tables(stack: &mut Frames) -> bool {
     #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri)))]
-    return tables::walk(stack, max);
+    return tables::walk(stack);
     #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))))]
     return {
-        let _ = (stack, max);
+        let _ = stack;
         false
     };
 }
 
+/// The return addresses a walk finds, innermost first: up to
+/// [`Frames::MAX`], in place (a sample copies them out, sized to fit).
+pub(super) struct Frames {
+    addresses: [usize; Frames::MAX],
+    len: usize,
+}
+
+impl Frames {
+    /// The deepest stack a sample keeps (inner frames first).
+    pub(super) const MAX: usize = 64;
+
+    pub(super) fn new() -> Self {
+        Frames { addresses: [0; Frames::MAX], len: 0 }
+    }
+
+    /// Adds `address` if there is room.
+    fn push(&mut self, address: usize) {
+        if let Some(slot) = self.addresses.get_mut(self.len) {
+            *slot = address;
+            self.len += 1;
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == Frames::MAX
+    }
+
+    #[cfg_attr(
+        not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))),
+        allow(dead_code)
+    )]
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub(super) fn as_slice(&self) -> &[usize] {
+        &self.addresses[..self.len]
+    }
+}
+
 /// Pushes the return addresses of the calling thread's stack onto `stack`,
-/// innermost first, up to `max` of them, by the walk in force, or by the
+/// innermost first, as many as fit, by the walk in force, or by the
 /// unwinder where that one cannot run; returns the walk that ran.
 #[inline(never)]
-pub(super) fn trace(stack: &mut Vec<usize>, max: usize) -> Walk {
+pub(super) fn trace(stack: &mut Frames) -> Walk {
     let walk = walk();
     let walked = match walk {
-        Walk::Tables => tables(stack, max),
-        Walk::FramePointers => frame_pointers(stack, max),
+        Walk::Tables => tables(stack),
+        Walk::FramePointers => frame_pointers(stack),
         Walk::Unwinder => false,
     };
     if walked {
@@ -128,7 +168,7 @@ pub(super) fn trace(stack: &mut Vec<usize>, max: usize) -> Walk {
             return false;
         }
         stack.push(ip);
-        stack.len() < max
+        !stack.is_full()
     });
     Walk::Unwinder
 }
@@ -178,12 +218,12 @@ fn look_up_stack() -> Option<(usize, usize)> {
 /// The frame-pointer walk; false if it cannot run here (then the caller
 /// takes the unwinder's).
 #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(miri)))]
-fn frame_pointers(stack: &mut Vec<usize>, max: usize) -> bool {
+fn frame_pointers(stack: &mut Frames) -> bool {
     let Some((_, high)) = stack_bounds() else { return false };
     let (mut fp, low) = registers();
     // The first frame is this function's own (kept by `inline(never)` on
     // `trace` and here): its caller's return address is the first pushed.
-    while stack.len() < max && fp >= low && fp % 8 == 0 && fp < high - 16 {
+    while !stack.is_full() && fp >= low && fp % 8 == 0 && fp < high - 16 {
         // SAFETY: `fp` and `fp + 8` lie inside this thread's stack (checked
         // above), which is mapped and readable for as long as the thread
         // runs; the loads are machine loads (see the module's invariants).
@@ -201,7 +241,7 @@ fn frame_pointers(stack: &mut Vec<usize>, max: usize) -> bool {
 }
 
 #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))))]
-fn frame_pointers(_stack: &mut Vec<usize>, _max: usize) -> bool {
+fn frame_pointers(_stack: &mut Frames) -> bool {
     false
 }
 

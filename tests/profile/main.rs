@@ -194,11 +194,12 @@ fn pool_words(pool: &dyn Fn(Layout), rounds: usize) {
 }
 
 /// Both pools sample: blocks from their lists (each pop counts) and from
-/// refills, two call sites in a 2:1 proportion of bytes, cut by the pool.
+/// refills, two call sites in a 2:1 proportion of bytes, cut by the pool:
+/// by its kind, or its name and kind once it has one.
 #[test]
 fn both_pools_sample_two_call_sites_in_proportion() {
     let _one = exclusive();
-    let unsync = memres::UnsyncPool::new();
+    let unsync = memres::UnsyncPool::new().named("parser;nodes");
     let sync = memres::SyncPool::new();
     let from_unsync = |l: Layout| {
         let b = unsync.allocate(l).unwrap();
@@ -210,9 +211,8 @@ fn both_pools_sample_two_call_sites_in_proportion() {
         // SAFETY: a block of this pool with this layout, freed once.
         unsafe { sync.deallocate(b.cast(), l) };
     };
-    let pools: [(&str, &dyn Fn(Layout)); 2] = [("UnsyncPool;", &from_unsync), ("SyncPool;", &from_sync)];
     profile::start(4096);
-    for (name, allocate) in pools {
+    let each = |name: &str, allocate: &dyn Fn(Layout)| {
         profile::clear();
         // 60 000 blocks of 48 bytes and 10 000 of 144, freed at once: each
         // comes off the list (the same block, over and over).
@@ -228,6 +228,13 @@ fn both_pools_sample_two_call_sites_in_proportion() {
         assert!((a + b - truth).abs() < 0.1 * truth, "{name} estimate {} of {truth}", a + b);
         assert!(folded.lines().all(|l| l.starts_with(name)), "{name} names the samples:\n{folded}");
         assert!(!folded.contains("memres::pool::"), "the pool's own frames are left out:\n{folded}");
-    }
+    };
+    // A `;` in a name would split a frame: it becomes `:`.
+    each("parser:nodes (UnsyncPool);", &from_unsync);
+    each("SyncPool;", &from_sync);
+    // Named while in use, from another thread: its caches' samples say so.
+    std::thread::scope(|s| s.spawn(|| sync.set_name("sessions")).join().unwrap());
+    each("sessions (SyncPool);", &from_sync);
     profile::stop();
+    assert_eq!(sync.name().as_deref(), Some("sessions"));
 }

@@ -158,6 +158,8 @@ void unsync_pool_release(pool_core* core) noexcept;
 std::size_t unsync_pool_trim(pool_core* core) noexcept;
 std::size_t unsync_pool_bytes_held(const pool_core* core) noexcept;
 std::string unsync_pool_stats_json(pool_core* core);
+void unsync_pool_set_name(pool_core* core, std::string_view name);
+std::string unsync_pool_name(const pool_core* core);
 
 struct sync_pool_core;  // the Rust memres::SyncPool; opaque here
 
@@ -184,6 +186,8 @@ void sync_pool_release(sync_pool_core* core) noexcept;
 std::size_t sync_pool_trim(sync_pool_core* core) noexcept;
 std::size_t sync_pool_bytes_held(const sync_pool_core* core) noexcept;
 std::string sync_pool_stats_json(sync_pool_core* core);
+void sync_pool_set_name(sync_pool_core* core, std::string_view name);
+std::string sync_pool_name(const sync_pool_core* core);
 
 // The calling thread's hints (owned by the Rust core; null until a slow path
 // has run on this thread).
@@ -788,6 +792,8 @@ struct unsync_pool_kind {
   static std::size_t trim(core* c) noexcept { return unsync_pool_trim(c); }
   static std::size_t bytes_held(const core* c) noexcept { return unsync_pool_bytes_held(c); }
   static std::string stats_json(core* c) { return unsync_pool_stats_json(c); }
+  static void set_name(core* c, std::string_view name) { unsync_pool_set_name(c, name); }
+  static std::string name(const core* c) { return unsync_pool_name(c); }
   static std::pmr::pool_options options(const core* c) noexcept { return unsync_pool_options(c); }
   static void* allocate_slow(core* c, std::size_t bytes, std::size_t alignment) {
     return unsync_pool_allocate_slow(c, bytes, alignment);
@@ -811,6 +817,8 @@ struct sync_pool_kind {
   static std::size_t trim(core* c) noexcept { return sync_pool_trim(c); }
   static std::size_t bytes_held(const core* c) noexcept { return sync_pool_bytes_held(c); }
   static std::string stats_json(core* c) { return sync_pool_stats_json(c); }
+  static void set_name(core* c, std::string_view name) { sync_pool_set_name(c, name); }
+  static std::string name(const core* c) { return sync_pool_name(c); }
   static std::pmr::pool_options options(const core* c) noexcept { return sync_pool_options(c); }
   static void* allocate_slow(core* c, std::size_t bytes, std::size_t alignment) {
     return sync_pool_allocate_slow(c, bytes, alignment);
@@ -853,6 +861,12 @@ class pool_resource : public std::pmr::memory_resource {
   /// other calls on a synchronized pool; left empty while Rust borrows the
   /// pool).
   std::string stats_json() const { return Kind::stats_json(core_); }
+  /// Beyond std: names the pool for the profiler (memres::profile_start):
+  /// its samples' stacks start with "name (UnsyncPool)" or "name (SyncPool)",
+  /// so a profile can be cut by resource. A ';' in the name becomes ':'.
+  void set_name(std::string_view name) { Kind::set_name(core_, name); }
+  /// The name set by set_name(), or "".
+  std::string name() const { return Kind::name(core_); }
   std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
   /// The options in force (zeros replaced by defaults, values clamped).
   std::pmr::pool_options options() const noexcept { return Kind::options(core_); }

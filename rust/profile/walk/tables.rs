@@ -99,8 +99,7 @@ struct Walking<'a> {
     regs: Regs,
     low: usize,
     high: usize,
-    stack: &'a mut Vec<usize>,
-    max: usize,
+    stack: &'a mut super::Frames,
     walked: bool,
 }
 
@@ -108,7 +107,7 @@ struct Walking<'a> {
 /// first, this function's own address first) by the unwind tables; false
 /// if it cannot (then the caller walks another way).
 #[inline(never)]
-pub(super) fn walk(stack: &mut Vec<usize>, max: usize) -> bool {
+pub(super) fn walk(stack: &mut super::Frames) -> bool {
     let Some((_, high)) = super::stack_bounds() else { return false };
     let (pc, regs, low) = registers();
     if LOADER_LOST.load(Ordering::Relaxed) {
@@ -117,7 +116,7 @@ pub(super) fn walk(stack: &mut Vec<usize>, max: usize) -> bool {
     if !AT_FORK.load(Ordering::Relaxed) && !AT_FORK.swap(true, Ordering::Relaxed) {
         crate::os::at_fork(nothing, nothing, in_child);
     }
-    let mut walking = Walking { pc, regs, low, high, stack, max, walked: false };
+    let mut walking = Walking { pc, regs, low, high, stack, walked: false };
     // Counted before the lock is asked for: a fork from now on may find it
     // held (see the module's invariants).
     WALKERS.fetch_add(1, Ordering::SeqCst);
@@ -127,7 +126,7 @@ pub(super) fn walk(stack: &mut Vec<usize>, max: usize) -> bool {
     unsafe { libc::dl_iterate_phdr(Some(each_first), (&raw mut walking).cast()) };
     WALKERS.fetch_sub(1, Ordering::SeqCst);
     let walked = walking.walked;
-    if !walked || stack.len() < 3 {
+    if !walked || stack.as_slice().len() < 3 {
         // Fewer frames than the walker's and the profiler's own: no use.
         stack.clear();
         return false;
@@ -175,7 +174,7 @@ unsafe extern "C" fn each_first(info: *mut libc::dl_phdr_info, size: usize, data
         Ok(unsafe { super::load(addr) } as u64)
     };
     let mut frames = unwinder.iter_frames(walking.pc, walking.regs, cache, &mut read_stack);
-    while walking.stack.len() < walking.max {
+    while !walking.stack.is_full() {
         let Ok(Some(frame)) = frames.next() else { break };
         let Ok(address) = usize::try_from(frame.address()) else { break };
         if address == 0 {

@@ -1,6 +1,7 @@
 // The sampling profiler over both C++ pool classes: the inline pops count
 // the profiler's bytes too, so two call sites come out in their proportions
-// (blocks popped inline, over and over, and blocks from refills alike).
+// (blocks popped inline, over and over, and blocks from refills alike), and
+// a pool's name, set_name(), leads its samples' stacks.
 #include <memres/memres.hpp>
 
 #include <cmath>
@@ -56,6 +57,11 @@ TEST(pool_profile_two_call_sites_on_both_pools) {
   memres::profile_start(4096);
   two_sites_on(unsync, "UnsyncPool");
   two_sites_on(sync, "SyncPool");
+  unsync.set_name("word;index");
+  sync.set_name("sessions");
+  CHECK(unsync.name() == "word:index" && sync.name() == "sessions");
+  two_sites_on(unsync, "word:index (UnsyncPool)");
+  two_sites_on(sync, "sessions (SyncPool)");
   memres::profile_stop();
   memres::profile_clear();
 }
