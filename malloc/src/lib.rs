@@ -12,6 +12,9 @@
 //! `include/memres/malloc.h`). With `MEMRES_STATS=1` the heap's totals are
 //! printed to stderr at exit, one line; with `MEMRES_STATS=json`, its
 //! [`memres::HeapReport`] as one line of JSON (for a monitoring system).
+//! With `MEMRES_STATS_EVERY=10s` (or `500ms`) the same line is printed
+//! every period too, by a thread of the library's own (text unless
+//! `MEMRES_STATS=json`).
 //!
 //! With `MEMRES_PROFILE=interval` (bytes, `K`/`M`/`G` suffixes; `on` for
 //! the default 512 KiB) the heap samples allocations for
@@ -21,7 +24,8 @@
 //! sample), and when the program calls `memres_profile_dump`; `path` is
 //! `MEMRES_PROFILE_PATH`, or `memres-profile` in the working directory.
 //! `MEMRES_PROFILE_WALK=fp` walks stacks by frame pointers (for programs
-//! built to keep them; see [`memres::profile::Walk`]).
+//! built to keep them), `unwinder` by the platform unwinder, instead of the
+//! unwind tables (see [`memres::profile::Walk`]).
 //!
 //! # Semantics (glibc's, where C leaves a choice)
 //! - `malloc(0)` returns a unique pointer; `free(NULL)` does nothing;
@@ -543,6 +547,12 @@ fn print_stats(fd: c_int) {
 }
 
 extern "C" fn print_at_exit() {
+    print_report();
+}
+
+/// `MEMRES_STATS`'s report, to the copy of stderr taken at load time (if
+/// it still names the same file).
+fn print_report() {
     let fd = STATS_FD.load(Ordering::Relaxed);
     let saved = (STATS_FILE[0].load(Ordering::Relaxed), STATS_FILE[1].load(Ordering::Relaxed));
     if fd < 0 || file_id(fd) != Some(saved) {
@@ -638,19 +648,29 @@ fn start_profile() {
 /// CPU count (which opens a file: better here than inside a `malloc`),
 /// starts the profiler if `MEMRES_PROFILE` asks, and arranges
 /// `MEMRES_STATS`'s report (`1`: the totals' line; `json`: the report as
-/// JSON).
+/// JSON) at exit, and every `MEMRES_STATS_EVERY` if set.
 extern "C" fn on_load() {
     Heap::install_fork_handlers();
     let _ = Heap::cpus();
     start_profile();
-    // SAFETY: getenv with a NUL-terminated name; the value is read at once.
-    let value = unsafe { libc::getenv(c"MEMRES_STATS".as_ptr()) };
-    // SAFETY: a non-null getenv result is a NUL-terminated string.
-    let mode = (!value.is_null()).then(|| unsafe { core::ffi::CStr::from_ptr(value) }.to_bytes());
-    let mode = match mode {
+    let every = env_bytes(c"MEMRES_STATS_EVERY").and_then(|value| {
+        let period = parse_period(&value);
+        if period.is_none() {
+            let mut line = StackText::new();
+            let _ = writeln!(
+                line,
+                "memres: MEMRES_STATS_EVERY={}: not a period (10s, 500ms)",
+                String::from_utf8_lossy(&value)
+            );
+            line.write_to(2);
+        }
+        period
+    });
+    let mode = match env_bytes(c"MEMRES_STATS").as_deref() {
         Some(b"1") => Some(STATS_TEXT),
         Some(b"json") => Some(STATS_JSON),
-        _ => None,
+        // A period alone asks for the text line.
+        _ => every.map(|_| STATS_TEXT),
     };
     if let Some(mode) = mode {
         STATS_MODE.store(mode, Ordering::Relaxed);
@@ -666,6 +686,36 @@ extern "C" fn on_load() {
             }
             libc::atexit(print_at_exit);
         }
+        if let Some(every) = every {
+            report_every(every);
+        }
+    }
+}
+
+/// A period as `MEMRES_STATS_EVERY` takes it: a whole number of seconds,
+/// with `s` or without, or of milliseconds with `ms`; not zero.
+fn parse_period(text: &[u8]) -> Option<core::time::Duration> {
+    let (digits, unit_ms) =
+        if let Some(ms) = text.strip_suffix(b"ms") { (ms, 1) } else { (text.strip_suffix(b"s").unwrap_or(text), 1000) };
+    let n: u64 = core::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(core::time::Duration::from_millis(n.checked_mul(unit_ms)?)).filter(|d| !d.is_zero())
+}
+
+/// Starts a thread that prints `MEMRES_STATS`'s report every `every`, for
+/// a long-running program to be watched while it runs (a thread of its
+/// own: the heap's paths stay as they are). A child of `fork()` does not
+/// have it.
+fn report_every(every: core::time::Duration) {
+    let spawned = std::thread::Builder::new().name("memres-stats".into()).stack_size(256 << 10).spawn(move || {
+        loop {
+            std::thread::sleep(every);
+            print_report();
+        }
+    });
+    if spawned.is_err() {
+        let mut line = StackText::new();
+        let _ = writeln!(line, "memres: MEMRES_STATS_EVERY: could not start the reporting thread");
+        line.write_to(2);
     }
 }
 

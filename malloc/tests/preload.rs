@@ -178,6 +178,22 @@ fn stats_at_exit_with_memres_stats_1() {
     assert!(stderr.contains("resident") && stderr.contains("mapped"));
 }
 
+/// `MEMRES_STATS_EVERY` prints the stats while the program runs, not only
+/// at exit: a one-second `sleep` under a 100 ms period prints several lines.
+#[test]
+fn stats_every_period_while_the_program_runs() {
+    let Some(sleep) = which("sleep") else { return };
+    let out = run(&sleep, &["1"], &[("MEMRES_STATS_EVERY", "100ms")], true);
+    let stderr = text(&out.stderr);
+    let lines = stderr.lines().filter(|l| l.starts_with("memres: allocated ")).count();
+    assert!(out.status.success(), "{stderr}");
+    // About 10 periodic lines and the one at exit (a loaded machine may
+    // wake the thread late: fewer); at exit alone it would be one.
+    assert!(lines >= 3, "{lines} stats lines:\n{stderr}");
+    let out = run(&sleep, &["0"], &[("MEMRES_STATS_EVERY", "soon")], true);
+    assert!(text(&out.stderr).contains("MEMRES_STATS_EVERY=soon: not a period"), "{}", text(&out.stderr));
+}
+
 #[test]
 fn stats_as_json_on_demand_and_at_exit() {
     let out = run(&compile("stats_json.c"), &[], &[("MEMRES_STATS", "json")], true);

@@ -8,7 +8,9 @@
  * This header declares what the library adds: the heap's statistics. A
  * program that may run without the library can look them up with
  * dlsym(RTLD_DEFAULT, "memres_stats"). MEMRES_STATS=1 prints them at exit
- * (MEMRES_STATS=json: the totals and the classes in use, one line of JSON);
+ * (MEMRES_STATS=json: the totals and the classes in use, one line of JSON),
+ * and MEMRES_STATS_EVERY=10s (or 500ms) every period as well, from a thread
+ * of the library's own;
  * MEMRES_HEAP_LIMIT / MEMRES_HEAP_SOFT_LIMIT set memory limits (bytes, with
  * an optional K, M or G suffix): past the hard one allocations fail.
  *
@@ -19,8 +21,10 @@
  * <path>.<pid>.alloc.folded (everything allocated), .live.folded (not freed
  * yet) and .peak.folded (live when the live bytes peaked), where path is
  * MEMRES_PROFILE_PATH or "memres-profile". Bytes are estimates, unbiased.
- * MEMRES_PROFILE_WALK=fp walks stacks by frame pointers: far cheaper, for
- * programs built with -fno-omit-frame-pointer. */
+ * Stacks are walked by the modules' unwind tables, rules cached;
+ * MEMRES_PROFILE_WALK=fp walks them by frame pointers (cheaper still, for
+ * programs built with -fno-omit-frame-pointer), =unwinder by libgcc's
+ * unwinder. */
 #ifndef MEMRES_MALLOC_H
 #define MEMRES_MALLOC_H
 
