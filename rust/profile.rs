@@ -303,6 +303,9 @@ pub fn clear() {
 fn with_profile<T>(f: impl FnOnce(&mut Profile) -> T) -> T {
     // (A thread whose thread-locals are gone has no flags: it samples
     // nothing, see `may_record`, and notes no frees.)
+    // The heap's fork handlers hold this lock across a `fork()`: they must
+    // be installed before anyone takes it (or a child can find it held).
+    crate::Heap::install_fork_handlers();
     let was = IN_PROFILER.try_with(|inside| inside.replace(true)).unwrap_or(false);
     // The lock is not reentrant: a thread in the profiler never asks again
     // (`freed` defers, the heap samples nothing).
@@ -400,6 +403,12 @@ pub(crate) struct ForkHold(#[allow(dead_code)] std::sync::MutexGuard<'static, Pr
 /// Takes the profile's lock for a `fork()` (see [`ForkHold`]).
 pub(crate) fn fork_hold() -> ForkHold {
     ForkHold(PROFILE.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// Installs what the profiler needs around `fork()` (the stack walk's
+/// handler; the profile's own lock is the heap's handlers' to hold).
+pub(crate) fn install_fork_handlers() {
+    walk::install_fork_handlers();
 }
 
 /// Whether the calling thread may take a sample now: false while it is

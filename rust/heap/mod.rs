@@ -1204,6 +1204,23 @@ extern "C" fn fork_after() {
     PROFILE_FORK.release();
 }
 
+/// Installs the heap's fork handlers (and the profiler's) as the program,
+/// or the library memres is linked into, is loaded: before `main` and the
+/// threads it starts. Installed lazily instead, at a thread's first
+/// allocation, a fork by one thread while another was still installing
+/// them would copy the heap's and the profiler's locks unprotected (seen:
+/// a child that found the profile's lock held).
+#[cfg(all(target_os = "linux", not(miri)))]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INSTALL_AT_LOAD: extern "C" fn() = install_at_load;
+
+#[cfg(all(target_os = "linux", not(miri)))]
+extern "C" fn install_at_load() {
+    Heap::install_fork_handlers();
+    crate::profile::install_fork_handlers();
+}
+
 /// The profiler's lock, held across a `fork()` (see `fork_prepare`).
 static PROFILE_FORK: fork::ForkSlot<crate::profile::ForkHold> = fork::ForkSlot::new();
 

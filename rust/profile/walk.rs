@@ -22,7 +22,9 @@
 //! - Every address they read on the stack lies between the stack pointer
 //!   at the walk's start and the top of the calling thread's stack (from
 //!   `pthread_getattr_np`, kept per thread), 8-aligned, with room for the
-//!   word read: the part of the stack in use, which is mapped. A wrong
+//!   word read: the part of the stack in use, which is mapped. A walk
+//!   whose stack pointer is not in that stack (on a signal's alternate
+//!   stack, a coroutine's) reads nothing. A wrong
 //!   frame pointer or table can end the walk or give a wrong return
 //!   address, never read outside that.
 //! - Frame pointers strictly increase along the walk (stacks grow down), so
@@ -32,7 +34,7 @@
 //!   sees it, outside the Rust abstract machine's view of other frames'
 //!   locals (which no Rust pointer may read).
 
-#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri)))]
+#[cfg(all(target_os = "linux", target_env = "gnu", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri)))]
 mod tables;
 
 use core::cell::Cell;
@@ -95,11 +97,50 @@ pub fn walk() -> Walk {
     }
 }
 
+/// Installs the tables walk's `fork()` handler (nothing without it).
+pub(crate) fn install_fork_handlers() {
+    #[cfg(all(
+        target_os = "linux",
+        target_env = "gnu",
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        not(miri)
+    ))]
+    tables::install_fork_handler();
+}
+
+/// Whether the tables walk lost the loader's lock to a `fork()`.
+fn tables_lost() -> bool {
+    #[cfg(all(
+        target_os = "linux",
+        target_env = "gnu",
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        not(miri)
+    ))]
+    return tables::loader_lost();
+    #[cfg(not(all(
+        target_os = "linux",
+        target_env = "gnu",
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        not(miri)
+    )))]
+    return false;
+}
+
 /// The tables walk; false if it cannot run here.
 fn tables(stack: &mut Frames) -> bool {
-    #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri)))]
+    #[cfg(all(
+        target_os = "linux",
+        target_env = "gnu",
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        not(miri)
+    ))]
     return tables::walk(stack);
-    #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))))]
+    #[cfg(not(all(
+        target_os = "linux",
+        target_env = "gnu",
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        not(miri)
+    )))]
     return {
         let _ = stack;
         false
@@ -134,7 +175,12 @@ impl Frames {
     }
 
     #[cfg_attr(
-        not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))),
+        not(all(
+            target_os = "linux",
+            target_env = "gnu",
+            any(target_arch = "x86_64", target_arch = "aarch64"),
+            not(miri)
+        )),
         allow(dead_code)
     )]
     fn clear(&mut self) {
@@ -153,6 +199,12 @@ impl Frames {
 pub(super) fn trace(stack: &mut Frames) -> Walk {
     let walk = walk();
     let walked = match walk {
+        Walk::Tables if tables_lost() => {
+            // A child of `fork()` that may have lost the loader's lock: the
+            // unwinder may need that lock too (see `tables`).
+            frame_pointers(stack);
+            return Walk::FramePointers;
+        }
         Walk::Tables => tables(stack),
         Walk::FramePointers => frame_pointers(stack),
         Walk::Unwinder => false,
@@ -219,8 +271,12 @@ fn look_up_stack() -> Option<(usize, usize)> {
 /// takes the unwinder's).
 #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(miri)))]
 fn frame_pointers(stack: &mut Frames) -> bool {
-    let Some((_, high)) = stack_bounds() else { return false };
+    let Some((stack_low, high)) = stack_bounds() else { return false };
     let (mut fp, low) = registers();
+    if !(stack_low..high).contains(&low) {
+        // On another stack (a signal's, a coroutine's): the unwinder's.
+        return false;
+    }
     // The first frame is this function's own (kept by `inline(never)` on
     // `trace` and here): its caller's return address is the first pushed.
     while !stack.is_full() && fp >= low && fp % 8 == 0 && fp < high - 16 {

@@ -17,15 +17,32 @@
 //!   loader's lock (no `dlclose` can unmap a module meanwhile), and after
 //!   the list was checked against the loader's counts under that lock: the
 //!   bytes it names are mapped then.
+//! - A `Mapped` covers read-only bytes only: the `PT_GNU_EH_FRAME` segment
+//!   and `.eh_frame` up to the end of the file-backed part of a `PT_LOAD`
+//!   segment that is not writable (a module whose tables lie elsewhere is
+//!   left out: its frames end the walk or take framehop's frame-pointer
+//!   fallback). Header arithmetic is checked; a module whose numbers
+//!   overflow is left out.
 //! - The stack is read only between the stack pointer at the walk's start
-//!   and the thread's stack top, 8-aligned, as the frame-pointer walk reads
-//!   it (see the parent module's invariants).
+//!   and the thread's stack top, 8-aligned, and only if that stack pointer
+//!   lies in the thread's stack (not on a signal's or a coroutine's stack),
+//!   as the frame-pointer walk reads it (see the parent module's
+//!   invariants).
 //! - `WALKERS` counts the threads between asking for the loader's lock
 //!   (`dl_iterate_phdr`) and letting it go. A child of `fork()` does not
 //!   get back a lock that a thread it does not have held: glibc does not
 //!   reset this one. So a child forked while `WALKERS` was not zero never
 //!   calls `dl_iterate_phdr` from a walk (`LOADER_LOST`): its samples walk
-//!   with the unwinder, whose look-ups take no lock.
+//!   by frame pointers (not the unwinder: an older libgcc finds its tables
+//!   through the same lock). The handler that sets `LOADER_LOST` is
+//!   registered as the program is loaded, before any thread can walk.
+//! - Lock order: the loader's lock, then (tried) `TABLES`, then what the
+//!   heap takes when the callback allocates (a rebuilt module list). So
+//!   nothing that holds a heap lock or the profile's lock may call into the
+//!   loader: `record` walks holding neither, and names are looked up (by
+//!   `backtrace`, which calls `dl_iterate_phdr`) outside the profile's lock.
+//!   glibc's lock is recursive, which the rebuild's nested
+//!   `dl_iterate_phdr` needs: this walk is for glibc only.
 //! - `TABLES` is only ever tried (`try_lock`), never waited for, and only
 //!   inside the loader's lock, so no order of locks can deadlock (a sample
 //!   that finds it taken walks with the unwinder), and a child forked while
@@ -58,9 +75,13 @@ impl Deref for Mapped {
             return &[];
         }
         let start = core::ptr::with_exposed_provenance::<u8>(self.start);
-        // SAFETY: a `Mapped` is only read during a walk, when the module it
-        // names is loaded and its bytes mapped and never written (see the
-        // module's invariants); the loader exposed their addresses.
+        // SAFETY: `Mapped` is private to this module, and its values live
+        // only in the modules given to framehop, which reads them in
+        // `iter_frames` alone (`add_module` does not): in `each_first`,
+        // with the loader's lock held and the list checked current, so the
+        // module is loaded and these bytes, read-only ones of it (see the
+        // module's invariants), are mapped and never written. Their
+        // addresses come from the loader as integers: exposed provenance.
         unsafe { core::slice::from_raw_parts(start, self.len) }
     }
 }
@@ -80,8 +101,23 @@ static TABLES: Mutex<Option<Tables>> = Mutex::new(None);
 static WALKERS: AtomicUsize = AtomicUsize::new(0);
 /// Set in a child forked while a walk may have held the loader's lock.
 static LOADER_LOST: AtomicBool = AtomicBool::new(false);
-/// Whether `in_child` is registered to run after `fork()`.
+/// Whether `in_child` is registered (or being registered) to run after
+/// `fork()`.
 static AT_FORK: AtomicBool = AtomicBool::new(false);
+
+/// Registers `in_child`, once: as the program is loaded (the heap's
+/// constructor calls this), and at the first walk should that not have run.
+pub(crate) fn install_fork_handler() {
+    if !AT_FORK.load(Ordering::Acquire) && !AT_FORK.swap(true, Ordering::AcqRel) {
+        crate::os::at_fork(nothing, nothing, in_child);
+    }
+}
+
+/// Whether a child of `fork()` lost the loader's lock (see the module's
+/// invariants): then walks go by frame pointers.
+pub(super) fn loader_lost() -> bool {
+    LOADER_LOST.load(Ordering::Relaxed)
+}
 
 /// After `fork()`, in the child: a walk that was under way in the parent
 /// may have left the loader's lock held for good.
@@ -95,8 +131,7 @@ extern "C" fn nothing() {}
 
 /// What the walk's callback needs, and what it found.
 struct Walking<'a> {
-    pc: u64,
-    regs: Regs,
+    registers: Registers,
     low: usize,
     high: usize,
     stack: &'a mut super::Frames,
@@ -108,15 +143,14 @@ struct Walking<'a> {
 /// if it cannot (then the caller walks another way).
 #[inline(never)]
 pub(super) fn walk(stack: &mut super::Frames) -> bool {
-    let Some((_, high)) = super::stack_bounds() else { return false };
-    let (pc, regs, low) = registers();
-    if LOADER_LOST.load(Ordering::Relaxed) {
+    let Some((stack_low, high)) = super::stack_bounds() else { return false };
+    let registers = registers();
+    let low = registers.sp as usize;
+    if !(stack_low..high).contains(&low) || loader_lost() {
         return false;
     }
-    if !AT_FORK.load(Ordering::Relaxed) && !AT_FORK.swap(true, Ordering::Relaxed) {
-        crate::os::at_fork(nothing, nothing, in_child);
-    }
-    let mut walking = Walking { pc, regs, low, high, stack, walked: false };
+    install_fork_handler();
+    let mut walking = Walking { registers, low, high, stack, walked: false };
     // Counted before the lock is asked for: a fork from now on may find it
     // held (see the module's invariants).
     WALKERS.fetch_add(1, Ordering::SeqCst);
@@ -149,6 +183,7 @@ unsafe extern "C" fn each_first(info: *mut libc::dl_phdr_info, size: usize, data
     }
     // SAFETY: the loader's record, whose size was checked to hold the counts.
     let loads = unsafe { ((*info).dlpi_adds, (*info).dlpi_subs) };
+    // Lock order: see the module's invariants.
     let mut tables = match TABLES.try_lock() {
         Ok(tables) => tables,
         Err(TryLockError::Poisoned(tables)) => tables.into_inner(),
@@ -157,10 +192,10 @@ unsafe extern "C" fn each_first(info: *mut libc::dl_phdr_info, size: usize, data
     if tables.as_ref().is_none_or(|t| t.loads != loads) {
         let mut unwinder = Unwinder::new();
         // SAFETY: `each_module` is a callback `dl_iterate_phdr` expects, fed
-        // an `Unwinder`; the loader's lock is recursive, and is held here.
+        // an `Unwinder`; glibc's loader lock is recursive (held here).
         unsafe { libc::dl_iterate_phdr(Some(each_module), (&raw mut unwinder).cast()) };
-        let cache = tables.take().map_or_else(Cache::new, |t| t.cache);
-        *tables = Some(Tables { unwinder, cache, loads });
+        // A new cache: rules cached for the old list must not be used.
+        *tables = Some(Tables { unwinder, cache: Cache::new(), loads });
     }
     let Some(Tables { unwinder, cache, .. }) = tables.as_mut() else { return 1 };
     let (low, high) = (walking.low, walking.high);
@@ -173,7 +208,8 @@ unsafe extern "C" fn each_first(info: *mut libc::dl_phdr_info, size: usize, data
         // which is mapped (checked above); a machine load.
         Ok(unsafe { super::load(addr) } as u64)
     };
-    let mut frames = unwinder.iter_frames(walking.pc, walking.regs, cache, &mut read_stack);
+    let regs = walking.registers.for_unwinder(unwinder);
+    let mut frames = unwinder.iter_frames(walking.registers.pc, regs, cache, &mut read_stack);
     while !walking.stack.is_full() {
         let Ok(Some(frame)) = frames.next() else { break };
         let Ok(address) = usize::try_from(frame.address()) else { break };
@@ -211,20 +247,35 @@ unsafe extern "C" fn each_module(info: *mut libc::dl_phdr_info, _size: usize, da
 }
 
 /// A module's unwind tables, from its program headers: `None` if it has
-/// no `.eh_frame_hdr` the walk can read.
+/// no `.eh_frame_hdr` the walk can read (see the module's invariants).
 fn module(bias: usize, headers: &[libc::Elf64_Phdr]) -> Option<Module<Mapped>> {
     let segments = || headers.iter().filter(|h| h.p_type == libc::PT_LOAD);
-    let at = |h: &libc::Elf64_Phdr| (h.p_vaddr as usize, h.p_vaddr as usize + h.p_memsz as usize);
-    let low = segments().map(|h| at(h).0).min()?;
-    let high = segments().map(|h| at(h).1).max()?;
-    let hdr = headers.iter().find(|h| h.p_type == libc::PT_GNU_EH_FRAME).map(at)?;
-    if hdr.1 - hdr.0 < 8 {
+    // A segment's bytes in memory, and the part the file backs.
+    let span = |h: &libc::Elf64_Phdr, size: u64| {
+        let start = usize::try_from(h.p_vaddr).ok()?;
+        Some((start, start.checked_add(usize::try_from(size).ok()?)?))
+    };
+    let read_only = |start: usize, end: usize| {
+        segments()
+            .filter(|h| h.p_flags & libc::PF_W == 0)
+            .filter_map(|h| span(h, h.p_filesz))
+            .find(|&(s, e)| s <= start && start < e && end <= e)
+    };
+    let mut low = usize::MAX;
+    let mut high = 0;
+    for h in segments() {
+        let (start, end) = span(h, h.p_memsz)?;
+        (low, high) = (low.min(start), high.max(end));
+    }
+    let hdr = headers.iter().find(|h| h.p_type == libc::PT_GNU_EH_FRAME).and_then(|h| span(h, h.p_memsz))?;
+    if hdr.1 - hdr.0 < 8 || read_only(hdr.0, hdr.1).is_none() {
         return None;
     }
-    // SAFETY: the PT_GNU_EH_FRAME segment is mapped and read-only while the
-    // module is loaded (the loader's lock is held), 8 bytes or more.
+    // SAFETY: the PT_GNU_EH_FRAME segment lies in a loaded read-only
+    // segment's file-backed bytes (checked above), mapped while the module
+    // is loaded (the loader's lock is held), 8 bytes or more.
     let (version, encoding, pointer) = unsafe {
-        let at = core::ptr::with_exposed_provenance::<u8>(bias + hdr.0);
+        let at = core::ptr::with_exposed_provenance::<u8>(bias.wrapping_add(hdr.0));
         (at.read(), at.add(1).read(), at.add(4).cast::<i32>().read_unaligned())
     };
     // `.eh_frame`'s address: linkers write it 4-byte, relative to where it
@@ -237,9 +288,9 @@ fn module(bias: usize, headers: &[libc::Elf64_Phdr]) -> Option<Module<Mapped>> {
     if version != 1 {
         return None;
     }
-    // It runs to the end of the segment holding it at most.
-    let end = segments().map(at).find(|&(start, end)| (start..end).contains(&eh_frame))?.1;
-    let mapped = |(start, end): (usize, usize)| Mapped { start: bias + start, len: end - start };
+    // It runs to the end of the read-only bytes holding it at most.
+    let (_, end) = read_only(eh_frame, eh_frame.checked_add(1)?)?;
+    let mapped = |(start, end): (usize, usize)| Mapped { start: bias.wrapping_add(start), len: end - start };
     let info = ExplicitModuleSectionInfo {
         base_svma: 0,
         eh_frame_svma: Some(eh_frame as u64..end as u64),
@@ -248,31 +299,63 @@ fn module(bias: usize, headers: &[libc::Elf64_Phdr]) -> Option<Module<Mapped>> {
         eh_frame_hdr: Some(mapped(hdr)),
         ..Default::default()
     };
-    Some(Module::new(String::new(), (bias + low) as u64..(bias + high) as u64, bias as u64, info))
+    let avma = bias.wrapping_add(low) as u64..bias.wrapping_add(high) as u64;
+    Some(Module::new(String::new(), avma, bias as u64, info))
 }
 
-/// This function's caller's program counter and registers, and the stack
-/// pointer (into which this is inlined, so they are `walk`'s).
+/// The registers a walk starts from: the program counter, the stack
+/// pointer, the frame pointer and (AArch64) the link register.
+#[derive(Clone, Copy)]
+struct Registers {
+    pc: u64,
+    sp: u64,
+    fp: u64,
+    #[cfg(target_arch = "aarch64")]
+    lr: u64,
+}
+
+impl Registers {
+    #[cfg(target_arch = "x86_64")]
+    fn for_unwinder(self, _unwinder: &Unwinder<Mapped>) -> Regs {
+        Regs::new(self.pc, self.sp, self.fp)
+    }
+
+    /// With the mask that strips pointer authentication from return
+    /// addresses (signed by code built with `-mbranch-protection`).
+    #[cfg(target_arch = "aarch64")]
+    fn for_unwinder(self, unwinder: &Unwinder<Mapped>) -> Regs {
+        let mask = framehop::aarch64::PtrAuthMask::from_max_known_address(unwinder.max_known_code_address());
+        Regs::new_with_ptr_auth_mask(mask, self.lr, self.sp, self.fp)
+    }
+}
+
+/// The program counter and registers where this is inlined (`walk`: its
+/// `inline(always)` makes them `walk`'s).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn registers() -> (u64, Regs, usize) {
-    let (pc, sp, bp): (u64, u64, u64);
-    // SAFETY: reads the program counter and two registers.
+fn registers() -> Registers {
+    let (pc, sp, fp): (u64, u64, u64);
+    // SAFETY: reads the address of the next instruction and two registers;
+    // touches no memory, no flags, no other register.
     unsafe {
         core::arch::asm!(
             "lea {}, [rip]", "mov {}, rsp", "mov {}, rbp",
-            out(reg) pc, out(reg) sp, out(reg) bp,
+            out(reg) pc, out(reg) sp, out(reg) fp,
             options(nomem, nostack, preserves_flags)
         )
     };
-    (pc, Regs::new(pc, sp, bp), sp as usize)
+    Registers { pc, sp, fp }
 }
 
+/// As on x86-64. The link register read here may be stale by the time of
+/// the walk's first step, which does not use it: past `walk`'s prologue
+/// its tables restore the return address from the stack.
 #[cfg(target_arch = "aarch64")]
 #[inline(always)]
-fn registers() -> (u64, Regs, usize) {
+fn registers() -> Registers {
     let (pc, sp, fp, lr): (u64, u64, u64, u64);
-    // SAFETY: reads the program counter and three registers.
+    // SAFETY: reads this instruction's address and three registers;
+    // touches no memory, no flags, no other register.
     unsafe {
         core::arch::asm!(
             "adr {}, .", "mov {}, sp", "mov {}, x29", "mov {}, x30",
@@ -280,5 +363,5 @@ fn registers() -> (u64, Regs, usize) {
             options(nomem, nostack, preserves_flags)
         )
     };
-    (pc, Regs::new(lr, sp, fp), sp as usize)
+    Registers { pc, sp, fp, lr }
 }
