@@ -43,9 +43,11 @@
 //! totals per resource and stack: its memory is bounded by the live
 //! samples and the distinct stacks, not by how long a program runs.
 //!
-//! A sample costs about 40 000 instructions with the default stack walk
-//! (the platform unwinder) and about 1 000 with frame pointers ([`Walk`],
-//! [`set_walk`]); BENCHMARKS.md has what that is at the default interval.
+//! A sample costs about 5 000 instructions with the default stack walk
+//! (the modules' unwind tables, each address's rule cached), about 40 000
+//! with the platform unwinder and about 1 000 with frame pointers
+//! ([`Walk`], [`set_walk`]); BENCHMARKS.md has what that is at the default
+//! interval.
 //!
 //! Reentrancy: recording allocates (the stack, the list of samples), and
 //! the global allocator may be the heap. While a thread holds the
@@ -57,7 +59,8 @@
 //! # Invariants
 //! - `INTERVAL` is the mean interval in bytes, 0 when off.
 //! - A sample's stack holds the return addresses the walk in force finds
-//!   ([`Walk`]: the unwinder's, or the frame pointers'), the innermost
+//!   ([`Walk`]: the unwind tables', the unwinder's or the frame
+//!   pointers'), the innermost
 //!   first (the walker's, the profiler's and the resource's own frames
 //!   included); they are resolved to names, and those frames dropped, only
 //!   when the profile is written ([`folded`]).
@@ -215,7 +218,9 @@ pub struct SampleInfo {
     /// Nanoseconds from the profile's first sample to this one.
     pub at_ns: u64,
     /// The stack walk that found its stack: the one in force ([`walk`]),
-    /// or the unwinder where that one could not run.
+    /// or a fallback where that one could not run (the unwinder; frame
+    /// pointers in a child of `fork()` that may have lost the loader's
+    /// lock, see [`Walk`]).
     pub walk: Walk,
     /// Whether it was freed.
     pub freed: bool,

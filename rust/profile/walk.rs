@@ -44,8 +44,9 @@ use core::sync::atomic::{AtomicU8, Ordering};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Walk {
     /// The modules' unwind tables, each address's rule cached: right for
-    /// any code. The default; where it cannot run (other than Linux on
-    /// x86-64 or AArch64), the unwinder walks instead.
+    /// any code. The default; where it cannot run (other than glibc Linux
+    /// on x86-64 or AArch64), the unwinder walks instead, and in a child of
+    /// `fork()` forked while a walk held the loader's lock, frame pointers.
     Tables,
     /// The platform unwinder: right for any code, slower.
     Unwinder,

@@ -57,7 +57,7 @@ use std::sync::{Mutex, TryLockError};
 use framehop::aarch64::{CacheAarch64 as Cache, UnwindRegsAarch64 as Regs, UnwinderAarch64 as Unwinder};
 #[cfg(target_arch = "x86_64")]
 use framehop::x86_64::{CacheX86_64 as Cache, UnwindRegsX86_64 as Regs, UnwinderX86_64 as Unwinder};
-use framehop::{ExplicitModuleSectionInfo, Module, Unwinder as _};
+use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder as _};
 
 /// Bytes of a loaded module: `len` bytes from address `start` (none by
 /// default).
@@ -77,7 +77,7 @@ impl Deref for Mapped {
         let start = core::ptr::with_exposed_provenance::<u8>(self.start);
         // SAFETY: `Mapped` is private to this module, and its values live
         // only in the modules given to framehop, which reads them in
-        // `iter_frames` alone (`add_module` does not): in `each_first`,
+        // `unwind_frame` alone (`add_module` does not): in `each_first`,
         // with the loader's lock held and the list checked current, so the
         // module is loaded and these bytes, read-only ones of it (see the
         // module's invariants), are mapped and never written. Their
@@ -86,10 +86,18 @@ impl Deref for Mapped {
     }
 }
 
+/// How many rule caches a walk spreads its frames over, by depth.
+/// framehop's cache is direct-mapped (509 slots, by address): two return
+/// addresses of one stack in the same slot would evict each other at
+/// every sample (seen: a pool benchmark's stack missed twice a sample, a
+/// quarter of a sample's cost). With a cache per depth modulo `WAYS`, they
+/// collide only if their depths agree too.
+const WAYS: usize = 4;
+
 /// The modules' unwind tables and the rules found so far.
 struct Tables {
     unwinder: Unwinder<Mapped>,
-    cache: Cache,
+    caches: [Cache; WAYS],
     /// The loader's counts of loads and unloads when the list was made.
     loads: (u64, u64),
 }
@@ -195,9 +203,9 @@ unsafe extern "C" fn each_first(info: *mut libc::dl_phdr_info, size: usize, data
         // an `Unwinder`; glibc's loader lock is recursive (held here).
         unsafe { libc::dl_iterate_phdr(Some(each_module), (&raw mut unwinder).cast()) };
         // A new cache: rules cached for the old list must not be used.
-        *tables = Some(Tables { unwinder, cache: Cache::new(), loads });
+        *tables = Some(Tables { unwinder, caches: core::array::from_fn(|_| Cache::new()), loads });
     }
-    let Some(Tables { unwinder, cache, .. }) = tables.as_mut() else { return 1 };
+    let Some(Tables { unwinder, caches, .. }) = tables.as_mut() else { return 1 };
     let (low, high) = (walking.low, walking.high);
     let mut read_stack = |addr: u64| {
         let addr = usize::try_from(addr).map_err(|_| ())?;
@@ -208,15 +216,21 @@ unsafe extern "C" fn each_first(info: *mut libc::dl_phdr_info, size: usize, data
         // which is mapped (checked above); a machine load.
         Ok(unsafe { super::load(addr) } as u64)
     };
-    let regs = walking.registers.for_unwinder(unwinder);
-    let mut frames = unwinder.iter_frames(walking.registers.pc, regs, cache, &mut read_stack);
-    while !walking.stack.is_full() {
-        let Ok(Some(frame)) = frames.next() else { break };
+    let mut regs = walking.registers.for_unwinder(unwinder);
+    // Frame by frame (as framehop's `iter_frames`), each depth with its
+    // cache: this function's own address first, then return addresses
+    // until the stack's end, an unreadable frame or a full stack.
+    let mut frame = FrameAddress::from_instruction_pointer(walking.registers.pc);
+    for depth in 0.. {
         let Ok(address) = usize::try_from(frame.address()) else { break };
-        if address == 0 {
+        walking.stack.push(address);
+        if walking.stack.is_full() {
             break;
         }
-        walking.stack.push(address);
+        let cache = &mut caches[depth % WAYS];
+        let Ok(Some(next)) = unwinder.unwind_frame(frame, &mut regs, cache, &mut read_stack) else { break };
+        let Some(next) = FrameAddress::from_return_address(next) else { break };
+        frame = next;
     }
     walking.walked = true;
     1
