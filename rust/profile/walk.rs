@@ -99,6 +99,8 @@ pub fn walk() -> Walk {
 }
 
 /// Installs the tables walk's `fork()` handler (nothing without it).
+// Called by the heap's load-time constructor (Linux, not Miri).
+#[cfg_attr(not(all(target_os = "linux", not(miri))), allow(dead_code))]
 pub(crate) fn install_fork_handlers() {
     #[cfg(all(
         target_os = "linux",
