@@ -589,29 +589,27 @@ fn profile_prefix() -> String {
     format!("{}.{{pid}}", path.as_deref().unwrap_or("memres-profile"))
 }
 
+/// Reports on stderr that environment variable `name` holds `value`, which
+/// is `what` (the variable is then ignored, or its default used).
+fn report_malformed(name: &str, value: &[u8], what: &str) {
+    let mut line = StackText::new();
+    let _ = writeln!(line, "memres: {name}={}: {what}", String::from_utf8_lossy(value));
+    line.write_to(2);
+}
+
 /// Starts the profiler as `MEMRES_PROFILE` asks, with its dumps at exit and
 /// on `SIGUSR2`. A malformed value is reported and ignored.
 fn start_profile() {
     let Some(value) = env_bytes(c"MEMRES_PROFILE") else { return };
     let Some(interval) = profile_interval(&value).filter(|&i| i > 0) else {
-        let mut line = StackText::new();
-        let _ = writeln!(line, "memres: MEMRES_PROFILE={}: not an interval in bytes", String::from_utf8_lossy(&value));
-        line.write_to(2);
+        report_malformed("MEMRES_PROFILE", &value, "not an interval in bytes");
         return;
     };
     memres::profile::set_dump_prefix(profile_prefix());
     if let Some(name) = env_bytes(c"MEMRES_PROFILE_WALK") {
         match memres::profile::Walk::parse(&name) {
             Some(walk) => memres::profile::set_walk(walk),
-            None => {
-                let mut line = StackText::new();
-                let _ = writeln!(
-                    line,
-                    "memres: MEMRES_PROFILE_WALK={}: not tables, unwinder or fp; walking by the tables",
-                    String::from_utf8_lossy(&name)
-                );
-                line.write_to(2);
-            }
+            None => report_malformed("MEMRES_PROFILE_WALK", &name, "not tables, unwinder or fp; walking by the tables"),
         }
     }
     memres::profile::start(interval);
@@ -656,13 +654,7 @@ extern "C" fn on_load() {
     let every = env_bytes(c"MEMRES_STATS_EVERY").and_then(|value| {
         let period = parse_period(&value);
         if period.is_none() {
-            let mut line = StackText::new();
-            let _ = writeln!(
-                line,
-                "memres: MEMRES_STATS_EVERY={}: not a period (10s, 500ms)",
-                String::from_utf8_lossy(&value)
-            );
-            line.write_to(2);
+            report_malformed("MEMRES_STATS_EVERY", &value, "not a period (10s, 500ms)");
         }
         period
     });
