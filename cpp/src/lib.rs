@@ -201,6 +201,8 @@ mod ffi {
         fn release(self: &SyncMonotonicCore);
         fn stats(self: &SyncMonotonicCore) -> MonotonicStats;
         fn stats_json(self: &SyncMonotonicCore) -> String;
+        fn set_name(self: &SyncMonotonicCore, name: &str);
+        fn name(self: &SyncMonotonicCore) -> String;
     }
 
     extern "Rust" {
@@ -969,6 +971,14 @@ impl SyncMonotonicCore {
 
     fn stats_json(&self) -> String {
         to_json(&self.0.get().stats())
+    }
+
+    fn set_name(&self, name: &str) {
+        self.0.get().set_name(name);
+    }
+
+    fn name(&self) -> String {
+        self.0.get().name().map_or_else(String::new, |n| n.to_string())
     }
 }
 

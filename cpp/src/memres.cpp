@@ -258,6 +258,10 @@ monotonic_stats sync_monotonic_get_stats(const sync_monotonic_core* core) noexce
 std::string sync_monotonic_stats_json(const sync_monotonic_core* core) {
   return std::string(sync_arena_of(core)->stats_json());
 }
+void sync_monotonic_set_name(sync_monotonic_core* core, std::string_view name) {
+  sync_arena_of(core)->set_name(rust::Str(name.data(), name.size()));
+}
+std::string sync_monotonic_name(const sync_monotonic_core* core) { return std::string(sync_arena_of(core)->name()); }
 
 pool_core* unsync_pool_create(std::pmr::memory_resource* upstream, const std::pmr::pool_options& options) {
   if (upstream == nullptr) throw std::invalid_argument("memres::unsynchronized_pool_resource: upstream is null");

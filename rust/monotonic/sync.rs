@@ -42,7 +42,7 @@ use core::alloc::Layout;
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use allocator_api2::alloc::{AllocError, Allocator, Global};
 
@@ -328,6 +328,30 @@ impl<U: MemoryResource> SyncMonotonic<U> {
     pub fn release(&mut self) {
         self.generation.store(fresh_generation(), Ordering::Relaxed);
         self.chunks.get_mut().unwrap_or_else(PoisonError::into_inner).release();
+    }
+
+    /// Names the arena, for the profiler: the regions its threads carve are
+    /// sampled as blocks of the [`Monotonic`] they come from, whose name
+    /// this is, so their stacks start with `name (Monotonic)`.
+    ///
+    /// ```
+    /// let arena = memres::SyncMonotonic::new().named("frame-arena");
+    /// assert_eq!(arena.name().as_deref(), Some("frame-arena"));
+    /// ```
+    #[must_use]
+    pub fn named(self, name: &str) -> Self {
+        self.set_name(name);
+        self
+    }
+
+    /// Names the arena (see [`named`](Self::named)), from any thread.
+    pub fn set_name(&self, name: &str) {
+        self.locked(|chunks| chunks.set_name(name));
+    }
+
+    /// The arena's name, if it was given one.
+    pub fn name(&self) -> Option<Arc<str>> {
+        self.locked(Monotonic::name)
     }
 
     /// The arena's counts. `used` counts whole regions (what the threads have

@@ -132,6 +132,27 @@ fn a_profile_is_cut_by_the_arenas_names() {
     };
     let (r, c) = (of("request-arena (Monotonic);"), of("cache:lru (Monotonic);"));
     assert!((r / (r + c) - 0.75).abs() < 0.075, "the request arena's share {:.3}", r / (r + c));
+
+    // The thread-safe arena: its threads' regions are sampled under its name.
+    profile::clear();
+    profile::start(4096);
+    let shared = memres::SyncMonotonic::new().named("shared;arena");
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..20_000 {
+                    shared.allocate(Layout::new::<[u8; 48]>()).unwrap();
+                }
+            });
+        }
+    });
+    profile::stop();
+    let folded = profile::folded();
+    assert_eq!(shared.name().as_deref(), Some("shared:arena"));
+    assert!(
+        folded.lines().any(|l| l.starts_with("shared:arena (Monotonic);")),
+        "the thread-safe arena's samples carry its name:\n{folded}"
+    );
 }
 
 #[inline(never)]

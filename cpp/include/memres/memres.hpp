@@ -222,6 +222,8 @@ void sync_monotonic_reset(sync_monotonic_core* core) noexcept;
 void sync_monotonic_release(sync_monotonic_core* core) noexcept;
 monotonic_stats sync_monotonic_get_stats(const sync_monotonic_core* core) noexcept;
 std::string sync_monotonic_stats_json(const sync_monotonic_core* core);
+void sync_monotonic_set_name(sync_monotonic_core* core, std::string_view name);
+std::string sync_monotonic_name(const sync_monotonic_core* core);
 
 // A thread's region in one synchronized_monotonic_buffer_resource's cycle,
 // the C++ twin of the Rust arena's table (its own entries: a thread using
@@ -669,6 +671,13 @@ class synchronized_monotonic_buffer_resource : public std::pmr::memory_resource 
   monotonic_stats stats() const noexcept { return detail::sync_monotonic_get_stats(core_); }
   /// stats() as one JSON object, as monotonic_buffer_resource::stats_json().
   std::string stats_json() const { return detail::sync_monotonic_stats_json(core_); }
+  /// Beyond std: names the resource for the profiler (memres::profile_start):
+  /// the regions its threads carve are sampled as blocks of the Rust arena
+  /// they come from, so their stacks start with "name (Monotonic)". A ';' in
+  /// the name becomes ':'.
+  void set_name(std::string_view name) { detail::sync_monotonic_set_name(core_, name); }
+  /// The name set by set_name(), or "".
+  std::string name() const { return detail::sync_monotonic_name(core_); }
 
  protected:
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {

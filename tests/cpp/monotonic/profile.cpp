@@ -99,3 +99,20 @@ TEST(profile_cut_by_named_resource) {
   CHECK(folded.find("\nMonotonic;") != std::string::npos || folded.rfind("Monotonic;", 0) == 0);
   memres::profile_clear();
 }
+
+TEST(profile_names_the_synchronized_arena) {
+  memres::profile_stop();
+  memres::profile_clear();
+  memres::profile_start(4096);
+  memres::synchronized_monotonic_buffer_resource shared;
+  shared.set_name("shared;arena");
+  CHECK(shared.name() == "shared:arena");
+  for (int i = 0; i < 20000; ++i) static_cast<char*>(shared.allocate(48, 8))[0] = 1;
+  memres::profile_stop();
+  const std::string folded = memres::profile_folded();
+  // Its regions are sampled as blocks of the Rust arena they come from.
+  const bool named = support::folded_bytes_of(folded, "shared:arena (Monotonic);") > 0;
+  if (!named) std::fprintf(stderr, "the profile:\n%s", folded.c_str());
+  CHECK(named);
+  memres::profile_clear();
+}
