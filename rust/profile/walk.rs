@@ -1,10 +1,10 @@
 //! The three stack walks a sample may take ([`Walk`]).
 //!
-//! - **The unwind tables** (the default, on Linux x86-64 and AArch64): the
-//!   `.eh_frame` tables every module carries, read in process with each
-//!   address's rule cached (`tables`): right for any code, whether or not
-//!   it keeps frame pointers, and after the first walks through some code
-//!   a few dozen instructions a frame.
+//! - **The unwind tables** (the default, on glibc Linux, x86-64 and
+//!   AArch64): the `.eh_frame` tables every module carries, read in
+//!   process with each address's rule cached (`tables`): right for any
+//!   code, whether or not it keeps frame pointers, and after the first
+//!   walks through some code a few dozen instructions a frame.
 //! - **The unwinder**: `backtrace`'s walk over the platform unwinder
 //!   (libgcc's on Linux), which reads the same tables but parses each
 //!   frame's anew, about 2 000-3 000 instructions a frame. The default
@@ -29,13 +29,38 @@
 //!   address, never read outside that.
 //! - Frame pointers strictly increase along the walk (stacks grow down), so
 //!   it ends; the tables walk ends as `framehop` finds the stack's end (a
-//!   frame that does not move up the stack ends it too) or at `max`.
+//!   frame that does not move up the stack ends it too) or when `Frames`
+//!   is full.
 //! - The loads are inline assembly: they read the stack as the machine
 //!   sees it, outside the Rust abstract machine's view of other frames'
 //!   locals (which no Rust pointer may read).
 
 #[cfg(all(target_os = "linux", target_env = "gnu", any(target_arch = "x86_64", target_arch = "aarch64"), not(miri)))]
 mod tables;
+
+/// Where the tables walk cannot run (other than glibc Linux on x86-64 or
+/// AArch64, or under Miri): it never walks, and needs no fork handler.
+#[cfg(not(all(
+    target_os = "linux",
+    target_env = "gnu",
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    not(miri)
+)))]
+mod tables {
+    pub(super) fn walk(_stack: &mut super::Frames) -> bool {
+        false
+    }
+
+    pub(super) fn loader_lost() -> bool {
+        false
+    }
+
+    #[allow(dead_code)] // Called by the heap's load-time constructor (Linux).
+    pub(crate) fn install_fork_handler() {}
+}
+
+/// Installs the tables walk's `fork()` handler (see `tables`).
+pub(crate) use tables::install_fork_handler as install_fork_handlers;
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -98,58 +123,6 @@ pub fn walk() -> Walk {
     }
 }
 
-/// Installs the tables walk's `fork()` handler (nothing without it).
-// Called by the heap's load-time constructor (Linux, not Miri).
-#[cfg_attr(not(all(target_os = "linux", not(miri))), allow(dead_code))]
-pub(crate) fn install_fork_handlers() {
-    #[cfg(all(
-        target_os = "linux",
-        target_env = "gnu",
-        any(target_arch = "x86_64", target_arch = "aarch64"),
-        not(miri)
-    ))]
-    tables::install_fork_handler();
-}
-
-/// Whether the tables walk lost the loader's lock to a `fork()`.
-fn tables_lost() -> bool {
-    #[cfg(all(
-        target_os = "linux",
-        target_env = "gnu",
-        any(target_arch = "x86_64", target_arch = "aarch64"),
-        not(miri)
-    ))]
-    return tables::loader_lost();
-    #[cfg(not(all(
-        target_os = "linux",
-        target_env = "gnu",
-        any(target_arch = "x86_64", target_arch = "aarch64"),
-        not(miri)
-    )))]
-    return false;
-}
-
-/// The tables walk; false if it cannot run here.
-fn tables(stack: &mut Frames) -> bool {
-    #[cfg(all(
-        target_os = "linux",
-        target_env = "gnu",
-        any(target_arch = "x86_64", target_arch = "aarch64"),
-        not(miri)
-    ))]
-    return tables::walk(stack);
-    #[cfg(not(all(
-        target_os = "linux",
-        target_env = "gnu",
-        any(target_arch = "x86_64", target_arch = "aarch64"),
-        not(miri)
-    )))]
-    return {
-        let _ = stack;
-        false
-    };
-}
-
 /// The return addresses a walk finds, innermost first: up to
 /// [`Frames::MAX`], in place (a sample copies them out, sized to fit).
 pub(super) struct Frames {
@@ -202,13 +175,13 @@ impl Frames {
 pub(super) fn trace(stack: &mut Frames) -> Walk {
     let walk = walk();
     let walked = match walk {
-        Walk::Tables if tables_lost() => {
+        Walk::Tables if tables::loader_lost() => {
             // A child of `fork()` that may have lost the loader's lock: the
             // unwinder may need that lock too (see `tables`).
             frame_pointers(stack);
             return Walk::FramePointers;
         }
-        Walk::Tables => tables(stack),
+        Walk::Tables => tables::walk(stack),
         Walk::FramePointers => frame_pointers(stack),
         Walk::Unwinder => false,
     };
